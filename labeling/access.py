@@ -1,0 +1,62 @@
+"""Who may see and change what. One helper per aggregate, used by every view and endpoint.
+
+A user who is not a member of a project gets 404 for everything in it (its existence is not
+revealed); a member without the needed role gets 403. Staff users are admins of everything.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from .models import Image, Membership, Project
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def projects_for_user(user: User) -> QuerySet[Project]:
+    """Projects the user may see."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(Exists(Membership.objects.filter(project=OuterRef("pk"), user=user)))
+
+
+def user_role(user: User, project: Project) -> str | None:
+    """The user's role in the project: "admin" for staff, a Membership role, or None."""
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return "admin"
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def can_manage(role: str | None) -> bool:
+    return role in ("admin", Membership.Role.MANAGER)
+
+
+def can_create_projects(user: User) -> bool:
+    return user.is_authenticated and (user.is_staff or user.has_perm("labeling.add_project"))
+
+
+def project_for_user(user: User, project_id: int, *, manage: bool = False) -> tuple[Project, str]:
+    """The project and the user's role in it; 404 for outsiders, 403 when `manage` is needed."""
+    project = Project.objects.filter(pk=project_id).first()
+    role = user_role(user, project) if project else None
+    if project is None or role is None:
+        raise Http404("No such project.")
+    if manage and not can_manage(role):
+        raise PermissionDenied("Only the project's managers can do this.")
+    return project, role
+
+
+def image_for_user(user: User, image_id: int) -> tuple[Image, str]:
+    """The image and the user's role in its project; 404 when the user may not see it."""
+    image = Image.objects.select_related("project").filter(pk=image_id).first()
+    role = user_role(user, image.project) if image else None
+    if image is None or role is None:
+        raise Http404("No such image.")
+    return image, role

@@ -1,0 +1,123 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from .models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+
+
+class LabelClassInline(admin.TabularInline):
+    model = LabelClass
+    extra = 0
+    fields = ("name", "prompt", "color", "box_threshold", "order")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "image_count",
+        "box_threshold",
+        "text_threshold",
+        "prompt_mode",
+        "segment",
+        "created_at",
+    )
+    list_filter = ("prompt_mode", "segment", "created_at")
+    search_fields = ("name", "description")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+    inlines = (LabelClassInline, MembershipInline)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_image_count=Count("images"))
+
+    @admin.display(ordering="_image_count", description="images")
+    def image_count(self, obj):
+        return obj._image_count
+
+
+@admin.register(LabelClass)
+class LabelClassAdmin(admin.ModelAdmin):
+    list_display = ("name", "project", "prompt", "color", "box_threshold", "order")
+    list_filter = ("project",)
+    search_fields = ("name", "prompt", "project__name")
+    list_select_related = ("project",)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "project", "role", "created_at")
+    list_filter = ("role", "project")
+    search_fields = ("user__username", "user__email", "project__name")
+    list_select_related = ("user", "project")
+    autocomplete_fields = ("user",)
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = (
+        "original_name",
+        "project",
+        "status",
+        "width",
+        "height",
+        "format",
+        "assignee",
+        "created_at",
+    )
+    list_filter = ("status", "format", "project")
+    search_fields = ("original_name", "sha256", "project__name")
+    list_select_related = ("project", "assignee")
+    readonly_fields = (
+        "sha256",
+        "width",
+        "height",
+        "size_bytes",
+        "format",
+        "created_at",
+        "updated_at",
+        "version",
+    )
+    raw_id_fields = ("assignee", "uploaded_by")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ("id", "image", "label_class", "state", "source", "score", "phrase", "updated_at")
+    list_filter = ("state", "source", "label_class__project")
+    search_fields = ("phrase", "image__original_name", "label_class__name")
+    list_select_related = ("image", "label_class")
+    raw_id_fields = ("image", "label_class", "job", "created_by", "updated_by")
+    readonly_fields = ("version", "created_at", "updated_at")
+
+
+@admin.register(PrelabelJob)
+class PrelabelJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "project",
+        "status",
+        "done",
+        "failed",
+        "total",
+        "annotation_count",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "project")
+    search_fields = ("project__name", "error")
+    list_select_related = ("project",)
+    readonly_fields = ("created_at", "started_at", "finished_at")
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "format", "status", "image_count", "annotation_count", "created_at")
+    list_filter = ("format", "status", "project")
+    search_fields = ("project__name",)
+    list_select_related = ("project",)

@@ -1,0 +1,240 @@
+"""Image ingest: validate uploaded files with Pillow, normalise orientation, hash, thumbnail.
+
+Plain Python over bytes and file objects (no ORM): the services decide what to store.
+Every refusal is an `IngestError` whose message is shown to the user next to the file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import stat
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+# Pillow format name → file extension we store under.
+ACCEPTED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+ACCEPTED_LABEL = "JPEG, PNG, WebP, TIFF or BMP"
+ZIP_EXTENSIONS = (".zip",)
+
+
+class IngestError(Exception):
+    """A file (or a whole archive) that cannot be taken, with the reason for the user."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_image_bytes: int
+    max_image_pixels: int
+    zip_max_entries: int
+    zip_max_total_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from django.conf import settings
+
+        return cls(
+            max_image_bytes=settings.LABELGPT_MAX_IMAGE_BYTES,
+            max_image_pixels=settings.LABELGPT_MAX_IMAGE_PIXELS,
+            zip_max_entries=settings.LABELGPT_ZIP_MAX_ENTRIES,
+            zip_max_total_bytes=settings.LABELGPT_ZIP_MAX_TOTAL_BYTES,
+        )
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A verified image ready to store: `content` is what goes to disk (orientation applied)."""
+
+    content: bytes
+    extension: str
+    sha256: str  # of the uploaded bytes, so the same upload is always recognised
+    width: int
+    height: int
+    format: str
+    thumbnail: bytes  # JPEG
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def prepare_image(data: bytes, *, limits: Limits, thumbnail_size: int = 320) -> PreparedImage:
+    """Verify `data` is a whole image of an accepted format within the limits; prepare it."""
+    if len(data) == 0:
+        raise IngestError("The file is empty.")
+    if len(data) > limits.max_image_bytes:
+        raise IngestError(
+            f"The file is {_human(len(data))}; the limit is {_human(limits.max_image_bytes)} per image."
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    with warnings.catch_warnings():
+        # Our own pixel limit applies; Pillow's bomb warning becomes an error either way.
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        try:
+            with PILImage.open(io.BytesIO(data)) as probe:
+                fmt = probe.format
+                width, height = probe.size
+                if fmt not in ACCEPTED_FORMATS:
+                    raise IngestError(f"{fmt} images are not accepted; use {ACCEPTED_LABEL}.")
+                if width * height > limits.max_image_pixels:
+                    raise IngestError(
+                        f"The image declares {width} × {height} = {width * height:,} pixels; "
+                        f"the limit is {limits.max_image_pixels:,} (decompression bomb protection)."
+                    )
+                probe.verify()
+            with PILImage.open(io.BytesIO(data)) as im:
+                im.load()  # decodes every pixel: catches truncated and corrupt data
+                oriented = ImageOps.exif_transpose(im)
+        except IngestError:
+            raise
+        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+            raise IngestError(f"The image is too large to open safely ({exc}).") from exc
+        except UnidentifiedImageError as exc:
+            raise IngestError(
+                f"Not an image, or an image format that is not accepted ({ACCEPTED_LABEL})."
+            ) from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise IngestError(f"The image is corrupt or truncated ({exc}).") from exc
+
+    content = data
+    if oriented is not im:
+        # EXIF rotated: store the pixels as displayed so every consumer (browser, models,
+        # exports) sees one geometry.
+        content = _encode(oriented, fmt)
+    width, height = oriented.size
+    return PreparedImage(
+        content=content,
+        extension=ACCEPTED_FORMATS[fmt],
+        sha256=sha256,
+        width=width,
+        height=height,
+        format=fmt,
+        thumbnail=make_thumbnail(oriented, thumbnail_size),
+    )
+
+
+def _encode(im: PILImage.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        im.convert("RGB").save(out, "JPEG", quality=95, subsampling=0)
+    else:
+        im.save(out, fmt)
+    return out.getvalue()
+
+
+def make_thumbnail(im: PILImage.Image, size: int) -> bytes:
+    thumb = im.copy()
+    if thumb.mode not in ("RGB", "L"):
+        thumb = thumb.convert("RGBA")
+        background = PILImage.new("RGB", thumb.size, (255, 255, 255))
+        background.paste(thumb, mask=thumb.getchannel("A"))
+        thumb = background
+    thumb.thumbnail((size, size))
+    out = io.BytesIO()
+    thumb.convert("RGB").save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+# Zip archives --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    name: str
+    data: bytes | None = None  # None when refused or skipped
+    error: str = ""  # why the entry is refused
+    skipped: str = ""  # why the entry is passed over (not an image)
+
+
+def _unsafe_name_reason(name: str) -> str:
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(normalised).parts:
+        return 'path with ".."'
+    return ""
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _looks_like_image_name(name: str) -> bool:
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix in {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def iter_zip(fileobj: BinaryIO, *, limits: Limits) -> Iterator[ZipEntry]:
+    """Yield the entries of a zip archive, each with its bytes or the reason it is not taken.
+
+    The whole archive is refused (IngestError) when it is not a zip, has too many entries or
+    declares too many bytes in all. Entries are read into memory with a hard cap, never
+    extracted to disk by their own names, so nothing can be written outside the media folder.
+    """
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError(f"Not a valid zip archive ({exc}).") from exc
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.zip_max_entries:
+            raise IngestError(
+                f"The archive has {len(infos):,} entries; the limit is {limits.zip_max_entries:,}."
+            )
+        declared = sum(info.file_size for info in infos)
+        if declared > limits.zip_max_total_bytes:
+            raise IngestError(
+                f"The archive unpacks to {_human(declared)}; the limit is "
+                f"{_human(limits.zip_max_total_bytes)} (zip bomb protection)."
+            )
+        total_read = 0
+        for info in infos:
+            name = info.filename
+            if info.is_dir():
+                continue
+            reason = _unsafe_name_reason(name)
+            if reason:
+                yield ZipEntry(name, error=f"Refused: {reason} in the archive.")
+                continue
+            if _is_symlink(info):
+                yield ZipEntry(name, error="Refused: symbolic link in the archive.")
+                continue
+            base = PurePosixPath(name).name
+            if name.startswith("__MACOSX/") or base.startswith("."):
+                yield ZipEntry(name, skipped="Hidden or system file.")
+                continue
+            if not _looks_like_image_name(name):
+                yield ZipEntry(name, skipped="Not an image file.")
+                continue
+            if info.file_size > limits.max_image_bytes:
+                yield ZipEntry(
+                    name,
+                    error=f"The file is {_human(info.file_size)}; the limit is "
+                    f"{_human(limits.max_image_bytes)} per image.",
+                )
+                continue
+            try:
+                with archive.open(info) as member:
+                    # Never trust the declared size: read one byte past the limit at most.
+                    data = member.read(limits.max_image_bytes + 1)
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
+                yield ZipEntry(name, error=f"Cannot read this entry ({exc}).")
+                continue
+            if len(data) > limits.max_image_bytes:
+                yield ZipEntry(name, error="The entry unpacks to more than its declared size.")
+                continue
+            total_read += len(data)
+            if total_read > limits.zip_max_total_bytes:
+                raise IngestError("The archive unpacks to more than the size limit (zip bomb protection).")
+            yield ZipEntry(name, data=data)

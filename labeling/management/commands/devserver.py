@@ -1,0 +1,60 @@
+"""`make run`: migrate, seed the demo on first run, then serve the web app and one Celery worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from .seed_demo import read_credentials
+
+
+class Command(BaseCommand):
+    help = "Run the web server and a Celery worker (queues default and gpu) together; Ctrl+C stops both."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--no-worker", action="store_true", help="Serve pages only.")
+
+    def handle(self, *args, port: int, host: str, no_worker: bool, **options):
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database ready.")
+        call_command("seed_demo", if_empty=True, quiet=True)
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("DEBUG", "1")
+        children: list[subprocess.Popen] = []
+        if not no_worker:
+            worker = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,gpu",
+                      "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                      "--without-heartbeat", "--hostname", f"labelgpt-dev-{os.getpid()}@%h"]  # fmt: skip
+            children.append(subprocess.Popen(worker, env=env))
+        web = [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
+        children.append(subprocess.Popen(web, env=env, cwd=settings.BASE_DIR))
+        url = f"http://{host}:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"\nLabelGPT is running at {url}  (Ctrl+C stops it)"))
+        for username, password in read_credentials().items():
+            self.stdout.write(f"  login: {username:<10} password: {password}")
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            self.stderr.write("A process stopped; stopping the others.")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()

@@ -1,0 +1,342 @@
+"""The domain model (see DESIGN.md, "Data")."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+unit_interval = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a color like #1f77b4.")
+
+# Ten distinct colors (matplotlib's tab10), handed out to new classes in turn.
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+]  # fmt: skip
+
+
+def _unit_interval_check(field: str, *, nullable: bool = False) -> models.CheckConstraint:
+    condition = Q(**{f"{field}__gte": 0.0}) & Q(**{f"{field}__lte": 1.0})
+    if nullable:
+        condition |= Q(**{f"{field}__isnull": True})
+    return models.CheckConstraint(condition=condition, name=f"%(class)s_{field}_in_0_1")
+
+
+class Project(models.Model):
+    class PromptMode(models.TextChoices):
+        JOINT = "joint", "All classes in one caption"
+        PER_CLASS = "per_class", "One pass per class"
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    box_threshold = models.FloatField(default=0.35, validators=unit_interval)
+    text_threshold = models.FloatField(default=0.25, validators=unit_interval)
+    keep_threshold = models.FloatField(
+        default=0.1, validators=unit_interval, help_text="Lowest detection score stored."
+    )
+    prompt_mode = models.CharField(max_length=16, choices=PromptMode.choices, default=PromptMode.JOINT)
+    segment = models.BooleanField(default=True, help_text="Run SAM on every detected box.")
+    detector = models.CharField(max_length=200, default="IDEA-Research/grounding-dino-tiny")
+    segmenter = models.CharField(max_length=200, default="vit_b")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            _unit_interval_check("box_threshold"),
+            _unit_interval_check("text_threshold"),
+            _unit_interval_check("keep_threshold"),
+            models.CheckConstraint(
+                condition=Q(keep_threshold__lte=F("box_threshold")),
+                name="project_keep_threshold_le_box_threshold",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("project-detail", kwargs={"project_id": self.pk})
+
+    def clean(self) -> None:
+        if (
+            self.keep_threshold is not None
+            and self.box_threshold is not None
+            and self.keep_threshold > self.box_threshold
+        ):
+            raise ValidationError(
+                {"keep_threshold": "The lowest stored score cannot be above the box threshold."}
+            )
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=100)
+    prompt = models.CharField(
+        max_length=300, blank=True, help_text="Text given to the detector; defaults to the name."
+    )
+    color = models.CharField(max_length=7, default="#1f77b4", validators=[color_validator])
+    box_threshold = models.FloatField(
+        null=True, blank=True, validators=unit_interval, help_text="Overrides the project's threshold."
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        verbose_name_plural = "label classes"
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "project", name="labelclass_unique_name_per_project"),
+            _unit_interval_check("box_threshold", nullable=True),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.name = self.name.strip()
+        self.prompt = self.prompt.strip() or self.name
+        super().save(*args, **kwargs)
+
+    @property
+    def effective_box_threshold(self) -> float:
+        return self.box_threshold if self.box_threshold is not None else self.project.box_threshold
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MANAGER = "manager", "Manager"
+        ANNOTATOR = "annotator", "Annotator"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("user", "project", name="membership_unique_user_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+def image_upload_to(instance: Image, filename: str) -> str:
+    return f"projects/{instance.project_id}/images/{instance.sha256[:2]}/{filename}"
+
+
+def thumbnail_upload_to(instance: Image, filename: str) -> str:
+    return f"projects/{instance.project_id}/thumbs/{instance.sha256[:2]}/{filename}"
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        PRELABELED = "prelabeled", "Pre-labeled"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_upload_to, max_length=300)
+    thumbnail = models.FileField(upload_to=thumbnail_upload_to, max_length=300, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="Of the uploaded bytes; duplicates are refused.")
+    width = models.PositiveIntegerField(help_text="As displayed (EXIF orientation applied).")
+    height = models.PositiveIntegerField()
+    original_name = models.CharField(max_length=255)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    format = models.CharField(max_length=10, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leased_images",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint("project", "sha256", name="image_unique_sha256_per_project"),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_positive_size"),
+        ]
+        indexes = [
+            # Review queue: next image of a project by status, in upload order.
+            models.Index(fields=["project", "status", "id"], name="image_queue_idx"),
+            # Expired leases and "who holds what".
+            models.Index(fields=["assignee", "lease_expires_at"], name="image_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Annotation(models.Model):
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        HUMAN = "human", "Human"
+        IMPORT = "import", "Import"
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="annotations")
+    # Box in image pixels (top-left corner, width, height), as displayed.
+    x = models.FloatField()
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    mask = models.JSONField(null=True, blank=True, help_text="COCO RLE: {size: [h, w], counts: str}.")
+    polygons = models.JSONField(
+        null=True, blank=True, help_text="List of parts; each a list of rings [x0, y0, x1, y1, ...]."
+    )
+    score = models.FloatField(null=True, blank=True)
+    phrase = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PROPOSED)
+    original_box = models.JSONField(
+        null=True, blank=True, help_text="The model's box [x, y, w, h] when a proposal was edited."
+    )
+    original_mask = models.JSONField(null=True, blank=True)
+    job = models.ForeignKey(
+        "PrelabelJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Bounds against the image's own size are checked in clean() / the services: a check
+            # constraint cannot read another table.
+            models.CheckConstraint(
+                condition=Q(x__gte=0) & Q(y__gte=0) & Q(w__gt=0) & Q(h__gt=0), name="annotation_box_positive"
+            ),
+            _unit_interval_check("score", nullable=True),
+        ]
+        indexes = [
+            models.Index(fields=["image", "state"], name="annotation_image_state_idx"),
+            models.Index(fields=["label_class", "state"], name="annotation_class_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_class} on {self.image_id} ({self.state})"
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+    def clean(self) -> None:
+        errors = box_errors(self.box, width=self.image.width, height=self.image.height)
+        if errors:
+            raise ValidationError({"x": errors})
+        if self.label_class_id and self.label_class.project_id != self.image.project_id:
+            raise ValidationError({"label_class": "The class belongs to another project."})
+
+
+BOX_TOLERANCE = 1e-6
+
+
+def box_errors(box: tuple[float, float, float, float], *, width: int, height: int) -> list[str]:
+    """Why a box [x, y, w, h] does not fit in a width × height image (empty when it does)."""
+    x, y, w, h = box
+    errors = []
+    if w <= 0 or h <= 0:
+        errors.append(f"Box width and height must be positive (got {w} × {h}).")
+    if x < 0 or y < 0:
+        errors.append(f"Box corner ({x}, {y}) is outside the image.")
+    if x + w > width + BOX_TOLERANCE or y + h > height + BOX_TOLERANCE:
+        errors.append(f"Box [{x}, {y}, {w}, {h}] goes past the image's {width} × {height} pixels.")
+    return errors
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class PrelabelJob(models.Model):
+    Status = JobStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    params = models.JSONField(default=dict, help_text="Snapshot: models, thresholds, classes, prompts.")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    annotation_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="job_project_recent_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(done__lte=F("total")), name="job_done_le_total"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pre-label job {self.pk} ({self.status})"
+
+
+class Export(models.Model):
+    class Format(models.TextChoices):
+        COCO = "coco", "COCO JSON"
+        YOLO_DETECT = "yolo_detect", "YOLO detect"
+        YOLO_SEGMENT = "yolo_segment", "YOLO segment"
+        VOC = "voc", "Pascal VOC"
+
+    Status = JobStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=16, choices=Format.choices)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    file = models.FileField(upload_to="exports/", max_length=300, blank=True)
+    image_count = models.PositiveIntegerField(default=0)
+    annotation_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="export_project_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_format_display()} export {self.pk} ({self.status})"

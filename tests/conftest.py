@@ -1,0 +1,75 @@
+"""Shared fixtures: users with roles, a project, and image bytes made with Pillow."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from labeling import services
+from labeling.models import Membership
+
+PASSWORD = "correct-horse-battery-staple"  # noqa: S105
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Every test writes its files under its own temporary media folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+def make_user(username: str, **fields):
+    return get_user_model().objects.create_user(username=username, password=PASSWORD, **fields)
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("boss", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def manager(db):
+    return make_user("manny")
+
+
+@pytest.fixture
+def annotator(db):
+    return make_user("anna")
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("olga")
+
+
+@pytest.fixture
+def project(manager, annotator):
+    project = services.project_create(
+        user=manager,
+        name="Kitchen",
+        classes=[{"name": "cat"}, {"name": "coffee cup", "prompt": "a cup of coffee"}],
+    )
+    services.membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+    return project
+
+
+def image_bytes(fmt: str = "PNG", size=(64, 48), color=(200, 30, 30), **save_options) -> bytes:
+    """A small real image in the given Pillow format."""
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, color).save(buffer, fmt, **save_options)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def client_for(client):
+    """Log a user in on the test client: `client_for(user)`."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login

@@ -1,0 +1,60 @@
+"""The Celery app. Queues: "default" (light work: thumbnails, exports) and "gpu" (model work)."""
+
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+app = Celery("labelgpt")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def _configure() -> None:
+    from django.conf import settings
+
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_default_queue="default",
+        task_queues=(
+            Queue("default", Exchange("default"), routing_key="default"),
+            Queue("gpu", Exchange("gpu"), routing_key="gpu"),
+        ),
+        task_routes={"inference.tasks.gpu_*": {"queue": "gpu"}},
+        # A task is acknowledged only once it has finished, and is given back to the queue when
+        # its worker dies, so a killed worker loses no work (tasks are idempotent).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        task_ignore_result=settings.CELERY_RESULT_BACKEND is None,
+        task_track_started=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        # Embedded default: messages are files under var/broker, shared by web and worker.
+        folder = settings.CELERY_BROKER_DIR
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+        # The filesystem transport has no broadcast exchange: no remote control, gossip, mingle.
+        app.conf.worker_enable_remote_control = False
+    elif settings.CELERY_BROKER_URL.startswith("redis"):
+        # Long GPU tasks must not be redelivered while still running (acks_late).
+        app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_TASK_TIME_LIMIT + 300}
+
+
+_configure()
+app.autodiscover_tasks()
