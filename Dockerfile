@@ -38,14 +38,15 @@ RUN pip install --no-deps -e . \
     && python -m compileall -q webapp labeling inference
 
 # Runtime locations: code and collected static files are read-only for the app user; uploads
-# (MEDIA_ROOT), model caches and var/ live under /data, owned by the app user so that named
-# volumes mounted there start with the right owner.
+# (MEDIA_ROOT) and var/ live under /data, owned by the app user so that named volumes mounted
+# there start with the right owner. Model weights and caches go to var/models (the inference
+# package's models folder), with the Hugging Face and torch caches inside it: one volume.
 ENV LABELGPT_VAR_DIR=/data/var \
     MEDIA_ROOT=/data/media \
     STATIC_ROOT=/app/staticfiles \
     LABELGPT_MANIFEST_STATIC=1 \
-    HF_HOME=/data/models/huggingface \
-    TORCH_HOME=/data/models/torch \
+    HF_HOME=/data/var/models/huggingface \
+    TORCH_HOME=/data/var/models/torch \
     WEB_CONCURRENCY=3 \
     GUNICORN_CMD_ARGS="--worker-tmp-dir /dev/shm --timeout 120 --graceful-timeout 30 --access-logfile -"
 
@@ -55,7 +56,7 @@ RUN SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectsta
 
 RUN groupadd --system --gid 1000 app \
     && useradd --system --uid 1000 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /data/var /data/media /data/models/huggingface /data/models/torch \
+    && mkdir -p /data/media /data/var/models/huggingface /data/var/models/torch \
     && chown -R app:app /data
 
 USER app

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
-from .models import LabelClass, Membership, Project
+from .models import PALETTE, LabelClass, Membership, Project
 
 
 class ProjectForm(forms.ModelForm):
@@ -36,22 +36,31 @@ class LabelClassForm(forms.ModelForm):
 
 
 class BaseLabelClassFormSet(BaseInlineFormSet):
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if form.instance.pk is None:
+            # A new row starts with the palette color of its position (as services.label_class_create
+            # does), not the model's one default: classes made in one go must not all look alike.
+            form.initial["color"] = PALETTE[i % len(PALETTE)]
+        return form
+
     def clean(self) -> None:
         super().clean()
         if any(self.errors):
             return
         seen: set[str] = set()
         kept = 0
+        in_use: list[str] = []
         for form in self.forms:
             if not form.has_changed() and not form.instance.pk:
                 continue
             if self.can_delete and self._should_delete_form(form):
-                in_use = form.instance.pk and form.instance.annotations.exists()
-                if in_use:
-                    form.add_error(
-                        None,
-                        f'Class "{form.instance.name}" has annotations and cannot be deleted; '
-                        "change their class first.",
+                if form.instance.pk and form.instance.annotations.exists():
+                    # Not form.add_error: a form marked for deletion is left out of the formset's
+                    # validity, so the class would be deleted anyway (ProtectedError, a 500).
+                    in_use.append(
+                        f'Class "{form.initial.get("name", form.instance.name)}" has annotations and '
+                        "cannot be deleted; change their class first."
                     )
                 continue
             name = (form.cleaned_data.get("name") or "").strip().lower()
@@ -59,6 +68,8 @@ class BaseLabelClassFormSet(BaseInlineFormSet):
                 form.add_error("name", "Two classes have this name.")
             seen.add(name)
             kept += 1
+        if in_use:
+            raise forms.ValidationError(in_use)
         if kept == 0:
             raise forms.ValidationError("A project needs at least one class.")
 
@@ -68,6 +79,11 @@ class BaseLabelClassFormSet(BaseInlineFormSet):
         next_order = max((c.order for c in self.instance.classes.all()), default=-1) + 1
         for obj in self.deleted_objects:
             obj.delete()
+        # Renames may swap names (a → b, b → a): park the renamed classes under names nobody
+        # types first, or the unique name constraint fails half-way through (a 500).
+        for obj, changed in self.changed_objects:
+            if "name" in changed:
+                LabelClass.objects.filter(pk=obj.pk).update(name=f"\u2063renaming {obj.pk}")
         for label_class in instances:
             if label_class.pk is None:
                 label_class.order = next_order
@@ -86,8 +102,21 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """A FileField that takes several files (Django's documented recipe): a plain FileField
+    refuses the list the multiple widget gives it ("No file was submitted")."""
+
+    def clean(self, data, initial=None):
+        single_file_clean = super().clean
+        if isinstance(data, list | tuple):
+            return [single_file_clean(item, initial) for item in data]
+        return [single_file_clean(data, initial)]
+
+
 class UploadForm(forms.Form):
-    files = forms.FileField(
+    files = MultipleFileField(
+        # Empty files are refused one by one by the ingest, not for the whole batch here.
+        allow_empty_file=True,
         widget=MultipleFileInput(attrs={"multiple": True, "accept": "image/*,.zip,.tif,.tiff"}),
         help_text="JPEG, PNG, WebP, TIFF, BMP, or zip archives of them.",
     )

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from PIL import ExifTags, ImageOps, UnidentifiedImageError
 from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
 
 # Pillow format name → file extension we store under.
 ACCEPTED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
@@ -74,13 +74,13 @@ def prepare_image(data: bytes, *, limits: Limits, thumbnail_size: int = 320) -> 
     if len(data) == 0:
         raise IngestError("The file is empty.")
     if len(data) > limits.max_image_bytes:
-        raise IngestError(
-            f"The file is {_human(len(data))}; the limit is {_human(limits.max_image_bytes)} per image."
-        )
+        raise IngestError(f"The file is over the limit of {_human(limits.max_image_bytes)} per image.")
     sha256 = hashlib.sha256(data).hexdigest()
     with warnings.catch_warnings():
-        # Our own pixel limit applies; Pillow's bomb warning becomes an error either way.
-        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        # Our own pixel limit applies (checked below, before any pixel is decoded): Pillow's
+        # warning level (89 M pixels) must not refuse images within it. Pillow still refuses
+        # (DecompressionBombError) past twice its level.
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
         try:
             with PILImage.open(io.BytesIO(data)) as probe:
                 fmt = probe.format
@@ -95,11 +95,16 @@ def prepare_image(data: bytes, *, limits: Limits, thumbnail_size: int = 320) -> 
                 probe.verify()
             with PILImage.open(io.BytesIO(data)) as im:
                 im.load()  # decodes every pixel: catches truncated and corrupt data
+                rotated = im.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9)
+                # exif_transpose always returns a new image, so remember whether it rotated.
                 oriented = ImageOps.exif_transpose(im)
         except IngestError:
             raise
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
-            raise IngestError(f"The image is too large to open safely ({exc}).") from exc
+            raise IngestError(
+                f"The image declares more pixels than can be opened safely; the limit is "
+                f"{limits.max_image_pixels:,} (decompression bomb protection)."
+            ) from exc
         except UnidentifiedImageError as exc:
             raise IngestError(
                 f"Not an image, or an image format that is not accepted ({ACCEPTED_LABEL})."
@@ -108,7 +113,7 @@ def prepare_image(data: bytes, *, limits: Limits, thumbnail_size: int = 320) -> 
             raise IngestError(f"The image is corrupt or truncated ({exc}).") from exc
 
     content = data
-    if oriented is not im:
+    if rotated:
         # EXIF rotated: store the pixels as displayed so every consumer (browser, models,
         # exports) sees one geometry.
         content = _encode(oriented, fmt)

@@ -83,7 +83,9 @@ def _grid_context(request: HttpRequest, project: Project) -> dict:
         status = ""
     paginator = Paginator(selectors.image_list(project=project, status=status or None), IMAGES_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
-    return {"page": page, "status": status, "statuses": Image.Status.choices}
+    counts = selectors.image_status_counts(project=project)
+    statuses = [(value, label, counts[value]) for value, label in Image.Status.choices]
+    return {"page": page, "status": status, "statuses": statuses, "counts": counts}
 
 
 @require_GET
@@ -94,7 +96,6 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "role": role,
         "can_manage": can_manage(role),
         "classes": list(project.classes.all()),
-        "counts": selectors.image_status_counts(project=project),
         "upload_form": UploadForm(),
         **_grid_context(request, project),
     }

@@ -132,6 +132,10 @@ STORAGES = {
     },
 }
 
+# Serve static files from the app folders too, so the app works without collectstatic (make run).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
 # Uploads -----------------------------------------------------------------------------------
 # Largest single image file accepted, and largest request body (a zip or many files).
 LABELGPT_MAX_IMAGE_BYTES = env_int("LABELGPT_MAX_IMAGE_BYTES", 50 * 1024 * 1024)

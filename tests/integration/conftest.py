@@ -1,0 +1,252 @@
+"""A real Celery worker process on a test-only Redis database, sharing the test's DB and media.
+
+The worker runs `python -m celery -A webapp worker -Q default,gpu ...` as a subprocess with:
+
+- CELERY_BROKER_URL / CELERY_RESULT_BACKEND: Redis databases 15 / 14 on the host of REDIS_URL
+  (flushed before each test, so no message from an earlier run is delivered);
+- DATABASE_URL: pytest-django's *test* database (`test_<name>`), so the worker sees the rows a
+  `transactional_db` test has committed;
+- MEDIA_ROOT: the per-test media folder set by the autouse fixture in tests/conftest.py.
+
+The test process sends to the same broker: `webapp.celery_app.conf` is pointed there for the
+test and restored afterwards.
+
+Needs REDIS_URL, a reachable Redis and PostgreSQL. Without them the tests are skipped, except
+under CI=true, where a missing service is an error. SQLite is skipped (with the same CI rule):
+a separate process cannot reliably see pytest's SQLite test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import kombu.pools
+import pytest
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+from webapp import celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER_DB = 15
+RESULT_DB = 14
+READY_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 15
+WORKER_ARGS = (
+    "-A", "webapp", "worker", "-Q", "default,gpu", "--concurrency", "1", "--pool", "prefork",
+    "-l", "INFO", "--without-gossip", "--without-mingle",
+)  # fmt: skip
+
+
+def _unavailable(reason: str):
+    """Skip, or fail under CI=true: CI must never pass by skipping what it is meant to check."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the integration tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _redis_db_url(redis_url: str, db: int) -> str:
+    parts = urlsplit(redis_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def integration_services():
+    """The Redis URL to use; skips (or fails under CI) when a needed service is missing."""
+    from django.conf import settings
+
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        _unavailable("REDIS_URL is not set: the Celery worker tests need Redis (see scripts/run_tests.py)")
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unavailable(f"Redis at {redis_url} does not answer: {exc}")
+    database = settings.DATABASES["default"]
+    if "postgresql" not in database["ENGINE"]:
+        _unavailable(
+            f"the Celery worker tests need PostgreSQL (DATABASE_URL=postgres://...), not "
+            f"{database['ENGINE']}: a separate worker process cannot reliably see pytest's SQLite test DB"
+        )
+    host, port = database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)
+    if not host.startswith("/") and not _reachable(host, port):
+        _unavailable(f"PostgreSQL at {host}:{port} does not answer")
+    return redis_url
+
+
+def test_database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL (as webapp/settings.py parses it) for the given connection settings."""
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = quote(settings_dict.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or ""
+    host = quote(host, safe="") if host.startswith("/") else host
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{credentials}{host}{port}/{quote(settings_dict['NAME'], safe='')}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def _reset_connections() -> None:
+    """Forget the app's cached broker pools and result backend (they hold the old URLs)."""
+    kombu.pools.reset()  # closes and forgets every broker pool of this (test) process
+    backend = celery_app._backend
+    if backend is not None and hasattr(backend, "client"):
+        backend.client.connection_pool.disconnect()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app._backend_cache = None
+    if hasattr(celery_app._local, "backend"):
+        del celery_app._local.backend
+
+
+@pytest.fixture
+def celery_redis(integration_services, settings, monkeypatch):
+    """Point the test process's Celery app at the test broker / result databases (flushed)."""
+    broker_url = _redis_db_url(integration_services, BROKER_DB)
+    backend_url = _redis_db_url(integration_services, RESULT_DB)
+    for url in (broker_url, backend_url):
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+    settings.CELERY_BROKER_URL = broker_url
+    settings.CELERY_RESULT_BACKEND = backend_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    conf = celery_app.conf
+    keys = (
+        "broker_url",
+        "result_backend",
+        "task_ignore_result",
+        "task_always_eager",
+        "broker_transport_options",
+    )
+    saved = {key: conf[key] for key in keys}
+    _reset_connections()
+    conf.update(
+        broker_url=broker_url,
+        result_backend=backend_url,
+        task_ignore_result=False,
+        task_always_eager=False,
+        broker_transport_options={"visibility_timeout": 3600},
+    )
+    # Each task's ignore_result was fixed from task_ignore_result (True: no backend configured
+    # here) when the task was bound; with a backend now, let the results come back.
+    for task in celery_app.tasks.values():
+        monkeypatch.setattr(task, "ignore_result", False)
+    broker = redis.Redis.from_url(broker_url)
+    yield broker
+    broker.close()
+    _reset_connections()
+    conf.update(saved)
+
+
+class Worker:
+    """A `celery worker` subprocess: start() waits until it answers a ping, stop() ends it."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> None:
+        from inference.tasks import ping
+
+        assert self.proc is None, "the worker is already running"
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", *WORKER_ARGS, "--hostname", f"itest-{os.getpid()}@%h"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the pool children go with it
+        )
+        result = ping.apply_async()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                result.get(timeout=1)
+                return
+            except CeleryTimeoutError:
+                pass
+            if self.proc.poll() is not None:
+                pytest.fail(f"the Celery worker exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not answer a ping in {READY_TIMEOUT_S} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish the running task
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.proc = None
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else "(no log)"
+
+
+_failed_key = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember whether any phase of a test failed, so the worker fixture can show its log."""
+    report = yield
+    if report.failed:
+        item.stash[_failed_key] = True
+    return report
+
+
+@pytest.fixture
+def celery_worker_process(request, transactional_db, celery_redis, _media_root, tmp_path):
+    """A stopped worker on the test broker, DB and media; call .start() (the test may send first)."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings",
+        "DATABASE_URL": test_database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "LABELGPT_VAR_DIR": str(tmp_path / "var"),
+        "DB_CONN_MAX_AGE": "0",  # no idle connection left behind to block the test DB's teardown
+        "PYTHONUNBUFFERED": "1",
+    }
+    worker = Worker(env=env, log_path=tmp_path / "celery-worker.log")
+    yield worker
+    worker.stop()
+    if request.node.stash.get(_failed_key, False):
+        print(f"----- Celery worker log ({worker.log_path}) -----\n{worker.log()}")
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """A running worker (it has answered a ping)."""
+    celery_worker_process.start()
+    return celery_worker_process

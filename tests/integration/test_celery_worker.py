@@ -1,0 +1,95 @@
+"""A real `celery worker` process: queues and routing, shared DB and media, durable messages."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+from django.conf import settings
+from PIL import Image as PILImage
+
+from inference.tasks import gpu_ping, ping
+from labeling import services
+from labeling.models import Image
+from labeling.tasks import image_thumbnail_rebuild
+from tests.conftest import image_bytes
+from webapp import celery_app
+
+pytestmark = pytest.mark.integration
+
+RESULT_TIMEOUT_S = 30
+
+
+def queued_messages(broker, queue: str) -> int:
+    """Messages waiting in a queue of kombu's Redis transport (one list per priority step)."""
+    return sum(
+        broker.llen(key)
+        for key in broker.keys(f"{queue}*")
+        if key == queue.encode() or key.startswith(queue.encode() + b"\x06\x16")
+    )
+
+
+def test_it_routes_gpu_tasks_to_the_gpu_queue_by_name():
+    assert celery_app.amqp.router.route({}, "inference.tasks.gpu_ping")["queue"].name == "gpu"
+    assert celery_app.amqp.router.route({}, "inference.tasks.ping")["queue"].name == "default"
+    assert celery_app.amqp.router.route({}, "labeling.tasks.image_thumbnail_rebuild")["queue"].name == (
+        "default"
+    )
+
+
+def test_the_worker_answers_ping_on_default_and_gpu_ping_on_gpu(celery_worker):
+    answer = ping.apply_async().get(timeout=RESULT_TIMEOUT_S)
+    gpu_answer = gpu_ping.apply_async().get(timeout=RESULT_TIMEOUT_S)
+
+    assert answer["queue"] == "default"
+    assert gpu_answer["queue"] == "gpu"
+    assert gpu_answer["device"]  # "cpu" or the CUDA device's name
+    # Run by the worker's pool process, not eagerly in this one.
+    assert answer["pid"] != os.getpid()
+    assert gpu_answer["pid"] == answer["pid"]  # --concurrency 1: the same pool process
+    assert f"itest-{os.getpid()}@" in celery_worker.log()
+
+
+def test_the_worker_rebuilds_a_deleted_thumbnail_from_the_same_db_and_media(celery_worker, project):
+    report = services.images_ingest(
+        project=project, files=[("big.png", io.BytesIO(image_bytes(size=(800, 600))))]
+    )
+    image = Image.objects.get(pk=report.created[0][1])
+    thumb_path = settings.MEDIA_ROOT / image.thumbnail.name
+    assert thumb_path.is_file()
+    thumb_path.unlink()
+
+    rebuilt = image_thumbnail_rebuild.apply_async(args=[image.pk]).get(timeout=RESULT_TIMEOUT_S)
+
+    assert rebuilt is True  # the worker found the row: it reads the test database
+    image.refresh_from_db()
+    thumb_path = settings.MEDIA_ROOT / image.thumbnail.name
+    assert thumb_path.is_file(), f"no thumbnail at {thumb_path}: the worker wrote elsewhere"
+    with PILImage.open(thumb_path) as thumb:
+        assert thumb.format == "JPEG"
+        assert thumb.size == (320, 240)
+    # An id the test database does not have: the worker answers False, it does not crash.
+    assert (
+        image_thumbnail_rebuild.apply_async(args=[image.pk + 10_000]).get(timeout=RESULT_TIMEOUT_S) is False
+    )
+
+
+def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_process, celery_redis):
+    pending = ping.apply_async()
+    gpu_pending = gpu_ping.apply_async()  # no queue given: the router sends it to "gpu"
+
+    # Nobody consumes yet: the messages wait in Redis, each in its own queue.
+    assert queued_messages(celery_redis, "default") == 1
+    assert queued_messages(celery_redis, "gpu") == 1
+    time.sleep(0.5)
+    assert pending.state == "PENDING"
+    assert gpu_pending.state == "PENDING"
+
+    celery_worker_process.start()
+
+    assert pending.get(timeout=RESULT_TIMEOUT_S)["queue"] == "default"
+    assert gpu_pending.get(timeout=RESULT_TIMEOUT_S)["queue"] == "gpu"
+    assert queued_messages(celery_redis, "default") == 0
+    assert queued_messages(celery_redis, "gpu") == 0
