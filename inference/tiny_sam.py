@@ -1,0 +1,159 @@
+"""A tiny, randomly initialised Segment Anything for tests, CI and offline demos.
+
+Built from segment-anything's own classes (ImageEncoderViT, PromptEncoder, MaskDecoder with a
+TwoWayTransformer, Sam), so every code path of the real model runs, only with small sizes:
+a 256-pixel input, a 16x16 embedding of 32 channels. Its masks mean nothing, but they are
+deterministic for a given seed. `build_tiny_sam` writes `sam_tiny.pth` (the state_dict, ~0.5 MB)
+and `sam_tiny.json` (the architecture); `load_tiny_sam` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+
+WEIGHTS_NAME = "sam_tiny.pth"
+CONFIG_NAME = "sam_tiny.json"
+FORMAT = "labelgpt-tiny-sam"
+
+DEFAULT_CONFIG: dict = {
+    "format": FORMAT,
+    "version": 1,
+    "img_size": 256,
+    "patch_size": 16,
+    "encoder_embed_dim": 32,
+    "encoder_depth": 2,
+    "encoder_num_heads": 2,
+    "encoder_global_attn_indexes": [1],
+    "encoder_window_size": 8,
+    "mlp_ratio": 2.0,
+    "prompt_embed_dim": 32,
+    "mask_in_chans": 4,
+    "decoder_depth": 2,
+    "decoder_mlp_dim": 64,
+    "decoder_num_heads": 2,
+    "iou_head_hidden_dim": 32,
+    "num_multimask_outputs": 3,
+    "pixel_mean": [123.675, 116.28, 103.53],
+    "pixel_std": [58.395, 57.12, 57.375],
+}
+
+
+def _build(config: dict) -> Sam:
+    import torch
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    img_size = int(config["img_size"])
+    patch_size = int(config["patch_size"])
+    embed_dim = int(config["prompt_embed_dim"])
+    grid = img_size // patch_size
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=img_size,
+            patch_size=patch_size,
+            embed_dim=int(config["encoder_embed_dim"]),
+            depth=int(config["encoder_depth"]),
+            num_heads=int(config["encoder_num_heads"]),
+            mlp_ratio=float(config["mlp_ratio"]),
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=tuple(config["encoder_global_attn_indexes"]),
+            window_size=int(config["encoder_window_size"]),
+            out_chans=embed_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=int(config["mask_in_chans"]),
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=int(config["num_multimask_outputs"]),
+            transformer=TwoWayTransformer(
+                depth=int(config["decoder_depth"]),
+                embedding_dim=embed_dim,
+                mlp_dim=int(config["decoder_mlp_dim"]),
+                num_heads=int(config["decoder_num_heads"]),
+            ),
+            transformer_dim=embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=int(config["iou_head_hidden_dim"]),
+        ),
+        pixel_mean=list(config["pixel_mean"]),
+        pixel_std=list(config["pixel_std"]),
+    )
+    return sam.eval()
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_tiny_sam(folder: Path, *, seed: int = 0) -> Path:
+    """Write a tiny random SAM into `folder` (created if needed); returns the folder.
+
+    The same seed gives the same weights; the global torch RNG is left untouched.
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {**DEFAULT_CONFIG, "seed": int(seed)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = _build(config)
+    state = sam.state_dict()
+    _atomic_write(folder / WEIGHTS_NAME, lambda handle: torch.save(state, handle))
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / CONFIG_NAME, lambda handle: handle.write(text.encode()))
+    return folder
+
+
+def load_tiny_sam(folder: Path) -> Sam:
+    """The tiny SAM saved in `folder` by `build_tiny_sam`, on the CPU, in eval mode."""
+    import torch
+
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ModelLoadError(
+                f"Tiny SAM not found: {path} is missing. Build it with "
+                f"`python manage.py build_tiny_models` (or inference.tiny_sam.build_tiny_sam)."
+            )
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"Tiny SAM config {config_path} is unreadable: {error}") from error
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelLoadError(f'{config_path} is not a tiny SAM config (no "format": "{FORMAT}").')
+    try:
+        sam = _build({**DEFAULT_CONFIG, **config})
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        sam.load_state_dict(state)
+    except Exception as error:
+        raise ModelLoadError(f"Tiny SAM weights {weights_path} do not load: {error}") from error
+    return sam.eval()

@@ -1,0 +1,29 @@
+"""Fixtures shared by the inference tests: tiny random models built once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_sam_dir(tmp_path_factory):
+    """A folder holding the tiny random SAM (inference.tiny_sam), built once per session."""
+    from inference.tiny_sam import build_tiny_sam
+
+    return build_tiny_sam(tmp_path_factory.mktemp("tiny-sam"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector_dir(tmp_path_factory):
+    """A folder holding the tiny random Grounding DINO (inference.tiny_gdino), built once per session."""
+    from inference.tiny_gdino import build_tiny_grounding_dino
+
+    return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny-grounding-dino"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tiny_detector_dir):
+    """The tiny Grounding DINO loaded on the CPU (shared: tests must not change it)."""
+    from inference.detector import Detector
+
+    return Detector.load(tiny_detector_dir, device="cpu")

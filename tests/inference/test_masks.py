@@ -1,0 +1,252 @@
+"""Mask encodings: RLE and polygon round trips, holes, several parts, boxes."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+from skimage.draw import disk
+
+from inference.masks import (
+    mask_area,
+    mask_box,
+    mask_iou,
+    mask_to_polygons,
+    mask_to_rle,
+    polygons_are_faithful,
+    polygons_to_mask,
+    rle_to_mask,
+)
+
+# pycocotools 2.0.11's C decoder trips numpy 2's copy-keyword deprecation on every call.
+
+
+def ring_with_hole(height=160, width=200) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=bool)
+    mask[disk((80, 90), 60, shape=mask.shape)] = True
+    mask[disk((80, 90), 25, shape=mask.shape)] = False
+    return mask
+
+
+def two_parts(height=120, width=240) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=bool)
+    mask[disk((60, 60), 45, shape=mask.shape)] = True
+    mask[20:100, 140:220] = True
+    return mask
+
+
+def blobs(seed: int, height: int, width: int) -> np.ndarray:
+    """Random smooth blobs (several parts, holes, islands in holes)."""
+    noise = np.random.default_rng(seed).random((height, width)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0) > 0.5
+
+
+NAMED_MASKS = {
+    "hole": ring_with_hole(),
+    "two parts": two_parts(),
+    "empty": np.zeros((30, 40), dtype=bool),
+    "full": np.ones((30, 40), dtype=bool),
+    "single pixel": np.pad(np.ones((1, 1), dtype=bool), ((3, 4), (5, 2))),
+    "one row": np.ones((1, 17), dtype=bool),
+}
+
+
+# --------------------------------------------------------------------------------------- RLE
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rle_round_trips_random_masks(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 90, size=2))
+    mask = rng.random((height, width)) < rng.uniform(0.05, 0.95)
+
+    rle = mask_to_rle(mask)
+
+    assert rle["size"] == [height, width]
+    assert np.array_equal(rle_to_mask(rle), mask)
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_MASKS))
+def test_rle_round_trips_special_masks(name):
+    mask = NAMED_MASKS[name]
+
+    decoded = rle_to_mask(mask_to_rle(mask))
+
+    assert decoded.dtype == bool
+    assert np.array_equal(decoded, mask)
+
+
+def test_rle_is_json_safe_and_readable_by_pycocotools():
+    mask = ring_with_hole()
+
+    rle = json.loads(json.dumps(mask_to_rle(mask)))
+
+    assert isinstance(rle["counts"], str)
+    assert coco_mask.area({"size": rle["size"], "counts": rle["counts"].encode()}) == mask.sum()
+
+
+def test_rle_to_mask_accepts_bytes_counts():
+    mask = two_parts()
+    rle = mask_to_rle(mask)
+
+    assert np.array_equal(rle_to_mask({"size": rle["size"], "counts": rle["counts"].encode()}), mask)
+
+
+def test_rle_to_mask_accepts_uncompressed_counts():
+    mask = np.zeros((4, 3), dtype=bool)
+    mask[1:3, 1] = True  # column-major: 4 + 1 zeros, 2 ones, then 5 zeros
+    assert np.array_equal(rle_to_mask({"size": [4, 3], "counts": [5, 2, 5]}), mask)
+    # A mask that starts with ones: COCO counts then start with a zero-length run.
+    assert rle_to_mask({"size": [2, 2], "counts": [0, 4]}).all()
+
+
+def test_rle_to_mask_rejects_malformed_input():
+    with pytest.raises(ValueError, match="size"):
+        rle_to_mask({"counts": "abc"})
+    with pytest.raises(ValueError, match="add up"):
+        rle_to_mask({"size": [2, 2], "counts": [1, 1]})
+
+
+# ---------------------------------------------------------------------------------- polygons
+
+
+def test_ring_with_hole_round_trips_and_the_hole_stays_a_hole():
+    mask = ring_with_hole()
+
+    polygons = mask_to_polygons(mask)
+    drawn = polygons_to_mask(polygons, *mask.shape)
+
+    assert len(polygons) == 1
+    assert len(polygons[0]) == 2  # the outer boundary, then the hole
+    assert mask_iou(drawn, mask) >= 0.99
+    assert not drawn[80, 90]  # the hole's centre
+    assert not drawn[80, 90 - 20] and not drawn[80 + 20, 90]
+    assert drawn[80, 90 - 45]  # the ring itself
+
+
+def test_two_part_mask_keeps_both_parts():
+    mask = two_parts()
+
+    polygons = mask_to_polygons(mask)
+    drawn = polygons_to_mask(polygons, *mask.shape)
+
+    assert len(polygons) == 2
+    assert all(len(part) == 1 for part in polygons)
+    assert mask_iou(drawn, mask) >= 0.99
+    assert drawn[60, 60] and drawn[60, 180] and not drawn[60, 120]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_zero_tolerance_polygons_reproduce_the_mask_exactly(seed):
+    mask = blobs(seed, 50 + 7 * seed, 70)
+
+    polygons = mask_to_polygons(mask, tolerance=0)
+
+    assert np.array_equal(polygons_to_mask(polygons, *mask.shape), mask)
+
+
+def test_zero_tolerance_is_exact_on_pixel_noise():
+    """Single pixels, diagonal contacts, one-pixel holes: the hardest outlines."""
+    mask = np.random.default_rng(7).random((40, 50)) < 0.5
+
+    assert np.array_equal(polygons_to_mask(mask_to_polygons(mask, tolerance=0), 40, 50), mask)
+
+
+def test_a_rectangle_becomes_its_four_pixel_edge_corners():
+    mask = np.zeros((10, 12), dtype=bool)
+    mask[2:6, 3:8] = True  # rows 2..5, columns 3..7
+
+    (part,) = mask_to_polygons(mask)
+    (ring,) = part
+    corners = set(zip(ring[0::2], ring[1::2], strict=True))
+
+    assert corners == {(3.0, 2.0), (8.0, 2.0), (8.0, 6.0), (3.0, 6.0)}
+
+
+def test_stair_steps_are_cut_into_diagonals():
+    mask = np.tril(np.ones((12, 12), dtype=bool))  # a right triangle with a 45° staircase
+
+    (part,) = mask_to_polygons(mask, tolerance=0.5)
+
+    assert len(part[0]) // 2 <= 4  # not 2 vertices per stair step
+    assert np.array_equal(polygons_to_mask([part], 12, 12), mask)
+
+
+def test_a_box_polygon_covers_exactly_the_box():
+    drawn = polygons_to_mask([[[3, 2, 8, 2, 8, 6, 3, 6]]], 10, 12)
+
+    assert mask_box(drawn) == (3, 2, 5, 4)
+    assert mask_area(drawn) == 20
+
+
+def test_pycocotools_rasterises_outer_rings_as_we_do():
+    mask = two_parts()
+    polygons = mask_to_polygons(mask)
+
+    rles = coco_mask.frPyObjects([part[0] for part in polygons], *mask.shape)
+    theirs = coco_mask.decode(coco_mask.merge(rles)).astype(bool)
+
+    assert np.array_equal(theirs, polygons_to_mask(polygons, *mask.shape))
+
+
+def test_bigger_tolerance_gives_fewer_vertices():
+    mask = ring_with_hole()
+
+    fine = mask_to_polygons(mask, tolerance=0.5)
+    coarse = mask_to_polygons(mask, tolerance=3.0)
+
+    assert len(coarse[0][0]) < len(fine[0][0])
+
+
+def test_rings_reduced_below_three_points_are_dropped():
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2, 2] = True  # a one-pixel speck simplifies to two points
+
+    assert mask_to_polygons(mask, tolerance=1.0) == []
+    assert len(mask_to_polygons(mask, tolerance=0)) == 1
+
+
+def test_empty_mask_has_no_polygons():
+    assert mask_to_polygons(np.zeros((5, 5), dtype=bool)) == []
+    assert not polygons_to_mask([], 5, 5).any()
+
+
+def test_polygons_are_faithful_detects_a_missing_part():
+    mask = two_parts()
+    polygons = mask_to_polygons(mask)
+
+    assert polygons_are_faithful(mask, polygons)
+    assert not polygons_are_faithful(mask, polygons[:1])
+    assert not polygons_are_faithful(
+        ring_with_hole(), [[part[0]] for part in mask_to_polygons(ring_with_hole())]
+    )
+    assert polygons_are_faithful(np.zeros((4, 4), dtype=bool), [])
+
+
+# ------------------------------------------------------------------------------ box and area
+
+
+def test_mask_box_is_tight():
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[4, 7] = True
+    mask[9, 12] = True
+
+    assert mask_box(mask) == (7, 4, 6, 6)
+    assert mask_area(mask) == 2
+
+
+def test_mask_box_of_empty_mask_is_none():
+    assert mask_box(np.zeros((3, 3), dtype=bool)) is None
+    assert mask_area(np.zeros((3, 3), dtype=bool)) == 0
+
+
+def test_mask_box_of_full_mask_is_the_image():
+    assert mask_box(np.ones((3, 5), dtype=bool)) == (0, 0, 5, 3)
+
+
+def test_masks_must_be_two_dimensional():
+    with pytest.raises(ValueError, match="2-D"):
+        mask_to_rle(np.zeros((2, 2, 2), dtype=bool))
