@@ -1,6 +1,7 @@
-"""Celery tasks of the inference app: the one bridge between model code and Django models.
+"""Celery tasks: the one bridge between the model code (plain Python) and Django.
 
-Tasks whose name starts with "gpu_" are routed to the "gpu" queue (webapp/celery.py).
+Tasks whose name starts with "gpu_" are routed to the "gpu" queue (webapp/celery.py). Each task
+takes ids, calls one service, and is idempotent (acks_late: a killed worker's task is re-run).
 """
 
 from __future__ import annotations
@@ -30,3 +31,24 @@ def gpu_ping() -> dict:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
     }
+
+
+@shared_task(name="inference.tasks.prelabel_job_dispatch")
+def prelabel_job_dispatch(job_id: int) -> int:
+    from labeling import prelabel
+
+    return prelabel.prelabel_job_dispatch(job_id=job_id)
+
+
+@shared_task(name="inference.tasks.gpu_prelabel_batch")
+def gpu_prelabel_batch(job_id: int, image_ids: list[int]) -> dict:
+    from labeling import prelabel
+
+    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+
+
+@shared_task(name="inference.tasks.gpu_embed_images")
+def gpu_embed_images(image_ids: list[int]) -> int:
+    from labeling import prelabel
+
+    return prelabel.embeddings_compute(image_ids=image_ids)

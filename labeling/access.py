@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from .models import Image, Membership, Project
+from .models import Image, Membership, PrelabelJob, Project
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -60,3 +60,14 @@ def image_for_user(user: User, image_id: int) -> tuple[Image, str]:
     if image is None or role is None:
         raise Http404("No such image.")
     return image, role
+
+
+def job_for_user(user: User, job_id: int, *, manage: bool = False) -> tuple[PrelabelJob, str]:
+    """A pre-label job and the user's role in its project; 404 / 403 like project_for_user."""
+    job = PrelabelJob.objects.select_related("project").filter(pk=job_id).first()
+    role = user_role(user, job.project) if job else None
+    if job is None or role is None:
+        raise Http404("No such job.")
+    if manage and not can_manage(role):
+        raise PermissionDenied("Only the project's managers can do this.")
+    return job, role

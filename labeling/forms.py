@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
-from .models import PALETTE, LabelClass, Membership, Project
+from .models import PALETTE, LabelClass, Membership, Project, box_errors
 
 
 class ProjectForm(forms.ModelForm):
@@ -138,3 +138,97 @@ class MemberForm(forms.Form):
         if user is None:
             raise forms.ValidationError(f'No active user named "{username}".')
         return user
+
+
+class PrelabelForm(forms.Form):
+    classes = forms.ModelMultipleChoiceField(
+        queryset=LabelClass.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Classes to look for.",
+    )
+    box_threshold = forms.FloatField(
+        min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.01"})
+    )
+    text_threshold = forms.FloatField(
+        min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.01"})
+    )
+    scope = forms.ChoiceField(
+        choices=[
+            ("new", "New images only"),
+            ("not_done", "Every image not yet done (replaces open proposals)"),
+        ],
+        initial="new",
+    )
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["classes"].queryset = project.classes.all()
+        self.fields["classes"].initial = list(project.classes.values_list("pk", flat=True))
+        self.fields["box_threshold"].initial = project.box_threshold
+        self.fields["text_threshold"].initial = project.text_threshold
+
+
+class SegmentForm(forms.Form):
+    """Click-to-segment input: positive / negative points and/or a box, in image pixels."""
+
+    points = forms.JSONField(required=False)
+    labels = forms.JSONField(required=False)
+    box = forms.JSONField(required=False)
+
+    def __init__(self, *args, width: int, height: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.width, self.height = width, height
+
+    def _inside(self, x, y) -> bool:
+        return 0 <= x <= self.width and 0 <= y <= self.height
+
+    def clean_points(self):
+        points = self.cleaned_data.get("points") or []
+        if not isinstance(points, list) or not all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+            for p in points
+        ):
+            raise forms.ValidationError("points must be a list of [x, y] pairs of numbers.")
+        if len(points) > 64:
+            raise forms.ValidationError("At most 64 points.")
+        for x, y in points:
+            if not self._inside(x, y):
+                raise forms.ValidationError(
+                    f"Point ({x}, {y}) is outside the {self.width} × {self.height} image."
+                )
+        return [(float(x), float(y)) for x, y in points]
+
+    def clean_labels(self):
+        labels = self.cleaned_data.get("labels") or []
+        if not isinstance(labels, list) or not all(
+            label in (0, 1) and not isinstance(label, bool) for label in labels
+        ):
+            raise forms.ValidationError("labels must be a list of 1 (positive) and 0 (negative).")
+        return labels
+
+    def clean_box(self):
+        box = self.cleaned_data.get("box")
+        if box in (None, ""):
+            return None
+        if not (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+        ):
+            raise forms.ValidationError("box must be [x, y, width, height] in pixels.")
+        errors = box_errors(tuple(float(v) for v in box), width=self.width, height=self.height)
+        if errors:
+            raise forms.ValidationError(errors)
+        return tuple(float(v) for v in box)
+
+    def clean(self):
+        data = super().clean()
+        points, labels = data.get("points"), data.get("labels")
+        if points is not None and labels is not None:
+            if len(points) != len(labels):
+                raise forms.ValidationError("Give one label per point.")
+            if not points and data.get("box") is None and not self.errors:
+                raise forms.ValidationError("Give at least one point or a box.")
+        return data

@@ -88,6 +88,11 @@ class LabelClass(models.Model):
     box_threshold = models.FloatField(
         null=True, blank=True, validators=unit_interval, help_text="Overrides the project's threshold."
     )
+    max_instances = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text='Keep at most this many per image (1 for referring expressions: "the mug on the left").',
+    )
     order = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -305,10 +310,53 @@ class PrelabelJob(models.Model):
         indexes = [models.Index(fields=["project", "-created_at"], name="job_project_recent_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(done__lte=F("total")), name="job_done_le_total"),
+            # One active job per project: two would fight over the same images' proposals.
+            models.UniqueConstraint(
+                "project",
+                condition=Q(status__in=["queued", "running"]),
+                name="job_one_active_per_project",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Pre-label job {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+    @property
+    def finished_count(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.finished_count / self.total if self.total else 0.0
+
+
+class PrelabelJobItem(models.Model):
+    """One image of a job: claimed exactly once (pending → done | failed), whatever the retries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(PrelabelJob, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    annotation_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint("job", "image", name="jobitem_unique_image_per_job")]
+        indexes = [models.Index(fields=["job", "status"], name="jobitem_job_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in job {self.job_id} ({self.status})"
 
 
 class Export(models.Model):

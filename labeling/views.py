@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import mimetypes
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
-from .access import can_create_projects, can_manage, image_for_user, project_for_user
-from .forms import MemberForm, ProjectForm, UploadForm, label_class_formset
+from . import prelabel, selectors, services
+from .access import can_create_projects, can_manage, image_for_user, job_for_user, project_for_user
+from .forms import MemberForm, PrelabelForm, ProjectForm, SegmentForm, UploadForm, label_class_formset
 from .models import Image, Membership, Project
 
 IMAGES_PER_PAGE = 48
@@ -97,6 +98,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "can_manage": can_manage(role),
         "classes": list(project.classes.all()),
         "upload_form": UploadForm(),
+        "prelabel_form": PrelabelForm(project=project),
+        **_jobs_context(project),
         **_grid_context(request, project),
     }
     return render(request, "labeling/project_detail.html", context)
@@ -211,3 +214,136 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     image, _ = image_for_user(request.user, image_id)
     return _serve(image.thumbnail, download_name=f"thumb-{image.pk}.jpg")
+
+
+# Pre-labeling ------------------------------------------------------------------------------------
+
+
+def _jobs_context(project: Project) -> dict:
+    active, jobs = selectors.project_jobs(project=project)
+    return {"active_job": active, "jobs": jobs}
+
+
+def _render_jobs(request: HttpRequest, project: Project, role: str, **extra) -> HttpResponse:
+    context = {"project": project, "can_manage": can_manage(role), **_jobs_context(project), **extra}
+    return render(request, "labeling/project_detail.html#jobs", context, status=extra.pop("status", 200))
+
+
+@require_POST
+def project_prelabel(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Start a pre-label job (managers)."""
+    project, role = project_for_user(request.user, project_id, manage=True)
+    form = PrelabelForm(request.POST, project=project)
+    error = ""
+    if form.is_valid():
+        options = prelabel.JobOptions(
+            class_ids=[c.pk for c in form.cleaned_data["classes"]],
+            box_threshold=form.cleaned_data["box_threshold"],
+            text_threshold=form.cleaned_data["text_threshold"],
+            scope=form.cleaned_data["scope"],
+        )
+        try:
+            job = prelabel.prelabel_job_start(project=project, user=request.user, options=options)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if request.htmx:
+                return _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
+            messages.success(request, f"Pre-labeling {job.total} image(s) started.")
+            return redirect("project-detail", project_id=project.pk)
+    else:
+        error = " ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+    if request.htmx:
+        return _render_jobs(request, project, role, prelabel_form=form, prelabel_error=error, status=400)
+    messages.error(request, f"Pre-labeling not started: {error}")
+    return redirect("project-detail", project_id=project.pk)
+
+
+@require_GET
+def project_jobs(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The jobs panel: live progress of the active job (polled by htmx) and the recent ones."""
+    project, role = project_for_user(request.user, project_id)
+    if not request.htmx:
+        return redirect("project-detail", project_id=project.pk)
+    return _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
+
+
+@require_GET
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job, role = job_for_user(request.user, job_id)
+    failures = job.items.filter(status="failed").select_related("image").order_by("id")[:500]
+    return render(
+        request,
+        "labeling/job_detail.html",
+        {
+            "job": job,
+            "progress": selectors.job_progress(job),
+            "failures": failures,
+            "can_manage": can_manage(role),
+        },
+    )
+
+
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job, role = job_for_user(request.user, job_id, manage=True)
+    cancelled = prelabel.prelabel_job_cancel(job=job)
+    if request.htmx:
+        return _render_jobs(request, job.project, role, prelabel_form=PrelabelForm(project=job.project))
+    if cancelled:
+        messages.success(request, f"Job {job.pk} cancelled; it stops after the images in progress.")
+    else:
+        messages.info(request, f"Job {job.pk} had already ended.")
+    return redirect("project-detail", project_id=job.project_id)
+
+
+# Click-to-segment ----------------------------------------------------------------------------------
+
+
+def _segment_input(request: HttpRequest) -> dict:
+    """The request's fields as the JSON strings SegmentForm parses (JSON body or form fields)."""
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"The body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise ValidationError("The body must be a JSON object with points, labels and/or box.")
+        unknown = set(body) - {"points", "labels", "box"}
+        if unknown:
+            raise ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        return {key: json.dumps(value) for key, value in body.items()}
+    return request.POST
+
+
+@require_POST
+def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
+    """Points / labels / box → a mask, decoded on the image's cached SAM embedding (milliseconds).
+    Without a cached embedding: 202 "preparing", and the embedding is queued on the gpu queue."""
+    image, _ = image_for_user(request.user, image_id)
+    try:
+        form = SegmentForm(_segment_input(request), width=image.width, height=image.height)
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    if not form.is_valid():
+        reasons = [
+            f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
+            for field, errors in form.errors.items()
+        ]
+        return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
+    result = prelabel.segment_click(
+        image=image,
+        points=form.cleaned_data["points"],
+        labels=form.cleaned_data["labels"],
+        box=form.cleaned_data["box"],
+    )
+    if result is None:
+        response = JsonResponse(
+            {"status": "preparing", "detail": "The image embedding is being computed; try again shortly."},
+            status=202,
+        )
+        response["Retry-After"] = "2"
+        return response
+    if request.htmx:
+        return render(request, "labeling/_segment_result.html", {"image": image, "result": result})
+    return JsonResponse({"status": "ok", **result})

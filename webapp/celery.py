@@ -53,7 +53,7 @@ def _configure() -> None:
         app.conf.worker_enable_remote_control = False
     elif settings.CELERY_BROKER_URL.startswith("redis"):
         # Long GPU tasks must not be redelivered while still running (acks_late).
-        app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_TASK_TIME_LIMIT + 300}
+        app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
 
 
 _configure()

@@ -150,6 +150,26 @@ DATA_UPLOAD_MAX_NUMBER_FILES = LABELGPT_MAX_UPLOAD_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # bigger files spool to disk
 FILE_UPLOAD_PERMISSIONS = 0o644
 
+# Models (pre-labeling) ------------------------------------------------------------------------
+# "real": Grounding DINO / SAM weights named by each project; "tiny": tiny random models built
+# on first use under LABELGPT_MODELS_DIR/tiny (tests, CI, offline demos).
+LABELGPT_MODELS = os.environ.get("LABELGPT_MODELS", "real")
+if LABELGPT_MODELS not in ("real", "tiny"):
+    raise ImproperlyConfigured(f'LABELGPT_MODELS must be "real" or "tiny", got {LABELGPT_MODELS!r}')
+LABELGPT_MODELS_DIR = Path(os.environ.get("LABELGPT_MODELS_DIR", VAR_DIR / "models"))
+LABELGPT_DEVICE = os.environ.get("LABELGPT_DEVICE", "auto")
+# Local path or URL of each SAM checkpoint; the official download URL when unset.
+LABELGPT_SAM_CHECKPOINTS = {
+    name: os.environ[f"LABELGPT_SAM_CHECKPOINT_{name.upper()}"]
+    for name in ("vit_b", "vit_l", "vit_h")
+    if os.environ.get(f"LABELGPT_SAM_CHECKPOINT_{name.upper()}")
+}
+# SAM image embeddings, shared by the gpu workers (write) and the web (click-to-segment);
+# empty means MEDIA_ROOT/embeddings.
+LABELGPT_EMBEDDINGS_DIR = os.environ.get("LABELGPT_EMBEDDINGS_DIR", "")
+LABELGPT_PRELABEL_BATCH_SIZE = env_int("LABELGPT_PRELABEL_BATCH_SIZE", 4)
+LABELGPT_PREFETCH_AHEAD = env_int("LABELGPT_PREFETCH_AHEAD", 3)
+
 # Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_DIR = VAR_DIR / "broker"
@@ -157,6 +177,8 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 35 * 60)
+# Redis: an unacknowledged task (its worker died) goes back to the queue after this many seconds.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
 
 # Security (production values are enforced when DEBUG is off and HTTPS is declared) ----------
 SESSION_COOKIE_HTTPONLY = True

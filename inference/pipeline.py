@@ -1,0 +1,206 @@
+"""Pre-labeling of a batch of images: detector on the batch, then SAM on every box of each image
+in one decoder call, with the image embedding cached for click-to-segment. Plain Python: images
+in, `ImageResult` dataclasses out (masks already encoded as COCO RLE and polygons).
+
+CUDA out-of-memory halves the batch and tries again; a single image that still does not fit, or
+that fails in any other way, is reported failed with its reason while the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .detector import Detection, Detector
+from .embeddings import EmbeddingCache
+from .masks import mask_to_polygons, mask_to_rle
+from .prompts import ClassPrompt
+from .segmenter import Segmenter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    box_threshold: float
+    text_threshold: float
+    keep_threshold: float
+    prompt_mode: str = "joint"
+    nms_iou: float = 0.5
+    polygon_tolerance: float = 1.0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    class_index: int
+    box: tuple[float, float, float, float]  # x, y, w, h in pixels (from the mask when there is one)
+    score: float
+    phrase: str
+    mask: dict | None = None  # COCO RLE
+    polygons: list | None = None
+    detector_box: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class ImageResult:
+    proposals: list[Proposal] = field(default_factory=list)
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchImage:
+    image: Image.Image
+    sha256: str
+
+
+def _is_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def detect_with_backoff(
+    detector: Detector, images: Sequence[Image.Image], prompts: Sequence[ClassPrompt], params: DetectParams
+) -> list[list[Detection] | str]:
+    """Detections per image, halving the batch on out-of-memory; a str is an image's error."""
+    try:
+        return list(
+            detector.detect(
+                list(images),
+                list(prompts),
+                box_threshold=params.box_threshold,
+                text_threshold=params.text_threshold,
+                keep_threshold=params.keep_threshold,
+                prompt_mode=params.prompt_mode,
+                nms_iou=params.nms_iou,
+            )
+        )
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        _free_accelerator_memory()
+        if len(images) == 1:
+            return ["Out of accelerator memory even for this image alone."]
+        half = len(images) // 2
+        logger.warning("Out of memory on a batch of %d images: trying halves", len(images))
+        return detect_with_backoff(detector, images[:half], prompts, params) + detect_with_backoff(
+            detector, images[half:], prompts, params
+        )
+
+
+def _segment(
+    segmenter: Segmenter, cache: EmbeddingCache | None, cache_name: str, item: BatchImage,
+    detections: list[Detection], tolerance: float,
+) -> list[Proposal]:  # fmt: skip
+    embedding = cache.get(item.sha256, cache_name) if cache else None
+    if embedding is None:
+        embedding = segmenter.embed(item.image)
+        if cache:
+            cache.put(item.sha256, cache_name, embedding)
+    if not detections:
+        return []
+    predictions = segmenter.masks_for_boxes(embedding, [d.box for d in detections])
+    proposals = []
+    for detection, prediction in zip(detections, predictions, strict=True):
+        if prediction.box is None:  # SAM found nothing inside the box: keep the box alone
+            proposals.append(_box_only(detection))
+            continue
+        proposals.append(
+            Proposal(
+                class_index=detection.class_index,
+                box=prediction.box,
+                score=detection.score,
+                phrase=detection.phrase,
+                mask=mask_to_rle(prediction.mask),
+                polygons=mask_to_polygons(prediction.mask, tolerance=tolerance),
+                detector_box=detection.box,
+            )
+        )
+    return proposals
+
+
+def _box_only(detection: Detection) -> Proposal:
+    return Proposal(
+        class_index=detection.class_index,
+        box=detection.box,
+        score=detection.score,
+        phrase=detection.phrase,
+        detector_box=detection.box,
+    )
+
+
+def prelabel_batch(
+    items: Sequence[BatchImage],
+    prompts: Sequence[ClassPrompt],
+    params: DetectParams,
+    *,
+    detector: Detector,
+    segmenter: Segmenter | None = None,
+    cache: EmbeddingCache | None = None,
+    cache_name: str = "",
+    on_image: Callable[[int, ImageResult], None] | None = None,
+) -> list[ImageResult]:
+    """Run the detector on the whole batch, then SAM image by image; `on_image(index, result)`
+    is called as each image finishes, so the caller can save it at once."""
+    started = time.perf_counter()
+    per_image = detect_with_backoff(detector, [item.image for item in items], prompts, params)
+    detect_share = (time.perf_counter() - started) / max(len(items), 1)
+    results = []
+    for index, (item, detections) in enumerate(zip(items, per_image, strict=True)):
+        image_started = time.perf_counter()
+        if isinstance(detections, str):
+            result = ImageResult(error=detections)
+        else:
+            try:
+                if segmenter is None:
+                    proposals = [_box_only(d) for d in detections]
+                else:
+                    proposals = _segment(
+                        segmenter, cache, cache_name, item, detections, params.polygon_tolerance
+                    )
+                result = ImageResult(proposals=proposals)
+            except Exception as exc:  # one image's failure must not stop the batch
+                if _is_oom(exc):
+                    _free_accelerator_memory()
+                logger.exception("Segmentation failed for image %s", item.sha256)
+                result = ImageResult(error=f"Segmentation failed: {exc}")
+        result.seconds = detect_share + (time.perf_counter() - image_started)
+        results.append(result)
+        if on_image is not None:
+            on_image(index, result)
+    return results
+
+
+def box_iou(a: Sequence[float], b: np.ndarray) -> np.ndarray:
+    """IoU of one (x, y, w, h) box against an (N, 4) array of them."""
+    if len(b) == 0:
+        return np.zeros(0)
+    b = np.asarray(b, dtype=float)
+    x1 = np.maximum(a[0], b[:, 0])
+    y1 = np.maximum(a[1], b[:, 1])
+    x2 = np.minimum(a[0] + a[2], b[:, 0] + b[:, 2])
+    y2 = np.minimum(a[1] + a[3], b[:, 1] + b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
