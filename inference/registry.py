@@ -8,6 +8,7 @@ and offline demos run with no weights to download.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,11 @@ def get_segmenter(config: ModelConfig, name: str):
 
 def segmenter_cache_name(config: ModelConfig, name: str) -> str:
     """The name embeddings are cached under (tiny and real embeddings never mix)."""
-    model_type, _ = config.segmenter_source(name)
-    return model_type if config.mode != "tiny" else "tiny"
+    model_type, checkpoint = config.segmenter_source(name)
+    if config.mode == "tiny":
+        return "tiny"
+    # Another checkpoint of the same architecture gives other embeddings.
+    return f"{model_type}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:10]}"
 
 
 def clear() -> None:

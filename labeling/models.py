@@ -167,6 +167,15 @@ class Image(models.Model):
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who last submitted (or skipped) the image in review.",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -184,6 +193,14 @@ class Image(models.Model):
             models.Index(fields=["project", "status", "id"], name="image_queue_idx"),
             # Expired leases and "who holds what".
             models.Index(fields=["assignee", "lease_expires_at"], name="image_lease_idx"),
+            # "Who holds what" on the project page: only leased images are in it.
+            models.Index(
+                fields=["project", "lease_expires_at"],
+                condition=Q(assignee__isnull=False),
+                name="image_project_lease_idx",
+            ),
+            # "Previous image" in review, and each reviewer's figures on the dashboard.
+            models.Index(fields=["reviewed_by", "project", "reviewed_at"], name="image_reviewed_idx"),
         ]
 
     def __str__(self) -> str:

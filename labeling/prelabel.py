@@ -105,8 +105,6 @@ def _snapshot(project: Project, options: JobOptions) -> dict:
 
 def prelabel_job_start(*, project: Project, user, options: JobOptions | None = None) -> PrelabelJob:
     """Create a job over the project's images in scope and enqueue it once the transaction commits."""
-    from inference.tasks import prelabel_job_dispatch
-
     options = options or JobOptions()
     params = _snapshot(project, options)
     try:
@@ -127,7 +125,7 @@ def prelabel_job_start(*, project: Project, user, options: JobOptions | None = N
                 raise ValidationError({"scope": "There are no images to pre-label in this scope."})
             PrelabelJob.objects.filter(pk=job.pk).update(total=total)
             job.total = total
-            transaction.on_commit(lambda: prelabel_job_dispatch.delay(job.pk))
+            transaction.on_commit(lambda: _enqueue_dispatch(job.pk))
     except IntegrityError as exc:
         if PrelabelJob.objects.filter(
             project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
@@ -137,6 +135,16 @@ def prelabel_job_start(*, project: Project, user, options: JobOptions | None = N
             ) from exc
         raise
     return job
+
+
+def _enqueue_dispatch(job_id: int) -> None:
+    from inference.tasks import prelabel_job_dispatch
+
+    try:
+        prelabel_job_dispatch.delay(job_id)
+    except Exception as exc:  # broker down: say so on the job instead of leaving it queued for ever
+        logger.exception("Pre-label job %s could not be queued", job_id)
+        _job_fail(job_id, f"The task queue could not be reached, so the job was not started: {exc}")
 
 
 def prelabel_job_cancel(*, job: PrelabelJob) -> bool:
@@ -299,13 +307,18 @@ def _item_failed(item: PrelabelJobItem, reason: str) -> None:
 def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, class_ids: list[int]) -> None:
     image = item.image
     with transaction.atomic():
-        decided = list(
+        decided = []
+        for class_id, x, y, w, h, original_box in (
             Annotation.objects.filter(image=image)
             .exclude(
                 source=Annotation.Source.MODEL, state=Annotation.State.PROPOSED, original_box__isnull=True
             )
-            .values_list("label_class_id", "x", "y", "w", "h")
-        )
+            .values_list("label_class_id", "x", "y", "w", "h", "original_box")
+        ):
+            decided.append((class_id, x, y, w, h))
+            # An edited proposal: the model's own box was decided on too (the reviewer moved it).
+            if isinstance(original_box, list | tuple) and len(original_box) == 4:
+                decided.append((class_id, *(float(v) for v in original_box)))
         rows = [
             Annotation(
                 image=image,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import review_views, views
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -18,4 +18,22 @@ urlpatterns = [
     path("images/<int:image_id>/file/", views.image_file, name="image-file"),
     path("images/<int:image_id>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
     path("healthz/", views.healthz, name="healthz"),
+]
+
+# Review (labeling/review_views.py): the queue, the review page and the canvas's JSON endpoints.
+urlpatterns += [
+    path("projects/<int:project_id>/review/", review_views.review_next, name="review-next"),
+    path("projects/<int:project_id>/threshold/", review_views.project_threshold, name="project-threshold"),
+    path("projects/<int:project_id>/leases/", review_views.project_leases, name="project-leases"),
+    path("images/<int:image_id>/review/", review_views.review_page, name="image-review"),
+    path("images/<int:image_id>/previous/", review_views.image_previous, name="image-previous"),
+    path("images/<int:image_id>/annotations/", review_views.image_annotations, name="image-annotations"),
+    path(
+        "images/<int:image_id>/annotations/bulk/",
+        review_views.image_annotations_bulk,
+        name="image-annotations-bulk",
+    ),
+    path("images/<int:image_id>/submit/", review_views.image_submit, name="image-submit"),
+    path("images/<int:image_id>/skip/", review_views.image_skip, name="image-skip"),
+    path("annotations/<int:annotation_id>/", review_views.annotation_detail, name="annotation-detail"),
 ]

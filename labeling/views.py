@@ -15,6 +15,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from inference.errors import InferenceError
+
 from . import prelabel, selectors, services
 from .access import can_create_projects, can_manage, image_for_user, job_for_user, project_for_user
 from .forms import MemberForm, PrelabelForm, ProjectForm, SegmentForm, UploadForm, label_class_formset
@@ -265,7 +267,9 @@ def project_jobs(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = project_for_user(request.user, project_id)
     if not request.htmx:
         return redirect("project-detail", project_id=project.pk)
-    return _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
+    response = _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
+    response["HX-Trigger"] = "images-changed"  # images turn "pre-labeled" as the job goes
+    return response
 
 
 @require_GET
@@ -331,12 +335,15 @@ def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
             for field, errors in form.errors.items()
         ]
         return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
-    result = prelabel.segment_click(
-        image=image,
-        points=form.cleaned_data["points"],
-        labels=form.cleaned_data["labels"],
-        box=form.cleaned_data["box"],
-    )
+    try:
+        result = prelabel.segment_click(
+            image=image,
+            points=form.cleaned_data["points"],
+            labels=form.cleaned_data["labels"],
+            box=form.cleaned_data["box"],
+        )
+    except InferenceError as exc:  # the segmenter's weights are not usable on this server
+        return JsonResponse({"error": f"Click-to-segment is not available: {exc}"}, status=503)
     if result is None:
         response = JsonResponse(
             {"status": "preparing", "detail": "The image embedding is being computed; try again shortly."},

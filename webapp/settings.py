@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "labeling.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -169,6 +170,19 @@ LABELGPT_SAM_CHECKPOINTS = {
 LABELGPT_EMBEDDINGS_DIR = os.environ.get("LABELGPT_EMBEDDINGS_DIR", "")
 LABELGPT_PRELABEL_BATCH_SIZE = env_int("LABELGPT_PRELABEL_BATCH_SIZE", 4)
 LABELGPT_PREFETCH_AHEAD = env_int("LABELGPT_PREFETCH_AHEAD", 3)
+
+# Review ----------------------------------------------------------------------------------------
+# An image handed to an annotator stays theirs this long; every write on it renews the lease, and
+# an expired lease is free for the next annotator who asks for work.
+LABELGPT_LEASE_MINUTES = env_int("LABELGPT_LEASE_MINUTES", 30)
+
+# Cache (dedupes queued embeddings across web processes): Redis when CACHE_URL is set.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

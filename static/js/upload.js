@@ -31,11 +31,4 @@
     progress.value = 0;
     form.reset();
   });
-  // htmx does not swap 4xx answers by default; the upload report explains them, so show it.
-  document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.elt === form && event.detail.xhr.status >= 400 && event.detail.xhr.status < 500) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
-  });
 })();

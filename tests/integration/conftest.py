@@ -11,6 +11,10 @@ The worker runs `python -m celery -A webapp worker -Q default,gpu ...` as a subp
 The test process sends to the same broker: `webapp.celery_app.conf` is pointed there for the
 test and restored afterwards.
 
+`prelabel_worker_process` is the same worker set up for pre-labeling: the tiny models (built once
+per session, so the worker never builds them), batches of one image, and a 5-second Redis
+visibility timeout so that the task of a killed worker comes back to the queue.
+
 Needs REDIS_URL, a reachable Redis and PostgreSQL. Without them the tests are skipped, except
 under CI=true, where a missing service is an error. SQLite is skipped (with the same CI rule):
 a separate process cannot reliably see pytest's SQLite test database.
@@ -204,6 +208,15 @@ class Worker:
         self.proc = None
         self._log.close()
 
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children (its whole process group), as the OOM killer
+        or a lost machine would: no warm shutdown, no acknowledgement of the running task."""
+        assert self.proc is not None, "the worker is not running"
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.proc = None
+        self._log.close()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else "(no log)"
 
@@ -249,4 +262,38 @@ def celery_worker_process(request, transactional_db, celery_redis, _media_root, 
 def celery_worker(celery_worker_process):
     """A running worker (it has answered a ping)."""
     celery_worker_process.start()
+    return celery_worker_process
+
+
+VISIBILITY_TIMEOUT_S = 5
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """LABELGPT_MODELS_DIR with the tiny models under tiny/ (the same folder the labeling tests use)."""
+    from tests.labeling.conftest import build_tiny_models_dir
+
+    return build_tiny_models_dir(tmp_path_factory.getbasetemp() / "labelgpt-models")
+
+
+@pytest.fixture
+def prelabel_worker_process(celery_worker_process, settings, tiny_models_dir):
+    """A stopped worker for pre-label jobs; this process starts the jobs with the same settings."""
+    settings.LABELGPT_MODELS = "tiny"
+    settings.LABELGPT_MODELS_DIR = tiny_models_dir
+    settings.LABELGPT_DEVICE = "cpu"
+    settings.LABELGPT_EMBEDDINGS_DIR = ""
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 1  # jobs snapshot it when they start
+    celery_worker_process.env.update(
+        {
+            "LABELGPT_MODELS": "tiny",
+            "LABELGPT_MODELS_DIR": str(tiny_models_dir),
+            "LABELGPT_DEVICE": "cpu",
+            "LABELGPT_EMBEDDINGS_DIR": "",  # MEDIA_ROOT/embeddings: the test's media
+            "LABELGPT_PRELABEL_BATCH_SIZE": "1",
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            "HF_HUB_OFFLINE": "1",  # never wait on the network for weights
+            "TRANSFORMERS_OFFLINE": "1",
+        }
+    )
     return celery_worker_process

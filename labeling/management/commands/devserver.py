@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 from django.conf import settings
 from django.core.management import call_command
@@ -43,18 +43,20 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nLabelGPT is running at {url}  (Ctrl+C stops it)"))
         for username, password in read_credentials().items():
             self.stdout.write(f"  login: {username:<10} password: {password}")
-        try:
-            while all(child.poll() is None for child in children):
-                time.sleep(0.5)
-            self.stderr.write("A process stopped; stopping the others.")
-        except KeyboardInterrupt:
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl+C, or a process manager's stop
+            signal.signal(signum, lambda *_: stop.set())
+        while not stop.is_set() and all(child.poll() is None for child in children):
+            stop.wait(0.5)
+        if stop.is_set():
             self.stdout.write("\nStopping…")
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        else:
+            self.stderr.write("A process stopped; stopping the others.")
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()

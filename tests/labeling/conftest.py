@@ -1,0 +1,142 @@
+"""Fixtures for the pre-labeling tests: tiny models built once per session, skimage photos in the
+project, and the Celery tasks' `.delay` recorded instead of sent (the tests run the services)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from PIL import Image as PILImage
+
+from inference import registry
+from labeling import prelabel, services
+from labeling.models import Image, PrelabelJob
+from tests.conftest import image_bytes
+
+# skimage.data photos (shipped with scikit-image: no download).
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+TASKS = ("prelabel_job_dispatch", "gpu_prelabel_batch", "gpu_embed_images")
+
+
+def build_tiny_models_dir(folder: Path) -> Path:
+    """A LABELGPT_MODELS_DIR holding the tiny models under tiny/ (as inference.registry expects),
+    built once: a marker file says the build finished. Shared with tests/integration."""
+    marker = folder / "tiny" / ".built"
+    if not marker.exists():
+        registry.build_tiny_models(folder / "tiny")
+        marker.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    return build_tiny_models_dir(tmp_path_factory.getbasetemp() / "labelgpt-models")
+
+
+@pytest.fixture(scope="session")
+def _model_cache():
+    """Models stay loaded between tests (the cache key is the tiny folder: no test can get
+    another test's model), and are dropped at the start and end of the session."""
+    registry.clear()
+    yield
+    registry.clear()
+
+
+@pytest.fixture
+def tiny_models(settings, tiny_models_dir, _model_cache) -> Path:
+    """Settings for the tiny random models on the CPU; embeddings under this test's MEDIA_ROOT."""
+    settings.LABELGPT_MODELS = "tiny"
+    settings.LABELGPT_MODELS_DIR = tiny_models_dir
+    settings.LABELGPT_DEVICE = "cpu"
+    settings.LABELGPT_EMBEDDINGS_DIR = ""
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 4
+    settings.LABELGPT_PREFETCH_AHEAD = 3
+    cache.clear()  # embeddings_prefetch remembers what it queued in Django's cache
+    yield tiny_models_dir
+    cache.clear()
+
+
+class TaskCalls:
+    """The `.delay` calls of the pre-label tasks, in order: (task name, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+
+    def of(self, name: str) -> list[tuple]:
+        return [args for task, args in self.calls if task == name]
+
+
+class _RecordedTask:
+    def __init__(self, name: str, calls: TaskCalls) -> None:
+        self.name, self._calls = name, calls
+
+    def delay(self, *args) -> None:
+        self._calls.calls.append((self.name, args))
+
+
+@pytest.fixture
+def task_calls(monkeypatch) -> TaskCalls:
+    """Nothing is sent to a broker: the services import these tasks at call time and get recorders."""
+    from inference import tasks
+
+    calls = TaskCalls()
+    for name in TASKS:
+        monkeypatch.setattr(tasks, name, _RecordedTask(name, calls))
+    return calls
+
+
+def photo_png(name: str, *, variant: str = "", max_side: int | None = None) -> bytes:
+    """A skimage photo as PNG bytes; `variant` ("mirror", "flip", "rot90") gives other bytes."""
+    import skimage.data
+
+    image = PILImage.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB")
+    if variant == "mirror":
+        image = image.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
+    elif variant == "flip":
+        image = image.transpose(PILImage.Transpose.FLIP_TOP_BOTTOM)
+    elif variant == "rot90":
+        image = image.transpose(PILImage.Transpose.ROTATE_90)
+    elif variant:
+        raise ValueError(variant)
+    if max_side:
+        image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def plain_images(project, n: int) -> list[Image]:
+    """n small one-color images with different bytes (for tests that never run the models)."""
+    files = [(f"plain-{i}.png", io.BytesIO(image_bytes(color=(i, 100, 200)))) for i in range(n)]
+    report = services.images_ingest(project=project, files=files)
+    return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
+
+
+def ingest_photos(project, specs) -> list[Image]:
+    """Ingest (name, variant) photos through services.images_ingest; the Image rows in order."""
+    files = [
+        (f"{name}{'-' + variant if variant else ''}.png", io.BytesIO(photo_png(name, variant=variant)))
+        for name, variant in specs
+    ]
+    report = services.images_ingest(project=project, files=files)
+    assert not report.errors and not report.duplicates, report
+    return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
+
+
+@pytest.fixture
+def photos(project) -> list[Image]:
+    """The four skimage photos in the project (status new)."""
+    return ingest_photos(project, [(name, "") for name in PHOTOS])
+
+
+def run_job(job: PrelabelJob, task_calls: TaskCalls) -> PrelabelJob:
+    """What the workers would do: the dispatch task, then every batch it sent, in order."""
+    already = len(task_calls.of("gpu_prelabel_batch"))
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    for job_id, image_ids in task_calls.of("gpu_prelabel_batch")[already:]:
+        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,657 @@
+"""Pre-label jobs through their services (labeling/prelabel.py), with the tiny random models.
+
+The Celery tasks are not run: their `.delay` is recorded (tests/labeling/conftest.py) and the
+tests call the services a worker would call, in the order a worker would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+
+from inference.masks import rle_to_mask
+from inference.pipeline import box_iou
+from labeling import prelabel, services
+from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem
+from tests.labeling.conftest import ingest_photos, plain_images, run_job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
+
+
+def start(project, user=None, **options) -> PrelabelJob:
+    return prelabel.prelabel_job_start(project=project, user=user, options=prelabel.JobOptions(**options))
+
+
+def proposals(image) -> list[Annotation]:
+    return list(image.annotations.filter(source=Annotation.Source.MODEL, state=Annotation.State.PROPOSED))
+
+
+def row(a: Annotation) -> tuple:
+    """What a redelivery or a second job must leave as it was."""
+    return (a.pk, a.image_id, a.label_class_id, a.box, a.score, a.state, a.source, a.job_id, a.version)
+
+
+def counters(job: PrelabelJob) -> tuple:
+    job.refresh_from_db()
+    return (job.status, job.total, job.done, job.failed, job.annotation_count)
+
+
+def item_sums(job: PrelabelJob) -> tuple[int, int, int]:
+    items = list(job.items.all())
+    return (
+        sum(i.status == PrelabelJobItem.Status.DONE for i in items),
+        sum(i.status == PrelabelJobItem.Status.FAILED for i in items),
+        sum(i.annotation_count for i in items),
+    )
+
+
+def delete_file(image: Image) -> None:
+    image.file.storage.delete(image.file.name)
+    assert not image.file.storage.exists(image.file.name)
+
+
+# Starting ------------------------------------------------------------------------------------------
+
+
+def test_start_creates_one_item_per_new_image_and_snapshots_the_parameters(
+    project, manager, task_calls, django_capture_on_commit_callbacks
+):
+    new_a, new_b, prelabeled, done = plain_images(project, 4)
+    Image.objects.filter(pk=prelabeled.pk).update(status=Image.Status.PRELABELED)
+    Image.objects.filter(pk=done.pk).update(status=Image.Status.DONE)
+    cat = project.classes.get(name="cat")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = start(project, manager, class_ids=[cat.pk], box_threshold=0.5, text_threshold=0.2)
+        assert task_calls.of("prelabel_job_dispatch") == []  # nothing is sent before the commit
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.created_by == manager
+    assert job.total == 2
+    assert sorted(job.items.values_list("image_id", flat=True)) == [new_a.pk, new_b.pk]
+    assert set(job.items.values_list("status", flat=True)) == {PrelabelJobItem.Status.PENDING}
+    params = job.params
+    assert params["classes"] == [
+        {"id": cat.pk, "name": "cat", "prompt": "cat", "box_threshold": None, "max_instances": None}
+    ]
+    assert (params["box_threshold"], params["text_threshold"]) == (0.5, 0.2)
+    assert params["keep_threshold"] == project.keep_threshold
+    assert params["detector"] == project.detector and params["segmenter"] == project.segmenter
+    assert params["models"] == "tiny" and params["segment"] is True and params["scope"] == "new"
+
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert task_calls.of("prelabel_job_dispatch") == [(job.pk,)]
+
+
+def test_the_snapshot_keeps_the_classes_prompts_and_the_projects_thresholds_by_default(project):
+    plain_images(project, 1)
+    job = start(project)
+    classes = project.classes.order_by("order")
+    assert [(c["id"], c["name"], c["prompt"]) for c in job.params["classes"]] == [
+        (c.pk, c.name, c.prompt) for c in classes
+    ]
+    assert job.params["classes"][1]["prompt"] == "a cup of coffee"
+    assert (job.params["box_threshold"], job.params["text_threshold"]) == (0.35, 0.25)
+    # A later edit of the project does not change the job's parameters.
+    project.box_threshold = 0.9
+    project.save()
+    job.refresh_from_db()
+    assert job.params["box_threshold"] == 0.35
+
+
+def test_scope_not_done_takes_prelabeled_images_too_but_never_done_or_skipped_ones(project):
+    new, prelabeled, done, skipped = plain_images(project, 4)
+    for image, status in ((prelabeled, "prelabeled"), (done, "done"), (skipped, "skipped")):
+        Image.objects.filter(pk=image.pk).update(status=status)
+
+    job = start(project, scope="not_done")
+
+    assert job.total == 2
+    assert sorted(job.items.values_list("image_id", flat=True)) == [new.pk, prelabeled.pk]
+
+
+def test_start_refuses_when_no_image_is_in_scope(project, task_calls, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationError) as empty:
+        start(project)
+    assert "no images" in " ".join(empty.value.messages)
+
+    (image,) = plain_images(project, 1)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PRELABELED)
+    with pytest.raises(ValidationError, match="no images"):
+        start(project, scope="new")
+
+    assert not PrelabelJob.objects.exists()
+    assert not PrelabelJobItem.objects.exists()
+    assert task_calls.calls == []
+
+
+def test_start_refuses_a_class_of_another_project(project, manager):
+    plain_images(project, 1)
+    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    dog = other.classes.get()
+    cat = project.classes.get(name="cat")
+
+    with pytest.raises(ValidationError) as refused:
+        start(project, class_ids=[cat.pk, dog.pk])
+
+    assert "classes" in refused.value.message_dict
+    assert str(dog.pk) in " ".join(refused.value.messages)
+    assert not PrelabelJob.objects.exists()
+
+
+def test_start_refuses_an_empty_class_list(project):
+    plain_images(project, 1)
+    with pytest.raises(ValidationError, match="at least one class"):
+        start(project, class_ids=[])
+    assert not PrelabelJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("box_threshold", 1.5), ("box_threshold", -0.01), ("text_threshold", 2.0), ("text_threshold", -1.0)],
+)
+def test_start_refuses_a_threshold_outside_zero_to_one(project, field, value):
+    plain_images(project, 1)
+    with pytest.raises(ValidationError) as refused:
+        start(project, **{field: value})
+    assert field in refused.value.message_dict
+    assert "between 0 and 1" in " ".join(refused.value.messages)
+    assert not PrelabelJob.objects.exists()
+
+
+def test_start_refuses_an_unknown_scope(project):
+    plain_images(project, 1)
+    with pytest.raises(ValidationError) as refused:
+        start(project, scope="everything")
+    assert "scope" in refused.value.message_dict
+
+
+def test_start_refuses_a_second_active_job_for_the_project(project, manager):
+    plain_images(project, 2)
+    first = start(project, manager)
+
+    with pytest.raises(ValidationError) as refused:
+        start(project, manager)
+    assert "already running" in " ".join(refused.value.messages)
+    assert list(PrelabelJob.objects.values_list("pk", flat=True)) == [first.pk]
+    assert PrelabelJobItem.objects.filter(job=first).count() == 2
+
+    # Running counts as active too; an ended job does not.
+    prelabel.prelabel_job_dispatch(job_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == JobStatus.RUNNING
+    with pytest.raises(ValidationError, match="already running"):
+        start(project, manager)
+    assert prelabel.prelabel_job_cancel(job=first) is True
+    second = start(project, manager)
+    assert second.pk != first.pk and second.status == JobStatus.QUEUED
+
+
+def test_another_projects_active_job_does_not_block_a_start(project, manager):
+    plain_images(project, 1)
+    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    plain_images(other, 1)
+    start(other, manager)
+    assert start(project, manager).total == 1
+
+
+# Running a batch -------------------------------------------------------------------------------------
+
+
+def assert_box_inside(annotation: Annotation, image: Image) -> None:
+    x, y, w, h = annotation.box
+    assert w > 0 and h > 0 and x >= 0 and y >= 0
+    assert x + w <= image.width and y + h <= image.height
+
+
+def test_a_job_proposes_boxes_and_masks_for_every_photo(project, photos, task_calls, settings):
+    job = start(project)
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 1  # 4 images, batches of 4
+    assert task_calls.of("gpu_prelabel_batch") == [(job.pk, [p.pk for p in photos])]
+
+    job = run_job(job, task_calls)
+
+    class_ids = set(project.classes.values_list("pk", flat=True))
+    store = prelabel.embedding_cache()
+    assert store.folder == settings.MEDIA_ROOT / "embeddings"
+    for photo in photos:
+        photo.refresh_from_db()
+        assert photo.status == Image.Status.PRELABELED
+        rows = list(photo.annotations.all())
+        assert rows, f"no proposal for {photo.original_name}"
+        item = job.items.get(image=photo)
+        assert item.status == PrelabelJobItem.Status.DONE and item.annotation_count == len(rows)
+        assert item.finished_at is not None and item.duration_ms is not None
+        for a in rows:
+            assert a.source == Annotation.Source.MODEL and a.state == Annotation.State.PROPOSED
+            assert a.job_id == job.pk and a.label_class_id in class_ids
+            assert 0.0 <= a.score <= 1.0 and not math.isnan(a.score)
+            assert a.score >= job.params["keep_threshold"]
+            assert_box_inside(a, photo)
+            mask = rle_to_mask(a.mask)
+            assert mask.shape == (photo.height, photo.width)
+            assert mask.any()
+            assert a.polygons and all(len(ring) >= 6 for part in a.polygons for ring in part)
+        assert store.has(photo.sha256, "tiny"), f"no cached embedding for {photo.original_name}"
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.total, job.done, job.failed) == (4, 4, 0)
+    assert job.annotation_count == Annotation.objects.filter(job=job).count() > 0
+    assert job.started_at is not None and job.finished_at >= job.started_at
+    assert item_sums(job) == (4, 0, job.annotation_count)
+
+
+def test_without_segmentation_the_proposals_are_boxes_only(project, task_calls):
+    project.segment = False
+    project.save()
+    (photo,) = ingest_photos(project, [("chelsea", "")])
+
+    job = run_job(start(project), task_calls)
+
+    rows = list(photo.annotations.all())
+    assert job.status == JobStatus.SUCCEEDED and rows
+    assert all(a.mask is None and a.polygons is None for a in rows)
+    for a in rows:
+        assert_box_inside(a, photo)
+
+
+def test_the_job_runs_until_no_image_is_pending(project, photos, task_calls, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    project.segment = False
+    project.save()
+    job = start(project)
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
+    (first, second) = task_calls.of("gpu_prelabel_batch")
+    assert first == (job.pk, [photos[0].pk, photos[1].pk])
+
+    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    assert counters(job)[:4] == (JobStatus.RUNNING, 4, 2, 0)
+    assert job.finished_at is None
+
+    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+
+
+# Redelivery and re-runs ------------------------------------------------------------------------------
+
+
+def test_a_redelivered_batch_creates_no_duplicates_and_changes_no_counters(project, task_calls, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    project.segment = False
+    project.save()
+    ingest_photos(project, [("chelsea", ""), ("coffee", ""), ("rocket", ""), ("chelsea", "mirror")])
+    job = start(project)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    (first, second) = task_calls.of("gpu_prelabel_batch")
+
+    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    rows_before = sorted(row(a) for a in Annotation.objects.all())
+    job_before = counters(job)
+    versions_before = list(Image.objects.order_by("pk").values_list("version", "status"))
+
+    # The same message again while the job still runs (a worker died before acknowledging it).
+    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1]) == {"skipped": "already done"}
+
+    assert sorted(row(a) for a in Annotation.objects.all()) == rows_before
+    assert counters(job) == job_before
+    assert list(Image.objects.order_by("pk").values_list("version", "status")) == versions_before
+
+    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    final_rows = sorted(row(a) for a in Annotation.objects.all())
+    final = counters(job)
+    assert final[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    for batch in (first, second):
+        prelabel.prelabel_batch_run(job_id=job.pk, image_ids=batch[1])
+    assert sorted(row(a) for a in Annotation.objects.all()) == final_rows
+    assert counters(job) == final
+    assert item_sums(job) == (4, 0, final[4])
+
+
+def test_a_redelivered_dispatch_sends_again_but_every_image_is_done_once(
+    project, photos, task_calls, settings
+):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 3
+    project.segment = False
+    project.save()
+    job = start(project)
+
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2  # redelivered: the pending images again
+    batches = task_calls.of("gpu_prelabel_batch")
+    assert len(batches) == 4
+    for job_id, image_ids in batches:
+        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+
+    status, total, done, failed, annotation_count = counters(job)
+    assert (status, total, done, failed) == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert annotation_count == Annotation.objects.count()
+    assert item_sums(job) == (4, 0, annotation_count)
+    # Nothing pending: a third delivery sends nothing.
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0
+
+
+def decide(annotation: Annotation, **fields) -> Annotation:
+    for name, value in fields.items():
+        setattr(annotation, name, value)
+    annotation.save()
+    return annotation
+
+
+def key(a: Annotation) -> tuple:
+    """A proposal as the deterministic tiny detector makes it again: class, box, score."""
+    return (a.label_class_id, tuple(round(v, 3) for v in a.box), round(a.score, 5))
+
+
+def hidden_by(a: Annotation, boxes: list[tuple[int, tuple]]) -> bool:
+    """Whether a proposal overlaps one of the (class id, box) already decided on (IoU >= 0.9)."""
+    return any(
+        a.label_class_id == class_id and box_iou(a.box, np.array([box]))[0] >= prelabel.DECIDED_IOU
+        for class_id, box in boxes
+    )
+
+
+def test_a_new_job_replaces_only_the_untouched_proposals(project, task_calls):
+    project.segment = False  # the detector's own boxes: distinct ones, deterministic
+    project.save()
+    photo, other = ingest_photos(project, [("coffee", ""), ("rocket", "")])
+    first = run_job(start(project), task_calls)
+    cat = project.classes.get(name="cat")
+    made = proposals(photo)
+    assert len(made) >= 5, "the tiny detector should propose several boxes"
+    other_before = sorted(key(a) for a in proposals(other))
+
+    accepted = decide(made[0], state=Annotation.State.ACCEPTED)
+    rejected = decide(made[1], state=Annotation.State.REJECTED)
+    # Edited: moved by a reviewer, still proposed; the model's box is kept for the metrics.
+    edited = decide(made[2], original_box=list(made[2].box), x=0.0, y=0.0, w=7.0, h=5.0)
+    human = Annotation.objects.create(
+        image=photo, label_class=cat, x=1, y=2, w=3, h=4, source=Annotation.Source.HUMAN,
+        state=Annotation.State.ACCEPTED,
+    )  # fmt: skip
+    kept = {a.pk: row(a) for a in (accepted, rejected, edited, human)}
+    untouched = {a.pk for a in made[3:]} | {a.pk for a in proposals(other)}
+
+    second = run_job(start(project, scope="not_done"), task_calls)
+
+    assert second.status == JobStatus.SUCCEEDED and second.total == 2
+    assert {a.pk: row(a) for a in Annotation.objects.filter(pk__in=kept)} == kept
+    assert not Annotation.objects.filter(pk__in=untouched).exists()
+    assert set(first.annotations.values_list("pk", flat=True)) == {accepted.pk, rejected.pk, edited.pk}
+    fresh = Annotation.objects.filter(job=second)
+    assert fresh.count() == second.annotation_count
+    assert set(fresh.values_list("state", flat=True)) == {Annotation.State.PROPOSED}
+    assert set(fresh.values_list("source", flat=True)) == {Annotation.Source.MODEL}
+    # The other image's proposals came back the same; this one's, less the three decided on.
+    assert sorted(key(a) for a in fresh.filter(image=other)) == other_before
+    assert sorted(key(a) for a in fresh.filter(image=photo)) == sorted(key(a) for a in made[3:])
+
+
+def test_a_proposal_like_an_annotation_already_decided_is_not_proposed_again(project, task_calls):
+    project.segment = False  # deterministic detector boxes: the second job sees the same ones
+    project.save()
+    (photo,) = ingest_photos(project, [("astronaut", "")])
+    run_job(start(project), task_calls)
+    made = proposals(photo)
+    assert len(made) >= 4
+    accepted = decide(made[0], state=Annotation.State.ACCEPTED)
+    rejected = decide(
+        next((a for a in made if a.label_class_id != accepted.label_class_id), made[1]),
+        state=Annotation.State.REJECTED,
+    )
+    decided = [(accepted.label_class_id, accepted.box), (rejected.label_class_id, rejected.box)]
+    left = [a for a in made if a.pk not in (accepted.pk, rejected.pk)]
+    # A human box of the *other* class exactly on an open proposal does not hide it.
+    target = next(a for a in left if not hidden_by(a, decided))
+    other_class = project.classes.exclude(pk=target.label_class_id).first()
+    Annotation.objects.create(
+        image=photo, label_class=other_class, x=target.x, y=target.y, w=target.w, h=target.h,
+        source=Annotation.Source.HUMAN, state=Annotation.State.ACCEPTED,
+    )  # fmt: skip
+    decided.append((other_class.pk, target.box))
+    expected = sorted(key(a) for a in left if not hidden_by(a, decided))
+
+    second = run_job(start(project, scope="not_done"), task_calls)
+
+    fresh = list(Annotation.objects.filter(job=second))
+    assert sorted(key(a) for a in fresh) == expected
+    assert key(accepted) not in {key(a) for a in fresh}
+    assert key(rejected) not in {key(a) for a in fresh}
+    assert key(target) in {key(a) for a in fresh}
+    assert not any(hidden_by(a, decided) for a in fresh)
+    assert second.annotation_count == len(expected)
+
+
+def test_an_edited_proposal_is_not_proposed_again_at_its_original_box(project, task_calls):
+    """A reviewer fixed a proposal's box; the next job must not bring the model's box back."""
+    project.segment = False
+    project.save()
+    (photo,) = ingest_photos(project, [("coffee", "")])
+    run_job(start(project), task_calls)
+    made = proposals(photo)
+    edited = made[0]
+    model_box = edited.box
+    decide(edited, original_box=list(model_box), state=Annotation.State.ACCEPTED, x=0.0, y=0.0, w=9.0, h=9.0)
+
+    second = run_job(start(project, scope="not_done"), task_calls)
+
+    fresh = list(Annotation.objects.filter(job=second))
+    assert key(made[0]) not in {key(a) for a in fresh}
+    assert not any(hidden_by(a, [(edited.label_class_id, model_box)]) for a in fresh)
+    assert len(fresh) == len([a for a in made[1:] if not hidden_by(a, [(edited.label_class_id, model_box)])])
+
+
+def test_with_segmentation_a_decided_mask_hides_its_class_twins_from_the_next_job(project, task_calls):
+    (photo,) = ingest_photos(project, [("chelsea", "")])
+    run_job(start(project), task_calls)
+    made = proposals(photo)
+    accepted = decide(made[0], state=Annotation.State.ACCEPTED)
+    decided = [(accepted.label_class_id, accepted.box)]
+    expected = sorted(key(a) for a in made[1:] if not hidden_by(a, decided))
+
+    second = run_job(start(project, scope="not_done"), task_calls)
+
+    fresh = list(Annotation.objects.filter(job=second))
+    assert sorted(key(a) for a in fresh) == expected
+    assert not any(hidden_by(a, decided) for a in fresh)
+
+
+# Cancelling ------------------------------------------------------------------------------------------
+
+
+def test_a_cancelled_jobs_next_batch_does_nothing(project, photos, task_calls, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    project.segment = False
+    project.save()
+    job = start(project)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    (first, second) = task_calls.of("gpu_prelabel_batch")
+    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    annotations_after_first = Annotation.objects.count()
+
+    assert prelabel.prelabel_job_cancel(job=job) is True
+    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1]) == {"skipped": "job not running"}
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+    assert (job.done, job.failed) == (2, 0)
+    assert set(job.items.filter(image_id__in=second[1]).values_list("status", flat=True)) == {"pending"}
+    assert set(Image.objects.filter(pk__in=second[1]).values_list("status", flat=True)) == {Image.Status.NEW}
+    assert Annotation.objects.count() == annotations_after_first
+    assert prelabel.prelabel_job_cancel(job=job) is False  # already ended
+    # A redelivered dispatch of a cancelled job sends nothing.
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0
+    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+
+
+def test_a_job_cancelled_while_queued_is_never_dispatched(project, task_calls):
+    plain_images(project, 2)
+    job = start(project)
+    assert prelabel.prelabel_job_cancel(job=job) is True
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0
+    assert task_calls.of("gpu_prelabel_batch") == []
+    assert counters(job)[0] == JobStatus.CANCELLED
+
+
+def test_cancelling_a_finished_job_returns_false_and_changes_nothing(project, task_calls):
+    project.segment = False
+    project.save()
+    ingest_photos(project, [("rocket", "")])
+    job = run_job(start(project), task_calls)
+    assert job.status == JobStatus.SUCCEEDED
+    finished_at = job.finished_at
+
+    assert prelabel.prelabel_job_cancel(job=job) is False
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.finished_at == finished_at
+
+
+# Failures ---------------------------------------------------------------------------------------------
+
+
+def test_a_missing_image_file_fails_that_image_and_the_others_are_done(project, task_calls):
+    project.segment = False
+    project.save()
+    present, missing, also_present = ingest_photos(project, [("chelsea", ""), ("coffee", ""), ("rocket", "")])
+    delete_file(missing)
+
+    job = run_job(start(project), task_calls)
+
+    assert (job.status, job.done, job.failed) == (JobStatus.SUCCEEDED, 2, 1)
+    item = job.items.get(image=missing)
+    assert item.status == PrelabelJobItem.Status.FAILED
+    assert "missing" in item.error
+    assert item.finished_at is not None
+    assert not missing.annotations.exists()
+    missing.refresh_from_db()
+    assert missing.status == Image.Status.NEW
+    for image in (present, also_present):
+        assert job.items.get(image=image).status == PrelabelJobItem.Status.DONE
+        assert image.annotations.exists()
+    assert item_sums(job) == (2, 1, job.annotation_count)
+
+
+def test_an_unreadable_image_file_fails_with_its_reason(project, task_calls):
+    project.segment = False
+    project.save()
+    good, broken = ingest_photos(project, [("chelsea", ""), ("coffee", "")])
+    with broken.file.storage.open(broken.file.name, "wb") as handle:
+        handle.write(b"not an image any more")
+
+    job = run_job(start(project), task_calls)
+
+    item = job.items.get(image=broken)
+    assert item.status == PrelabelJobItem.Status.FAILED
+    assert "cannot be read" in item.error
+    assert job.items.get(image=good).status == PrelabelJobItem.Status.DONE
+    assert (job.status, job.done, job.failed) == (JobStatus.SUCCEEDED, 1, 1)
+
+
+def test_a_bad_detector_path_fails_the_job_saying_where_and_how_to_get_weights(project, task_calls, settings):
+    settings.LABELGPT_MODELS = "real"
+    project.detector = "/nonexistent/folder"
+    project.save()
+    ingest_photos(project, [("chelsea", ""), ("coffee", "")])
+
+    job = run_job(start(project), task_calls)
+
+    assert job.status == JobStatus.FAILED and job.finished_at is not None
+    assert "/nonexistent/folder" in job.error
+    assert "hf download" in job.error  # how to provide the weights
+    assert job.params["models"] == "real"
+    assert (job.done, job.failed, job.annotation_count) == (0, 0, 0)
+    assert not Annotation.objects.exists()
+    assert set(Image.objects.values_list("status", flat=True)) == {Image.Status.NEW}
+    assert prelabel.prelabel_job_cancel(job=job) is False
+
+
+def test_a_job_whose_images_all_fail_is_failed(project, task_calls):
+    images = ingest_photos(project, [("chelsea", ""), ("rocket", "")])
+    for image in images:
+        delete_file(image)
+
+    job = run_job(start(project), task_calls)
+
+    assert job.status == JobStatus.FAILED
+    assert (job.done, job.failed) == (0, 2)
+    assert "2 image(s) failed" in job.error
+    assert set(job.items.values_list("status", flat=True)) == {PrelabelJobItem.Status.FAILED}
+    # The project can be pre-labeled again once the files are back.
+    assert start(project).total == 2
+
+
+# Embeddings and click-to-segment ----------------------------------------------------------------------
+
+
+def test_segment_click_without_an_embedding_queues_it_with_the_next_images(project, photos, task_calls):
+    first = photos[0]
+    Image.objects.filter(pk=photos[2].pk).update(status=Image.Status.DONE)  # never prefetched
+
+    assert prelabel.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
+
+    assert task_calls.of("gpu_embed_images") == [([first.pk, photos[1].pk, photos[3].pk],)]
+    # Clicking again while it is computed queues nothing more.
+    assert prelabel.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
+    assert len(task_calls.of("gpu_embed_images")) == 1
+
+
+def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, task_calls):
+    image = photos[1]  # chelsea, 451 × 300
+    assert prelabel.embeddings_compute(image_ids=[image.pk]) == 1
+
+    result = prelabel.segment_click(
+        image=image, points=[(200.0, 150.0), (20.0, 20.0)], labels=[1, 0], box=None
+    )
+
+    assert result is not None
+    mask = rle_to_mask(result["mask"])
+    assert mask.shape == (image.height, image.width) == (300, 451)
+    assert result["area"] == int(mask.sum())
+    assert result["area"] > 0  # the tiny SAM's masks are big blobs
+    assert result["polygons"] and all(len(ring) >= 6 for part in result["polygons"] for ring in part)
+    x, y, w, h = result["box"]
+    assert x >= 0 and y >= 0 and x + w <= image.width and y + h <= image.height
+    assert isinstance(result["score"], float) and math.isfinite(result["score"])
+    assert task_calls.of("gpu_embed_images") == []  # nothing to queue
+
+
+def test_segment_click_takes_a_box_alone(project, photos):
+    image = photos[0]
+    prelabel.embeddings_compute(image_ids=[image.pk])
+
+    result = prelabel.segment_click(image=image, points=[], labels=[], box=(100.0, 100.0, 200.0, 150.0))
+
+    assert rle_to_mask(result["mask"]).shape == (image.height, image.width)
+
+
+def test_embeddings_prefetch_skips_cached_images_and_does_not_queue_twice(project, photos, task_calls):
+    from django.core.cache import cache
+
+    assert prelabel.embeddings_compute(image_ids=[photos[1].pk]) == 1
+    assert prelabel.embeddings_compute(image_ids=[photos[1].pk]) == 0  # cached already
+
+    queued = prelabel.embeddings_prefetch(image=photos[0])
+    assert queued == [photos[0].pk, photos[2].pk, photos[3].pk]
+    assert prelabel.embeddings_prefetch(image=photos[0]) == []
+    assert prelabel.embeddings_prefetch(image=photos[2]) == []
+    assert task_calls.of("gpu_embed_images") == [(queued,)]
+
+    # The "already queued" mark lives in Django's cache: once it is gone, they are queued again.
+    cache.clear()
+    assert prelabel.embeddings_prefetch(image=photos[0]) == queued
+    # A computed embedding is never queued again.
+    prelabel.embeddings_compute(image_ids=queued)
+    cache.clear()
+    assert prelabel.embeddings_prefetch(image=photos[0]) == []
+
+
+def test_embeddings_compute_skips_an_image_whose_file_is_missing(project, photos):
+    delete_file(photos[0])
+    assert prelabel.embeddings_compute(image_ids=[p.pk for p in photos[:2]]) == 1
+    store = prelabel.embedding_cache()
+    assert not store.has(photos[0].sha256, "tiny")
+    assert store.has(photos[1].sha256, "tiny")

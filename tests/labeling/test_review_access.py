@@ -1,0 +1,188 @@
+"""Who may use the review workspace: outsiders get 404 on every route (nothing changes),
+annotators cannot change project settings (403), anonymous visitors get no data (pages go to
+the login page, JSON endpoints answer 401), and writes need the CSRF token."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from labeling import review
+from labeling.models import Annotation, Image
+from tests.labeling.review_helpers import add_annotation, add_images, call
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def image(project) -> Image:
+    (image,) = add_images(project, 1)
+    return image
+
+
+@pytest.fixture
+def proposal(image) -> Annotation:
+    return add_annotation(image, phrase="secret-phrase")
+
+
+def routes(project, image, proposal) -> list[tuple[str, str, dict | None]]:
+    """Every review route: (method, url, JSON body)."""
+    pid, iid, aid = {"project_id": project.pk}, {"image_id": image.pk}, {"annotation_id": proposal.pk}
+    cat = project.classes.first().pk
+    return [
+        ("get", reverse("review-next", kwargs=pid), None),
+        ("get", reverse("image-review", kwargs=iid), None),
+        ("get", reverse("image-previous", kwargs=iid), None),
+        ("get", reverse("project-leases", kwargs=pid), None),
+        ("get", reverse("image-annotations", kwargs=iid), None),
+        ("post", reverse("image-annotations", kwargs=iid), {"class_id": cat, "box": [1, 1, 5, 5]}),
+        ("get", reverse("annotation-detail", kwargs=aid), None),
+        ("patch", reverse("annotation-detail", kwargs=aid), {"state": "accepted", "version": 1}),
+        ("delete", reverse("annotation-detail", kwargs=aid), {"version": 1}),
+        (
+            "post",
+            reverse("image-annotations-bulk", kwargs=iid),
+            {"updates": [{"id": proposal.pk, "version": 1, "state": "accepted"}]},
+        ),
+        ("post", reverse("image-submit", kwargs=iid), {}),
+        ("post", reverse("image-skip", kwargs=iid), {}),
+        ("post", reverse("project-threshold", kwargs=pid), {"box_threshold": 0.5}),
+    ]
+
+
+def send(client, method: str, url: str, body):
+    if method == "get":
+        return client.get(url)
+    return call(client, method, url, body)
+
+
+def snapshot(project, image, proposal) -> tuple:
+    image.refresh_from_db()
+    proposal.refresh_from_db()
+    project.refresh_from_db()
+    return (
+        image.status,
+        image.assignee_id,
+        image.version,
+        proposal.state,
+        proposal.version,
+        Annotation.objects.count(),
+        project.box_threshold,
+    )
+
+
+def test_outsiders_get_404_on_every_review_route_and_change_nothing(
+    client_for, outsider, project, image, proposal
+):
+    client = client_for(outsider)
+    before = snapshot(project, image, proposal)
+    for method, url, body in routes(project, image, proposal):
+        response = send(client, method, url, body)
+        assert response.status_code == 404, (method, url)
+        assert b"secret-phrase" not in response.content
+    assert snapshot(project, image, proposal) == before
+
+
+def test_outsiders_get_json_404_from_the_json_endpoints(client_for, outsider, project, image, proposal):
+    response = call(
+        client_for(outsider), "patch", f"/annotations/{proposal.pk}/", {"state": "accepted"}, version=1
+    )
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found."}
+
+
+def test_an_annotation_of_another_project_is_404_for_a_member_of_this_one(
+    client_for, annotator, manager, project, proposal
+):
+    from labeling import services
+
+    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    (other_image,) = add_images(other, 1, start=100)
+    foreign = add_annotation(other_image)
+    client = client_for(annotator)
+    for method in ("patch", "delete"):
+        response = call(client, method, f"/annotations/{foreign.pk}/", {"state": "rejected"}, version=1)
+        assert response.status_code == 404, method
+    assert Annotation.objects.filter(pk=foreign.pk, state="proposed", version=1).exists()
+
+
+def test_a_nonexistent_annotation_is_404(client_for, annotator, db):
+    assert (
+        call(
+            client_for(annotator), "patch", "/annotations/999999/", {"state": "accepted"}, version=1
+        ).status_code
+        == 404
+    )
+
+
+def test_annotators_cannot_save_thresholds_or_see_leases_or_settings(client_for, annotator, project):
+    client = client_for(annotator)
+    pid = {"project_id": project.pk}
+    assert (
+        call(client, "post", reverse("project-threshold", kwargs=pid), {"box_threshold": 0.5}).status_code
+        == 403
+    )
+    assert client.get(reverse("project-leases", kwargs=pid)).status_code == 403
+    assert client.get(reverse("project-edit", kwargs=pid)).status_code == 403
+    assert client.get(reverse("project-members", kwargs=pid)).status_code == 403
+    project.refresh_from_db()
+    assert project.box_threshold == 0.35
+
+
+def test_annotators_may_triage_draw_and_submit(client_for, annotator, project, image, proposal, task_calls):
+    client = client_for(annotator)
+    for method, url, body in routes(project, image, proposal):
+        if "threshold" in url or "leases" in url:
+            continue
+        if method == "delete":  # a model proposal: rejected, not deleted (409, not 403)
+            assert send(client, method, url, body).status_code == 409
+            continue
+        if url.endswith("/skip/"):  # submitted just before
+            continue
+        response = send(client, method, url, body)
+        assert response.status_code in (200, 201, 302), (method, url, response.status_code)
+
+
+def test_anonymous_visitors_get_no_data(client, project, image, proposal):
+    login = reverse("login")
+    pages = {
+        reverse("review-next", kwargs={"project_id": project.pk}),
+        reverse("project-leases", kwargs={"project_id": project.pk}),
+        reverse("image-review", kwargs={"image_id": image.pk}),
+        reverse("image-previous", kwargs={"image_id": image.pk}),
+    }
+    before = snapshot(project, image, proposal)
+    for method, url, body in routes(project, image, proposal):
+        response = send(client, method, url, body)
+        assert b"secret-phrase" not in response.content, url
+        if url in pages:
+            assert response.status_code == 302, url
+            assert urlsplit(response["Location"]).path == login, url
+        else:  # a JSON endpoint: 401, not a redirect a fetch() would follow
+            assert response.status_code == 401, url
+            assert response.json()["error"], url
+    assert snapshot(project, image, proposal) == before
+
+
+def test_writes_need_the_csrf_token(annotator, image, proposal):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(annotator)
+    client.get(reverse("project-detail", kwargs={"project_id": image.project_id}))  # sets the cookie
+    token = client.cookies["csrftoken"].value
+    url = f"/annotations/{proposal.pk}/"
+    assert call(client, "patch", url, {"state": "accepted"}, version=1).status_code == 403
+    assert (
+        call(client, "patch", url, {"state": "accepted"}, version=1, HTTP_X_CSRFTOKEN=token).status_code
+        == 200
+    )
+
+
+def test_a_lease_is_not_taken_by_an_outsider_opening_the_page(client_for, outsider, project, image):
+    client_for(outsider).get(reverse("image-review", kwargs={"image_id": image.pk}))
+    client_for(outsider).get(reverse("review-next", kwargs={"project_id": project.pk}))
+    image.refresh_from_db()
+    assert image.assignee_id is None
+    assert review.image_leases(project=project) == []
