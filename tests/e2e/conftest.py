@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
 
+from labeling.models import Image, LabelClass, Project
 from tests.conftest import PASSWORD, make_user
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,6 +27,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "e2e"
 TIMEOUT_MS = 10_000
+XSS_NAME = '"><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture(scope="package")
@@ -108,3 +111,130 @@ def creator(transactional_db):
         Permission.objects.get(content_type__app_label="labeling", codename="add_project")
     )
     return user
+
+
+# The review workspace: a project pre-labeled by the tiny models ---------------------------------
+
+
+@dataclass
+class Seeded:
+    project: Project
+    manager: object
+    annotator: object
+    images: list[Image]
+    classes: dict[str, LabelClass]
+
+
+# The tiny models' answers per batch of images, kept for the session (they are deterministic):
+# every test runs the real pre-label job and writes its rows, but the models run once per photo.
+_MODEL_RUNS: dict[str, list] = {}
+
+
+@pytest.fixture
+def tiny_models_settings(settings, tmp_path_factory, monkeypatch):
+    """The tiny random models on the CPU (built once per session under the session's tmp), with
+    the SAM embeddings in one folder for the session (keyed by the image's sha256) and each
+    batch's model output computed once per session."""
+    from django.core.cache import cache
+
+    from labeling import prelabel
+    from tests.labeling.conftest import build_tiny_models_dir
+
+    base = tmp_path_factory.getbasetemp()
+    settings.LABELGPT_MODELS = "tiny"
+    settings.LABELGPT_MODELS_DIR = build_tiny_models_dir(base / "labelgpt-models")
+    settings.LABELGPT_DEVICE = "cpu"
+    settings.LABELGPT_EMBEDDINGS_DIR = str(base / "labelgpt-embeddings")
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 4
+    real_batch = prelabel.prelabel_batch
+
+    def remembered(items, prompts, params, *, on_image=None, **models):
+        key = repr(([item.sha256 for item in items], list(prompts), params, models.get("cache_name")))
+        if key not in _MODEL_RUNS:
+            _MODEL_RUNS[key] = real_batch(items, prompts, params, **models)
+        for index, result in enumerate(_MODEL_RUNS[key]):
+            if on_image is not None:
+                on_image(index, result)
+        return _MODEL_RUNS[key]
+
+    monkeypatch.setattr(prelabel, "prelabel_batch", remembered)
+    cache.clear()  # embeddings_prefetch remembers in Django's cache what it queued
+    yield settings
+    cache.clear()
+
+
+@pytest.fixture
+def inline_tasks(monkeypatch):
+    """The pre-label tasks run at once in this process instead of going to a broker; the
+    embedding prefetch the review page asks for is recorded only (the fixture computes them)."""
+    from inference import tasks
+    from labeling import prelabel
+
+    queued: list[tuple] = []
+
+    class Inline:
+        def __init__(self, run):
+            self.run = run
+
+        def delay(self, *args):
+            return self.run(*args)
+
+    monkeypatch.setattr(
+        tasks, "prelabel_job_dispatch", Inline(lambda job_id: prelabel.prelabel_job_dispatch(job_id=job_id))
+    )
+    monkeypatch.setattr(
+        tasks,
+        "gpu_prelabel_batch",
+        Inline(lambda job_id, image_ids: prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)),
+    )
+    monkeypatch.setattr(tasks, "gpu_embed_images", Inline(lambda image_ids: queued.append(tuple(image_ids))))
+    return queued
+
+
+@pytest.fixture
+def seeded(transactional_db, creator, tiny_models_settings, inline_tasks) -> Seeded:
+    """A project with three classes (one named like markup), an annotator, and two skimage
+    photos pre-labeled by the tiny models through a real pre-label job (run inline), with their
+    SAM embeddings cached so that click-to-segment answers at once."""
+    from labeling import prelabel, services
+    from labeling.models import Membership
+    from tests.labeling.conftest import ingest_photos
+
+    project = services.project_create(
+        user=creator,
+        name="Review bench",
+        classes=[{"name": "cat"}, {"name": "coffee cup", "prompt": "a cup of coffee"}, {"name": XSS_NAME}],
+    )
+    annotator = make_user("anna")
+    services.membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+    images = ingest_photos(project, [("chelsea", ""), ("coffee", "")])
+    job = prelabel.prelabel_job_start(project=project, user=creator)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("succeeded", 2, 0), (job.status, job.error)
+    prelabel.embeddings_compute(image_ids=[image.pk for image in images])
+    for image in images:
+        image.refresh_from_db()
+        assert image.status == Image.Status.PRELABELED
+        assert image.annotations.filter(score__gte=project.box_threshold).exists()
+    return Seeded(
+        project=project,
+        manager=creator,
+        annotator=annotator,
+        images=images,
+        classes={c.name: c for c in project.classes.all()},
+    )
+
+
+def wait_for_review(page) -> None:
+    """Until the review page's script has started and the image is drawn."""
+    # A function, not an expression: the page's CSP forbids eval, which a string expression needs.
+    page.wait_for_function(
+        "() => window.labelgpt && window.labelgpt.canvas.loaded && window.labelgpt.canvas.stats.frames > 0"
+    )
+
+
+def wait_saved(page) -> None:
+    """Until every edit has been answered by the server."""
+    page.wait_for_function(
+        "() => window.labelgpt.review.queue.pending === 0 && !window.labelgpt.review.queue.busy"
+    )
