@@ -302,6 +302,10 @@ def review_data(
         "urls": _review_urls(image),
         "can_manage": can_manage,
         "lease_expires_at": lease_expires_at.isoformat() if lease_expires_at else None,
+        # Seconds left by the server's clock: the page counts down from this, whatever its own clock says.
+        "lease_seconds": (
+            max(0, round((lease_expires_at - timezone.now()).total_seconds())) if lease_expires_at else None
+        ),
         "held_by_other": held_by_other,
     }
 

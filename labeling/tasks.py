@@ -9,3 +9,11 @@ from . import services
 def image_thumbnail_rebuild(image_id: int) -> bool:
     """Rebuild one image's thumbnail from its stored file (idempotent)."""
     return services.image_thumbnail_rebuild(image_id=image_id)
+
+
+@shared_task(name="labeling.tasks.export_run")
+def export_run(export_id: int) -> bool:
+    """Write an export's file (default queue; idempotent: only a queued export is run)."""
+    from . import exports
+
+    return exports.export_run(export_id=export_id)

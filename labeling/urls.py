@@ -37,3 +37,19 @@ urlpatterns += [
     path("images/<int:image_id>/skip/", review_views.image_skip, name="image-skip"),
     path("annotations/<int:annotation_id>/", review_views.annotation_detail, name="annotation-detail"),
 ]
+
+# Export (labeling/export_views.py): start, the panel, the download.
+from . import export_views  # noqa: E402
+
+urlpatterns += [
+    path("projects/<int:project_id>/exports/", export_views.project_exports, name="project-exports"),
+    path("projects/<int:project_id>/exports/new/", export_views.project_export, name="project-export"),
+    path("exports/<int:export_id>/download/", export_views.export_download, name="export-download"),
+]
+
+# Import (labeling/import_views.py): a dataset file in, the report out.
+from . import import_views  # noqa: E402
+
+urlpatterns += [
+    path("projects/<int:project_id>/import/", import_views.project_import, name="project-import"),
+]

@@ -740,7 +740,7 @@ function setBusy(busy) {
 
 // The image is ours for a while after opening it, and again after every saved write (the server
 // renews the lease on each). Shown in the header; a warning once it has run out.
-const leaseMs = !readOnly && data.lease_expires_at ? Date.parse(data.lease_expires_at) - Date.now() : 0;
+const leaseMs = !readOnly && data.lease_seconds ? data.lease_seconds * 1000 : 0;
 let leaseUntil = leaseMs > 0 ? Date.now() + leaseMs : 0;
 let leaseWarned = false;
 

@@ -1,0 +1,97 @@
+"""Export views: start an export (managers), the exports panel (polled by htmx while one runs),
+and the download (members)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import exports
+from .access import can_manage, project_for_user
+from .formats.base import FORMATS, ExportOptions, FormatError
+from .models import Export, JobStatus, Project
+
+TRUE = ("1", "true", "on", "yes")
+
+
+def options_from_post(post) -> tuple[str, ExportOptions]:
+    """The format and options of the export form; FormatError saying what is wrong."""
+    fmt = post.get("format", "")
+    if fmt not in FORMATS:
+        raise FormatError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    data: dict = {
+        "states": post.get("states", "accepted"),
+        "include_empty": post.get("include_empty", "1").lower() in TRUE,
+        "zip_images": post.get("zip_images", "").lower() in TRUE,
+        "rle": post.get("rle", "").lower() in TRUE,
+        "val_ratio": post.get("val_ratio") or 0,
+        "seed": post.get("seed") or 0,
+    }
+    class_ids = post.getlist("classes")
+    if class_ids:
+        data["class_ids"] = class_ids
+    return fmt, ExportOptions.from_json(data)
+
+
+def _context(project: Project, role: str, **extra) -> dict:
+    recent = exports.project_exports(project=project)
+    return {
+        "project": project,
+        "can_manage": can_manage(role),
+        "exports": recent,
+        "export_active": any(e.status in (JobStatus.QUEUED, JobStatus.RUNNING) for e in recent),
+        "export_formats": FORMATS.items(),
+        "export_classes": list(project.classes.all()),
+        **extra,
+    }
+
+
+def _render(request: HttpRequest, project: Project, role: str, status: int = 200, **extra) -> HttpResponse:
+    context = _context(project, role, **extra)
+    return render(request, "labeling/_exports.html#exports-panel", context, status=status)
+
+
+@require_POST
+def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Start an export (managers): 302 to the project (200 panel for htmx); 400 with the reason."""
+    project, role = project_for_user(request.user, project_id, manage=True)
+    try:
+        fmt, options = options_from_post(request.POST)
+        exports.export_start(project=project, user=request.user, fmt=fmt, options=options)
+    except (FormatError, ValidationError) as exc:
+        error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        if request.htmx:
+            return _render(request, project, role, status=400, export_error=error)
+        return HttpResponse(f"Export not started: {error}", status=400, content_type="text/plain")
+    if request.htmx:
+        return _render(request, project, role)
+    messages.success(request, f"{FORMATS[fmt]} export started.")
+    return redirect("project-detail", project_id=project.pk)
+
+
+@require_GET
+def project_exports(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The exports panel (members): the form for managers, the recent exports and their progress."""
+    project, role = project_for_user(request.user, project_id)
+    if not request.htmx:
+        return redirect("project-detail", project_id=project.pk)
+    return _render(request, project, role)
+
+
+@require_GET
+def export_download(request: HttpRequest, export_id: int) -> FileResponse:
+    """The export's file (members of its project; 404 for anyone else or while it is not ready)."""
+    export = exports.export_for_user(request.user, export_id)
+    if export.status != Export.Status.SUCCEEDED or not export.file:
+        raise Http404("This export has no file (yet).")
+    try:
+        handle = export.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The export's file is missing from storage.") from exc
+    suffix = export.file.name.rsplit(".", 1)[-1]
+    name = f"project-{export.project_id}-{export.format}-{export.pk}.{suffix}"
+    content_type = "application/json" if suffix == "json" else "application/zip"
+    return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)

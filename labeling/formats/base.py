@@ -1,0 +1,221 @@
+"""What export and import share: the format names, the export options, the error, and the
+conventions of each layout (the exporter writes them; the importer inverts them).
+
+Coordinates everywhere are those of inference/masks.py: pixel (row i, column j) covers
+[j, j + 1] x [i, i + 1]; a box (x, y, w, h) is in pixels from the image's top-left corner.
+
+File names inside archives: the image's ``original_name`` (its basename), made safe (only
+letters, digits, ``.``, ``-``, ``_``; anything else becomes ``_``) and unique within the
+export, stems included (on a clash — ``cat.jpg`` and ``Cat.png`` clash too, as their label
+files would — ``-<image id>`` goes before the extension: ``cat.jpg`` → ``cat-42.jpg``).
+``safe_image_names`` does this; the *stem* of that name (without extension) names the label
+files.
+
+COCO (``coco``)
+    One JSON object {"info", "licenses", "images", "categories", "annotations"}. Image ids and
+    category ids are the database ids; ``file_name`` is the archive name above. Annotations:
+    ``bbox`` [x, y, w, h] as stored (floats), ``area`` the mask's pixel count (else w * h),
+    ``iscrowd`` 0, ``score`` when the annotation has one. ``segmentation``: ``[]`` for an
+    annotation with a box only (no mask, no polygons); otherwise a list of polygons (one per
+    part, outer rings only — COCO polygons have no holes) when the mask has no holes and the
+    outer rings rasterise to it with IoU ≥ 0.99, otherwise — a mask with holes, or
+    ``rle=True`` — the compressed RLE {"size": [h, w], "counts": str}. iscrowd stays 0 with RLE
+    (pycocotools reads either form whatever iscrowd says; iscrowd=1 would make COCOeval ignore
+    the object). With ``zip_images`` the output is a zip holding ``annotations.json`` and
+    ``images/<file_name>``; otherwise the plain ``.json``.
+
+YOLO detect / segment (``yolo_detect``, ``yolo_segment``; Ultralytics layout, always a zip)
+    ``data.yaml``: {"path": ".", "train": "images/train", "val": "images/val" (or both
+    "images" when there is no split), "nc": N, "names": {0: name, 1: name, ...}} with class
+    index = the position of the class in the project's class order (LabelClass.Meta.ordering:
+    order, id) over *all* the project's classes (also when only some are exported), so indices
+    are stable. Without a split (val_ratio 0): ``images/<name>`` and ``labels/<stem>.txt``;
+    with one: ``images/{train,val}/<name>`` and ``labels/{train,val}/<stem>.txt``. Every
+    exported image gets a label file (empty when it has no annotations).
+    Detect lines: ``cls cx cy w h``, centre and size divided by the image width (x, w) and
+    height (y, h), so in [0, 1]; written with ``%.10g`` (boxes reproduce within 1e-6 relative).
+    Segment lines: ``cls x1 y1 x2 y2 ...``, the polygon's vertices divided by width / height.
+    A mask with several parts is written as ONE LINE PER PART (same class), so nothing is
+    dropped; holes are not representable and are left out (the outer ring of each part). An
+    annotation with no polygons (a box only) is written as its box's 4 corners.
+    The split: images are shuffled with ``random.Random(seed)`` over their ids in id order and
+    the first ``round(n * val_ratio)`` go to val; the same seed gives the same split.
+
+Pascal VOC (``voc``, always a zip)
+    ``Annotations/<stem>.xml``: <annotation> with <folder>VOC</folder>, <filename>,
+    <size><width><height><depth> (depth 3), <segmented> (1 when any exported object has a
+    mask), and per annotation an <object> with <name> (class name), <pose>Unspecified</pose>,
+    <truncated>0</truncated>, <difficult>0</difficult>, <bndbox> with 1-based inclusive
+    integer pixel corners: xmin = floor(x) + 1, ymin = floor(y) + 1, xmax = ceil(x + w),
+    ymax = ceil(y + h) (so a box of whole pixels round-trips exactly: x = xmin - 1,
+    w = xmax - xmin + 1). ``ImageSets/Main/{train,val,trainval}.txt``: one stem per line
+    (train = trainval when there is no split). ``JPEGImages/<name>``: the image files with
+    their original extension. When any exported annotation has a mask:
+    ``SegmentationObject/<stem>.png`` (palette PNG, pixel value = 1-based index of the
+    object in the XML, 0 background) and ``SegmentationClass/<stem>.png`` (value = class
+    index + 1 in project class order, 0 background), both in the VOC colour map
+    (``voc_palette``); later objects paint over earlier ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+FORMATS: dict[str, str] = {
+    "coco": "COCO JSON",
+    "yolo_detect": "YOLO detect",
+    "yolo_segment": "YOLO segment",
+    "voc": "Pascal VOC",
+}
+
+STATES = ("accepted", "proposed")
+
+
+class FormatError(Exception):
+    """Bad input or options: the message says what and where (file, line, field)."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    states: tuple = ("accepted",)  # ("accepted",) or ("accepted", "proposed"): proposals ≥ threshold
+    class_ids: tuple | None = None  # None: every class
+    include_empty: bool = True  # images with no exported annotation
+    zip_images: bool = False  # COCO only: a zip with the images (YOLO / VOC always have them)
+    rle: bool = False  # COCO only: every mask as RLE
+    val_ratio: float = 0.0  # YOLO / VOC: fraction of images in the val split
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "states": list(self.states),
+            "class_ids": None if self.class_ids is None else list(self.class_ids),
+            "include_empty": self.include_empty,
+            "zip_images": self.zip_images,
+            "rle": self.rle,
+            "val_ratio": self.val_ratio,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> ExportOptions:
+        """Validated options from a dict (as stored on Export.options); FormatError on bad ones."""
+        data = dict(data or {})
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise FormatError(f"Unknown export option(s): {', '.join(sorted(unknown))}.")
+        states = data.get("states", ["accepted"])
+        if isinstance(states, str):
+            states = [s for s in states.split(",") if s.strip()]
+        if not isinstance(states, list | tuple) or not states:
+            raise FormatError("Option states: give a list of states.")
+        states = tuple(str(s).strip() for s in states)
+        if set(states) - set(STATES) or "accepted" not in states:
+            raise FormatError('Option states must be "accepted" or "accepted,proposed".')
+        class_ids = data.get("class_ids")
+        if class_ids is not None:
+            if not isinstance(class_ids, list | tuple):
+                raise FormatError("Option class_ids: give a list of class ids.")
+            try:
+                class_ids = tuple(int(c) for c in class_ids)
+            except (TypeError, ValueError) as exc:
+                raise FormatError(f"Option class_ids: not a list of integers ({class_ids!r:.80}).") from exc
+        flags = {}
+        for name in ("include_empty", "zip_images", "rle"):
+            value = data.get(name, getattr(cls, name))
+            if not isinstance(value, bool):
+                raise FormatError(f"Option {name} must be true or false (got {value!r:.40}).")
+            flags[name] = value
+        try:
+            val_ratio = float(data.get("val_ratio", 0.0))
+            seed = int(data.get("seed", 0))
+        except (TypeError, ValueError) as exc:
+            raise FormatError("Options val_ratio and seed must be numbers.") from exc
+        if not 0.0 <= val_ratio < 1.0:
+            raise FormatError(f"Option val_ratio must be in [0, 1) (got {val_ratio}).")
+        return cls(states=states, class_ids=class_ids, val_ratio=val_ratio, seed=seed, **flags)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file's basename with only letters, digits, ".", "-" and "_" (never empty, never hidden)."""
+    base = os.path.basename(str(name).replace("\\", "/")) or "image"
+    base = _UNSAFE.sub("_", base).lstrip(".") or "image"
+    return base[:150]
+
+
+def safe_image_names(images: Iterable[tuple[int, str]], taken: set[str] | None = None) -> dict[int, str]:
+    """Archive names for (image id, original_name) pairs: safe, with unique stems (ignoring case).
+
+    ``taken`` (lower-cased stems already used; updated in place) lets a streaming exporter call
+    this chunk by chunk and still get unique names across the whole export.
+    """
+    taken = set() if taken is None else taken
+    names = {}
+    for image_id, original in images:
+        name = safe_name(original)
+        base, ext = os.path.splitext(name)
+        if base.lower() in taken:
+            name = f"{base}-{image_id}{ext}"
+            suffix = 1
+            while os.path.splitext(name)[0].lower() in taken:
+                name = f"{base}-{image_id}-{suffix}{ext}"
+                suffix += 1
+        taken.add(os.path.splitext(name)[0].lower())
+        names[image_id] = name
+    return names
+
+
+def stem(name: str) -> str:
+    return os.path.splitext(name)[0]
+
+
+def voc_palette() -> list[int]:
+    """The Pascal VOC colour map: 256 RGB triples, flat (for PIL's putpalette)."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        palette.extend((r, g, b))
+    return palette
+
+
+class ImageRow(NamedTuple):
+    """One exported image, as the exporters get it (``name``: its unique, safe archive name)."""
+
+    id: int
+    name: str
+    width: int
+    height: int
+    file: str  # storage name ("" when there is no file)
+
+
+class AnnotationRow(NamedTuple):
+    """One exported annotation: plain values, no model instance."""
+
+    id: int
+    image_id: int
+    class_id: int
+    x: float
+    y: float
+    w: float
+    h: float
+    mask: dict | None  # COCO RLE {"size": [h, w], "counts": str}
+    polygons: list | None  # parts → rings (outer, holes) → [x0, y0, ...]
+    score: float | None
+
+
+class ClassRow(NamedTuple):
+    id: int
+    name: str
+    index: int  # 0-based position in the project's class order (YOLO class index, VOC index - 1)

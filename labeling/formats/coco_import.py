@@ -1,0 +1,207 @@
+"""Read COCO JSON (a .json, or a .zip holding it and the images) into a ParsedDataset.
+
+Segmentations: polygons (a list of flat [x0, y0, ...] rings: COCO has no holes, so each ring
+is a part of its own), compressed RLE ({"size": [h, w], "counts": str}) or uncompressed RLE
+(counts a list of ints). Every wrong type is reported with its JSON path
+("annotations[12].bbox"); malformed JSON with its line and column.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, BinaryIO
+
+from labeling.imports import (
+    ParsedAnnotation,
+    ParsedDataset,
+    ParsedImage,
+    basename,
+    is_number,
+    is_zip,
+    read_capped,
+    read_zip,
+)
+
+from .base import FormatError
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _segmentation(value: Any, path: str, dataset: ParsedDataset) -> dict | None:
+    """{"polygons": ...} or {"rle": ...}; None (with an error) when the type is wrong."""
+    if isinstance(value, list):
+        if not value:
+            return {}
+        parts = []
+        for index, ring in enumerate(value):
+            if not isinstance(ring, list) or not all(is_number(v) for v in ring):
+                dataset.error(
+                    f"{path}[{index}]", "a polygon must be a list of numbers [x0, y0, x1, y1, ...]."
+                )
+                return None
+            if len(ring) < 6 or len(ring) % 2:
+                dataset.error(
+                    f"{path}[{index}]",
+                    f"a polygon needs an even count of at least 6 numbers (got {len(ring)}).",
+                )
+                return None
+            parts.append([ring])
+        return {"polygons": parts}
+    if isinstance(value, dict):
+        size, counts = value.get("size"), value.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+            dataset.error(f"{path}.size", "an RLE needs size [height, width]: two positive integers.")
+            return None
+        if not (isinstance(counts, str) or (isinstance(counts, list) and all(_is_int(c) for c in counts))):
+            dataset.error(f"{path}.counts", "RLE counts must be a string (compressed) or a list of integers.")
+            return None
+        return {"rle": {"size": size, "counts": counts}}
+    dataset.error(
+        path, f"segmentation must be a list of polygons or an RLE object, not {type(value).__name__}."
+    )
+    return None
+
+
+def parse_coco_json(
+    data: bytes, where: str, dataset: ParsedDataset, archive_images: dict[str, bytes]
+) -> None:
+    try:
+        document = json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            f"{where}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+        ) from exc
+    if not isinstance(document, dict):
+        raise FormatError(
+            f"{where}: the top level must be a JSON object with images, categories, annotations."
+        )
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(document.get(key), list):
+            raise FormatError(f"{where}: {key} must be a list (got {type(document.get(key)).__name__}).")
+
+    lower_archive = {}
+    for name in archive_images:
+        lower_archive.setdefault(basename(name).lower(), []).append(name)
+    image_ids: set = set()
+    for index, image in enumerate(document["images"]):
+        path = f"images[{index}]"
+        if not isinstance(image, dict):
+            dataset.error(path, "an image must be an object.")
+            continue
+        image_id, file_name = image.get("id"), image.get("file_name")
+        if not _is_int(image_id):
+            dataset.error(f"{path}.id", f"must be an integer (got {image_id!r:.40}).")
+            continue
+        if not isinstance(file_name, str) or not file_name.strip():
+            dataset.error(f"{path}.file_name", f"must be a non-empty string (got {file_name!r:.40}).")
+            continue
+        if image_id in image_ids:
+            dataset.error(f"{path}.id", f"image id {image_id} appears twice.")
+            continue
+        width, height = image.get("width"), image.get("height")
+        if (width is not None or height is not None) and not (
+            _is_int(width) and _is_int(height) and width > 0 and height > 0
+        ):
+            dataset.error(path, "width and height must be positive integers.")
+            continue
+        image_ids.add(image_id)
+        base = basename(file_name)
+        exact = [n for n in archive_images if basename(n) == base]
+        found = exact or lower_archive.get(base.lower(), [])
+        dataset.images.append(
+            ParsedImage(
+                key=image_id,
+                name=base,
+                location=f"{path} ({file_name})",
+                data=archive_images[found[0]] if len(found) == 1 else None,
+                width=width,
+                height=height,
+            )
+        )
+
+    categories: dict[int, str] = {}
+    for index, category in enumerate(document["categories"]):
+        path = f"categories[{index}]"
+        if not isinstance(category, dict):
+            dataset.error(path, "a category must be an object.")
+            continue
+        category_id, name = category.get("id"), category.get("name")
+        if not _is_int(category_id):
+            dataset.error(f"{path}.id", f"must be an integer (got {category_id!r:.40}).")
+        elif not isinstance(name, str) or not name.strip():
+            dataset.error(f"{path}.name", f"must be a non-empty string (got {name!r:.40}).")
+        elif category_id in categories:
+            dataset.error(f"{path}.id", f"category id {category_id} appears twice.")
+        else:
+            categories[category_id] = name.strip()
+
+    for index, annotation in enumerate(document["annotations"]):
+        path = f"annotations[{index}]"
+        if not isinstance(annotation, dict):
+            dataset.error(path, "an annotation must be an object.")
+            continue
+        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
+        if not _is_int(image_id):
+            dataset.error(f"{path}.image_id", f"must be an integer (got {image_id!r:.40}).")
+            continue
+        if image_id not in image_ids:
+            dataset.error(f"{path}.image_id", f"unknown image id {image_id} (not in images).")
+            continue
+        if not _is_int(category_id):
+            dataset.error(f"{path}.category_id", f"must be an integer (got {category_id!r:.40}).")
+            continue
+        if category_id not in categories:
+            dataset.error(f"{path}.category_id", f"unknown category id {category_id} (not in categories).")
+            continue
+        box = annotation.get("bbox")
+        if box is not None and not (
+            isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)
+        ):
+            dataset.error(f"{path}.bbox", f"must be [x, y, width, height]: four numbers (got {box!r:.60}).")
+            continue
+        geometry: dict | None = {}
+        if annotation.get("segmentation") is not None:
+            geometry = _segmentation(annotation["segmentation"], f"{path}.segmentation", dataset)
+            if geometry is None:
+                continue
+        if box is None and not geometry:
+            dataset.error(path, "has neither a bbox nor a segmentation.")
+            continue
+        score = annotation.get("score")
+        dataset.annotations.append(
+            ParsedAnnotation(
+                image_key=image_id,
+                class_name=categories[category_id],
+                location=path,
+                box=tuple(box) if box is not None else None,
+                score=float(score) if is_number(score) else None,
+                **geometry,
+            )
+        )
+
+
+def parse_coco(fileobj: BinaryIO, name: str) -> ParsedDataset:
+    dataset = ParsedDataset()
+    if is_zip(fileobj):
+        contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".json"))
+        documents = sorted(n for n in contents.files if n.lower().endswith(".json"))
+        if not documents:
+            raise FormatError(f"{name}: the archive holds no .json file.")
+        if len(documents) > 1:
+            preferred = [
+                n for n in documents if basename(n).lower() in ("annotations.json", "instances.json")
+            ]
+            if len(preferred) != 1:
+                raise FormatError(
+                    f"{name}: the archive holds several JSON files ({', '.join(documents[:5])})."
+                )
+            documents = preferred
+        images = {n: contents.files[n] for n in contents.images}
+        parse_coco_json(contents.files[documents[0]], documents[0], dataset, images)
+    else:
+        parse_coco_json(read_capped(fileobj, what=name), name, dataset, {})
+    return dataset

@@ -1,0 +1,67 @@
+"""Annotation import page section (issue 5): POST a dataset file, get the report (htmx partial)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import imports
+from .access import project_for_user
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="COCO .json or .zip; YOLO .zip; Pascal VOC .zip.")
+    format = forms.ChoiceField(choices=list(imports.IMPORT_FORMATS.items()))
+    create_classes = forms.BooleanField(required=False, label="Create unknown classes")
+
+
+@require_POST
+def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, manage=True)
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.LABELGPT_MAX_UPLOAD_BYTES:
+        return HttpResponse(
+            f"The upload is {declared / 1e6:.0f} MB; the limit is "
+            f"{settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
+            status=413,
+            content_type="text/plain",
+        )
+    form = ImportForm(request.POST, request.FILES)
+    report = None
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        report = imports.annotations_import(
+            project=project,
+            fileobj=upload,
+            name=upload.name,
+            format=form.cleaned_data["format"],
+            user=request.user,
+            create_classes=form.cleaned_data["create_classes"],
+        )
+    ok = report is not None and report.ok
+    if request.htmx:
+        response = render(
+            request,
+            "labeling/_imports.html#import-report",
+            {"project": project, "import_report": report, "import_form": form},
+            status=200 if ok else 400,
+        )
+        if ok and (report.created_annotations or report.created_images):
+            response["HX-Trigger"] = "images-changed"
+        return response
+    if report is None:
+        messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+    elif ok:
+        messages.success(
+            request,
+            f"Imported {report.created_annotations} annotation(s) on {len(report.matched_images)} "
+            f"matched and {len(report.created_images)} new image(s).",
+        )
+    else:
+        for where, what in report.errors[:20]:
+            messages.error(request, f"{where}: {what}")
+    return redirect("project-detail", project_id=project.pk)

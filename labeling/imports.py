@@ -1,0 +1,610 @@
+"""Annotation import (issue 5): COCO JSON, YOLO detect / segment and Pascal VOC into a project.
+
+The format readers (labeling/formats/*_import.py) turn a file into a `ParsedDataset`: the images
+it names (with their bytes when the archive brings them along) and its annotations, each with a
+location ("annotations[12]", "labels/train/cat.txt line 3", "Annotations/cat.xml object 2") for
+the messages. They know nothing of the database. `annotations_import` then
+
+1. matches the file's images to the project's (bytes brought along: validated like an upload
+   by `prepare_image`, a duplicate of an existing image (same sha256) is that image; otherwise
+   by file name: `original_name`'s basename, case-sensitive first, then case-insensitive, then
+   as the exporters write it (`safe_name`); two candidates are an ambiguity, an error),
+2. matches classes by name (case-insensitive); unknown ones are created or reported,
+3. checks every geometry against its image (box inside, RLE size, polygons inside),
+4. and only when nothing is wrong writes it all in one transaction (new images, new classes,
+   one bulk_create of the annotations: source "import", state "accepted"). Any error: nothing
+   is written and no file is left in storage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from inference.masks import mask_box, mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
+
+from .formats.base import FormatError, safe_name
+from .ingest import IngestError, Limits, PreparedImage, iter_zip, prepare_image
+from .models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
+
+IMPORT_FORMATS: dict[str, str] = {
+    "coco": "COCO JSON (.json, or a .zip with the JSON and images/)",
+    "yolo": "YOLO detect / segment (.zip: data.yaml, labels/, images/)",
+    "voc": "Pascal VOC (.zip: Annotations/, JPEGImages/, SegmentationObject/)",
+}
+# The export format names are accepted too: both YOLO flavours read the same way.
+FORMAT_ALIASES = {"yolo_detect": "yolo", "yolo_segment": "yolo"}
+MAX_ERRORS = 200  # past this many, the report says how many more there were
+MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation (as the review API)
+
+
+# The readers' output -----------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedImage:
+    """An image named by the file. `key` is the reader's own id for it (COCO id, YOLO stem...)."""
+
+    key: Any
+    name: str  # file name as written in the file (matched by basename)
+    location: str
+    data: bytes | None = None  # the image's bytes when the archive brings them along
+    width: int | None = None  # as declared by the file, checked when given
+    height: int | None = None
+    by_stem: bool = False  # match the project's images by stem (YOLO label files)
+
+
+@dataclass
+class ParsedAnnotation:
+    image_key: Any
+    class_name: str
+    location: str
+    box: tuple[float, float, float, float] | None = None  # x, y, w, h
+    polygons: list | None = None  # parts → rings → [x0, y0, ...]
+    rle: dict | None = None  # {"size": [h, w], "counts": str | list[int]}
+    mask: np.ndarray | None = None  # a decoded mask (VOC PNGs)
+    normalized: bool = False  # box and polygons divided by the image's width / height (YOLO)
+    score: float | None = None
+
+
+@dataclass
+class ParsedDataset:
+    images: list[ParsedImage] = field(default_factory=list)
+    annotations: list[ParsedAnnotation] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, what)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
+
+    def error(self, where: str, what: str) -> None:
+        self.errors.append((where, what))
+
+
+# The report ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    format: str = ""
+    file_name: str = ""
+    created_annotations: int = 0
+    matched_images: list[tuple[str, int]] = field(default_factory=list)  # (name in the file, image id)
+    created_images: list[tuple[str, int]] = field(default_factory=list)  # brought along, new
+    created_classes: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name in the file, why)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, what)
+    more_errors: int = 0  # errors past MAX_ERRORS, not listed
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add_errors(self, errors: list[tuple[str, str]]) -> None:
+        for error in errors:
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append(error)
+            else:
+                self.more_errors += 1
+
+    def as_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "file": self.file_name,
+            "ok": self.ok,
+            "created_annotations": self.created_annotations,
+            "matched_images": [{"name": n, "id": i} for n, i in self.matched_images],
+            "created_images": [{"name": n, "id": i} for n, i in self.created_images],
+            "created_classes": list(self.created_classes),
+            "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
+            "errors": [{"where": w, "message": m} for w, m in self.errors],
+            "more_errors": self.more_errors,
+        }
+
+
+# Reading files ------------------------------------------------------------------------------------
+
+
+def read_capped(fileobj: BinaryIO, *, what: str) -> bytes:
+    """The whole file, refused past LABELGPT_MAX_UPLOAD_BYTES."""
+    limit = settings.LABELGPT_MAX_UPLOAD_BYTES
+    if hasattr(fileobj, "seek"):
+        fileobj.seek(0)
+    data = fileobj.read(limit + 1)
+    if len(data) > limit:
+        raise FormatError(f"{what}: the file is over the limit of {limit / 1e6:.0f} MB.")
+    return data
+
+
+@dataclass
+class ZipContents:
+    """The files of an archive by their name inside it: images (bytes read by iter_zip, with its
+    caps) and the text files a reader asked for."""
+
+    files: dict[str, bytes]
+    images: set[str]  # names among `files` that look like images
+
+
+def read_zip(fileobj: BinaryIO, *, want: Callable[[str], bool], limits: Limits | None = None) -> ZipContents:
+    """Read an archive safely (labeling.ingest.iter_zip: no absolute paths, "..", symlinks, zip
+    bombs); FormatError naming the first refused entries. Non-image entries are read only when
+    `want(name)`, each capped by LABELGPT_MAX_UPLOAD_BYTES, all of them by the archive's limit."""
+    limits = limits or Limits.from_settings()
+    size = fileobj.seek(0, os.SEEK_END)
+    if size > settings.LABELGPT_MAX_UPLOAD_BYTES:
+        raise FormatError(
+            f"The archive is {size / 1e6:.0f} MB; "
+            f"the limit is {settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB."
+        )
+    fileobj.seek(0)
+    files: dict[str, bytes] = {}
+    images: set[str] = set()
+    wanted: list[str] = []
+    refused: list[str] = []
+    try:
+        for entry in iter_zip(fileobj, limits=limits):
+            if entry.error:
+                refused.append(f"{entry.name}: {entry.error}")
+            elif entry.data is not None:
+                files[entry.name] = entry.data
+                images.add(entry.name)
+            elif entry.skipped == "Not an image file." and want(entry.name):
+                wanted.append(entry.name)
+    except IngestError as exc:
+        raise FormatError(str(exc)) from exc
+    if refused:
+        raise FormatError("The archive is refused: " + "; ".join(refused[:5]))
+    total = sum(len(v) for v in files.values())
+    cap = settings.LABELGPT_MAX_UPLOAD_BYTES
+    fileobj.seek(0)
+    with zipfile.ZipFile(fileobj) as archive:
+        for name in wanted:
+            try:
+                with archive.open(name) as member:
+                    data = member.read(cap + 1)  # never trust the declared size
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
+                raise FormatError(f"{name}: cannot read this entry of the archive ({exc}).") from exc
+            total += len(data)
+            if len(data) > cap or total > limits.zip_max_total_bytes:
+                raise FormatError(
+                    f"{name}: the archive unpacks to more than the size limit (zip bomb protection)."
+                )
+            files[name] = data
+    return ZipContents(files=files, images=images)
+
+
+def is_zip(fileobj: BinaryIO) -> bool:
+    fileobj.seek(0)
+    result = zipfile.is_zipfile(fileobj)
+    fileobj.seek(0)
+    return result
+
+
+def basename(name: str) -> str:
+    return PurePosixPath(str(name).replace("\\", "/")).name
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Matching images -------------------------------------------------------------------------------------
+
+
+class _ProjectImages:
+    """The project's images by basename / stem: exact, lower-cased, and as `safe_name` writes them."""
+
+    def __init__(self, project: Project) -> None:
+        self.by_id: dict[int, tuple[str, int, int]] = {}
+        self.by_sha: dict[str, int] = {}
+        self.index: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        rows = Image.objects.filter(project=project).values_list(
+            "id", "original_name", "width", "height", "sha256"
+        )
+        for image_id, original, width, height, sha in rows.iterator(chunk_size=5000):
+            self.by_id[image_id] = (original, width, height)
+            self.by_sha[sha] = image_id
+            base = basename(original)
+            safe = safe_name(base)
+            for kind, value in (("name", base), ("safe", safe)):
+                stem = os.path.splitext(value)[0]
+                self.index[kind][value].append(image_id)
+                self.index[kind + "-lower"][value.lower()].append(image_id)
+                self.index[kind + "-stem"][stem].append(image_id)
+                self.index[kind + "-stem-lower"][stem.lower()].append(image_id)
+
+    def find(self, name: str, *, by_stem: bool) -> list[int]:
+        """The candidates for a name: the first rule that finds any wins (several: ambiguous)."""
+        base = basename(name)
+        if by_stem:
+            base = os.path.splitext(base)[0]
+            rules = (
+                ("name-stem", base),
+                ("name-stem-lower", base.lower()),
+                ("safe-stem-lower", base.lower()),
+            )
+        else:
+            rules = (("name", base), ("name-lower", base.lower()), ("safe-lower", safe_name(base).lower()))
+        for kind, key in rules:
+            found = self.index[kind].get(key)
+            if found:
+                return sorted(set(found))
+        return []
+
+
+@dataclass
+class _Target:
+    """Where a file's image lands: an existing image, or one to create from `prepared`."""
+
+    name: str
+    width: int
+    height: int
+    image_id: int | None = None
+    prepared: PreparedImage | None = None
+    image: Image | None = None  # set once stored
+
+    @property
+    def pk(self) -> int:
+        return self.image.pk if self.image is not None else self.image_id
+
+
+def _resolve_images(
+    project: Project, dataset: ParsedDataset, report: ImportReport, errors: list
+) -> dict[Any, _Target]:
+    known = _ProjectImages(project)
+    limits = Limits.from_settings()
+    targets: dict[Any, _Target] = {}
+    new_by_sha: dict[str, _Target] = {}
+    for parsed in dataset.images:
+        shown = (
+            f"{parsed.location} ({parsed.name})" if parsed.name not in parsed.location else parsed.location
+        )
+        if parsed.data is not None:
+            try:
+                prepared = prepare_image(
+                    parsed.data, limits=limits, thumbnail_size=settings.LABELGPT_THUMBNAIL_SIZE
+                )
+            except IngestError as exc:
+                errors.append((shown, str(exc)))
+                continue
+            if prepared.sha256 in known.by_sha:
+                image_id = known.by_sha[prepared.sha256]
+                _, width, height = known.by_id[image_id]
+                target = _Target(name=parsed.name, width=width, height=height, image_id=image_id)
+                report.matched_images.append((parsed.name, image_id))
+            elif prepared.sha256 in new_by_sha:
+                target = new_by_sha[prepared.sha256]
+            else:
+                target = _Target(
+                    name=parsed.name, width=prepared.width, height=prepared.height, prepared=prepared
+                )
+                new_by_sha[prepared.sha256] = target
+        else:
+            found = known.find(parsed.name, by_stem=parsed.by_stem)
+            if not found:
+                report.skipped.append((parsed.name, "No image of that name in the project."))
+                continue
+            if len(found) > 1:
+                names = ", ".join(f"{known.by_id[i][0]} (id {i})" for i in found[:5])
+                errors.append(
+                    (
+                        shown,
+                        f'"{parsed.name}" matches {len(found)} images of the project: {names}. '
+                        "Rename them, or bring the images along in the archive.",
+                    )
+                )
+                continue
+            image_id = found[0]
+            _, width, height = known.by_id[image_id]
+            target = _Target(name=parsed.name, width=width, height=height, image_id=image_id)
+            report.matched_images.append((parsed.name, image_id))
+        if (
+            parsed.width is not None
+            and parsed.height is not None
+            and ((parsed.width, parsed.height) != (target.width, target.height))
+        ):
+            errors.append(
+                (
+                    shown,
+                    f"The file says the image is {parsed.width} × {parsed.height} pixels but it is "
+                    f"{target.width} × {target.height}; its annotations would be misplaced.",
+                )
+            )
+            continue
+        targets[parsed.key] = target
+    return targets
+
+
+# Geometry ----------------------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    pass
+
+
+def _rle_runs(counts: Any) -> list[int]:
+    from .review import _rle_string_counts  # the same checked decoder as the review API
+
+    if isinstance(counts, str):
+        return _rle_string_counts(counts)
+    if isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        return counts
+    raise ValueError("counts must be a COCO string or a list of integers")
+
+
+def _clean_rle(rle: dict, target: _Target) -> np.ndarray:
+    size = rle.get("size")
+    if size != [target.height, target.width]:
+        raise _Bad(
+            f"the RLE size {size!r:.40} is not the image's "
+            f"[height, width] = [{target.height}, {target.width}]"
+        )
+    try:
+        runs = _rle_runs(rle.get("counts"))
+        if any(run < 0 or run >= 2**32 for run in runs):
+            raise ValueError("a run length is out of range")
+        if sum(runs) != target.height * target.width:
+            raise ValueError(f"the runs cover {sum(runs)} pixels, not {target.height} × {target.width}")
+        return rle_to_mask({"size": size, "counts": rle["counts"]})
+    except ValueError as exc:
+        raise _Bad(f"not a valid COCO RLE: {exc}") from exc
+
+
+def _clean_polygons(polygons: list, target: _Target, normalized: bool) -> list:
+    width, height = target.width, target.height
+    out = []
+    total = 0
+    for part in polygons:
+        rings = []
+        for ring in part:
+            values = [float(v) for v in ring]
+            total += len(values)
+            if total > MAX_POLYGON_VALUES:
+                raise _Bad(f"the polygons have more than {MAX_POLYGON_VALUES} coordinates")
+            xs, ys = values[0::2], values[1::2]
+            if normalized:
+                xs, ys = [x * width for x in xs], [y * height for y in ys]
+            tolerance = BOX_TOLERANCE * (max(width, height) if normalized else 1)
+            if (
+                min(xs) < -tolerance
+                or min(ys) < -tolerance
+                or max(xs) > width + tolerance
+                or max(ys) > height + tolerance
+            ):
+                raise _Bad(
+                    f"a polygon goes outside the {width} × {height} image "
+                    f"(x from {min(xs):g} to {max(xs):g}, y from {min(ys):g} to {max(ys):g})"
+                )
+            xs = [min(max(x, 0.0), width) for x in xs]
+            ys = [min(max(y, 0.0), height) for y in ys]
+            rings.append([v for pair in zip(xs, ys, strict=True) for v in pair])
+        out.append(rings)
+    return out
+
+
+def _clean_box(box: tuple, target: _Target, normalized: bool) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in box)
+    tolerance = BOX_TOLERANCE
+    if normalized:
+        x, y, w, h = x * target.width, y * target.height, w * target.width, h * target.height
+        tolerance = BOX_TOLERANCE * max(target.width, target.height)  # rounding of normalised values
+    # Rounding noise at the image's edges (a normalised 0 or 1) is not an error.
+    if -tolerance <= x < 0:
+        w, x = w + x, 0.0
+    if -tolerance <= y < 0:
+        h, y = h + y, 0.0
+    if target.width < x + w <= target.width + tolerance:
+        w = target.width - x
+    if target.height < y + h <= target.height + tolerance:
+        h = target.height - y
+    problems = box_errors((x, y, w, h), width=target.width, height=target.height)
+    if problems:
+        raise _Bad(" ".join(problems))
+    return x, y, w, h
+
+
+def _geometry(parsed: ParsedAnnotation, target: _Target) -> dict:
+    mask = None
+    polygons = None
+    if parsed.rle is not None:
+        mask = _clean_rle(parsed.rle, target)
+        polygons = mask_to_polygons(mask)
+    elif parsed.mask is not None:
+        if parsed.mask.shape != (target.height, target.width):
+            raise _Bad(
+                f"the mask is {parsed.mask.shape[1]} × {parsed.mask.shape[0]} pixels, "
+                f"the image {target.width} × {target.height}"
+            )
+        mask = parsed.mask.astype(bool)
+        polygons = mask_to_polygons(mask)
+    elif parsed.polygons is not None:
+        polygons = _clean_polygons(parsed.polygons, target, parsed.normalized)
+        mask = polygons_to_mask(polygons, target.height, target.width)
+    if mask is not None and not mask.any():
+        mask = None  # a speck too small to cover a pixel centre: the box stays
+    if parsed.box is not None:
+        box = _clean_box(parsed.box, target, parsed.normalized)
+    elif parsed.polygons is not None and polygons:
+        # The polygons' extent, as COCO (toBbox) and Ultralytics (segments2boxes) take it.
+        xs = [v for part in polygons for ring in part for v in ring[0::2]]
+        ys = [v for part in polygons for ring in part for v in ring[1::2]]
+        box = _clean_box((min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)), target, False)
+    elif mask is not None:
+        box = mask_box(mask)
+    else:
+        raise _Bad("no box and no segmentation")
+    return {
+        "x": box[0],
+        "y": box[1],
+        "w": box[2],
+        "h": box[3],
+        "mask": mask_to_rle(mask) if mask is not None else None,
+        "polygons": polygons or None,
+    }
+
+
+# The service ----------------------------------------------------------------------------------------
+
+
+def _parse(format: str, fileobj: BinaryIO, name: str) -> ParsedDataset:
+    if format == "coco":
+        from .formats.coco_import import parse_coco as parse
+    elif format == "yolo":
+        from .formats.yolo_import import parse_yolo as parse
+    elif format == "voc":
+        from .formats.voc_import import parse_voc as parse
+    else:
+        raise FormatError(f"Unknown import format {format!r}; use one of: {', '.join(IMPORT_FORMATS)}.")
+    return parse(fileobj, name)
+
+
+def annotations_import(
+    *, project: Project, fileobj: BinaryIO, name: str, format: str, user=None, create_classes: bool = False
+) -> ImportReport:
+    """Import a dataset file into the project: all of it, or nothing when anything is wrong."""
+    format = FORMAT_ALIASES.get(format, format)
+    report = ImportReport(format=format, file_name=name)
+    try:
+        dataset = _parse(format, fileobj, name)
+    except FormatError as exc:
+        report.add_errors([(name, str(exc))])
+        return report
+    report.skipped.extend(dataset.skipped)
+    errors: list[tuple[str, str]] = list(dataset.errors)
+    targets = _resolve_images(project, dataset, report, errors)
+
+    # Classes, by name (case-insensitive).
+    classes = {c.name.lower(): c for c in project.classes.all()}
+    new_classes: dict[str, str] = {}  # lower → name as first written
+    for parsed in dataset.annotations:
+        key = parsed.class_name.strip().lower()
+        if key not in classes and key not in new_classes:
+            new_classes[key] = parsed.class_name.strip()
+            if not create_classes:
+                errors.append(
+                    (
+                        parsed.location,
+                        f'Unknown class "{parsed.class_name}" (the project has: '
+                        f"{', '.join(c.name for c in classes.values()) or 'none'}). "
+                        'Add it to the project or import with "create unknown classes".',
+                    )
+                )
+
+    # Geometry, against each annotation's image.
+    rows: list[tuple[_Target, str, dict, float | None]] = []
+    skipped_annotations = 0
+    for parsed in dataset.annotations:
+        target = targets.get(parsed.image_key)
+        if target is None:
+            skipped_annotations += 1  # its image was skipped or refused (reported there)
+            continue
+        try:
+            geometry = _geometry(parsed, target)
+        except (_Bad, ValueError, TypeError) as exc:
+            errors.append(
+                (parsed.location, f"{exc} (image {target.name}, {target.width} × {target.height}).")
+            )
+            continue
+        score = parsed.score if parsed.score is not None and 0.0 <= parsed.score <= 1.0 else None
+        rows.append((target, parsed.class_name.strip().lower(), geometry, score))
+        if len(errors) > 10 * MAX_ERRORS:
+            break
+    if skipped_annotations:
+        report.skipped.append(
+            (f"{skipped_annotations} annotation(s)", "Their image is not in the project (listed above).")
+        )
+
+    if errors:
+        report.add_errors(errors)
+        report.matched_images.clear()
+        return report
+
+    stored: list[Image] = []
+    try:
+        with transaction.atomic():
+            order = max((c.order for c in classes.values()), default=-1) + 1
+            for key, class_name in new_classes.items():
+                label_class = LabelClass(
+                    project=project, name=class_name[:100], color=PALETTE[order % len(PALETTE)], order=order
+                )
+                label_class.full_clean(exclude=["project"])
+                label_class.save()
+                classes[key] = label_class
+                report.created_classes.append(label_class.name)
+                order += 1
+            for target in {id(t): t for t in targets.values() if t.prepared is not None}.values():
+                from .services import _store
+
+                image = _store(project=project, name=target.name, prepared=target.prepared, user=user)
+                if image is None:
+                    raise FormatError(f"{target.name}: the same image was uploaded meanwhile; import again.")
+                stored.append(image)
+                target.image = image
+                report.created_images.append((target.name, image.pk))
+            author = user if user is not None and user.is_authenticated else None
+            Annotation.objects.bulk_create(
+                (
+                    Annotation(
+                        image_id=target.pk,
+                        label_class=classes[class_key],
+                        score=score,
+                        source=Annotation.Source.IMPORT,
+                        state=Annotation.State.ACCEPTED,
+                        created_by=author,
+                        updated_by=author,
+                        **geometry,
+                    )
+                    for target, class_key, geometry, score in rows
+                ),
+                batch_size=1000,
+            )
+            report.created_annotations = len(rows)
+    except Exception as exc:
+        for image in stored:
+            image.file.delete(save=False)
+            image.thumbnail.delete(save=False)
+        report.created_classes.clear()
+        report.created_images.clear()
+        report.matched_images.clear()
+        report.created_annotations = 0
+        if isinstance(exc, FormatError):
+            report.add_errors([(name, str(exc))])
+            return report
+        if isinstance(exc, ValidationError):
+            report.add_errors([(name, f"Cannot create a class: {' '.join(exc.messages)}")])
+            return report
+        if isinstance(exc, IntegrityError):
+            report.add_errors(
+                [(name, "The project changed while importing (a class or image was added); try again.")]
+            )
+            return report
+        raise
+    return report

@@ -1,0 +1,130 @@
+"""The import endpoint (managers only, htmx report or 400) and the import_annotations command."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from labeling.models import Annotation
+from tests.labeling.import_helpers import add_images, png, snapshot
+
+pytestmark = pytest.mark.django_db
+
+COCO = {
+    "images": [{"id": 1, "file_name": "a.png"}],
+    "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "zebra"}],
+    "annotations": [
+        {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
+        {"image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5]},
+    ],
+}
+
+
+@pytest.fixture
+def image(project):
+    return add_images(project, [("a.png", (64, 48))])[0]
+
+
+def post(client, project, data, *, format="coco", create_classes=False, htmx=True, name="d.json"):
+    payload = {"file": SimpleUploadedFile(name, data), "format": format}
+    if create_classes:
+        payload["create_classes"] = "on"
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    return client.post(reverse("project-import", args=[project.pk]), payload, **headers)
+
+
+def test_a_manager_imports_and_gets_the_report(client_for, manager, project, image):
+    response = post(client_for(manager), project, json.dumps(COCO).encode(), create_classes=True)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<strong>2</strong> annotations imported" in body and "<code>zebra</code>" in body
+    assert response["HX-Trigger"] == "images-changed"
+    assert Annotation.objects.filter(image=image, source="import", created_by=manager).count() == 2
+
+
+def test_errors_come_back_as_400_with_their_location(client_for, manager, project, image):
+    before = snapshot(project)
+    response = post(client_for(manager), project, json.dumps(COCO).encode())
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Nothing was imported" in body and "<code>annotations[1]</code>" in body and "zebra" in body
+    assert snapshot(project) == before
+
+
+def test_a_missing_file_is_a_400(client_for, manager, project):
+    response = client_for(manager).post(
+        reverse("project-import", args=[project.pk]), {"format": "coco"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 400 and "file" in response.content.decode()
+
+
+def test_a_symlink_in_the_archive_is_refused(client_for, manager, project, image):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("annotations.json", json.dumps(COCO))
+        link = zipfile.ZipInfo("images/a.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    before = snapshot(project)
+    response = post(client_for(manager), project, buffer.getvalue(), name="d.zip", create_classes=True)
+    assert response.status_code == 400 and "symbolic link" in response.content.decode()
+    assert snapshot(project) == before
+
+
+def test_an_upload_over_the_limit_is_refused_before_reading(client_for, manager, project, settings):
+    settings.LABELGPT_MAX_UPLOAD_BYTES = 10
+    response = post(client_for(manager), project, b"{}" * 100)
+    assert response.status_code == 413
+
+
+def test_annotators_get_403_and_outsiders_404(client_for, annotator, outsider, project, image):
+    before = snapshot(project)
+    assert post(client_for(annotator), project, json.dumps(COCO).encode()).status_code == 403
+    assert post(client_for(outsider), project, json.dumps(COCO).encode()).status_code == 404
+    assert snapshot(project) == before
+
+
+def test_get_is_not_allowed(client_for, manager, project):
+    assert client_for(manager).get(reverse("project-import", args=[project.pk])).status_code == 405
+
+
+def test_the_project_page_shows_the_import_form_to_managers_only(client_for, manager, annotator, project):
+    page = client_for(manager).get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert 'id="import-form"' in page and 'name="create_classes"' in page
+    page = client_for(annotator).get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert 'id="import-form"' not in page
+
+
+def test_without_htmx_it_redirects_with_messages(client_for, manager, project, image):
+    response = post(client_for(manager), project, json.dumps(COCO).encode(), htmx=False, create_classes=True)
+    assert response.status_code == 302
+    assert Annotation.objects.filter(image=image).count() == 2
+
+
+def test_the_command_imports_and_fails_loudly(tmp_path, project, image, capsys):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(COCO))
+    with pytest.raises(CommandError, match="Nothing was imported: 1 error"):
+        call_command("import_annotations", project.pk, str(path), "--format", "coco")
+    assert 'Unknown class "zebra"' in capsys.readouterr().err
+    assert Annotation.objects.filter(image=image).count() == 0
+    call_command("import_annotations", project.pk, str(path), "--format", "coco", "--create-classes")
+    assert "Imported 2 annotation(s)" in capsys.readouterr().out
+    assert Annotation.objects.filter(image=image).count() == 2
+
+
+def test_the_command_brings_images_along(tmp_path, project):
+    path = tmp_path / "y.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data.yaml", "names: {0: cat}\n")
+        archive.writestr("images/n.png", png((10, 10), color=(3, 3, 3)))
+        archive.writestr("labels/n.txt", "0 0.5 0.5 1 1\n")
+    call_command("import_annotations", project.pk, str(path), "--format", "yolo_detect")
+    assert Annotation.objects.get(image__project=project, image__original_name="n.png").box == (0, 0, 10, 10)
