@@ -146,6 +146,7 @@ class Segmenter:
         self.model = model.to(device).eval()
         self.predictor = SamPredictor(self.model)
         self._lock = threading.Lock()
+        self._pe = None
 
     # ------------------------------------------------------------------------------ loading
 
@@ -243,6 +244,12 @@ class Segmenter:
         self.predictor.input_size = tuple(int(v) for v in embedding.input_size)
         self.predictor.is_image_set = True
 
+    def _dense_pe(self):
+        """The decoder's positional encoding: fixed for a model, so computed once, not per click."""
+        if self._pe is None:
+            self._pe = self.model.prompt_encoder.get_dense_pe()
+        return self._pe
+
     # -------------------------------------------------------------------------------- masks
 
     def masks_for_boxes(
@@ -271,7 +278,7 @@ class Segmenter:
             sparse, dense = model.prompt_encoder(points=None, boxes=box_tensor, masks=None)
             low_res, iou = model.mask_decoder(
                 image_embeddings=self.predictor.features,
-                image_pe=model.prompt_encoder.get_dense_pe(),
+                image_pe=self._dense_pe(),
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=False,
@@ -321,15 +328,37 @@ class Segmenter:
                 raise ValueError("box must be (x, y, w, h)")
             x, y, w, h = (float(v) for v in box)
             box_xyxy = np.array([x, y, x + w, y + h], dtype=np.float64)
+        model = self.model
         with self._lock, torch.inference_mode():
             self._restore(embedding)
-            masks, scores, _ = self.predictor.predict(
-                point_coords=np.array(coords, dtype=np.float64) if coords else None,
-                point_labels=np.array(point_labels, dtype=np.int64) if coords else None,
-                box=box_xyxy,
+            original_size, input_size = self.predictor.original_size, self.predictor.input_size
+            device = self.predictor.device
+            point_prompt = None
+            if coords:
+                scaled = self.predictor.transform.apply_coords(
+                    np.array(coords, dtype=np.float64), original_size
+                )
+                point_prompt = (
+                    torch.as_tensor(scaled, dtype=torch.float, device=device)[None],
+                    torch.as_tensor(point_labels, dtype=torch.int, device=device)[None],
+                )
+            box_prompt = None
+            if box_xyxy is not None:
+                scaled_box = self.predictor.transform.apply_boxes(box_xyxy, original_size)
+                box_prompt = torch.as_tensor(scaled_box, dtype=torch.float, device=device)
+            # SamPredictor.predict's computation, except that only the best of the candidate
+            # masks is upsampled to the image size (the others would be thrown away).
+            sparse, dense = model.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=None)
+            low_res, iou = model.mask_decoder(
+                image_embeddings=self.predictor.features,
+                image_pe=self._dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
                 multimask_output=multimask,
             )
+            scores = iou[0].to("cpu", torch.float32).numpy()
+            best = int(np.argmax(scores))
+            logits = model.postprocess_masks(low_res[:, best : best + 1], input_size, original_size)
+            mask = (logits[0, 0] > model.mask_threshold).cpu().numpy()
             self.predictor.reset_image()
-        best = int(np.argmax(scores))
-        mask = np.asarray(masks[best], dtype=bool)
         return MaskPrediction(mask=mask, score=float(scores[best]), box=mask_box(mask))

@@ -69,7 +69,19 @@ def label_class_create(
     return label_class
 
 
+LAST_MANAGER = "A project must keep at least one manager."
+
+
+@transaction.atomic
 def membership_set(*, project: Project, user, role: str) -> Membership:
+    """Add a member or change a member's role; the last manager cannot be demoted."""
+    managers = list(
+        project.memberships.select_for_update()
+        .filter(role=Membership.Role.MANAGER)
+        .values_list("user_id", flat=True)
+    )
+    if role != Membership.Role.MANAGER and managers == [user.pk]:
+        raise ValueError(LAST_MANAGER)
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
 
@@ -210,7 +222,7 @@ def membership_remove(*, project: Project, membership_id) -> None:
         membership.role == Membership.Role.MANAGER
         and project.memberships.filter(role=Membership.Role.MANAGER).count() == 1
     ):
-        raise ValueError("A project must keep at least one manager.")
+        raise ValueError(LAST_MANAGER)
     membership.delete()
 
 
@@ -227,3 +239,37 @@ def image_thumbnail_rebuild(*, image_id: int) -> bool:
     if old and old != image.thumbnail.name:
         image.thumbnail.storage.delete(old)
     return True
+
+
+# API writes ------------------------------------------------------------------------------------
+
+
+PROJECT_EDITABLE = (
+    "name", "description", "box_threshold", "text_threshold", "keep_threshold",
+    "prompt_mode", "segment", "detector", "segmenter",
+)  # fmt: skip
+
+
+@transaction.atomic
+def project_update(*, project: Project, **fields) -> Project:
+    """Change a project's settings (managers; the caller checks). ValidationError on bad values."""
+    unknown = set(fields) - set(PROJECT_EDITABLE)
+    if unknown:
+        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.full_clean()
+    project.save()
+    return project
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete an image, its annotations and its stored files (managers; the caller checks)."""
+    names = [f for f in (image.file, image.thumbnail) if f]
+    with transaction.atomic():
+        image.delete()
+    for stored in names:
+        try:
+            stored.storage.delete(stored.name)
+        except OSError:
+            logger.warning("Could not delete %s", stored.name)

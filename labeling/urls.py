@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import review_views, views
 
@@ -53,3 +53,6 @@ from . import import_views  # noqa: E402
 urlpatterns += [
     path("projects/<int:project_id>/import/", import_views.project_import, name="project-import"),
 ]
+
+# Dashboard (labeling/dashboard_urls.py): progress, throughput, workers and model quality.
+urlpatterns += [path("", include("labeling.dashboard_urls"))]

@@ -177,13 +177,17 @@ def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
                 messages.error(request, str(exc))
             return redirect("project-members", project_id=project.pk)
         if form.is_valid():
-            services.membership_set(
-                project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
-            )
-            messages.success(
-                request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}."
-            )
-            return redirect("project-members", project_id=project.pk)
+            try:
+                services.membership_set(
+                    project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+                )
+            except ValueError as exc:
+                form.add_error("role", str(exc))
+            else:
+                messages.success(
+                    request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}."
+                )
+                return redirect("project-members", project_id=project.pk)
     members = project.memberships.select_related("user").order_by("role", "user__username")
     return render(
         request,

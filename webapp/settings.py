@@ -60,6 +60,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "labeling",
     "inference",
 ]
@@ -182,6 +186,38 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
     if CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+# REST API (labeling/api/) ---------------------------------------------------------------------
+# Token first: an anonymous caller gets 401 with a WWW-Authenticate header, not 403.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("LABELGPT_AUTH_THROTTLE", "10/min")},
+    "EXCEPTION_HANDLER": "labeling.api.views.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LabelGPT API",
+    "DESCRIPTION": "Projects, images, annotations, pre-label jobs, exports and imports. "
+    "Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/) or a session.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Self-hosted Swagger UI (the CSP allows scripts from this site only).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ImageStatusEnum": "labeling.models.Image.Status",
+        "JobStatusEnum": "labeling.models.JobStatus",
+        "ExportFormatEnum": "labeling.models.Export.Format",
+    },
 }
 
 # Celery --------------------------------------------------------------------------------------

@@ -436,3 +436,13 @@ def test_editing_swaps_the_names_of_two_classes(client_for, manager, project):
     cat.refresh_from_db()
     cup.refresh_from_db()
     assert (cat.name, cup.name) == ("coffee cup", "cat")
+
+
+def test_it_refuses_to_demote_the_last_manager(project, manager, client_for):
+    client = client_for(manager)
+    response = client.post(
+        f"/projects/{project.pk}/members/", {"username": manager.username, "role": "annotator"}
+    )
+    assert response.status_code == 400
+    assert "at least one manager" in response.content.decode()
+    assert project.memberships.get(user=manager).role == "manager"

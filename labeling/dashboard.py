@@ -1,0 +1,464 @@
+"""The dashboard's reads: progress, throughput, jobs, workers and model quality per project.
+
+Every figure is aggregated in the database (Count with filters, TruncDate / TruncHour), so a page
+makes the same number of queries whatever the project's size. The few figures that need Python
+(IoU of edited proposals, the F1 sweep for a suggested threshold) work on one fetched list each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncHour
+from django.utils import timezone
+
+from . import selectors
+from .models import Annotation, Image, Membership, PrelabelJob, Project
+
+MODEL = Annotation.Source.MODEL
+HUMAN = Annotation.Source.HUMAN
+ACCEPTED = Annotation.State.ACCEPTED
+REJECTED = Annotation.State.REJECTED
+PROPOSED = Annotation.State.PROPOSED
+DONE = Image.Status.DONE
+
+WORKERS_CACHE_KEY = "labelgpt:dashboard:workers"
+WORKERS_CACHE_SECONDS = 15
+WORKERS_TIMEOUT = 1.0
+QUEUES = ("default", "gpu")
+
+
+def dashboard_projects(*, user) -> QuerySet[Project]:
+    """Projects whose dashboard the user may see: all for staff, the managed ones otherwise."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    projects = Project.objects.all()
+    if not user.is_staff:
+        projects = projects.filter(memberships__user=user, memberships__role=Membership.Role.MANAGER)
+    return projects.order_by("name", "id")
+
+
+# Progress over time ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    value: int
+    label: str
+    show_label: bool
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A bar chart drawn as SVG by the template: coordinates already scaled to the viewBox."""
+
+    bars: list[Bar]
+    width: int
+    height: int
+    left: int
+    bottom: int  # y of the x axis
+    top: int
+    max_value: int
+    ticks: list[tuple[float, int]]  # (y, value) for the y axis's labels
+    total: int
+    unit: str
+
+
+def _chart(points: list[tuple[str, int]], *, unit: str, width: int = 720, height: int = 220) -> Chart:
+    left, right, top, bottom_pad = 44, 8, 12, 28
+    bottom = height - bottom_pad
+    plot_w, plot_h = width - left - right, bottom - top
+    max_value = max([v for _, v in points] + [1])
+    # A round-ish top for the axis, so its labels are whole numbers.
+    step = max(1, -(-max_value // 4))
+    axis_max = step * 4
+    slot = plot_w / max(len(points), 1)
+    every = max(1, len(points) // 8)  # at most ~8 labels on the x axis
+    bars = []
+    for i, (label, value) in enumerate(points):
+        h = plot_h * value / axis_max
+        bars.append(
+            Bar(
+                x=round(left + i * slot + slot * 0.1, 2),
+                y=round(bottom - h, 2),
+                width=round(slot * 0.8, 2),
+                height=round(h, 2),
+                value=value,
+                label=label,
+                show_label=(len(points) - 1 - i) % every == 0,
+            )
+        )
+    ticks = [(round(bottom - plot_h * k / 4, 2), step * k) for k in range(5)]
+    return Chart(
+        bars=bars,
+        width=width,
+        height=height,
+        left=left,
+        bottom=bottom,
+        top=top,
+        max_value=max_value,
+        ticks=ticks,
+        total=sum(v for _, v in points),
+        unit=unit,
+    )
+
+
+def review_progress(*, project: Project, by: str = "day", now: datetime | None = None) -> Chart:
+    """Images reviewed (submitted as done) per day over the last 14 days, or per hour over the
+    last 24 hours, from Image.reviewed_at (one query)."""
+    now = now or timezone.now()
+    tz = timezone.get_current_timezone()
+    local_now = timezone.localtime(now, tz)
+    if by == "hour":
+        start = local_now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+        slots = [start + timedelta(hours=i) for i in range(24)]
+        trunc = TruncHour("reviewed_at", tzinfo=tz)
+        keys = slots
+        labels = [s.strftime("%H:00") for s in slots]
+    else:
+        start_day = local_now.date() - timedelta(days=13)
+        start = datetime.combine(start_day, datetime.min.time(), tzinfo=tz)
+        keys = [start_day + timedelta(days=i) for i in range(14)]
+        trunc = TruncDate("reviewed_at", tzinfo=tz)
+        labels = [d.strftime("%b %d") for d in keys]
+    rows = (
+        Image.objects.filter(project=project, status=DONE, reviewed_at__gte=start, reviewed_at__lte=now)
+        .annotate(slot=trunc)
+        .values("slot")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {row["slot"]: row["n"] for row in rows}
+    points = [(label, counts.get(key, 0)) for key, label in zip(keys, labels, strict=True)]
+    return _chart(points, unit="hour" if by == "hour" else "day")
+
+
+# Throughput, jobs, counts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throughput:
+    username: str
+    last_24h: int
+    last_7d: int
+
+    @property
+    def per_hour_24h(self) -> float:
+        return self.last_24h / 24
+
+    @property
+    def per_hour_7d(self) -> float:
+        return self.last_7d / (24 * 7)
+
+
+def annotator_throughput(*, project: Project, now: datetime | None = None) -> list[Throughput]:
+    """Images each person reviewed (done or skipped) in the last 24 hours and 7 days (one query)."""
+    now = now or timezone.now()
+    day_ago, week_ago = now - timedelta(hours=24), now - timedelta(days=7)
+    rows = (
+        Image.objects.filter(
+            project=project, reviewed_by__isnull=False, reviewed_at__gte=week_ago, reviewed_at__lte=now
+        )
+        .values("reviewed_by", "reviewed_by__username")
+        .annotate(last_7d=Count("id"), last_24h=Count("id", filter=Q(reviewed_at__gte=day_ago)))
+        .order_by("-last_24h", "-last_7d", "reviewed_by__username")
+    )
+    return [Throughput(r["reviewed_by__username"], r["last_24h"], r["last_7d"]) for r in rows]
+
+
+def proposal_counts(*, project: Project) -> dict[str, int]:
+    """The model's proposals by state, and how many were edited (one query)."""
+    return Annotation.objects.filter(image__project=project, source=MODEL).aggregate(
+        total=Count("id"),
+        accepted=Count("id", filter=Q(state=ACCEPTED)),
+        rejected=Count("id", filter=Q(state=REJECTED)),
+        proposed=Count("id", filter=Q(state=PROPOSED)),
+        edited=Count("id", filter=Q(original_box__isnull=False)),
+    )
+
+
+# Workers ---------------------------------------------------------------------------------------
+
+
+def _ask_workers() -> dict[str, list[str]]:
+    from webapp.celery import app
+
+    replies = app.control.inspect(timeout=WORKERS_TIMEOUT).active_queues() or {}
+    by_queue: dict[str, list[str]] = {q: [] for q in QUEUES}
+    for worker, queues in replies.items():
+        for queue in queues or ():
+            name = queue.get("name") if isinstance(queue, dict) else None
+            if name in by_queue:
+                by_queue[name].append(worker)
+    return by_queue
+
+
+def workers_status() -> dict:
+    """Whether workers listen on the default and gpu queues: {"queues": {name: {"state", "workers"}},
+    "note"}. Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned
+    past its deadline); the answer is cached for 15 s."""
+    cached = cache.get(WORKERS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    from webapp.celery import app
+
+    broker = str(app.conf.broker_url or "")
+    if broker.startswith("filesystem") or not app.conf.get("worker_enable_remote_control", True):
+        result = _workers_unknown("unknown (embedded broker)", "The filesystem broker has no remote control.")
+    else:
+        box: dict = {}
+
+        def ask() -> None:
+            try:
+                box["answer"] = _ask_workers()
+            except Exception as exc:  # the page must render whatever the broker does
+                box["error"] = exc
+
+        thread = threading.Thread(target=ask, name="dashboard-workers", daemon=True)
+        thread.start()
+        thread.join(WORKERS_TIMEOUT + 0.2)
+        if "answer" in box:
+            result = {
+                "queues": {
+                    q: {"state": "online" if workers else "offline", "workers": sorted(workers)}
+                    for q, workers in box["answer"].items()
+                },
+                "note": "Workers that answered a broadcast within 1 s.",
+            }
+        elif "error" in box:
+            result = _workers_unknown("unknown (broker unreachable)", f"{type(box['error']).__name__}")
+        else:
+            result = _workers_unknown("unknown (no answer in time)", "The broker did not answer within 1 s.")
+    cache.set(WORKERS_CACHE_KEY, result, WORKERS_CACHE_SECONDS)
+    return result
+
+
+def _workers_unknown(state: str, note: str) -> dict:
+    return {"queues": {q: {"state": state, "workers": []} for q in QUEUES}, "note": note}
+
+
+# Model quality ---------------------------------------------------------------------------------
+
+
+def box_iou(a, b) -> float:
+    """IoU of two [x, y, w, h] boxes."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def mask_iou(a: dict, b: dict) -> float | None:
+    """IoU of two COCO RLE masks (None when they cannot be compared)."""
+    try:
+        from pycocotools import mask as coco_mask
+
+        def rle(m: dict) -> dict:
+            counts = m["counts"]
+            return {"size": list(m["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
+
+        ra, rb = rle(a), rle(b)
+        if ra["size"] != rb["size"]:
+            return None
+        if isinstance(ra["counts"], list):
+            ra = coco_mask.frPyObjects(ra, *ra["size"])
+        if isinstance(rb["counts"], list):
+            rb = coco_mask.frPyObjects(rb, *rb["size"])
+        return float(coco_mask.iou([ra], [rb], [0])[0][0])
+    except Exception:  # a malformed mask is left out of the mean, not a 500
+        return None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    threshold: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+
+
+def suggest_threshold(pairs: list[tuple[float, str]], *, missed: int) -> Suggestion | None:
+    """The box threshold that maximises F1 over decided proposals (score, state) of reviewed
+    images, plus `missed` hand-drawn objects. Candidates are the distinct scores; TP(t) = accepted
+    with score ≥ t, FP(t) = rejected with score ≥ t, FN(t) = accepted below t + missed.
+    Ties go to the higher threshold. None when there is nothing decided."""
+    if not pairs:
+        return None
+    by_score: dict[float, list[int]] = defaultdict(lambda: [0, 0])
+    for score, state in pairs:
+        by_score[score][0 if state == ACCEPTED else 1] += 1
+    total_accepted = sum(a for a, _ in by_score.values())
+    best: Suggestion | None = None
+    tp = fp = 0
+    for score in sorted(by_score, reverse=True):  # from the highest t down: ties keep the higher
+        tp += by_score[score][0]
+        fp += by_score[score][1]
+        fn = total_accepted - tp + missed
+        denominator = 2 * tp + fp + fn
+        f1 = 2 * tp / denominator if denominator else 0.0
+        if best is None or f1 > best.f1 + 1e-12:
+            best = Suggestion(threshold=score, f1=f1, tp=tp, fp=fp, fn=fn)
+    return best
+
+
+@dataclass
+class Quality:
+    """One row of the quality table: a class, or one prompt of a class."""
+
+    class_id: int
+    name: str
+    prompt: str
+    color: str = "#7f7f7f"
+    threshold: float | None = None
+    own_threshold: float | None = None
+    shown_accepted: int = 0
+    shown_rejected: int = 0
+    missed: int = 0
+    edited: int = 0
+    box_ious: list[float] = field(default_factory=list)
+    mask_ious: list[float] = field(default_factory=list)
+    suggestion: Suggestion | None = None
+    prompts: list[Quality] = field(default_factory=list)
+
+    @property
+    def shown_decided(self) -> int:
+        return self.shown_accepted + self.shown_rejected
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.shown_accepted / self.shown_decided if self.shown_decided else None
+
+    @property
+    def mean_box_iou(self) -> float | None:
+        return sum(self.box_ious) / len(self.box_ious) if self.box_ious else None
+
+    @property
+    def mean_mask_iou(self) -> float | None:
+        return sum(self.mask_ious) / len(self.mask_ious) if self.mask_ious else None
+
+
+def _job_prompts(project: Project) -> dict[tuple[int, int], str]:
+    """(job id, class id) → the prompt the job used for that class, from the params snapshots."""
+    prompts = {}
+    for job_id, params in PrelabelJob.objects.filter(project=project).values_list("id", "params"):
+        for c in (params or {}).get("classes") or ():
+            if isinstance(c, dict) and "id" in c:
+                prompts[(job_id, c["id"])] = str(c.get("prompt") or c.get("name") or "")
+    return prompts
+
+
+def model_quality(*, project: Project) -> list[Quality]:
+    """Quality per class, each with its rows per prompt (five queries whatever the size)."""
+    classes = list(project.classes.all())  # 1
+    by_class = {
+        c.pk: Quality(
+            class_id=c.pk,
+            name=c.name,
+            prompt=c.prompt,
+            color=c.color,
+            threshold=c.box_threshold if c.box_threshold is not None else project.box_threshold,
+            own_threshold=c.box_threshold,
+        )
+        for c in classes
+    }
+    job_prompts = _job_prompts(project)  # 2
+    per_prompt: dict[tuple[int, str], Quality] = {}
+
+    def prompt_row(class_id: int, job_id: int | None) -> Quality | None:
+        parent = by_class.get(class_id)
+        if parent is None or job_id is None:
+            return None
+        prompt = job_prompts.get((job_id, class_id), "(job's snapshot not found)")
+        key = (class_id, prompt)
+        if key not in per_prompt:
+            per_prompt[key] = Quality(class_id=class_id, name=parent.name, prompt=prompt, color=parent.color)
+        return per_prompt[key]
+
+    # 3: shown-and-decided proposals and misses, per class and job.
+    effective = Coalesce(F("label_class__box_threshold"), Value(project.box_threshold))
+    shown = Q(source=MODEL, score__gte=effective)
+    rows = (
+        Annotation.objects.filter(image__project=project)
+        .values("label_class_id", "job_id")
+        .annotate(
+            shown_accepted=Count("id", filter=shown & Q(state=ACCEPTED)),
+            shown_rejected=Count("id", filter=shown & Q(state=REJECTED)),
+            missed=Count("id", filter=Q(source=HUMAN, image__status=DONE)),
+        )
+        .order_by()
+    )
+    for row in rows:
+        targets = [by_class.get(row["label_class_id"]), prompt_row(row["label_class_id"], row["job_id"])]
+        for target in filter(None, targets):
+            target.shown_accepted += row["shown_accepted"]
+            target.shown_rejected += row["shown_rejected"]
+            target.missed += row["missed"]
+
+    # 4: edited proposals: the model's box / mask against the final ones.
+    edited = Annotation.objects.filter(
+        image__project=project, source=MODEL, original_box__isnull=False
+    ).values_list("label_class_id", "job_id", "x", "y", "w", "h", "original_box", "mask", "original_mask")
+    for class_id, job_id, x, y, w, h, original_box, mask, original_mask in edited:
+        targets = [t for t in (by_class.get(class_id), prompt_row(class_id, job_id)) if t]
+        try:
+            iou = box_iou(original_box, (x, y, w, h))
+        except (TypeError, ValueError):
+            iou = None
+        m_iou = mask_iou(original_mask, mask) if mask and original_mask else None
+        for target in targets:
+            target.edited += 1
+            if iou is not None:
+                target.box_ious.append(iou)
+            if m_iou is not None:
+                target.mask_ious.append(m_iou)
+
+    # 5: the F1 sweep's input: decided proposals on reviewed images (misses come from query 3,
+    # which counts the same thing: human annotations on done images).
+    pairs: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    decided = Annotation.objects.filter(
+        image__project=project,
+        image__status=DONE,
+        source=MODEL,
+        state__in=[ACCEPTED, REJECTED],
+        score__isnull=False,
+    ).values_list("label_class_id", "score", "state")
+    for class_id, score, state in decided:
+        pairs[class_id].append((score, state))
+    for class_id, quality in by_class.items():
+        quality.suggestion = suggest_threshold(pairs.get(class_id, []), missed=quality.missed)
+
+    for (class_id, _), row in sorted(per_prompt.items(), key=lambda kv: kv[0][1]):
+        by_class[class_id].prompts.append(row)
+    return list(by_class.values())
+
+
+# The page ---------------------------------------------------------------------------------------
+
+
+def project_dashboard(*, project: Project, by: str = "day", now: datetime | None = None) -> dict:
+    """Everything the project's dashboard shows (a constant number of queries)."""
+    now = now or timezone.now()
+    active, jobs = selectors.project_jobs(project=project)
+    return {
+        "counts": selectors.image_status_counts(project=project),
+        "proposals": proposal_counts(project=project),
+        "progress": review_progress(project=project, by=by, now=now),
+        "throughput": annotator_throughput(project=project, now=now),
+        "active_job": active,
+        "jobs": jobs,
+        "workers": workers_status(),
+        "quality": model_quality(project=project),
+    }

@@ -1,0 +1,70 @@
+"""The dashboard (staff and managers). Views are adapters: check access, call labeling.dashboard,
+render. Applying a suggested threshold is a small form-encoded POST that calls the same service as
+the review page's slider (labeling.review.threshold_save)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import dashboard, review
+from .access import project_for_user
+from .review import ReviewError
+
+
+@require_GET
+def dashboard_index(request: HttpRequest) -> HttpResponse:
+    """The projects whose dashboard the user may open; straight to it when there is only one."""
+    projects = list(dashboard.dashboard_projects(user=request.user))
+    if not projects and not request.user.is_staff:
+        raise PermissionDenied("The dashboard is for admins and project managers.")
+    if len(projects) == 1:
+        return redirect("dashboard-project", project_id=projects[0].pk)
+    return render(request, "labeling/dashboard.html", {"projects": projects, "project": None})
+
+
+@require_GET
+def dashboard_project(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for_user(request.user, project_id, manage=True)
+    by = "hour" if request.GET.get("by") == "hour" else "day"
+    context = {
+        "project": project,
+        "role": role,
+        "by": by,
+        "projects": list(dashboard.dashboard_projects(user=request.user)),
+        **dashboard.project_dashboard(project=project, by=by),
+    }
+    return render(request, "labeling/dashboard.html", context)
+
+
+@require_POST
+def dashboard_apply_threshold(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Form fields class_id and box_threshold: set the class's own threshold (managers)."""
+    project, _ = project_for_user(request.user, project_id, manage=True)
+    error = value = None
+    try:
+        class_id = int(request.POST.get("class_id", ""))
+        box_threshold = float(request.POST.get("box_threshold", ""))
+    except ValueError:
+        error = "class_id must be an integer and box_threshold a number."
+    else:
+        try:
+            value = review.threshold_save(project=project, box_threshold=box_threshold, class_id=class_id)
+        except ReviewError as exc:
+            error = exc.message
+    status = 400 if error else 200
+    if request.htmx:
+        return render(
+            request,
+            "labeling/dashboard.html#applied",
+            {"error": error, "value": value},
+            status=status,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"Threshold set to {value:.2f}.")
+    return redirect("dashboard-project", project_id=project.pk)

@@ -1,0 +1,122 @@
+"""Helpers for the REST API tests: a project with one of everything, a foreign one, clients per
+role, and a snapshot of the data to show a refused call changed nothing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling import services
+from labeling.models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+from tests.labeling.conftest import plain_images
+
+ROLES = ("admin", "manager", "annotator", "outsider", "anonymous")
+
+
+@dataclass
+class World:
+    project: Project
+    image: Image
+    other_image: Image
+    label_class: LabelClass
+    proposal: Annotation
+    drawn: Annotation
+    job: PrelabelJob
+    export: Export
+    annotator_membership: Membership
+
+
+def build_world(project: Project, *, user, annotator=None) -> World:
+    """One of everything in the project: images, a proposal and a drawn annotation, an active
+    job, a finished export with its file."""
+    image, other_image = plain_images(project, 2)
+    label_class = project.classes.order_by("id").first()
+    proposal = Annotation.objects.create(
+        image=image, label_class=label_class, x=1, y=1, w=10, h=10, score=0.8,
+        source=Annotation.Source.MODEL, state=Annotation.State.PROPOSED,
+    )  # fmt: skip
+    drawn = Annotation.objects.create(
+        image=image, label_class=label_class, x=2, y=2, w=5, h=5,
+        source=Annotation.Source.HUMAN, state=Annotation.State.ACCEPTED, created_by=user,
+    )  # fmt: skip
+    job = PrelabelJob.objects.create(project=project, params={}, total=0, created_by=user)
+    export = Export.objects.create(project=project, format="coco", status=Export.Status.SUCCEEDED)
+    export.file.save(f"{export.pk}.json", ContentFile(b'{"images": []}'))
+    annotator_membership = (
+        Membership.objects.create(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+        if annotator
+        else project.memberships.get(role=Membership.Role.ANNOTATOR)
+    )
+    return World(project, image, other_image, label_class, proposal, drawn, job, export, annotator_membership)
+
+
+@pytest.fixture(autouse=True)
+def _clear_throttles():
+    """Throttle counters live in the cache: every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def world(project, manager) -> World:
+    return build_world(project, user=manager)
+
+
+@pytest.fixture
+def foreign(db, admin_user) -> World:
+    """A project none of the test's members belong to."""
+    from tests.conftest import make_user
+
+    owner = make_user("frank")
+    project = services.project_create(user=owner, name="Elsewhere", classes=[{"name": "dog"}])
+    return build_world(project, user=owner, annotator=make_user("fiona"))
+
+
+@pytest.fixture
+def users(admin_user, manager, annotator, outsider) -> dict:
+    return {"admin": admin_user, "manager": manager, "annotator": annotator, "outsider": outsider}
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api_for(users):
+    """`api_for("manager")`: an APIClient authenticated by token as that role (anonymous: none)."""
+    return lambda role: token_client(users.get(role))
+
+
+def snapshot() -> tuple:
+    """Everything a call could change, in a few queries."""
+    return (
+        list(Project.objects.order_by("pk").values_list("pk", "name", "box_threshold", "updated_at")),
+        list(LabelClass.objects.order_by("pk").values_list("pk", "name")),
+        list(Image.objects.order_by("pk").values_list("pk", "status", "version", "reviewed_by")),
+        list(Annotation.objects.order_by("pk").values_list("pk", "state", "version", "x")),
+        list(PrelabelJob.objects.order_by("pk").values_list("pk", "status")),
+        list(Export.objects.order_by("pk").values_list("pk", "status")),
+        list(Membership.objects.order_by("pk").values_list("pk", "role")),
+        list(Token.objects.order_by("user_id").values_list("user_id", "key")),
+    )
+
+
+def coco_bytes(image_name: str, class_name: str) -> bytes:
+    return json.dumps(
+        {
+            "images": [{"id": 1, "file_name": image_name, "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}],
+            "categories": [{"id": 1, "name": class_name}],
+        }
+    ).encode()
