@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -11,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from . import imports
 from .access import project_for_user
+from .views import upload_too_large
 
 
 class ImportForm(forms.Form):
@@ -22,14 +22,9 @@ class ImportForm(forms.Form):
 @require_POST
 def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for_user(request.user, project_id, manage=True)
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > settings.LABELGPT_MAX_UPLOAD_BYTES:
-        return HttpResponse(
-            f"The upload is {declared / 1e6:.0f} MB; the limit is "
-            f"{settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB.",
-            status=413,
-            content_type="text/plain",
-        )
+    too_large = upload_too_large(request)
+    if too_large:
+        return too_large
     form = ImportForm(request.POST, request.FILES)
     report = None
     if form.is_valid():

@@ -86,6 +86,19 @@ class Stale(ReviewError):
     status = 412
 
 
+def requested_version(headers, body: dict) -> Any:
+    """The version a write was made on: the If-Match header ("3", W/"3" or 3), else body "version"."""
+    header = headers.get("If-Match", "").strip()
+    if header:
+        value = header.removeprefix("W/").strip().strip('"')
+        if not value.isdigit():
+            raise Invalid('If-Match must be the annotation\'s version in quotes, e.g. If-Match: "3".')
+        return int(value)
+    if body.get("version") is not None:
+        return body["version"]
+    raise VersionRequired('Say which version you edited: send the header If-Match: "<version>".')
+
+
 class VersionRequired(ReviewError):
     status = 428
 

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from . import review, selectors
 from .access import can_manage, image_for_user, project_for_user
-from .review import UNSET, Invalid, ReviewError, VersionRequired
+from .review import UNSET, Invalid, ReviewError
 
 JsonView = Callable[..., HttpResponse]
 
@@ -75,19 +75,6 @@ def _body(request: HttpRequest, *, allowed: set[str], required: Collection[str] 
     if missing:
         raise Invalid(f"Missing field(s): {', '.join(sorted(missing))}.")
     return data
-
-
-def _version(request: HttpRequest, body: dict) -> Any:
-    """The version a write was made on: the If-Match header ("3", W/"3" or 3), else body "version"."""
-    header = request.headers.get("If-Match", "").strip()
-    if header:
-        value = header.removeprefix("W/").strip().strip('"')
-        if not value.isdigit():
-            raise Invalid('If-Match must be the annotation\'s version in quotes, e.g. If-Match: "3".')
-        return int(value)
-    if "version" in body:
-        return body["version"]
-    raise VersionRequired('Say which version you edited: send the header If-Match: "<version>".')
 
 
 def _annotation_response(annotation: dict, *, status: int = 200) -> JsonResponse:
@@ -171,10 +158,12 @@ def annotation_detail(request: HttpRequest, annotation_id: int) -> HttpResponse:
         return _annotation_response(review.annotation_current(annotation_id=annotation.pk))
     if request.method == "DELETE":
         body = _body(request, allowed={"version"})
-        review.annotation_delete(annotation=annotation, user=request.user, version=_version(request, body))
+        review.annotation_delete(
+            annotation=annotation, user=request.user, version=review.requested_version(request.headers, body)
+        )
         return HttpResponse(status=204)
     body = _body(request, allowed={"version", "state", "class_id", "box", "mask", "polygons"})
-    version = _version(request, body)
+    version = review.requested_version(request.headers, body)
     changes = {name: body.get(name, UNSET) for name in ("state", "class_id", "box", "mask", "polygons")}
     saved = review.annotation_update(annotation=annotation, user=request.user, version=version, **changes)
     return _annotation_response(saved)

@@ -118,17 +118,28 @@ def project_images(request: HttpRequest, project_id: int) -> HttpResponse:
     )
 
 
+def upload_too_large(request: HttpRequest) -> HttpResponse | None:
+    """413 with the reason when the request declares more than LABELGPT_MAX_UPLOAD_BYTES."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared <= settings.LABELGPT_MAX_UPLOAD_BYTES:
+        return None
+    return HttpResponse(
+        f"The upload is {declared / 1e6:.0f} MB; the limit is "
+        f"{settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB per upload. Send fewer files at once.",
+        status=413,
+        content_type="text/plain",
+    )
+
+
 @require_POST
 def project_upload(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for_user(request.user, project_id, manage=True)
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > settings.LABELGPT_MAX_UPLOAD_BYTES:
-        return HttpResponse(
-            f"The upload is {declared / 1e6:.0f} MB; the limit is "
-            f"{settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB per upload. Send fewer files at once.",
-            status=413,
-            content_type="text/plain",
-        )
+    too_large = upload_too_large(request)
+    if too_large:
+        return too_large
     form = UploadForm(request.POST, request.FILES)
     report = None
     if form.is_valid():

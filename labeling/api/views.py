@@ -33,7 +33,7 @@ from ..access import can_create_projects, image_for_user, job_for_user, project_
 from ..formats.base import ExportOptions, FormatError
 from ..forms import SegmentForm
 from ..models import Annotation, Export, Image, LabelClass, PrelabelJob, Project
-from ..review import UNSET, Invalid, ReviewError, VersionRequired
+from ..review import UNSET, Invalid, ReviewError
 from . import serializers as s
 from .permissions import projects_with_role, require_manager
 
@@ -70,19 +70,6 @@ def _input(serializer_class, request: Request, data: Any = None, *, partial: boo
     serializer = serializer_class(data=request.data if data is None else data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def _if_match(request: Request, body: dict) -> Any:
-    """The version a write was made on: If-Match ("3", W/"3" or 3), else the body's "version"."""
-    header = request.headers.get("If-Match", "").strip()
-    if header:
-        value = header.removeprefix("W/").strip().strip('"')
-        if not value.isdigit():
-            raise Invalid('If-Match must be the annotation\'s version in quotes, e.g. If-Match: "3".')
-        return int(value)
-    if body.get("version") is not None:
-        return body["version"]
-    raise VersionRequired('Say which version you edited: send the header If-Match: "<version>".')
 
 
 def _annotation_response(annotation: dict, *, code: int = 200) -> Response:
@@ -358,7 +345,7 @@ class AnnotationDetail(GenericAPIView):
     def patch(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = review.annotation_for_user(request.user, annotation_id)
         data = _input(s.AnnotationUpdateSerializer, request)
-        version = _if_match(request, data)
+        version = review.requested_version(request.headers, data)
         changes = {name: data.get(name, UNSET) for name in ("state", "class_id", "box", "mask", "polygons")}
         saved = review.annotation_update(annotation=annotation, user=request.user, version=version, **changes)
         return _annotation_response(saved)
@@ -367,7 +354,9 @@ class AnnotationDetail(GenericAPIView):
     def delete(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = review.annotation_for_user(request.user, annotation_id)
         data = _input(s.VersionSerializer, request)
-        review.annotation_delete(annotation=annotation, user=request.user, version=_if_match(request, data))
+        review.annotation_delete(
+            annotation=annotation, user=request.user, version=review.requested_version(request.headers, data)
+        )
         return Response(status=204)
 
 
@@ -380,7 +369,10 @@ class AnnotationTriage(GenericAPIView):
         annotation, _ = review.annotation_for_user(request.user, annotation_id)
         data = _input(s.VersionSerializer, request)
         saved = review.annotation_update(
-            annotation=annotation, user=request.user, version=_if_match(request, data), state=self.state
+            annotation=annotation,
+            user=request.user,
+            version=review.requested_version(request.headers, data),
+            state=self.state,
         )
         return _annotation_response(saved)
 
@@ -531,17 +523,7 @@ class ExportDownload(GenericAPIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, export_id: int) -> FileResponse:
-        export = exports.export_for_user(request.user, export_id)
-        if export.status != Export.Status.SUCCEEDED or not export.file:
-            raise Http404("This export has no file (yet).")
-        try:
-            handle = export.file.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The export's file is missing from storage.") from exc
-        suffix = export.file.name.rsplit(".", 1)[-1]
-        name = f"project-{export.project_id}-{export.format}-{export.pk}.{suffix}"
-        content_type = "application/json" if suffix == "json" else "application/zip"
-        return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
+        return exports.export_file_response(exports.export_for_user(request.user, export_id))
 
 
 class ProjectImports(GenericAPIView):
