@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from .models import Image, Membership, PrelabelJob, Project
+from .models import Annotation, Export, Image, Membership, PrelabelJob, Project
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -42,32 +42,43 @@ def can_create_projects(user: User) -> bool:
     return user.is_authenticated and (user.is_staff or user.has_perm("labeling.add_project"))
 
 
+def _for_user(user: User, found, project: Project | None, what: str, *, manage: bool = False) -> str:
+    """The user's role in `project` (the one `found` belongs to); 404 when `found` is missing or
+    the user is not a member, 403 when `manage` is needed and the user is no manager."""
+    role = user_role(user, project) if found is not None else None
+    if role is None:
+        raise Http404(f"No such {what}.")
+    if manage and not can_manage(role):
+        raise PermissionDenied("Only the project's managers can do this.")
+    return role
+
+
 def project_for_user(user: User, project_id: int, *, manage: bool = False) -> tuple[Project, str]:
     """The project and the user's role in it; 404 for outsiders, 403 when `manage` is needed."""
     project = Project.objects.filter(pk=project_id).first()
-    role = user_role(user, project) if project else None
-    if project is None or role is None:
-        raise Http404("No such project.")
-    if manage and not can_manage(role):
-        raise PermissionDenied("Only the project's managers can do this.")
-    return project, role
+    return project, _for_user(user, project, project, "project", manage=manage)
 
 
 def image_for_user(user: User, image_id: int) -> tuple[Image, str]:
     """The image and the user's role in its project; 404 when the user may not see it."""
     image = Image.objects.select_related("project").filter(pk=image_id).first()
-    role = user_role(user, image.project) if image else None
-    if image is None or role is None:
-        raise Http404("No such image.")
-    return image, role
+    return image, _for_user(user, image, image and image.project, "image")
+
+
+def annotation_for_user(user: User, annotation_id: int) -> tuple[Annotation, str]:
+    """The annotation (with its image and project) and the user's role; same rule as its image."""
+    annotation = Annotation.objects.select_related("image__project").filter(pk=annotation_id).first()
+    return annotation, _for_user(user, annotation, annotation and annotation.image.project, "annotation")
 
 
 def job_for_user(user: User, job_id: int, *, manage: bool = False) -> tuple[PrelabelJob, str]:
     """A pre-label job and the user's role in its project; 404 / 403 like project_for_user."""
     job = PrelabelJob.objects.select_related("project").filter(pk=job_id).first()
-    role = user_role(user, job.project) if job else None
-    if job is None or role is None:
-        raise Http404("No such job.")
-    if manage and not can_manage(role):
-        raise PermissionDenied("Only the project's managers can do this.")
-    return job, role
+    return job, _for_user(user, job, job and job.project, "job", manage=manage)
+
+
+def export_for_user(user: User, export_id: int) -> Export:
+    """An export of a project the user is a member of (404 otherwise)."""
+    export = Export.objects.select_related("project").filter(pk=export_id).first()
+    _for_user(user, export, export and export.project, "export")
+    return export

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import exports
-from .access import can_manage, project_for_user
+from .access import can_manage, export_for_user, project_for_user
 from .formats.base import FORMATS, ExportOptions, FormatError
-from .models import JobStatus, Project
+from .models import Export, JobStatus, Project
 
 TRUE = ("1", "true", "on", "yes")
 
@@ -84,4 +84,18 @@ def project_exports(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_GET
 def export_download(request: HttpRequest, export_id: int) -> FileResponse:
     """The export's file (members of its project; 404 for anyone else or while it is not ready)."""
-    return exports.export_file_response(exports.export_for_user(request.user, export_id))
+    return export_file_response(export_for_user(request.user, export_id))
+
+
+def export_file_response(export: Export) -> FileResponse:
+    """The export's file as a download; 404 while it is not ready or when the file is gone."""
+    if export.status != Export.Status.SUCCEEDED or not export.file:
+        raise Http404("This export has no file (yet).")
+    try:
+        handle = export.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The export's file is missing from storage.") from exc
+    suffix = export.file.name.rsplit(".", 1)[-1]
+    name = f"project-{export.project_id}-{export.format}-{export.pk}.{suffix}"
+    content_type = "application/json" if suffix == "json" else "application/zip"
+    return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)

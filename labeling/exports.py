@@ -248,31 +248,3 @@ def export_run(*, export_id: int) -> bool:
 
 def project_exports(*, project: Project, limit: int = 10) -> list[Export]:
     return list(Export.objects.filter(project=project).order_by("-created_at", "-id")[:limit])
-
-
-def export_for_user(user, export_id: int) -> Export:
-    """An export of a project the user is a member of (Http404 otherwise)."""
-    from django.http import Http404
-
-    from .access import user_role
-
-    export = Export.objects.select_related("project").filter(pk=export_id).first()
-    if export is None or user_role(user, export.project) is None:
-        raise Http404("No such export.")
-    return export
-
-
-def export_file_response(export: Export):
-    """The export's file as a download; 404 while it is not ready or when the file is gone."""
-    from django.http import FileResponse, Http404
-
-    if export.status != Export.Status.SUCCEEDED or not export.file:
-        raise Http404("This export has no file (yet).")
-    try:
-        handle = export.file.open("rb")
-    except FileNotFoundError as exc:
-        raise Http404("The export's file is missing from storage.") from exc
-    suffix = export.file.name.rsplit(".", 1)[-1]
-    name = f"project-{export.project_id}-{export.format}-{export.pk}.{suffix}"
-    content_type = "application/json" if suffix == "json" else "application/zip"
-    return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)

@@ -466,3 +466,21 @@ def segment_click(*, image: Image, points, labels, box) -> dict | None:
         "score": prediction.score,
         "area": int(prediction.mask.sum()),
     }
+
+
+SEGMENT_RETRY_AFTER = 2  # seconds a client waits before asking again while the embedding is made
+
+
+def segment_answer(*, image: Image, points, labels, box) -> tuple[int, dict]:
+    """segment_click as an HTTP status and JSON body, the same for the page and the API:
+    200 with the mask, 202 while the embedding is prepared, 503 when the segmenter cannot load."""
+    try:
+        result = segment_click(image=image, points=points, labels=labels, box=box)
+    except InferenceError as exc:  # the segmenter's weights are not usable on this server
+        return 503, {"error": f"Click-to-segment is not available: {exc}"}
+    if result is None:
+        return 202, {
+            "status": "preparing",
+            "detail": "The image embedding is being computed; try again shortly.",
+        }
+    return 200, {"status": "ok", **result}

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import prelabel
-from .access import User, user_role
+from .access import User
 from .models import Annotation, Image, LabelClass, Project, box_errors
 
 logger = logging.getLogger(__name__)
@@ -104,17 +104,6 @@ class VersionRequired(ReviewError):
 
 
 # Access ------------------------------------------------------------------------------------------
-
-
-def annotation_for_user(user: User, annotation_id: int) -> tuple[Annotation, str]:
-    """The annotation (with its image and project) and the user's role in the project; 404 when
-    the user may not see it. An annotation belongs to its image's aggregate: same rule as
-    access.image_for_user."""
-    annotation = Annotation.objects.select_related("image__project").filter(pk=annotation_id).first()
-    role = user_role(user, annotation.image.project) if annotation else None
-    if annotation is None or role is None:
-        raise Http404("No such annotation.")
-    return annotation, role
 
 
 # Leases ------------------------------------------------------------------------------------------

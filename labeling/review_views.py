@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from . import review, selectors
-from .access import can_manage, image_for_user, project_for_user
+from .access import annotation_for_user, can_manage, image_for_user, project_for_user
 from .review import UNSET, Invalid, ReviewError
 
 JsonView = Callable[..., HttpResponse]
@@ -153,7 +153,7 @@ def image_annotations(request: HttpRequest, image_id: int) -> HttpResponse:
 def annotation_detail(request: HttpRequest, annotation_id: int) -> HttpResponse:
     """GET: the annotation. PATCH (If-Match) {state?, class_id?, box?, mask?, polygons?}: triage
     or edit it. DELETE (If-Match): remove a drawn or imported annotation (204)."""
-    annotation, _ = review.annotation_for_user(request.user, annotation_id)
+    annotation, _ = annotation_for_user(request.user, annotation_id)
     if request.method == "GET":
         return _annotation_response(review.annotation_current(annotation_id=annotation.pk))
     if request.method == "DELETE":

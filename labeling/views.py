@@ -15,8 +15,6 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inference.errors import InferenceError
-
 from . import prelabel, selectors, services
 from .access import can_create_projects, can_manage, image_for_user, job_for_user, project_for_user
 from .forms import MemberForm, PrelabelForm, ProjectForm, SegmentForm, UploadForm, label_class_formset
@@ -350,22 +348,15 @@ def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
             for field, errors in form.errors.items()
         ]
         return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
-    try:
-        result = prelabel.segment_click(
-            image=image,
-            points=form.cleaned_data["points"],
-            labels=form.cleaned_data["labels"],
-            box=form.cleaned_data["box"],
-        )
-    except InferenceError as exc:  # the segmenter's weights are not usable on this server
-        return JsonResponse({"error": f"Click-to-segment is not available: {exc}"}, status=503)
-    if result is None:
-        response = JsonResponse(
-            {"status": "preparing", "detail": "The image embedding is being computed; try again shortly."},
-            status=202,
-        )
-        response["Retry-After"] = "2"
-        return response
-    if request.htmx:
-        return render(request, "labeling/_segment_result.html", {"image": image, "result": result})
-    return JsonResponse({"status": "ok", **result})
+    status, body = prelabel.segment_answer(
+        image=image,
+        points=form.cleaned_data["points"],
+        labels=form.cleaned_data["labels"],
+        box=form.cleaned_data["box"],
+    )
+    if status == 200 and request.htmx:
+        return render(request, "labeling/_segment_result.html", {"image": image, "result": body})
+    response = JsonResponse(body, status=status)
+    if status == 202:
+        response["Retry-After"] = str(prelabel.SEGMENT_RETRY_AFTER)
+    return response

@@ -29,7 +29,15 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .. import exports, imports, prelabel, review, services
-from ..access import can_create_projects, image_for_user, job_for_user, project_for_user
+from ..access import (
+    annotation_for_user,
+    can_create_projects,
+    export_for_user,
+    image_for_user,
+    job_for_user,
+    project_for_user,
+)
+from ..export_views import export_file_response
 from ..formats.base import ExportOptions, FormatError
 from ..forms import SegmentForm
 from ..models import Annotation, Export, Image, LabelClass, PrelabelJob, Project
@@ -334,7 +342,7 @@ class AnnotationDetail(GenericAPIView):
     serializer_class = s.AnnotationSerializer
 
     def get(self, request: Request, annotation_id: int) -> Response:
-        annotation, _ = review.annotation_for_user(request.user, annotation_id)
+        annotation, _ = annotation_for_user(request.user, annotation_id)
         return _annotation_response(review.annotation_current(annotation_id=annotation.pk))
 
     @extend_schema(
@@ -343,7 +351,7 @@ class AnnotationDetail(GenericAPIView):
         responses={200: s.AnnotationSerializer, 412: OpenApiResponse(description="Stale version")},
     )
     def patch(self, request: Request, annotation_id: int) -> Response:
-        annotation, _ = review.annotation_for_user(request.user, annotation_id)
+        annotation, _ = annotation_for_user(request.user, annotation_id)
         data = _input(s.AnnotationUpdateSerializer, request)
         version = review.requested_version(request.headers, data)
         changes = {name: data.get(name, UNSET) for name in ("state", "class_id", "box", "mask", "polygons")}
@@ -352,7 +360,7 @@ class AnnotationDetail(GenericAPIView):
 
     @extend_schema(request=s.VersionSerializer, parameters=[IF_MATCH], responses={204: None})
     def delete(self, request: Request, annotation_id: int) -> Response:
-        annotation, _ = review.annotation_for_user(request.user, annotation_id)
+        annotation, _ = annotation_for_user(request.user, annotation_id)
         data = _input(s.VersionSerializer, request)
         review.annotation_delete(
             annotation=annotation, user=request.user, version=review.requested_version(request.headers, data)
@@ -366,7 +374,7 @@ class AnnotationTriage(GenericAPIView):
 
     @extend_schema(parameters=[IF_MATCH], responses=s.AnnotationSerializer)
     def post(self, request: Request, annotation_id: int) -> Response:
-        annotation, _ = review.annotation_for_user(request.user, annotation_id)
+        annotation, _ = annotation_for_user(request.user, annotation_id)
         data = _input(s.VersionSerializer, request)
         saved = review.annotation_update(
             annotation=annotation,
@@ -412,8 +420,6 @@ class ImageSegment(GenericAPIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
     def post(self, request: Request, image_id: int) -> Response:
-        from inference.errors import InferenceError
-
         image, _ = image_for_user(request.user, image_id)
         data = _input(s.SegmentSerializer, request)
         form = SegmentForm(
@@ -421,23 +427,16 @@ class ImageSegment(GenericAPIView):
         )
         if not form.is_valid():
             return Response({"error": "Invalid input.", "fields": form.errors}, status=400)
-        try:
-            result = prelabel.segment_click(
-                image=image,
-                points=form.cleaned_data["points"],
-                labels=form.cleaned_data["labels"],
-                box=form.cleaned_data["box"],
-            )
-        except InferenceError as exc:
-            return Response({"error": f"Click-to-segment is not available: {exc}"}, status=503)
-        if result is None:
-            response = Response(
-                {"status": "preparing", "detail": "The image embedding is being computed; try again."},
-                status=202,
-            )
-            response["Retry-After"] = "2"
-            return response
-        return Response({"status": "ok", **result})
+        status, body = prelabel.segment_answer(
+            image=image,
+            points=form.cleaned_data["points"],
+            labels=form.cleaned_data["labels"],
+            box=form.cleaned_data["box"],
+        )
+        response = Response(body, status=status)
+        if status == 202:
+            response["Retry-After"] = str(prelabel.SEGMENT_RETRY_AFTER)
+        return response
 
 
 # Jobs ------------------------------------------------------------------------------------------
@@ -515,7 +514,7 @@ class ExportDetail(GenericAPIView):
     serializer_class = s.ExportSerializer
 
     def get(self, request: Request, export_id: int) -> Response:
-        return Response(s.ExportSerializer(exports.export_for_user(request.user, export_id)).data)
+        return Response(s.ExportSerializer(export_for_user(request.user, export_id)).data)
 
 
 class ExportDownload(GenericAPIView):
@@ -523,7 +522,7 @@ class ExportDownload(GenericAPIView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, export_id: int) -> FileResponse:
-        return exports.export_file_response(exports.export_for_user(request.user, export_id))
+        return export_file_response(export_for_user(request.user, export_id))
 
 
 class ProjectImports(GenericAPIView):

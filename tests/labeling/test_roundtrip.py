@@ -16,11 +16,12 @@ import math
 import numpy as np
 import pytest
 
-from inference.masks import mask_box, mask_iou, mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
+from inference.masks import mask_iou, polygons_to_mask, rle_to_mask
 from labeling import services
 from labeling.exports import export_write
 from labeling.formats.base import ExportOptions
 from labeling.models import Annotation, Image
+from tests.labeling.export_helpers import add
 from tests.labeling.import_helpers import do_import, errors_text, png, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -71,19 +72,7 @@ def source(project):
     ]
     anns = {}
     for key, image, label_class, mask, box in specs:
-        box = mask_box(mask) if mask is not None else box
-        anns[key] = Annotation.objects.create(
-            image=image,
-            label_class=label_class,
-            x=box[0],
-            y=box[1],
-            w=box[2],
-            h=box[3],
-            mask=mask_to_rle(mask) if mask is not None else None,
-            polygons=mask_to_polygons(mask) if mask is not None else None,
-            state="accepted",
-            source="human",
-        )
+        anns[key] = add(image, label_class, mask=mask, box=box)
     return project, anns
 
 
