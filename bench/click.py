@@ -11,7 +11,7 @@
     with each decoded mask swapped for an object-shaped one after the decoder ran (random
     weights decode lattices whose polygons take ~1 s; b' times a few clicks with those);
 plus the parts of (b) that are not the decoder, timed alone on the same clicks: reading the
-embedding file (EmbeddingCache.get, once per request in labeling.prelabel.segment_click) and
+embedding file (EmbeddingCache.get, once per request in labeling.segmentation.segment_click) and
 encoding the mask (mask_to_rle + mask_to_polygons).
 
 Budget (DESIGN.md "Performance budgets"): click → mask p95 <= 50 ms on the server's CPU.
@@ -115,7 +115,7 @@ def make_image(width: int, height: int):
     """A user, a project (segmenter vit_b) and one image in it, with its embedding cached."""
     from django.contrib.auth import get_user_model
 
-    from labeling import prelabel, services
+    from labeling import segmentation, services
 
     user = get_user_model().objects.create_user("bench", password="bench-password-not-secret")  # noqa: S106
     project = services.project_create(
@@ -128,7 +128,7 @@ def make_image(width: int, height: int):
         raise RuntimeError(f"the benchmark image was not stored: {report.as_dict()}")
     image = project.images.get(pk=report.created[0][1])
     started = time.perf_counter()
-    made = prelabel.embeddings_compute(image_ids=[image.pk])
+    made = segmentation.embeddings_compute(image_ids=[image.pk])
     if made != 1:
         raise RuntimeError("embeddings_compute did not make the embedding")
     return user, image, time.perf_counter() - started

@@ -160,14 +160,23 @@ def prelabel_batch(
     cache: EmbeddingCache | None = None,
     cache_name: str = "",
     on_image: Callable[[int, ImageResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[ImageResult]:
     """Run the detector on the whole batch, then SAM image by image; `on_image(index, result)`
-    is called as each image finishes, so the caller can save it at once."""
+    is called as each image finishes, so the caller can save it at once.
+
+    `should_stop()` is asked before the detector and before each image: once it answers True
+    nothing more is computed or reported, and the results of the images done so far are returned.
+    """
+    if should_stop is not None and should_stop():
+        return []
     started = time.perf_counter()
     per_image = detect_with_backoff(detector, [item.image for item in items], prompts, params)
     detect_share = (time.perf_counter() - started) / max(len(items), 1)
     results = []
     for index, (item, detections) in enumerate(zip(items, per_image, strict=True)):
+        if should_stop is not None and should_stop():
+            break
         image_started = time.perf_counter()
         if isinstance(detections, str):
             result = ImageResult(error=detections)

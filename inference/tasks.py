@@ -49,6 +49,6 @@ def gpu_prelabel_batch(job_id: int, image_ids: list[int]) -> dict:
 
 @shared_task(name="inference.tasks.gpu_embed_images")
 def gpu_embed_images(image_ids: list[int]) -> int:
-    from labeling import prelabel
+    from labeling import segmentation
 
-    return prelabel.embeddings_compute(image_ids=image_ids)
+    return segmentation.embeddings_compute(image_ids=image_ids)

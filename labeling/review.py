@@ -29,7 +29,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from . import prelabel
+from . import segmentation
 from .access import User
 from .models import Annotation, Image, LabelClass, Project, box_errors
 
@@ -324,7 +324,7 @@ def image_review_open(*, image: Image, user: User, can_manage: bool, now: dateti
         lease_expires_at = holder.get("lease_expires_at")
         held_by_other = holder.get("assignee__username") or "someone else"
     try:
-        prelabel.embeddings_prefetch(image=image)
+        segmentation.embeddings_prefetch(image=image)
     except Exception:  # the page works without it: the first click just waits for the embedding
         logger.exception("Image %s: the embeddings could not be queued", image.pk)
     return review_data(

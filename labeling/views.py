@@ -15,7 +15,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import prelabel, selectors, services
+from . import prelabel, segmentation, selectors, services
 from .access import can_create_projects, can_manage, image_for_user, job_for_user, project_for_user
 from .forms import MemberForm, PrelabelForm, ProjectForm, SegmentForm, UploadForm, label_class_formset
 from .models import Image, Membership, Project
@@ -348,7 +348,7 @@ def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
             for field, errors in form.errors.items()
         ]
         return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
-    status, body = prelabel.segment_answer(
+    status, body = segmentation.segment_answer(
         image=image,
         points=form.cleaned_data["points"],
         labels=form.cleaned_data["labels"],
@@ -358,5 +358,5 @@ def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
         return render(request, "labeling/_segment_result.html", {"image": image, "result": body})
     response = JsonResponse(body, status=status)
     if status == 202:
-        response["Retry-After"] = str(prelabel.SEGMENT_RETRY_AFTER)
+        response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)
     return response

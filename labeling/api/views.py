@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .. import exports, imports, prelabel, review, services
+from .. import exports, imports, prelabel, review, segmentation, services
 from ..access import (
     annotation_for_user,
     can_create_projects,
@@ -427,7 +427,7 @@ class ImageSegment(GenericAPIView):
         )
         if not form.is_valid():
             return Response({"error": "Invalid input.", "fields": form.errors}, status=400)
-        status, body = prelabel.segment_answer(
+        status, body = segmentation.segment_answer(
             image=image,
             points=form.cleaned_data["points"],
             labels=form.cleaned_data["labels"],
@@ -435,7 +435,7 @@ class ImageSegment(GenericAPIView):
         )
         response = Response(body, status=status)
         if status == 202:
-            response["Retry-After"] = str(prelabel.SEGMENT_RETRY_AFTER)
+            response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)
         return response
 
 

@@ -196,7 +196,7 @@ def seeded(transactional_db, creator, tiny_models_settings, inline_tasks) -> See
     """A project with three classes (one named like markup), an annotator, and two skimage
     photos pre-labeled by the tiny models through a real pre-label job (run inline), with their
     SAM embeddings cached so that click-to-segment answers at once."""
-    from labeling import prelabel, services
+    from labeling import prelabel, segmentation, services
     from labeling.models import Membership
     from tests.labeling.conftest import ingest_photos
 
@@ -211,7 +211,7 @@ def seeded(transactional_db, creator, tiny_models_settings, inline_tasks) -> See
     job = prelabel.prelabel_job_start(project=project, user=creator)
     job.refresh_from_db()
     assert (job.status, job.done, job.failed) == ("succeeded", 2, 0), (job.status, job.error)
-    prelabel.embeddings_compute(image_ids=[image.pk for image in images])
+    segmentation.embeddings_compute(image_ids=[image.pk for image in images])
     for image in images:
         image.refresh_from_db()
         assert image.status == Image.Status.PRELABELED

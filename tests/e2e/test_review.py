@@ -296,7 +296,7 @@ def test_m_click_to_segment_keeps_the_mask_as_an_annotation(page, login, seeded,
 def test_a_click_before_the_embedding_is_ready_says_preparing_and_retries_by_itself(
     page, login, seeded, inline_tasks
 ):
-    from labeling import prelabel
+    from labeling import segmentation
     from tests.labeling.conftest import ingest_photos
 
     Image.objects.filter(project=seeded.project).update(status=Image.Status.DONE)
@@ -311,7 +311,7 @@ def test_a_click_before_the_embedding_is_ready_says_preparing_and_retries_by_its
     expect(page.locator("#segment-status")).to_contain_text("Preparing")
     assert answers == [202]
     # The gpu worker's part, done here; the page asks again after Retry-After by itself.
-    assert prelabel.embeddings_compute(image_ids=[fresh.pk]) == 1
+    assert segmentation.embeddings_compute(image_ids=[fresh.pk]) == 1
     expect(page.locator("#segment-status")).to_contain_text("Mask ready", timeout=6000)
     assert answers[-1] == 200
 

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from inference.masks import rle_to_mask
 from inference.pipeline import box_iou
-from labeling import prelabel, services
+from labeling import prelabel, segmentation, services
 from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem
 from tests.labeling.conftest import ingest_photos, plain_images, run_job
 
@@ -591,19 +591,19 @@ def test_segment_click_without_an_embedding_queues_it_with_the_next_images(proje
     first = photos[0]
     Image.objects.filter(pk=photos[2].pk).update(status=Image.Status.DONE)  # never prefetched
 
-    assert prelabel.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
+    assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
 
     assert task_calls.of("gpu_embed_images") == [([first.pk, photos[1].pk, photos[3].pk],)]
     # Clicking again while it is computed queues nothing more.
-    assert prelabel.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
+    assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
     assert len(task_calls.of("gpu_embed_images")) == 1
 
 
 def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, task_calls):
     image = photos[1]  # chelsea, 451 × 300
-    assert prelabel.embeddings_compute(image_ids=[image.pk]) == 1
+    assert segmentation.embeddings_compute(image_ids=[image.pk]) == 1
 
-    result = prelabel.segment_click(
+    result = segmentation.segment_click(
         image=image, points=[(200.0, 150.0), (20.0, 20.0)], labels=[1, 0], box=None
     )
 
@@ -621,9 +621,9 @@ def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, t
 
 def test_segment_click_takes_a_box_alone(project, photos):
     image = photos[0]
-    prelabel.embeddings_compute(image_ids=[image.pk])
+    segmentation.embeddings_compute(image_ids=[image.pk])
 
-    result = prelabel.segment_click(image=image, points=[], labels=[], box=(100.0, 100.0, 200.0, 150.0))
+    result = segmentation.segment_click(image=image, points=[], labels=[], box=(100.0, 100.0, 200.0, 150.0))
 
     assert rle_to_mask(result["mask"]).shape == (image.height, image.width)
 
@@ -631,27 +631,27 @@ def test_segment_click_takes_a_box_alone(project, photos):
 def test_embeddings_prefetch_skips_cached_images_and_does_not_queue_twice(project, photos, task_calls):
     from django.core.cache import cache
 
-    assert prelabel.embeddings_compute(image_ids=[photos[1].pk]) == 1
-    assert prelabel.embeddings_compute(image_ids=[photos[1].pk]) == 0  # cached already
+    assert segmentation.embeddings_compute(image_ids=[photos[1].pk]) == 1
+    assert segmentation.embeddings_compute(image_ids=[photos[1].pk]) == 0  # cached already
 
-    queued = prelabel.embeddings_prefetch(image=photos[0])
+    queued = segmentation.embeddings_prefetch(image=photos[0])
     assert queued == [photos[0].pk, photos[2].pk, photos[3].pk]
-    assert prelabel.embeddings_prefetch(image=photos[0]) == []
-    assert prelabel.embeddings_prefetch(image=photos[2]) == []
+    assert segmentation.embeddings_prefetch(image=photos[0]) == []
+    assert segmentation.embeddings_prefetch(image=photos[2]) == []
     assert task_calls.of("gpu_embed_images") == [(queued,)]
 
     # The "already queued" mark lives in Django's cache: once it is gone, they are queued again.
     cache.clear()
-    assert prelabel.embeddings_prefetch(image=photos[0]) == queued
+    assert segmentation.embeddings_prefetch(image=photos[0]) == queued
     # A computed embedding is never queued again.
-    prelabel.embeddings_compute(image_ids=queued)
+    segmentation.embeddings_compute(image_ids=queued)
     cache.clear()
-    assert prelabel.embeddings_prefetch(image=photos[0]) == []
+    assert segmentation.embeddings_prefetch(image=photos[0]) == []
 
 
 def test_embeddings_compute_skips_an_image_whose_file_is_missing(project, photos):
     delete_file(photos[0])
-    assert prelabel.embeddings_compute(image_ids=[p.pk for p in photos[:2]]) == 1
+    assert segmentation.embeddings_compute(image_ids=[p.pk for p in photos[:2]]) == 1
     store = prelabel.embedding_cache()
     assert not store.has(photos[0].sha256, "tiny")
     assert store.has(photos[1].sha256, "tiny")

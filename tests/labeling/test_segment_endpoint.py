@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from inference.masks import rle_to_mask
-from labeling import prelabel
+from labeling import segmentation
 from tests.labeling.conftest import ingest_photos
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -29,7 +29,7 @@ def image(project):
 
 @pytest.fixture
 def cached(image):
-    assert prelabel.embeddings_compute(image_ids=[image.pk]) == 1
+    assert segmentation.embeddings_compute(image_ids=[image.pk]) == 1
     return image
 
 
