@@ -27,7 +27,7 @@ format: venv
 	$(BIN)/python -m ruff check --fix . && $(BIN)/python -m ruff format .
 
 bench: venv
-	$(BIN)/python bench/prelabel.py && $(BIN)/python bench/click.py && $(BIN)/python bench/export.py
+	$(BIN)/python bench/prelabel.py && $(BIN)/python bench/click.py && $(BIN)/python bench/export.py && $(BIN)/python bench/demo.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
