@@ -18,12 +18,28 @@ are on integer or half-integer coordinates before simplification.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
 Polygons = list[list[list[float]]]  # parts → rings (outer first, then holes) → [x0, y0, x1, y1, ...]
+
+# Mask hygiene (`clean_mask`, `encode_mask`): parts smaller than MIN_PART_AREA pixels are
+# dropped and holes smaller than MIN_HOLE_AREA filled (a 10x10 square: SAM's own examples clean
+# masks with 100), or than MIN_AREA_FRACTION of the mask's area when that is more (specks and
+# pinholes scale with the object: 0.2 % of a 1000x500 object is a 30x30 square). A mask needing
+# more than MAX_POLYGON_PARTS parts, MAX_POLYGON_RINGS rings
+# (outer rings and holes) or MAX_POLYGON_VERTICES vertices in all keeps its exact RLE and gets
+# no polygons: such lattices (random-weight SAM masks) took ~0.1-1 s to trace and 50-700 kB.
+MIN_PART_AREA = 100
+MIN_HOLE_AREA = 100
+MIN_AREA_FRACTION = 0.002
+MAX_POLYGON_PARTS = 20
+MAX_POLYGON_RINGS = 50
+MAX_POLYGON_VERTICES = 1000
+MIN_POLYGON_IOU = 0.99  # polygons kept only when they rasterise back to the mask this well
 
 
 def _as_bool_mask(mask: np.ndarray) -> np.ndarray:
@@ -67,6 +83,16 @@ def rle_to_mask(rle: dict) -> np.ndarray:
 # ---------------------------------------------------------------------------------- polygons
 
 
+def _next(values: np.ndarray) -> np.ndarray:
+    """values[i + 1] at i, cyclically (np.roll(values, -1, axis=0), without its overhead)."""
+    return np.concatenate((values[1:], values[:1]))
+
+
+def _previous(values: np.ndarray) -> np.ndarray:
+    """values[i - 1] at i, cyclically."""
+    return np.concatenate((values[-1:], values[:-1]))
+
+
 def _ring_to_outline(contour: np.ndarray) -> np.ndarray:
     """A contour traced on the 2x-upsampled mask → the exact pixel outline (integer corners).
 
@@ -94,13 +120,13 @@ def _cut_corners(outline: np.ndarray) -> np.ndarray:
     is what lets Douglas–Peucker simplify them without biting into the mask.
     """
     # Merge collinear runs first, so that every vertex is a turn.
-    steps = np.sign(np.roll(outline, -1, axis=0) - outline)
-    turns = np.any(steps != np.roll(steps, 1, axis=0), axis=1)
+    steps = np.sign(_next(outline) - outline)
+    turns = np.any(steps != _previous(steps), axis=1)
     outline = outline[turns]
     if len(outline) < 3:
         return outline
-    after = np.roll(outline, -1, axis=0) - outline  # the run leaving each vertex
-    before = np.roll(after, 1, axis=0)  # the run arriving at it
+    after = _next(outline) - outline  # the run leaving each vertex
+    before = _previous(after)  # the run arriving at it
     length_after = np.abs(after).max(axis=1)
     length_before = np.abs(before).max(axis=1)
     cut = ((length_after < 2) | (length_before < 2))[:, None]
@@ -109,7 +135,7 @@ def _cut_corners(outline: np.ndarray) -> np.ndarray:
     leaving = np.where(cut, outline + 0.5 * after / length_after[:, None], outline)
     polygon = np.stack([entering, leaving], axis=1).reshape(-1, 2)
     # Repeats (an uncut vertex, a unit edge cut from both ends): keep each point once.
-    distinct = np.any(polygon != np.roll(polygon, 1, axis=0), axis=1)
+    distinct = np.any(polygon != _previous(polygon), axis=1)
     return polygon[distinct]
 
 
@@ -126,48 +152,77 @@ def _simplify(points: np.ndarray, tolerance: float) -> np.ndarray:
     offset of the stretch of outline it replaces (their signed area over its length), and the
     vertices become the intersections of consecutive moved chords (or the mean of the two
     moves where the chords are almost parallel). The vertex count is Douglas–Peucker's.
+    Vectorised: the stretch areas come from prefix sums of the outline's cross products.
     """
     if tolerance <= 0 or len(points) <= 3:
         return points
     kept = cv2.approxPolyDP(points.reshape(-1, 1, 2).astype(np.float32), float(tolerance), True)
     kept = kept.reshape(-1, 2).astype(np.float64)
-    index_of = {(float(x), float(y)): i for i, (x, y) in enumerate(points.astype(np.float32).tolist())}
-    indices = sorted(index_of.get((float(x), float(y)), -1) for x, y in kept.astype(np.float32).tolist())
-    if len(kept) < 3 or len(index_of) != len(points) or indices[0] < 0 or len(set(indices)) != len(kept):
+    count = len(kept)
+    if count < 3:
+        return kept
+    # Where each kept vertex sits on the outline (points lie on a half-pixel grid: exact keys).
+    keys = _point_keys(points)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    wanted = _point_keys(kept)
+    found = np.searchsorted(sorted_keys, wanted)
+    found = np.minimum(found, len(sorted_keys) - 1)
+    if np.unique(keys).size != len(keys) or not np.array_equal(sorted_keys[found], wanted):
         return kept  # cannot tell which stretch each chord replaces: no refit
+    indices = np.sort(order[found])
+    if np.unique(indices).size != count:
+        return kept
     vertices = points[indices]
-    count = len(indices)
-    normals = np.empty((count, 2))
-    moves = np.empty(count)
-    for k in range(count):
-        start, end = indices[k], indices[(k + 1) % count]
-        stretch = points[start : end + 1] if end > start else np.vstack([points[start:], points[: end + 1]])
-        chord = stretch[-1] - stretch[0]
-        length = float(np.hypot(*chord))
-        if length == 0:
-            return kept
-        normals[k] = (-chord[1] / length, chord[0] / length)
-        relative = stretch - stretch[0]
-        area = 0.5 * float(np.sum(_cross(relative[:-1], relative[1:])))
-        moves[k] = -area / length
-    refitted = np.empty_like(vertices)
-    for k in range(count):
-        before, after = (k - 1) % count, k
-        pair = np.array([normals[before], normals[after]])
-        wanted = np.array([moves[before], moves[after]])
-        if abs(float(_cross(pair[0], pair[1]))) > 0.2:
-            shift = np.linalg.solve(pair, wanted)
-        else:
-            shift = (wanted[0] * pair[0] + wanted[1] * pair[1]) / 2
-        norm = float(np.hypot(*shift))
-        if norm > 2 * tolerance:  # never let a vertex fly off
-            shift *= 2 * tolerance / norm
-        refitted[k] = vertices[k] + shift
-    return refitted
+    n = len(points)
+    # Twice the signed area swept from stretch[0] along the outline to its end: for the stretch
+    # from index s to e (wrapping), sum of cross(p_i, p_i+1) over s..e-1 plus cross(p_e, p_s).
+    doubled = np.vstack([points, points])
+    steps = _cross(doubled[:-1], doubled[1:])
+    prefix = np.concatenate([[0.0], np.cumsum(steps)])
+    starts = indices
+    ends = _next(indices)
+    ends = np.where(ends > starts, ends, ends + n)
+    first, last = doubled[starts], doubled[ends]
+    area2 = prefix[ends] - prefix[starts] + _cross(last, first)
+    chords = last - first
+    lengths = np.hypot(chords[:, 0], chords[:, 1])
+    if np.any(lengths == 0):
+        return kept
+    normals = np.stack([-chords[:, 1] / lengths, chords[:, 0] / lengths], axis=1)
+    moves = -0.5 * area2 / lengths
+    # Vertex k joins chord k - 1 (arriving) and chord k (leaving): solve both moved lines.
+    n_before, n_after = _previous(normals), normals
+    m_before, m_after = _previous(moves), moves
+    determinant = _cross(n_before, n_after)
+    solvable = np.abs(determinant) > 0.2
+    safe = np.where(solvable, determinant, 1.0)
+    solved = np.stack(
+        [
+            (m_before * n_after[:, 1] - m_after * n_before[:, 1]) / safe,
+            (n_before[:, 0] * m_after - n_after[:, 0] * m_before) / safe,
+        ],
+        axis=1,
+    )
+    averaged = (m_before[:, None] * n_before + m_after[:, None] * n_after) / 2
+    shift = np.where(solvable[:, None], solved, averaged)
+    norm = np.hypot(shift[:, 0], shift[:, 1])
+    limit = 2 * tolerance
+    too_far = norm > limit  # never let a vertex fly off
+    shift[too_far] *= (limit / norm[too_far])[:, None]
+    return vertices + shift
+
+
+def _point_keys(points: np.ndarray) -> np.ndarray:
+    """One int64 per point of the half-pixel grid (coordinates within ±2**30)."""
+    doubled = np.rint(np.asarray(points, dtype=np.float64) * 2).astype(np.int64)
+    return doubled[:, 0] * (1 << 32) + doubled[:, 1]
 
 
 def _flat(points: np.ndarray) -> list[float]:
-    return [float(v) for v in points.reshape(-1)]
+    """Flat coordinates rounded to 1/100 pixel (a refitted vertex has ~17 digits, which would
+    triple the JSON of every mask for nothing; exact outlines lie on half pixels, unchanged)."""
+    return np.round(points.reshape(-1), 2).tolist()
 
 
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> Polygons:
@@ -182,29 +237,89 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> Polygons:
     radius 20, ~0.998 at 100; check with `polygons_are_faithful` and fall back to a lower
     tolerance (0 is exact) or to RLE. Parts are 8-connected components (cv2.findContours); an
     island inside a hole is a part of its own.
+
+    Cost: about 0.1-0.3 ms per ring, so a fragmented mask (hundreds of specks and holes) takes
+    100+ ms: `capped_polygons` gives up early on those, and `encode_mask` cleans first.
     """
-    mask = _as_bool_mask(mask)
+    padded, offset = _padded_crop(_as_bool_mask(mask))
+    polygons = _trace(padded, offset, tolerance, caps=None)
+    assert polygons is not None  # no caps: always traced
+    return polygons
+
+
+def capped_polygons(
+    mask: np.ndarray,
+    tolerance: float = 1.0,
+    *,
+    max_parts: int = MAX_POLYGON_PARTS,
+    max_rings: int = MAX_POLYGON_RINGS,
+    max_vertices: int = MAX_POLYGON_VERTICES,
+) -> Polygons | None:
+    """`mask_to_polygons`, or None when the mask is too fragmented for polygons worth drawing,
+    storing or sending (keep its RLE instead): more than `max_parts` parts, `max_rings` rings
+    (outer rings and holes) or `max_vertices` vertices in all.
+
+    Gives up before the costly per-ring work: parts and rings are counted on the traced
+    contours (specks that simplification would drop count too: clean the mask first), the
+    vertices estimated with one `cv2.approxPolyDP` per ring (it undercounts by ~15 %), then
+    counted exactly while the rings are simplified.
+    """
+    padded, offset = _padded_crop(_as_bool_mask(mask))
+    return _trace(padded, offset, tolerance, caps=_caps(max_parts, max_rings, max_vertices))
+
+
+def _caps(max_parts: int, max_rings: int, max_vertices: int) -> tuple[int, int, int]:
+    caps = (int(max_parts), int(max_rings), int(max_vertices))
+    if min(caps) < 0:
+        raise ValueError("max_parts, max_rings and max_vertices must be >= 0")
+    return caps
+
+
+def _padded_crop(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The mask's box with a 1-pixel empty margin (uint8), and the image (x, y) of its (0, 0)."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return []
+        return np.zeros((2, 2), dtype=np.uint8), (0, 0)
     cols = np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    # Crop to the object (with a 1-pixel margin, so borders never touch the image edge), then
-    # upsample 2x: on that grid the traced contour lies a quarter pixel inside the real outline.
-    crop = np.zeros((bottom - top + 2, right - left + 2), dtype=np.uint8)
-    crop[1:-1, 1:-1] = mask[top:bottom, left:right]
-    upsampled = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
+    padded = np.zeros((bottom - top + 2, right - left + 2), dtype=np.uint8)
+    padded[1:-1, 1:-1] = mask[top:bottom, left:right]
+    return padded, (int(left) - 1, int(top) - 1)
+
+
+def _trace(
+    padded: np.ndarray, offset: tuple[int, int], tolerance: float, *, caps: tuple[int, int, int] | None
+) -> Polygons | None:
+    """Polygons of a padded crop (`_padded_crop`); None when over `caps` (parts, rings, vertices)."""
+    # Upsample 2x: on that grid the traced contour lies a quarter pixel inside the real outline.
+    upsampled = np.repeat(np.repeat(padded, 2, axis=0), 2, axis=1)
     contours, hierarchy = cv2.findContours(upsampled, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
     hierarchy = hierarchy[0]  # per contour: next, previous, first child, parent
-    offset_x, offset_y = int(left) - 1, int(top) - 1
+    max_vertices = None
+    if caps is not None:
+        max_parts, max_rings, max_vertices = caps
+        if int(np.count_nonzero(hierarchy[:, 3] == -1)) > max_parts or len(contours) > max_rings:
+            return None
+        # On the 2x grid a tolerance of t pixels is 2t; +1 for the staircases that corner
+        # cutting straightens. It only decides to give up before simplifying every ring.
+        epsilon = 2.0 * tolerance + 1.0
+        if sum(len(cv2.approxPolyDP(contour, epsilon, True)) for contour in contours) > max_vertices:
+            return None
+    shift = np.array(offset)
+    vertices = 0
 
     def ring(index: int) -> list[float] | None:
+        nonlocal vertices
         points = _simplify(_cut_corners(_ring_to_outline(contours[index])), tolerance)
         if len(points) < 3:
             return None
-        return _flat(points + np.array([offset_x, offset_y]))
+        vertices += len(points)
+        return _flat(points + shift)
+
+    def over_budget() -> bool:
+        return max_vertices is not None and vertices > max_vertices
 
     parts: Polygons = []
     for index in range(len(contours)):
@@ -216,10 +331,14 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> Polygons:
         rings = [outer]
         child = hierarchy[index][2]
         while child != -1:
+            if over_budget():
+                return None
             hole = ring(child)
             if hole is not None:
                 rings.append(hole)
             child = hierarchy[child][0]
+        if over_budget():
+            return None
         parts.append(rings)
     return parts
 
@@ -258,6 +377,135 @@ def polygons_are_faithful(mask: np.ndarray, polygons: Polygons, min_iou: float =
     """
     mask = _as_bool_mask(mask)
     return mask_iou(mask, polygons_to_mask(polygons, *mask.shape)) >= min_iou
+
+
+# ----------------------------------------------------------------------------------- hygiene
+
+
+def clean_mask(
+    mask: np.ndarray,
+    *,
+    min_area: int = MIN_PART_AREA,
+    hole_area: int = MIN_HOLE_AREA,
+    area_fraction: float = MIN_AREA_FRACTION,
+) -> np.ndarray:
+    """The mask without its specks and pinholes: 8-connected parts of fewer than `min_area`
+    pixels are dropped, then 4-connected holes (background not reaching the image border) of
+    fewer than `hole_area` pixels are filled; either threshold is raised to `area_fraction` of
+    the mask's area when that is more. 0 disables a step. Returns a new bool array.
+
+    cv2.connectedComponentsWithStats does both, on the object's box only (skimage's
+    remove_small_objects + remove_small_holes took ~2x longer on 0.25-0.8 MP masks, and they
+    fill background that touches the border).
+    """
+    mask = _as_bool_mask(mask)
+    padded, (x, y) = _padded_crop(mask)
+    _clean_padded(padded, min_area, hole_area, area_fraction)
+    out = np.zeros(mask.shape, dtype=bool)
+    height, width = padded.shape
+    out[y + 1 : y + height - 1, x + 1 : x + width - 1] = padded[1:-1, 1:-1].view(bool)
+    return out
+
+
+def _clean_padded(padded: np.ndarray, min_area: int, hole_area: int, area_fraction: float) -> None:
+    """`clean_mask` in place on a padded crop. Its empty margin is one background component that
+    stands for all the background outside the box: "touches the margin" is "reaches the border"."""
+    if min_area < 0 or hole_area < 0 or not 0 <= area_fraction < 1:
+        raise ValueError("min_area and hole_area must be >= 0, area_fraction in [0, 1)")
+    if area_fraction > 0 and (min_area or hole_area):
+        relative = area_fraction * int(np.count_nonzero(padded))
+        min_area = max(min_area, int(relative)) if min_area else 0
+        hole_area = max(hole_area, int(relative)) if hole_area else 0
+    if min_area > 1:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(padded, connectivity=8)
+        small = stats[:, cv2.CC_STAT_AREA] < min_area
+        small[0] = False  # the background
+        if small.any():
+            padded[small[labels]] = 0
+    if hole_area > 1 and padded.any():
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(1 - padded, connectivity=4)
+        fill = stats[:, cv2.CC_STAT_AREA] < hole_area
+        fill[0] = False  # label 0 is the mask itself here
+        fill[labels[0, 0]] = False  # the margin
+        if fill.any():
+            padded[fill[labels]] = 1
+
+
+def clip_to_box(mask: np.ndarray, box: Sequence[float], margin: float = 0.0) -> np.ndarray:
+    """The mask's pixels within box (x, y, w, h) grown by `margin` x its width (height) on each
+    side; a new bool array. A pixel is in when its centre is."""
+    mask = _as_bool_mask(mask)
+    x, y, w, h = (float(v) for v in box)
+    if margin < 0 or w < 0 or h < 0:
+        raise ValueError("box sides and margin must be >= 0")
+    height, width = mask.shape
+    # Pixel j is in when x0 <= j + 0.5 <= x1: columns ceil(x0 - 0.5) .. floor(x1 - 0.5).
+    x0, x1 = x - margin * w, x + w + margin * w
+    y0, y1 = y - margin * h, y + h + margin * h
+    left, right = max(0, int(np.ceil(x0 - 0.5))), min(width, int(np.floor(x1 - 0.5)) + 1)
+    top, bottom = max(0, int(np.ceil(y0 - 0.5))), min(height, int(np.floor(y1 - 0.5)) + 1)
+    out = np.zeros(mask.shape, dtype=bool)
+    if left < right and top < bottom:
+        out[top:bottom, left:right] = mask[top:bottom, left:right]
+    return out
+
+
+@dataclass(frozen=True)
+class EncodedMask:
+    """A cleaned mask as stored: its exact RLE, its polygons ([] when it is too fragmented: RLE
+    only), tight box (x, y, w, h) and area. `rle` and `box` are None when cleaning left nothing."""
+
+    rle: dict | None
+    polygons: Polygons
+    box: tuple[int, int, int, int] | None
+    area: int
+
+
+def encode_mask(
+    mask: np.ndarray,
+    *,
+    tolerance: float = 1.0,
+    min_area: int = MIN_PART_AREA,
+    hole_area: int = MIN_HOLE_AREA,
+    area_fraction: float = MIN_AREA_FRACTION,
+    max_parts: int = MAX_POLYGON_PARTS,
+    max_rings: int = MAX_POLYGON_RINGS,
+    max_vertices: int = MAX_POLYGON_VERTICES,
+    min_iou: float = MIN_POLYGON_IOU,
+) -> EncodedMask:
+    """`clean_mask`, then the cleaned mask's RLE, polygons, box and area: what the pipeline stores
+    for every proposal (and what click-to-segment should answer).
+
+    Polygons are `capped_polygons` at `tolerance`, checked against the cleaned mask: below
+    `min_iou` (small or ragged shapes) they are traced again at half the tolerance, then exactly
+    (tolerance 0); [] (RLE only) when over the caps or never faithful. A few ms for an object
+    mask: the mask's box is cropped once for every step.
+    """
+    mask = _as_bool_mask(mask)
+    caps = _caps(max_parts, max_rings, max_vertices)
+    padded, (x, y) = _padded_crop(mask)
+    _clean_padded(padded, min_area, hole_area, area_fraction)
+    box = mask_box(padded)
+    if box is None:
+        return EncodedMask(rle=None, polygons=[], box=None, area=0)
+    cleaned = np.zeros(mask.shape, dtype=bool)
+    height, width = padded.shape
+    cleaned[y + 1 : y + height - 1, x + 1 : x + width - 1] = padded[1:-1, 1:-1].view(bool)
+    polygons: Polygons = []
+    for attempt in dict.fromkeys((tolerance, tolerance / 2, 0.0)):
+        traced = _trace(padded, (0, 0), attempt, caps=caps)
+        if traced is None:  # more vertices at a lower tolerance: no point going on
+            break
+        if mask_iou(polygons_to_mask(traced, height, width), padded.view(bool)) >= min_iou:
+            shift = np.array([x, y])
+            polygons = [[_flat(np.reshape(ring, (-1, 2)) + shift) for ring in part] for part in traced]
+            break
+    return EncodedMask(
+        rle=mask_to_rle(cleaned),
+        polygons=polygons,
+        box=(box[0] + x, box[1] + y, box[2], box[3]),
+        area=int(np.count_nonzero(padded)),
+    )
 
 
 # ------------------------------------------------------------------------------ box and area

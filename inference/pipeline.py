@@ -18,7 +18,16 @@ from PIL import Image
 
 from .detector import Detection, Detector
 from .embeddings import EmbeddingCache
-from .masks import mask_to_polygons, mask_to_rle
+from .masks import (
+    MAX_POLYGON_PARTS,
+    MAX_POLYGON_RINGS,
+    MAX_POLYGON_VERTICES,
+    MIN_AREA_FRACTION,
+    MIN_HOLE_AREA,
+    MIN_PART_AREA,
+    clip_to_box,
+    encode_mask,
+)
 from .prompts import ClassPrompt
 from .segmenter import Segmenter
 
@@ -33,6 +42,18 @@ class DetectParams:
     prompt_mode: str = "joint"
     nms_iou: float = 0.5
     polygon_tolerance: float = 1.0
+    # Mask hygiene (inference.masks.encode_mask): parts below min_area pixels dropped, holes
+    # below hole_area filled (or below area_fraction of the mask's area, when more); over the
+    # caps a mask keeps its RLE and gets no polygons ([]).
+    min_area: int = MIN_PART_AREA
+    hole_area: int = MIN_HOLE_AREA
+    area_fraction: float = MIN_AREA_FRACTION
+    # A box's mask is cut to the box grown by this fraction of its size on each side (SAM
+    # answers a box prompt with the object in it; a mask running far outside is a leak). None: no cut.
+    box_margin: float | None = 0.25
+    max_polygon_parts: int = MAX_POLYGON_PARTS
+    max_polygon_rings: int = MAX_POLYGON_RINGS
+    max_polygon_vertices: int = MAX_POLYGON_VERTICES
 
 
 @dataclass(frozen=True)
@@ -41,8 +62,8 @@ class Proposal:
     box: tuple[float, float, float, float]  # x, y, w, h in pixels (from the mask when there is one)
     score: float
     phrase: str
-    mask: dict | None = None  # COCO RLE
-    polygons: list | None = None
+    mask: dict | None = None  # COCO RLE (cleaned: see DetectParams)
+    polygons: list | None = None  # None: box only; []: a mask too fragmented for polygons (RLE only)
     detector_box: tuple[float, float, float, float] | None = None
 
 
@@ -111,7 +132,7 @@ def detect_with_backoff(
 
 def _segment(
     segmenter: Segmenter, cache: EmbeddingCache | None, cache_name: str, item: BatchImage,
-    detections: list[Detection], tolerance: float,
+    detections: list[Detection], params: DetectParams,
 ) -> list[Proposal]:  # fmt: skip
     embedding = cache.get(item.sha256, cache_name) if cache else None
     if embedding is None:
@@ -123,17 +144,30 @@ def _segment(
     predictions = segmenter.masks_for_boxes(embedding, [d.box for d in detections])
     proposals = []
     for detection, prediction in zip(detections, predictions, strict=True):
-        if prediction.box is None:  # SAM found nothing inside the box: keep the box alone
+        mask = prediction.mask
+        if params.box_margin is not None:
+            mask = clip_to_box(mask, detection.box, params.box_margin)
+        encoded = encode_mask(
+            mask,
+            tolerance=params.polygon_tolerance,
+            min_area=params.min_area,
+            hole_area=params.hole_area,
+            area_fraction=params.area_fraction,
+            max_parts=params.max_polygon_parts,
+            max_rings=params.max_polygon_rings,
+            max_vertices=params.max_polygon_vertices,
+        )
+        if encoded.box is None:  # SAM found nothing (left after cleaning): keep the box alone
             proposals.append(_box_only(detection))
             continue
         proposals.append(
             Proposal(
                 class_index=detection.class_index,
-                box=prediction.box,
+                box=tuple(float(v) for v in encoded.box),
                 score=detection.score,
                 phrase=detection.phrase,
-                mask=mask_to_rle(prediction.mask),
-                polygons=mask_to_polygons(prediction.mask, tolerance=tolerance),
+                mask=encoded.rle,
+                polygons=encoded.polygons,
                 detector_box=detection.box,
             )
         )
@@ -185,9 +219,7 @@ def prelabel_batch(
                 if segmenter is None:
                     proposals = [_box_only(d) for d in detections]
                 else:
-                    proposals = _segment(
-                        segmenter, cache, cache_name, item, detections, params.polygon_tolerance
-                    )
+                    proposals = _segment(segmenter, cache, cache_name, item, detections, params)
                 result = ImageResult(proposals=proposals)
             except Exception as exc:  # one image's failure must not stop the batch
                 if _is_oom(exc):

@@ -11,6 +11,11 @@ from pycocotools import mask as coco_mask
 from skimage.draw import disk
 
 from inference.masks import (
+    MAX_POLYGON_PARTS,
+    capped_polygons,
+    clean_mask,
+    clip_to_box,
+    encode_mask,
     mask_area,
     mask_box,
     mask_iou,
@@ -250,3 +255,183 @@ def test_mask_box_of_full_mask_is_the_image():
 def test_masks_must_be_two_dimensional():
     with pytest.raises(ValueError, match="2-D"):
         mask_to_rle(np.zeros((2, 2, 2), dtype=bool))
+
+
+# ----------------------------------------------------------------------------------- hygiene
+
+
+def speckled(height=300, width=400, seed=0) -> np.ndarray:
+    """A lattice like a random-weight SAM's: one big part riddled with holes, plus loose specks."""
+    rng = np.random.default_rng(seed)
+    mask = np.ones((height, width), dtype=bool)
+    for row in range(16, height - 16, 26):
+        for col in range(16, width - 16, 26):
+            radius = int(rng.integers(9, 12))  # holes of 250-400 px: real ones, ~150 of them
+            mask[disk((row, col), radius, shape=mask.shape)] = False
+    mask[rng.integers(0, height, 300), rng.integers(0, width, 300)] ^= True  # specks and pinholes
+    return mask
+
+
+def test_clean_mask_drops_small_parts_and_keeps_big_ones():
+    mask = np.zeros((100, 120), dtype=bool)
+    mask[10:60, 10:60] = True  # 2500 px
+    mask[80:85, 100:105] = True  # 25 px: a speck
+    mask[5, 110] = True  # 1 px
+
+    cleaned = clean_mask(mask, min_area=100, hole_area=0, area_fraction=0)
+
+    assert np.array_equal(cleaned, mask & (np.arange(120)[None, :] < 60))
+    assert mask_area(cleaned) == 2500
+
+
+def test_clean_mask_fills_pinholes_but_not_big_holes_or_the_outside():
+    mask = ring_with_hole()  # a hole of radius 25: ~1960 px
+    mask[40, 90] = False  # a one-pixel pinhole in the ring
+    mask[118:121, 88:91] = False  # a 9 px pinhole
+    mask[0:3, 0:3] = True  # a corner blob, so some background touches the border in a small piece
+    mask[0:2, 3] = True
+    mask[2, 3] = False
+
+    cleaned = clean_mask(mask, min_area=0, hole_area=100, area_fraction=0)
+
+    assert cleaned[40, 90] and cleaned[119, 89]  # pinholes filled
+    assert not cleaned[80, 90]  # the real hole stays
+    assert np.array_equal(cleaned, ring_with_hole() | (mask & ~ring_with_hole()))
+
+
+def test_clean_mask_thresholds_grow_with_the_mask():
+    mask = np.zeros((400, 400), dtype=bool)
+    mask[20:380, 20:380] = True  # 129600 px: 0.2 % is 259 px
+    mask[100:114, 100:114] = False  # a 196 px hole
+
+    assert not clean_mask(mask, hole_area=100, area_fraction=0)[107, 107]
+    assert clean_mask(mask, hole_area=100, area_fraction=0.002)[107, 107]
+
+
+def test_clean_mask_with_zero_thresholds_changes_nothing():
+    mask = speckled()
+
+    assert np.array_equal(clean_mask(mask, min_area=0, hole_area=0, area_fraction=0), mask)
+    assert not clean_mask(np.zeros((5, 5), dtype=bool)).any()
+
+
+def test_clean_mask_rejects_negative_thresholds():
+    with pytest.raises(ValueError, match="min_area"):
+        clean_mask(two_parts(), min_area=-1)
+
+
+def test_capped_polygons_match_mask_to_polygons_within_the_caps():
+    for mask in (ring_with_hole(), two_parts(), blobs(3, 80, 90)):
+        assert capped_polygons(mask) == mask_to_polygons(mask)
+
+
+def test_capped_polygons_give_up_on_too_many_parts_rings_or_vertices():
+    separate = np.zeros((60, 200), dtype=bool)
+    for k in range(MAX_POLYGON_PARTS + 1):
+        separate[10:20, 3 + 9 * k : 9 + 9 * k] = True
+
+    assert capped_polygons(separate) is None
+    assert len(capped_polygons(separate, max_parts=MAX_POLYGON_PARTS + 1)) == MAX_POLYGON_PARTS + 1
+    assert capped_polygons(speckled()) is None  # hundreds of holes
+    assert capped_polygons(ring_with_hole(), max_rings=1) is None
+    assert capped_polygons(ring_with_hole(), max_vertices=10) is None
+
+
+def test_polygon_coordinates_are_rounded_to_hundredths():
+    for part in mask_to_polygons(blobs(1, 90, 90)):
+        for ring in part:
+            assert all(round(v, 2) == v for v in ring)
+
+
+@pytest.mark.parametrize("name", ["hole", "two parts", "person"])
+def test_encode_mask_keeps_normal_shapes_faithful(name):
+    if name == "person":
+        mask = np.zeros((480, 640), dtype=bool)
+        mask[disk((120, 320), 50, shape=mask.shape)] = True
+        mask[170:460, 250:390] = True
+        mask[300:320, 300:340] = False  # a real hole (800 px)
+    else:
+        mask = NAMED_MASKS[name]
+
+    encoded = encode_mask(mask)
+
+    assert np.array_equal(rle_to_mask(encoded.rle), mask)  # nothing to clean
+    assert encoded.box == mask_box(mask) and encoded.area == mask_area(mask)
+    assert mask_iou(polygons_to_mask(encoded.polygons, *mask.shape), mask) >= 0.99
+
+
+def test_encode_mask_keeps_only_the_rle_of_a_fragmented_mask():
+    mask = speckled()
+
+    encoded = encode_mask(mask)
+    cleaned = clean_mask(mask)
+
+    assert encoded.polygons == []
+    assert np.array_equal(rle_to_mask(encoded.rle), cleaned)  # exact, cleaned
+    assert encoded.area == mask_area(cleaned) and encoded.box == mask_box(cleaned)
+    assert mask_area(cleaned ^ mask) > 0  # specks and pinholes went
+
+
+def test_encode_mask_of_specks_only_is_empty():
+    mask = np.zeros((50, 50), dtype=bool)
+    mask[::7, ::7] = True
+
+    encoded = encode_mask(mask)
+
+    assert encoded.rle is None and encoded.box is None and encoded.polygons == [] and encoded.area == 0
+    assert encode_mask(np.zeros((4, 4), dtype=bool)).rle is None
+
+
+def test_encode_mask_box_is_in_image_coordinates():
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[30:50, 60:90] = True
+    mask[90:92, 0:2] = True  # a speck far away: dropped
+
+    encoded = encode_mask(mask)
+
+    assert encoded.box == (60, 30, 30, 20)
+    (part,) = encoded.polygons
+    xs, ys = part[0][0::2], part[0][1::2]
+    assert (min(xs), min(ys), max(xs), max(ys)) == (60.0, 30.0, 90.0, 50.0)
+
+
+def test_tiny_sam_masks_encode_fast_paths_faithfully(tiny_sam_dir):
+    """Random-weight tiny-SAM masks are the speckled lattices that made pre-labeling slow: after
+    hygiene each one has either faithful polygons within the caps or its exact RLE only."""
+    from PIL import Image
+    from skimage import data
+
+    from inference.segmenter import Segmenter
+
+    segmenter = Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    image = Image.fromarray(data.astronaut())
+    boxes = [(40, 30, 200, 180), (250, 100, 220, 300), (10, 300, 480, 200)]
+    for prediction in segmenter.masks_for_boxes(segmenter.embed(image), boxes):
+        encoded = encode_mask(prediction.mask)
+        cleaned = clean_mask(prediction.mask)
+        assert np.array_equal(rle_to_mask(encoded.rle), cleaned)
+        if encoded.polygons:
+            assert mask_iou(polygons_to_mask(encoded.polygons, *cleaned.shape), cleaned) >= 0.99
+            assert sum(len(ring) // 2 for part in encoded.polygons for ring in part) <= 1000
+
+
+def test_clip_to_box_keeps_the_grown_box_only():
+    mask = np.ones((100, 100), dtype=bool)
+
+    clipped = clip_to_box(mask, (20, 30, 40, 20), margin=0.25)  # grown: x 10..70, y 25..55
+
+    assert mask_box(clipped) == (10, 25, 60, 30)
+    assert mask_box(clip_to_box(mask, (20, 30, 40, 20))) == (20, 30, 40, 20)
+    assert mask_box(clip_to_box(mask, (-50, -50, 500, 500), margin=1.0)) == (0, 0, 100, 100)
+    assert not clip_to_box(mask, (200, 200, 10, 10)).any()
+
+
+def test_encode_mask_traces_small_shapes_finer_until_faithful():
+    mask = np.zeros((60, 60), dtype=bool)
+    mask[disk((30, 30), 10, shape=mask.shape)] = True
+    assert mask_iou(polygons_to_mask(mask_to_polygons(mask, tolerance=1.0), 60, 60), mask) < 0.99
+
+    encoded = encode_mask(mask, tolerance=1.0)
+
+    assert encoded.polygons
+    assert mask_iou(polygons_to_mask(encoded.polygons, 60, 60), mask) >= 0.99
