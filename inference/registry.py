@@ -9,11 +9,14 @@ and offline demos run with no weights to download.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelLoadError
+
+log = logging.getLogger(__name__)
 
 # Official Segment Anything checkpoints (segment-anything's README), by model type.
 SAM_CHECKPOINT_URLS = {
@@ -32,6 +35,13 @@ class ModelConfig:
     device: str = "auto"
     # Model type → local path or URL of its checkpoint; the official URL when absent.
     sam_checkpoints: dict[str, str] = field(default_factory=dict)
+    # How the web process runs SAM's decoder for clicks: "onnx" (onnxruntime, exported once into
+    # models_dir/onnx; about twice as fast on a CPU) or "torch". "auto": onnx when installed.
+    click_backend: str = "auto"
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.models_dir / "onnx"
 
     @property
     def tiny_dir(self) -> Path:
@@ -96,25 +106,32 @@ def get_segmenter(config: ModelConfig, name: str):
     with _lock:
         if key not in _segmenters:
             _ensure_tiny(config)
-            _segmenters[key] = Segmenter.load(
+            segmenter = Segmenter.load(
                 model_type,
                 checkpoint=checkpoint,
                 device=config.device,
                 cache_dir=config.models_dir / "checkpoints",
             )
+            if config.click_backend != "torch":
+                try:  # ready for the web processes' clicks (~2 s, once per checkpoint)
+                    segmenter.decoder.export_onnx(config.onnx_dir)
+                except Exception:
+                    log.exception("ONNX export of the SAM %s decoder failed (clicks will use torch)", name)
+            _segmenters[key] = segmenter
         return _segmenters[key]
 
 
 def get_click_segmenter(config: ModelConfig, name: str):
     """The decoder-only SAM (`inference.sam_decoder.SamDecoder`: prompt encoder + mask decoder,
     no image encoder) for a segmenter name, loaded once per process: what a web process uses to
-    answer clicks on cached embeddings. It NEVER downloads: when the configured checkpoint is a
-    URL whose file is not in the download cache yet, ModelLoadError says what to set."""
+    answer clicks on cached embeddings, through onnxruntime unless `click_backend` is "torch"
+    (or onnxruntime is missing). It NEVER downloads: when the configured checkpoint is a URL
+    whose file is not in the download cache yet, ModelLoadError says what to set."""
     from .download import checkpoint_filename, is_url
     from .sam_decoder import SamDecoder
 
     model_type, checkpoint = config.segmenter_source(name)
-    key = (model_type, checkpoint, config.device)
+    key = (model_type, checkpoint, config.device, config.click_backend)
     with _lock:
         if key not in _click_segmenters:
             _ensure_tiny(config)
@@ -130,7 +147,10 @@ def get_click_segmenter(config: ModelConfig, name: str):
                         f"into {cached}."
                     )
                 path = str(cached)
-            _click_segmenters[key] = SamDecoder.load(model_type, checkpoint=path, device=config.device)
+            decoder = SamDecoder.load(model_type, checkpoint=path, device=config.device)
+            if config.click_backend != "torch":
+                decoder.attach_onnx(config.onnx_dir)
+            _click_segmenters[key] = decoder
         return _click_segmenters[key]
 
 

@@ -24,6 +24,7 @@ tensor leaves this module.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from .masks import mask_box
 
 if TYPE_CHECKING:
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+
+log = logging.getLogger(__name__)
 
 SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 TINY = "tiny"
@@ -284,6 +287,8 @@ class SamDecoder:
         self.mask_decoder = mask_decoder.to(device).eval()
         self.transform = ResizeLongestSide(self.img_size)
         self.mask_threshold = MASK_THRESHOLD
+        self.checkpoint: Path | None = None  # where the weights came from (names the ONNX export)
+        self.onnx = None  # an inference.sam_onnx.OnnxDecoder once `attach_onnx` succeeded
         self._lock = threading.Lock()
         self._pe = None
 
@@ -313,7 +318,9 @@ class SamDecoder:
             from .tiny_sam import load_tiny_decoder
 
             prompt_encoder, mask_decoder, img_size = load_tiny_decoder(path)
-            return cls(prompt_encoder, mask_decoder, img_size=img_size, name=name, device=resolved_device)
+            decoder = cls(prompt_encoder, mask_decoder, img_size=img_size, name=name, device=resolved_device)
+            decoder.checkpoint = path
+            return decoder
         if not path.is_file():
             raise ModelLoadError(
                 f'Checkpoint for the segmenter "{name}" not found: {path} '
@@ -322,13 +329,65 @@ class SamDecoder:
         state = read_checkpoint(path, name, mmap=True)
         prompt_encoder, mask_decoder = load_decoder_modules(REAL_ARCHITECTURE, state, source=str(path))
         del state
-        return cls(
+        decoder = cls(
             prompt_encoder,
             mask_decoder,
             img_size=REAL_ARCHITECTURE["img_size"],
             name=name,
             device=resolved_device,
         )
+        decoder.checkpoint = path
+        return decoder
+
+    def export_onnx(self, folder: Path) -> Path | None:
+        """Write this decoder's ONNX graph into `folder` unless it is there already (a worker
+        does it when it loads SAM, so that web processes find it ready); None when it cannot
+        (no onnx installed, no checkpoint file known). Errors other than a missing package raise."""
+        import copy
+
+        from . import sam_onnx
+
+        if self.checkpoint is None or not sam_onnx.onnxruntime_available():
+            return None
+        path = sam_onnx.graph_path(Path(folder), self.name, self.checkpoint)
+        if path.is_file():
+            return path
+        with self._lock:
+            prompt_encoder, mask_decoder = self.prompt_encoder, self.mask_decoder
+            if not str(self.device).startswith("cpu"):
+                prompt_encoder = copy.deepcopy(prompt_encoder).cpu()
+                mask_decoder = copy.deepcopy(mask_decoder).cpu()
+            return sam_onnx.export_graph(prompt_encoder, mask_decoder, self.img_size, path)
+
+    def attach_onnx(self, folder: Path, *, threads: int = 0) -> bool:
+        """Run clicks (`mask_from_prompts`) through onnxruntime from now on: the decoder is
+        exported into `folder` once per checkpoint (inference.sam_onnx). Only on the CPU and
+        when onnx / onnxruntime are installed; on any failure the torch modules stay in use
+        (logged). Returns whether onnxruntime is in use."""
+        from . import sam_onnx
+
+        if self.onnx is not None:
+            return True
+        if not str(self.device).startswith("cpu") or self.checkpoint is None:
+            return False
+        if not sam_onnx.onnxruntime_available():
+            log.warning("onnxruntime is not installed: SAM clicks run on the torch decoder")
+            return False
+        try:
+            with self._lock:
+                self.onnx = sam_onnx.prepare(
+                    self.prompt_encoder,
+                    self.mask_decoder,
+                    img_size=self.img_size,
+                    name=self.name,
+                    checkpoint=self.checkpoint,
+                    folder=Path(folder),
+                    threads=threads,
+                )
+        except Exception:
+            log.exception("the ONNX export of the SAM %s decoder failed: clicks run on torch", self.name)
+            self.onnx = None
+        return self.onnx is not None
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -441,26 +500,14 @@ class SamDecoder:
         with self._lock, torch.inference_mode():
             features = self._features(embedding)
             masks_prompt = self._mask_prompt(mask_input) if mask_input is not None else None
-            point_prompt = None
+            scaled = None
             if coords:
                 scaled = self.transform.apply_coords(np.array(coords, dtype=np.float64), original_size)
-                point_prompt = (
-                    torch.as_tensor(scaled, dtype=torch.float, device=self.device)[None],
-                    torch.as_tensor(point_labels, dtype=torch.int, device=self.device)[None],
-                )
-            box_prompt = None
+            scaled_box = None
             if box_xyxy is not None:
                 scaled_box = self.transform.apply_boxes(box_xyxy, original_size)
-                box_prompt = torch.as_tensor(scaled_box, dtype=torch.float, device=self.device)
-            sparse, dense = self.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=masks_prompt)
-            low_res, iou = self.mask_decoder(
-                image_embeddings=features,
-                image_pe=self._dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
-            scores = iou[0].to("cpu", torch.float32).numpy()
+            decode = self._decode_onnx if self.onnx is not None else self._decode_torch
+            low_res, scores = decode(features, scaled, point_labels, scaled_box, masks_prompt, multimask)
             best = int(np.argmax(scores))
             chosen = low_res[:, best : best + 1]
             logits = upscale_logits(chosen, input_size, original_size, self.img_size)
@@ -472,6 +519,53 @@ class SamDecoder:
             box=mask_box(mask),
             low_res_logits=low_res_logits,
         )
+
+    def _decode_torch(self, features, coords, labels, box, masks_prompt, multimask):
+        """PromptEncoder + MaskDecoder as SamPredictor.predict_torch calls them: the candidate
+        masks (1, 3 or 1, S, S) and their predicted IoU (3 or 1,)."""
+        import torch
+
+        point_prompt = None
+        if coords is not None:
+            point_prompt = (
+                torch.as_tensor(coords, dtype=torch.float, device=self.device)[None],
+                torch.as_tensor(labels, dtype=torch.int, device=self.device)[None],
+            )
+        box_prompt = None if box is None else torch.as_tensor(box, dtype=torch.float, device=self.device)
+        sparse, dense = self.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=masks_prompt)
+        low_res, iou = self.mask_decoder(
+            image_embeddings=features,
+            image_pe=self._dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        return low_res, iou[0].to("cpu", torch.float32).numpy()
+
+    def _decode_onnx(self, features, coords, labels, box, masks_prompt, multimask):
+        """The same through onnxruntime: points as PromptEncoder embeds them (a padding point
+        when there is no box, the box as two corner points labelled 2 and 3); of the four
+        masks, 1-3 are the multimask candidates and 0 the single mask (MaskDecoder.forward)."""
+        import torch
+
+        points = [] if coords is None else [np.asarray(coords, dtype=np.float32).reshape(-1, 2)]
+        point_labels = [np.asarray(labels, dtype=np.float32)] if coords is not None else []
+        if box is None:
+            points.append(np.zeros((1, 2), np.float32))
+            point_labels.append(np.array([-1.0], np.float32))
+        else:
+            points.append(np.asarray(box, dtype=np.float32).reshape(2, 2))
+            point_labels.append(np.array([2.0, 3.0], np.float32))
+        mask = None if masks_prompt is None else masks_prompt.cpu().numpy()
+        low_res, iou = self.onnx.run(
+            features.cpu().numpy(),
+            np.concatenate(points),
+            np.concatenate(point_labels),
+            mask,
+            self.low_res_size,
+        )
+        picked = slice(1, None) if multimask else slice(0, 1)
+        return torch.from_numpy(np.ascontiguousarray(low_res[:, picked])), iou[0, picked]
 
     def masks_for_boxes(
         self,

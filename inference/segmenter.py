@@ -125,7 +125,9 @@ class Segmenter:
                 raise ModelLoadError(
                     f"The tiny segmenter loads from a local folder, not a URL ({checkpoint})."
                 )
-            return cls(load_tiny_sam(Path(checkpoint)), name=name, device=resolved_device)
+            segmenter = cls(load_tiny_sam(Path(checkpoint)), name=name, device=resolved_device)
+            segmenter.decoder.checkpoint = Path(checkpoint)
+            return segmenter
 
         if is_url(str(checkpoint)):
             path = fetch_checkpoint(
@@ -139,7 +141,9 @@ class Segmenter:
                 f"{'is a folder' if path.is_dir() else 'does not exist'}. {how_to_provide(name)}"
             )
         state = read_checkpoint(path, name)
-        return cls(_build_real_sam(name, state, path), name=name, device=resolved_device)
+        segmenter = cls(_build_real_sam(name, state, path), name=name, device=resolved_device)
+        segmenter.decoder.checkpoint = path
+        return segmenter
 
     # ---------------------------------------------------------------------------- embedding
 

@@ -174,3 +174,89 @@ def test_the_click_segmenter_with_a_missing_local_checkpoint_names_it(tmp_path, 
 
     with pytest.raises(ModelLoadError, match=r"sam_vit_l\.pth"):
         registry.get_click_segmenter(config, "vit_l")
+
+
+# ------------------------------------------------------------------------ onnxruntime backend
+
+
+@pytest.fixture(scope="module")
+def onnx_decoder(tiny_sam_dir, tmp_path_factory) -> SamDecoder:
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    assert decoder.attach_onnx(tmp_path_factory.mktemp("onnx"))
+    return decoder
+
+
+@pytest.mark.parametrize("prompts", CLICKS, ids=["point", "points", "point-and-box", "box"])
+def test_onnxruntime_gives_the_logits_of_sam_predictor(onnx_decoder, segmenter, embedding, prompts):
+    from segment_anything import SamPredictor
+
+    reference = SamPredictor(segmenter.model)
+    reference.set_image(data.coffee())
+    points = prompts.get("points")
+    masks, scores, low_res = reference.predict(
+        point_coords=np.array(points) if points else None,
+        point_labels=np.array(prompts["labels"]) if points else None,
+        box=np.array(_xyxy(prompts["box"])) if "box" in prompts else None,
+        multimask_output=points is not None and len(points) == 1 and "box" not in prompts,
+    )
+    best = int(np.argmax(scores))
+
+    prediction = onnx_decoder.mask_from_prompts(embedding, **prompts)
+
+    assert onnx_decoder.onnx is not None
+    assert np.abs(prediction.low_res_logits - low_res[best]).max() < 1e-4
+    assert iou(prediction.mask, masks[best]) > 0.99
+    assert prediction.score == pytest.approx(float(np.clip(scores[best], 0, 1)), abs=1e-4)
+
+
+def _xyxy(box):
+    x, y, w, h = box
+    return [x, y, x + w, y + h]
+
+
+def test_onnxruntime_takes_the_mask_input_like_torch(onnx_decoder, segmenter, embedding):
+    first = segmenter.mask_from_prompts(embedding, points=[(150.0, 120.0)], labels=[1])
+    mask = np.zeros((400, 600), dtype=bool)
+    mask[100:300, 250:550] = True
+    for prompts in (
+        {"points": [(150.0, 120.0), (420.0, 260.0)], "labels": [1, 0], "mask_input": first.low_res_logits},
+        {"box": (250, 100, 300, 200), "mask_input": onnx_decoder.mask_input_from_mask(embedding, mask)},
+    ):
+        with_onnx = onnx_decoder.mask_from_prompts(embedding, **prompts)
+        with_torch = segmenter.mask_from_prompts(embedding, **prompts)
+        assert np.abs(with_onnx.low_res_logits - with_torch.low_res_logits).max() < 1e-4
+        assert iou(with_onnx.mask, with_torch.mask) > 0.99
+
+
+def test_the_onnx_export_is_made_once_per_checkpoint(tiny_sam_dir, tmp_path):
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    folder = tmp_path / "onnx"
+
+    path = decoder.export_onnx(folder)
+    stamp = path.stat().st_mtime_ns
+    again = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu").export_onnx(folder)
+
+    assert again == path and path.stat().st_mtime_ns == stamp
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_the_click_segmenter_runs_on_onnxruntime_unless_told_torch(tmp_path, clean_registry):
+    config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu")
+    registry.build_tiny_models(config.tiny_dir)
+    torch_config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu", click_backend="torch")
+
+    assert registry.get_click_segmenter(config, "vit_b").onnx is not None
+    assert list(config.onnx_dir.glob("*.onnx"))
+    assert registry.get_click_segmenter(torch_config, "vit_b").onnx is None
+
+
+def test_a_worker_exports_the_decoder_for_the_web(tmp_path, clean_registry):
+    config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu")
+    registry.build_tiny_models(config.tiny_dir)
+
+    registry.get_segmenter(config, "vit_b")
+    exported = list(config.onnx_dir.glob("*.onnx"))
+    decoder = registry.get_click_segmenter(config, "vit_b")
+
+    assert len(exported) == 1
+    assert decoder.onnx.path == exported[0]
