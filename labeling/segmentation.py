@@ -28,6 +28,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.core.exceptions import ValidationError
+from PIL import Image as PILImage
 
 from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
@@ -145,14 +146,18 @@ def embeddings_prefetch(*, image: Image, ahead: int | None = None) -> list[int]:
 
 
 def embeddings_compute(*, image_ids: Iterable[int]) -> int:
-    """Compute and cache missing SAM embeddings (on a worker). Every failure is recorded with its
-    reason for the segment endpoint to answer; one image's failure does not stop the others.
-    Returns how many were made."""
+    """Compute and cache missing SAM embeddings (on a worker of the interactive queue), in the
+    order given: the first image (the one an annotator is waiting for) alone, then the others in
+    one batch through the image encoder. Every failure is recorded with its reason for the
+    segment endpoint to answer; one image's failure does not stop the others. Returns how many
+    were made."""
     config = model_config()
     store = embedding_cache()
-    made = 0
+    ids = list(dict.fromkeys(image_ids))
+    rows = {image.pk: image for image in Image.objects.select_related("project").filter(pk__in=ids)}
     broken: set[str] = set()  # segmenters that did not load in this call: tried once only
-    for image in Image.objects.select_related("project").filter(pk__in=list(image_ids)).order_by("pk"):
+    pending: list[tuple[Image, str, object, PILImage.Image]] = []
+    for image in (rows[pk] for pk in ids if pk in rows):
         try:
             cache_name = registry.segmenter_cache_name(config, image.project.segmenter)
         except InferenceError as exc:  # an unknown segmenter name: the web answers this itself
@@ -169,23 +174,42 @@ def embeddings_compute(*, image_ids: Iterable[int]) -> int:
             logger.error("The segmenter %s cannot load, no embedding is made: %s", cache_name, reason)
             continue
         _model_failure_path(store, cache_name).unlink(missing_ok=True)
-        failure_path = _image_failure_path(store, image.sha256, cache_name)
         try:
             pil = open_image(image)
         except Exception as exc:  # a missing, truncated or refused file
-            _write_failure(failure_path, "image", f"{type(exc).__name__}: {exc}")
+            _write_failure(
+                _image_failure_path(store, image.sha256, cache_name), "image", f"{type(exc).__name__}: {exc}"
+            )
             logger.warning("Image %s cannot be read for its embedding: %s", image.pk, exc)
             continue
-        try:
-            embedding = segmenter.embed(pil)
-            store.put(image.sha256, cache_name, embedding)
-        except Exception as exc:  # out of memory, a device error...: said, not hidden
-            _write_failure(failure_path, "error", f"{type(exc).__name__}: {exc}")
-            logger.exception("Image %s: the embedding failed", image.pk)
-            continue
-        failure_path.unlink(missing_ok=True)
-        made += 1
+        pending.append((image, cache_name, segmenter, pil))
+    made = _embed_and_store(store, pending[:1])
+    for segmenter in {id(entry[2]): entry[2] for entry in pending[1:]}.values():
+        made += _embed_and_store(store, [entry for entry in pending[1:] if entry[2] is segmenter])
     return made
+
+
+def _embed_and_store(store: EmbeddingCache, entries: list) -> int:
+    """Embed images of one segmenter in one batch and cache them; when the batch fails, one by
+    one, so that each failure is recorded for its own image."""
+    if not entries:
+        return 0
+    segmenter = entries[0][2]
+    try:
+        embeddings = segmenter.embed_batch([pil for *_, pil in entries])
+    except Exception as exc:  # out of memory, a device error...: said, not hidden
+        if len(entries) > 1:
+            return sum(_embed_and_store(store, [entry]) for entry in entries)
+        image, cache_name, _, _ = entries[0]
+        _write_failure(
+            _image_failure_path(store, image.sha256, cache_name), "error", f"{type(exc).__name__}: {exc}"
+        )
+        logger.exception("Image %s: the embedding failed", image.pk)
+        return 0
+    for (image, cache_name, _, _), embedding in zip(entries, embeddings, strict=True):
+        store.put(image.sha256, cache_name, embedding)
+        _image_failure_path(store, image.sha256, cache_name).unlink(missing_ok=True)
+    return len(entries)
 
 
 _recent: OrderedDict[tuple[str, str, str], object] = OrderedDict()

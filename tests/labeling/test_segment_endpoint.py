@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from inference.masks import rle_to_mask
 from labeling import segmentation
+from labeling.models import Image
 from tests.labeling.conftest import ingest_photos
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -349,23 +350,46 @@ def test_an_embedding_that_raises_anything_answers_503_with_the_reason(
 ):
     from inference import registry
 
-    (other,) = ingest_photos(project, [("coffee", "")])
+    coffee, rocket = ingest_photos(project, [("coffee", ""), ("rocket", "")])
     real = registry.get_segmenter(segmentation.model_config(), project.segmenter)
+    batches = []
 
     class OutOfMemory:
-        def embed(self, pil):
-            if pil.size == (451, 300):  # chelsea
+        def embed_batch(self, images):
+            batches.append(len(images))
+            if any(pil.size == (451, 300) for pil in images):  # chelsea
                 raise RuntimeError("CUDA out of memory")
-            return real.embed(pil)
+            return real.embed_batch(images)
 
-    monkeypatch.setattr(registry, "get_segmenter", lambda config, name: OutOfMemory())
-    assert segmentation.embeddings_compute(image_ids=[image.pk, other.pk]) == 1  # the other one is made
+    segmenter = OutOfMemory()
+    monkeypatch.setattr(registry, "get_segmenter", lambda config, name: segmenter)
+    # The image asked for first, alone; the others in one batch, which fails: then one by one.
+    assert segmentation.embeddings_compute(image_ids=[coffee.pk, image.pk, rocket.pk]) == 2
+    assert batches == [1, 2, 1, 1]
 
     response = post_json(client_for(annotator), image, CLICK)
 
     assert response.status_code == 503
     assert "RuntimeError: CUDA out of memory" in response.json()["error"]
-    assert post_json(client_for(annotator), other, CLICK).status_code == 200
+    assert post_json(client_for(annotator), coffee, CLICK).status_code == 200
+    assert post_json(client_for(annotator), rocket, CLICK).status_code == 200
+
+
+def test_embeddings_made_in_a_batch_equal_those_made_one_by_one(project, image, settings, tmp_path):
+    from inference.embeddings import EmbeddingCache
+
+    others = ingest_photos(project, [("coffee", ""), ("rocket", "")])
+    ids = [image.pk, *(other.pk for other in others)]
+    assert segmentation.embeddings_compute(image_ids=ids) == 3  # 1, then a batch of 2
+    batched = EmbeddingCache(settings.MEDIA_ROOT / "embeddings")
+    settings.LABELGPT_EMBEDDINGS_DIR = str(tmp_path / "one-by-one")
+    for pk in ids:
+        assert segmentation.embeddings_compute(image_ids=[pk]) == 1
+    single = EmbeddingCache(tmp_path / "one-by-one")
+    for row in Image.objects.filter(pk__in=ids):
+        a, b = batched.get(row.sha256, "tiny"), single.get(row.sha256, "tiny")
+        assert a.original_size == b.original_size and a.input_size == b.input_size
+        np.testing.assert_allclose(a.features, b.features, atol=2e-3)  # stored as float16
 
 
 # Click quality: the previous click's mask, refining an annotation ------------------------------------------
