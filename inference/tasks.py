@@ -1,6 +1,8 @@
 """Celery tasks: the one bridge between the model code (plain Python) and Django.
 
-Tasks whose name starts with "gpu_" are routed to the "gpu" queue (webapp/celery.py). Each task
+Tasks whose name starts with "gpu_" are routed to the "gpu" queue, those starting with
+"interactive_" to the "interactive" queue (work a user waits for, which a pre-label batch on "gpu"
+must not hold up) (webapp/celery.py). Each task
 takes ids, calls one service, and is idempotent (acks_late: a killed worker's task is re-run).
 """
 
@@ -47,8 +49,9 @@ def gpu_prelabel_batch(job_id: int, image_ids: list[int]) -> dict:
     return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
 
 
-@shared_task(name="inference.tasks.gpu_embed_images")
-def gpu_embed_images(image_ids: list[int]) -> int:
+@shared_task(name="inference.tasks.interactive_embed_images")
+def interactive_embed_images(image_ids: list[int]) -> int:
+    """The SAM embeddings the review page asks for (click-to-segment), on the "interactive" queue."""
     from labeling import segmentation
 
     return segmentation.embeddings_compute(image_ids=image_ids)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
@@ -169,11 +171,46 @@ class PrelabelForm(forms.Form):
 
 
 class SegmentForm(forms.Form):
-    """Click-to-segment input: positive / negative points and/or a box, in image pixels."""
+    """Click-to-segment input: positive / negative points and/or a box, in image pixels; an
+    annotation to refine (its box and mask are the starting point); the client's token of the
+    object being segmented (the previous click's mask is fed back for the next one on the same
+    object); `retry` to try an embedding that failed again."""
 
     points = forms.JSONField(required=False)
     labels = forms.JSONField(required=False)
     box = forms.JSONField(required=False)
+    annotation = forms.IntegerField(required=False, min_value=1)
+    object = forms.RegexField(
+        regex=r"^[A-Za-z0-9_-]{1,64}$",
+        required=False,
+        error_messages={"invalid": "object must be 1 to 64 letters, digits, - or _."},
+    )
+    retry = forms.BooleanField(required=False)
+
+    FIELDS = ("points", "labels", "box", "annotation", "object", "retry")
+
+    @classmethod
+    def data_from_json(cls, body: dict) -> dict:
+        """A JSON object's values as this form's fields read them (points / labels / box as JSON
+        text). Raises ValidationError for unknown fields or values of the wrong type."""
+        unknown = set(body) - set(cls.FIELDS)
+        if unknown:
+            raise forms.ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        data = {key: json.dumps(body[key]) for key in ("points", "labels", "box") if key in body}
+        annotation, token, retry = body.get("annotation"), body.get("object"), body.get("retry")
+        if annotation is not None:
+            if isinstance(annotation, bool) or not isinstance(annotation, int):
+                raise forms.ValidationError("annotation must be the id of an annotation of this image.")
+            data["annotation"] = str(annotation)
+        if token is not None:
+            if not isinstance(token, str):
+                raise forms.ValidationError("object must be a string.")
+            data["object"] = token
+        if retry is not None:
+            if not isinstance(retry, bool):
+                raise forms.ValidationError("retry must be true or false.")
+            data["retry"] = "true" if retry else "false"
+        return data
 
     def __init__(self, *args, width: int, height: int, **kwargs):
         super().__init__(*args, **kwargs)
@@ -229,6 +266,6 @@ class SegmentForm(forms.Form):
         if points is not None and labels is not None:
             if len(points) != len(labels):
                 raise forms.ValidationError("Give one label per point.")
-            if not points and data.get("box") is None and not self.errors:
+            if not points and data.get("box") is None and not data.get("annotation") and not self.errors:
                 raise forms.ValidationError("Give at least one point or a box.")
         return data

@@ -318,7 +318,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 def _segment_input(request: HttpRequest) -> dict:
-    """The request's fields as the JSON strings SegmentForm parses (JSON body or form fields)."""
+    """The request's fields as SegmentForm reads them (JSON body or form fields)."""
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
@@ -326,33 +326,38 @@ def _segment_input(request: HttpRequest) -> dict:
             raise ValidationError(f"The body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise ValidationError("The body must be a JSON object with points, labels and/or box.")
-        unknown = set(body) - {"points", "labels", "box"}
-        if unknown:
-            raise ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-        return {key: json.dumps(value) for key, value in body.items()}
+        return SegmentForm.data_from_json(body)
     return request.POST
 
 
 @require_POST
 def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
-    """Points / labels / box → a mask, decoded on the image's cached SAM embedding (milliseconds).
-    Without a cached embedding: 202 "preparing", and the embedding is queued on the gpu queue."""
+    """Points / labels / box (and an annotation to refine) → a mask, decoded on the image's cached
+    SAM embedding (milliseconds). Without a cached embedding: 202 "preparing", and the embedding is
+    queued on the interactive queue; 503 / 422 with the reason when it cannot be made."""
     image, _ = image_for_user(request.user, image_id)
     try:
         form = SegmentForm(_segment_input(request), width=image.width, height=image.height)
+        if not form.is_valid():
+            reasons = [
+                f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
+                for field, errors in form.errors.items()
+            ]
+            return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
+        refine = segmentation.refine_target(
+            user=request.user, image=image, annotation_id=form.cleaned_data["annotation"]
+        )
     except ValidationError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    if not form.is_valid():
-        reasons = [
-            f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
-            for field, errors in form.errors.items()
-        ]
-        return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
     status, body = segmentation.segment_answer(
         image=image,
+        user=request.user,
         points=form.cleaned_data["points"],
         labels=form.cleaned_data["labels"],
         box=form.cleaned_data["box"],
+        refine=refine,
+        object_token=form.cleaned_data["object"],
+        retry=form.cleaned_data["retry"],
     )
     if status == 200 and request.htmx:
         return render(request, "labeling/_segment_result.html", {"image": image, "result": body})

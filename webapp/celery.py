@@ -1,4 +1,6 @@
-"""The Celery app. Queues: "default" (light work: thumbnails, exports) and "gpu" (model work)."""
+"""The Celery app. Queues: "default" (light work: thumbnails, exports), "gpu" (pre-label batches)
+and "interactive" (model work a user is waiting for: the SAM embeddings of the image under review),
+so that an export, an embedding and a pre-label batch never wait behind one another."""
 
 import os
 
@@ -23,8 +25,12 @@ def _configure() -> None:
         task_queues=(
             Queue("default", Exchange("default"), routing_key="default"),
             Queue("gpu", Exchange("gpu"), routing_key="gpu"),
+            Queue("interactive", Exchange("interactive"), routing_key="interactive"),
         ),
-        task_routes={"inference.tasks.gpu_*": {"queue": "gpu"}},
+        task_routes={
+            "inference.tasks.gpu_*": {"queue": "gpu"},
+            "inference.tasks.interactive_*": {"queue": "interactive"},
+        },
         # A task is acknowledged only once it has finished, and is given back to the queue when
         # its worker dies, so a killed worker loses no work (tasks are idempotent).
         task_acks_late=True,

@@ -227,6 +227,20 @@ class SegmentSerializer(Strict):
     points = serializers.JSONField(required=False, help_text="[[x, y], ...] in image pixels.")
     labels = serializers.JSONField(required=False, help_text="1 (object) or 0 (background) per point.")
     box = serializers.JSONField(required=False, help_text="[x, y, w, h] in image pixels.")
+    annotation = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="An annotation of this image to refine: its box and mask are the starting point.",
+    )
+    object = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,64}$",
+        required=False,
+        help_text="The client's token for the object being segmented: each click on the same object "
+        "starts from the previous click's mask (kept on the server for a few minutes).",
+    )
+    retry = serializers.BooleanField(
+        required=False, help_text="Try again an embedding that failed (forgets the failure)."
+    )
 
 
 # Jobs ------------------------------------------------------------------------------------------

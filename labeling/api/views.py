@@ -7,7 +7,6 @@ JSON answers here; 404 / 403 / 401 come from the access helpers and DRF.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -414,24 +413,37 @@ class AcceptAbove(GenericAPIView):
 
 
 class ImageSegment(GenericAPIView):
-    """Points / labels / box → a mask on the image's cached SAM embedding; 202 while it is prepared."""
+    """Points / labels / box (and an annotation to refine) → a mask on the image's cached SAM
+    embedding; 202 while it is prepared; 503 / 422 with the reason when it cannot be made."""
 
     serializer_class = s.SegmentSerializer
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses={
+            200: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            422: OpenApiResponse(description="The image cannot be read to compute its embedding."),
+            503: OpenApiResponse(description="The segmenter cannot load, or the embedding failed."),
+        }
+    )
     def post(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
         data = _input(s.SegmentSerializer, request)
-        form = SegmentForm(
-            {key: json.dumps(value) for key, value in data.items()}, width=image.width, height=image.height
-        )
+        form = SegmentForm(SegmentForm.data_from_json(data), width=image.width, height=image.height)
         if not form.is_valid():
             return Response({"error": "Invalid input.", "fields": form.errors}, status=400)
+        refine = segmentation.refine_target(
+            user=request.user, image=image, annotation_id=form.cleaned_data["annotation"]
+        )
         status, body = segmentation.segment_answer(
             image=image,
+            user=request.user,
             points=form.cleaned_data["points"],
             labels=form.cleaned_data["labels"],
             box=form.cleaned_data["box"],
+            refine=refine,
+            object_token=form.cleaned_data["object"],
+            retry=form.cleaned_data["retry"],
         )
         response = Response(body, status=status)
         if status == 202:

@@ -144,7 +144,9 @@ export class ReviewCanvas {
     this.invalidate();
   }
 
-  /** The click-to-segment preview: {polygons, mask, box, points: [[x, y, label], ...]} or null. */
+  /** The click-to-segment preview: {polygons, mask, box, points: [[x, y, label], ...], replaces}
+   * or null; `replaces` is the key of an item whose mask is being refined: it is not drawn
+   * meanwhile, so that the preview is the only mask shown for it. */
   setPreview(preview) {
     this.preview = preview;
     this.invalidate();
@@ -567,6 +569,7 @@ export class ReviewCanvas {
     let drawn = 0;
     for (const item of this.items) {
       if (item.hidden || (item === selected && this.mode === "select")) continue;
+      if (this.preview?.replaces != null && item.key === this.preview.replaces) continue;
       const [bx, by, bw, bh] = item.box;
       if (bx > vx1 || by > vy1 || bx + bw < vx0 || by + bh < vy0) continue;
       drawn++;

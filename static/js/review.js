@@ -95,7 +95,9 @@ function pick(r, keys) {
 
 class RetryLater extends Error {}
 
-async function request(method, url, body, headers = {}) {
+/** A JSON request. Network errors, 401, 5xx and 429 throw RetryLater, except the statuses
+ * listed in `answered`, which come back like any other answer (with their JSON body). */
+async function request(method, url, body, headers = {}, { answered = [] } = {}) {
   const init = {
     method,
     credentials: "same-origin",
@@ -115,7 +117,7 @@ async function request(method, url, body, headers = {}) {
     throw new RetryLater("the session has ended: log in again in another tab");
   }
   if (response.status === 401) throw new RetryLater("you are logged out: log in again in another tab");
-  if (response.status >= 500 || response.status === 429) {
+  if ((response.status >= 500 || response.status === 429) && !answered.includes(response.status)) {
     throw new RetryLater(`the server answered ${response.status}`);
   }
   let json = null;
@@ -569,11 +571,49 @@ function advance(fromKey) {
 
 // ------------------------------------------------------------------------------ segmenting
 
-const seg = { points: [], labels: [], box: null, result: null, seq: 0, timer: null, busy: false, keep: false };
+// One object at a time: its clicks (and box) go to the server with a token naming the object, so
+// that the server starts each click from the previous click's mask. Esc or Enter starts a new
+// object (a new token). Refining an annotation (E) names it: its box and mask are the start.
+// While the image's embedding is prepared the server answers 202 and the click is asked again,
+// for at most SEG_PREPARE_LIMIT_MS; an error (the segmenter is not set up, the embedding failed)
+// is shown at once with a "Try again" button, and nothing is asked again by itself.
+const SEG_PREPARE_LIMIT_MS = 60000;
+const seg = {
+  points: [],
+  labels: [],
+  box: null,
+  result: null,
+  seq: 0,
+  timer: null,
+  busy: false,
+  keep: false,
+  token: newToken(),
+  refine: null, // key of the record being refined
+  preparingSince: null,
+  prepareLimitMs: SEG_PREPARE_LIMIT_MS,
+  requests: 0,
+};
+
+function newToken() {
+  const bytes = new Uint8Array(9);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function segReset() {
   clearTimeout(seg.timer);
-  Object.assign(seg, { points: [], labels: [], box: null, result: null, timer: null, busy: false, keep: false });
+  Object.assign(seg, {
+    points: [],
+    labels: [],
+    box: null,
+    result: null,
+    timer: null,
+    busy: false,
+    keep: false,
+    token: newToken(),
+    refine: null,
+    preparingSince: null,
+  });
   seg.seq++;
   canvas.setPreview(null);
   segStatus("");
@@ -587,54 +627,114 @@ function segPreview() {
     polygons: r?.polygons || null,
     mask: r?.polygons ? null : r?.mask || null,
     box: r?.box || seg.box,
+    replaces: seg.refine,
   });
 }
 
-function segStatus(text) {
+/** The status line over the image; `retry` shows its "Try again" button, `failed` its error look. */
+function segStatus(text, { retry = false, failed = false } = {}) {
   const el = $("segment-status");
-  el.textContent = text;
+  $("segment-status-text").textContent = text;
+  $("segment-retry").hidden = !retry;
+  el.classList.toggle("failed", failed);
   el.hidden = !text;
 }
 
-async function segRequest() {
+function segFailed(text, { retry }) {
+  clearTimeout(seg.timer);
+  seg.timer = null;
+  seg.busy = false;
+  seg.keep = false;
+  seg.preparingSince = null;
+  segStatus(text, { retry, failed: true });
+}
+
+async function segRequest({ retry = false } = {}) {
   const seq = ++seg.seq;
   clearTimeout(seg.timer);
+  seg.timer = null;
   seg.busy = true;
   segPreview();
-  segStatus("Segmenting…");
-  const body = { points: seg.points, labels: seg.labels };
+  if (!seg.preparingSince) segStatus(seg.refine != null ? "Refining…" : "Segmenting…");
+  const body = { points: seg.points, labels: seg.labels, object: seg.token };
   if (seg.box) body.box = seg.box;
+  const target = seg.refine != null ? byKey.get(seg.refine) : null;
+  if (target) body.annotation = target.id;
+  if (retry) body.retry = true;
   let res;
+  seg.requests++;
   try {
-    res = await request("POST", urls.segment, body);
+    res = await request("POST", urls.segment, body, {}, { answered: [500, 503] });
   } catch (error) {
     if (seq !== seg.seq) return;
-    seg.busy = false;
-    segStatus(`No mask: ${error.message}. Click again to retry.`);
+    segFailed(`No mask: ${error.message}.`, { retry: true });
     return;
   }
   if (seq !== seg.seq) return;
   if (res.status === 200 && res.json?.status === "ok") {
     seg.busy = false;
+    seg.preparingSince = null;
     seg.result = res.json;
     segPreview();
+    const what = target ? `Refined mask of “${className(target.class_id)}”` : "Mask ready";
     if (!res.json.box) {
       segStatus("No object found there: click elsewhere.");
     } else if (seg.keep) {
       segKeep();
     } else {
-      segStatus(`Mask ready (score ${Number(res.json.score).toFixed(2)}) — Enter keeps it, Esc cancels.`);
+      // The score is SAM's own estimate of the mask's IoU (0 to 1).
+      const iou = Math.max(0, Number(res.json.score)).toFixed(2);
+      segStatus(`${what} (predicted IoU ${iou}) — Enter ${target ? "saves" : "keeps"} it, Esc cancels.`);
     }
   } else if (res.status === 202) {
+    const now = Date.now();
+    if (!seg.preparingSince) seg.preparingSince = now;
+    if (now - seg.preparingSince >= seg.prepareLimitMs) {
+      const waited = Math.round((now - seg.preparingSince) / 1000);
+      segFailed(
+        `The image embedding is still not ready after ${waited} s: the workers may be busy or none is running on the “interactive” queue.`,
+        { retry: true },
+      );
+      return;
+    }
     const after = Math.max(0.25, Number(res.response.headers.get("Retry-After")) || 1);
     segStatus("Preparing… the image embedding is being computed.");
     seg.timer = setTimeout(() => {
       if (seq === seg.seq) segRequest();
     }, after * 1000);
   } else {
-    seg.busy = false;
-    segStatus(`No mask: ${res.json?.error || `the server answered ${res.status}`}`);
+    // 503: the segmenter cannot load or the embedding failed (fixable: try again later);
+    // 422: the image cannot be read; 400: a click the server refused (reason given).
+    const reason = res.json?.error || `the server answered ${res.status}`;
+    segFailed(`No mask: ${reason}`, { retry: res.status >= 500 });
   }
+}
+
+function segTryAgain() {
+  seg.preparingSince = null;
+  if (!seg.points.length && !seg.box && seg.refine == null) {
+    segStatus("");
+    return;
+  }
+  segRequest({ retry: true });
+}
+
+/** Start refining the selected annotation's mask (E): its box and mask are the starting point. */
+function segRefine() {
+  if (!guardEditable()) return;
+  const r = byKey.get(selectedKey);
+  if (!r || r.deleted) {
+    flash("Select the annotation to refine first (click it or Tab), then press E.", "info");
+    return;
+  }
+  if (r.id == null) {
+    flash("This annotation is still being saved: refine it in a moment.", "info");
+    return;
+  }
+  if (mode !== "segment") setMode("segment");
+  segReset();
+  seg.refine = r.key;
+  segRequest();
 }
 
 function segKeep() {
@@ -646,6 +746,16 @@ function segKeep() {
     } else {
       flash("Click the object first (left: add, right: remove).", "info");
     }
+    return;
+  }
+  const target = seg.refine != null ? byKey.get(seg.refine) : null;
+  if (target && !target.deleted) {
+    const after = { box: result.box.map(Number), mask: result.mask, polygons: result.polygons };
+    // Fixing a proposal's mask is accepting it (the model's mask is kept for the quality figures).
+    if (target.state === "proposed") after.state = "accepted";
+    edit(target, after, "refine mask");
+    segReset();
+    flash(`Refined the mask of “${className(target.class_id)}”.`, "success");
     return;
   }
   const r = createRecord(
@@ -673,7 +783,7 @@ function setMode(next) {
   const hints = {
     select: "",
     draw: `Drag to draw a “${className(activeClassId)}” box. Esc: back.`,
-    segment: `Left click: add · right click: remove · drag: box · Enter keeps it as “${className(activeClassId)}” · Esc cancels.`,
+    segment: `Left click: add · right click: remove · drag: box · Enter keeps it as “${className(activeClassId)}” · E refines the selection · Esc cancels.`,
   };
   $("mode-hint").textContent = hints[mode];
   $("mode-hint").hidden = !hints[mode];
@@ -1106,6 +1216,8 @@ const actions = {
   "help-button": () => toggleHelp(),
   "help-close": () => toggleHelp(false),
   "pending-retry": () => queue.retryNow(),
+  "segment-retry": segTryAgain,
+  "refine-button": segRefine,
 };
 for (const [id, run] of Object.entries(actions)) {
   $(id)?.addEventListener("click", (event) => {
@@ -1177,7 +1289,7 @@ document.addEventListener("keydown", (event) => {
     if (mode === "segment") segKeep();
     else submit();
   } else if (key === "Escape") {
-    if (mode === "segment" && (seg.points.length || seg.box)) segReset();
+    if (mode === "segment" && (seg.points.length || seg.box || seg.refine != null)) segReset();
     else if (mode !== "select") setMode("select");
     else select(null);
   } else if (lower === "s") guardEditable() && leave(urls.skip, "skip");
@@ -1185,6 +1297,7 @@ document.addEventListener("keydown", (event) => {
   else if (lower === "f") canvas.fit();
   else if (lower === "b") setMode(mode === "draw" ? "select" : "draw");
   else if (lower === "m") setMode(mode === "segment" ? "select" : "segment");
+  else if (lower === "e") segRefine();
   else if (lower === "v") setMode("select");
   else if (lower === "h") {
     showRejected = !showRejected;
@@ -1256,6 +1369,7 @@ window.labelgpt = {
       return mode;
     },
     select,
+    segment: seg,
   },
 };
 document.documentElement.dataset.reviewReady = "true";

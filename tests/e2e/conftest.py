@@ -187,7 +187,9 @@ def inline_tasks(monkeypatch):
         "gpu_prelabel_batch",
         Inline(lambda job_id, image_ids: prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)),
     )
-    monkeypatch.setattr(tasks, "gpu_embed_images", Inline(lambda image_ids: queued.append(tuple(image_ids))))
+    monkeypatch.setattr(
+        tasks, "interactive_embed_images", Inline(lambda image_ids: queued.append(tuple(image_ids)))
+    )
     return queued
 
 

@@ -316,6 +316,144 @@ def test_a_click_before_the_embedding_is_ready_says_preparing_and_retries_by_its
     assert answers[-1] == 200
 
 
+def _segment_requests(page) -> list[tuple[int, dict]]:
+    """(status, request body) of every answered segment request of the page, as they come."""
+    seen: list[tuple[int, dict]] = []
+    page.on(
+        "response",
+        lambda r: seen.append((r.status, r.request.post_data_json)) if r.url.endswith("/segment/") else None,
+    )
+    return seen
+
+
+def test_without_sam_weights_a_click_shows_what_to_set_and_the_page_stops_asking(
+    page, login, seeded, settings, tmp_path
+):
+    from inference import registry
+
+    settings.LABELGPT_MODELS = "real"
+    settings.LABELGPT_MODELS_DIR = tmp_path / "models"
+    settings.LABELGPT_SAM_CHECKPOINTS = {}
+    Project.objects.filter(pk=seeded.project.pk).update(segmenter="vit_b")
+    registry.clear()
+    seen = _segment_requests(page)
+    open_review(page, login, seeded.annotator, seeded.project)
+    page.keyboard.press("Escape")
+    page.keyboard.press("m")
+    page.mouse.click(*client_point(page, 200, 150))
+
+    status = page.locator("#segment-status")
+    expect(status).to_contain_text("LABELGPT_SAM_CHECKPOINT_VIT_B")
+    expect(page.locator("#segment-retry")).to_be_visible()
+    time.sleep(3)  # what the page would ask by itself meanwhile: nothing
+    assert [answer for answer, _ in seen] == [503]
+    page.locator("#segment-retry").click()
+    expect(status).to_contain_text("LABELGPT_SAM_CHECKPOINT_VIT_B")
+    time.sleep(1)
+    assert [answer for answer, _ in seen] == [503, 503]
+    assert seen[-1][1]["retry"] is True
+    registry.clear()
+
+
+def _fresh_image(seeded, variant: str) -> Image:
+    """An image of the project, the next one to review, whose embedding was never made (the
+    embeddings folder lives as long as the session: one variant per test)."""
+    from tests.labeling.conftest import ingest_photos
+
+    Image.objects.filter(project=seeded.project).update(status=Image.Status.DONE)
+    (fresh,) = ingest_photos(seeded.project, [("rocket", variant)])
+    Image.objects.filter(pk=fresh.pk).update(status=Image.Status.PRELABELED)
+    return fresh
+
+
+def test_a_failed_embedding_shows_its_reason_once_and_try_again_gets_the_mask(
+    page, login, seeded, monkeypatch
+):
+    from inference import registry
+    from inference.errors import ModelLoadError
+    from labeling import segmentation
+
+    fresh = _fresh_image(seeded, "flip")
+    seen = _segment_requests(page)
+    assert open_review(page, login, seeded.annotator, seeded.project) == fresh.pk
+    page.keyboard.press("m")
+    page.mouse.click(*client_point(page, 300, 200))
+    expect(page.locator("#segment-status")).to_contain_text("Preparing")
+
+    # The worker's part: the segmenter does not load there.
+    def weights_gone(config, name):
+        raise ModelLoadError("weights gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(registry, "get_segmenter", weights_gone)
+        assert segmentation.embeddings_compute(image_ids=[fresh.pk]) == 0
+
+    status = page.locator("#segment-status")
+    expect(status).to_contain_text("weights gone", timeout=6000)
+    asked = len(seen)
+    time.sleep(3)
+    assert len(seen) == asked and [answer for answer, _ in seen][-1] == 503
+    # Fixed by the admin: "Try again" queues the embedding again, the worker makes it, the mask comes.
+    page.locator("#segment-retry").click()
+    expect(status).to_contain_text("Preparing")
+    assert seen[-1][1]["retry"] is True and seen[-1][0] == 202
+    assert segmentation.embeddings_compute(image_ids=[fresh.pk]) == 1
+    expect(status).to_contain_text("Mask ready", timeout=6000)
+    assert seen[-1][0] == 200
+
+
+def test_waiting_for_an_embedding_gives_up_after_the_limit_with_try_again(page, login, seeded):
+    fresh = _fresh_image(seeded, "rot90")
+    seen = _segment_requests(page)
+    assert open_review(page, login, seeded.annotator, seeded.project) == fresh.pk
+    page.evaluate("() => { window.labelgpt.review.segment.prepareLimitMs = 2500; }")
+    page.keyboard.press("m")
+    page.mouse.click(*client_point(page, 300, 200))
+
+    expect(page.locator("#segment-status")).to_contain_text("still not ready", timeout=8000)
+    expect(page.locator("#segment-retry")).to_be_visible()
+    asked = len(seen)
+    assert 2 <= asked <= 4  # asked again every Retry-After (2 s) until the limit
+    time.sleep(3)
+    assert len(seen) == asked
+    assert {answer for answer, _ in seen} == {202}
+
+
+def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, login, seeded):
+    image = seeded.images[0]
+    seen = _segment_requests(page)
+    open_review(page, login, seeded.annotator, seeded.project)
+    target = selected_id(page)
+    before = Annotation.objects.get(pk=target)
+    assert before.state == Annotation.State.PROPOSED
+
+    page.keyboard.press("e")
+    status = page.locator("#segment-status")
+    expect(status).to_contain_text("Refined mask")
+    assert page.evaluate("window.labelgpt.review.mode") == "segment"
+    x, y, w, h = before.box
+    page.mouse.click(*client_point(page, x + w / 2, y + h / 2))
+    expect(status).to_contain_text("Refined mask")
+    bodies = [body for _, body in seen]
+    assert [body["annotation"] for body in bodies] == [target, target]
+    assert bodies[0]["object"] == bodies[1]["object"], "both clicks refine the same object"
+    assert len(bodies[1]["points"]) == 1
+
+    page.keyboard.press("Enter")
+    wait_saved(page)
+    after = Annotation.objects.get(pk=target)
+    assert after.version == before.version + 1
+    assert after.state == Annotation.State.ACCEPTED
+    mask = rle_to_mask(after.mask)
+    assert mask.shape == (image.height, image.width) and mask.any()
+    assert after.original_box is not None, "the model's box is kept for the quality figures"
+    assert Annotation.objects.filter(image=image).count() == image.annotations.count()
+    # The next object is a new one.
+    page.mouse.click(*client_point(page, 40, 40))
+    expect(status).to_contain_text("Mask ready")
+    assert "annotation" not in seen[-1][1] and seen[-1][1]["object"] != bodies[0]["object"]
+
+
 # Failures -----------------------------------------------------------------------------------------
 
 

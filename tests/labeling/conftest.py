@@ -18,7 +18,7 @@ from tests.conftest import image_bytes
 
 # skimage.data photos (shipped with scikit-image: no download).
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-TASKS = ("prelabel_job_dispatch", "gpu_prelabel_batch", "gpu_embed_images")
+TASKS = ("prelabel_job_dispatch", "gpu_prelabel_batch", "interactive_embed_images")
 
 
 def build_tiny_models_dir(folder: Path) -> Path:

@@ -125,7 +125,7 @@ def test_the_review_page_urls_lead_to_the_endpoints(api, project, image, task_ca
 def test_the_review_page_queues_the_embeddings_of_this_and_the_next_images(api, project, task_calls):
     images = add_images(project, 5)
     api.get(review_url(images[1]))
-    assert task_calls.of("gpu_embed_images") == [([i.pk for i in images[1:5]],)]
+    assert task_calls.of("interactive_embed_images") == [([i.pk for i in images[1:5]],)]
 
 
 def test_the_review_page_tells_managers_they_can_save_thresholds(client_for, manager, image, task_calls):

@@ -20,7 +20,8 @@ from webapp.wsgi import application
 # Fixtures shared by the API tests.
 _clear_throttles, world = api_helpers._clear_throttles, api_helpers.world
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls")]
+# The tiny models: a valid click-to-segment gets its 202 (a server without SAM weights answers 503).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "tiny_models")]
 
 MAX_EXAMPLES = 12
 BUDGET_S = 60

@@ -593,10 +593,10 @@ def test_segment_click_without_an_embedding_queues_it_with_the_next_images(proje
 
     assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
 
-    assert task_calls.of("gpu_embed_images") == [([first.pk, photos[1].pk, photos[3].pk],)]
+    assert task_calls.of("interactive_embed_images") == [([first.pk, photos[1].pk, photos[3].pk],)]
     # Clicking again while it is computed queues nothing more.
     assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
-    assert len(task_calls.of("gpu_embed_images")) == 1
+    assert len(task_calls.of("interactive_embed_images")) == 1
 
 
 def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, task_calls):
@@ -616,7 +616,7 @@ def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, t
     x, y, w, h = result["box"]
     assert x >= 0 and y >= 0 and x + w <= image.width and y + h <= image.height
     assert isinstance(result["score"], float) and math.isfinite(result["score"])
-    assert task_calls.of("gpu_embed_images") == []  # nothing to queue
+    assert task_calls.of("interactive_embed_images") == []  # nothing to queue
 
 
 def test_segment_click_takes_a_box_alone(project, photos):
@@ -638,7 +638,7 @@ def test_embeddings_prefetch_skips_cached_images_and_does_not_queue_twice(projec
     assert queued == [photos[0].pk, photos[2].pk, photos[3].pk]
     assert segmentation.embeddings_prefetch(image=photos[0]) == []
     assert segmentation.embeddings_prefetch(image=photos[2]) == []
-    assert task_calls.of("gpu_embed_images") == [(queued,)]
+    assert task_calls.of("interactive_embed_images") == [(queued,)]
 
     # The "already queued" mark lives in Django's cache: once it is gone, they are queued again.
     cache.clear()
