@@ -617,6 +617,7 @@ function segReset() {
   seg.seq++;
   canvas.setPreview(null);
   segStatus("");
+  if (mode === "segment") renderModeHint();
 }
 
 function segPreview() {
@@ -734,6 +735,7 @@ function segRefine() {
   if (mode !== "segment") setMode("segment");
   segReset();
   seg.refine = r.key;
+  renderModeHint();
   segRequest();
 }
 
@@ -780,10 +782,17 @@ function setMode(next) {
     button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
   }
   $("stage").dataset.mode = mode;
+  renderModeHint();
+}
+
+function renderModeHint() {
+  const refining = mode === "segment" && seg.refine != null ? byKey.get(seg.refine) : null;
   const hints = {
     select: "",
     draw: `Drag to draw a “${className(activeClassId)}” box. Esc: back.`,
-    segment: `Left click: add · right click: remove · drag: box · Enter keeps it as “${className(activeClassId)}” · E refines the selection · Esc cancels.`,
+    segment: refining
+      ? `Refining “${className(refining.class_id)}”: left click adds · right click removes · Enter saves · Esc cancels.`
+      : `Left click: add · right click: remove · drag: box · Enter keeps it as “${className(activeClassId)}” · E refines the selection · Esc cancels.`,
   };
   $("mode-hint").textContent = hints[mode];
   $("mode-hint").hidden = !hints[mode];

@@ -327,7 +327,7 @@ def _segment_requests(page) -> list[tuple[int, dict]]:
 
 
 def test_without_sam_weights_a_click_shows_what_to_set_and_the_page_stops_asking(
-    page, login, seeded, settings, tmp_path
+    page, login, seeded, settings, tmp_path, screenshot
 ):
     from inference import registry
 
@@ -345,6 +345,7 @@ def test_without_sam_weights_a_click_shows_what_to_set_and_the_page_stops_asking
     status = page.locator("#segment-status")
     expect(status).to_contain_text("LABELGPT_SAM_CHECKPOINT_VIT_B")
     expect(page.locator("#segment-retry")).to_be_visible()
+    screenshot(page, "review-segment-unavailable")
     time.sleep(3)  # what the page would ask by itself meanwhile: nothing
     assert [answer for answer, _ in seen] == [503]
     page.locator("#segment-retry").click()
@@ -419,7 +420,7 @@ def test_waiting_for_an_embedding_gives_up_after_the_limit_with_try_again(page, 
     assert {answer for answer, _ in seen} == {202}
 
 
-def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, login, seeded):
+def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, login, seeded, screenshot):
     image = seeded.images[0]
     seen = _segment_requests(page)
     open_review(page, login, seeded.annotator, seeded.project)
@@ -430,6 +431,7 @@ def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, logi
     page.keyboard.press("e")
     status = page.locator("#segment-status")
     expect(status).to_contain_text("Refined mask")
+    expect(page.locator("#mode-hint")).to_contain_text("Refining")
     assert page.evaluate("window.labelgpt.review.mode") == "segment"
     x, y, w, h = before.box
     page.mouse.click(*client_point(page, x + w / 2, y + h / 2))
@@ -438,6 +440,7 @@ def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, logi
     assert [body["annotation"] for body in bodies] == [target, target]
     assert bodies[0]["object"] == bodies[1]["object"], "both clicks refine the same object"
     assert len(bodies[1]["points"]) == 1
+    screenshot(page, "review-segment-refine")
 
     page.keyboard.press("Enter")
     wait_saved(page)
@@ -449,6 +452,7 @@ def test_e_refines_the_selected_proposal_and_enter_saves_its_new_mask(page, logi
     assert after.original_box is not None, "the model's box is kept for the quality figures"
     assert Annotation.objects.filter(image=image).count() == image.annotations.count()
     # The next object is a new one.
+    expect(page.locator("#mode-hint")).not_to_contain_text("Refining")
     page.mouse.click(*client_point(page, 40, 40))
     expect(status).to_contain_text("Mask ready")
     assert "annotation" not in seen[-1][1] and seen[-1][1]["object"] != bodies[0]["object"]
