@@ -30,7 +30,7 @@ DONE = Image.Status.DONE
 WORKERS_CACHE_KEY = "labelgpt:dashboard:workers"
 WORKERS_CACHE_SECONDS = 15
 WORKERS_TIMEOUT = 1.0
-QUEUES = ("default", "gpu")
+QUEUES = ("default", "gpu", "interactive")
 
 
 def dashboard_projects(*, user) -> QuerySet[Project]:
@@ -203,8 +203,7 @@ def _ask_workers() -> dict[str, list[str]]:
 
 
 def workers_status() -> dict:
-    """Whether workers listen on the default and gpu queues: {"queues": {name: {"state", "workers"}},
-    "note"}. Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned
+    """Whether workers listen on each of QUEUES: {"queues": {name: {"state", "workers"}}, "note"}. Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned
     past its deadline); the answer is cached for 15 s."""
     cached = cache.get(WORKERS_CACHE_KEY)
     if cached is not None:

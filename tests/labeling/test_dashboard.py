@@ -319,7 +319,7 @@ def test_workers_status_does_not_raise_or_block_when_the_broker_is_unreachable(r
     started = time.monotonic()
     status = dashboard.workers_status()
     assert time.monotonic() - started < 2.5
-    assert set(status["queues"]) == {"default", "gpu"}
+    assert set(status["queues"]) == {"default", "gpu", "interactive"}
     assert all(q["state"].startswith("unknown") for q in status["queues"].values())
 
 
@@ -346,6 +346,7 @@ def test_workers_status_online_and_offline_queues(remote_broker, monkeypatch):
     status = dashboard.workers_status()
     assert status["queues"]["gpu"] == {"state": "online", "workers": ["gpu1@host"]}
     assert status["queues"]["default"]["state"] == "offline"
+    assert status["queues"]["interactive"]["state"] == "offline"
 
 
 # Apply a suggested threshold ----------------------------------------------------------------------
