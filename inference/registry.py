@@ -32,6 +32,7 @@ class ModelConfig:
     device: str = "auto"
     # Model type → local path or URL of its checkpoint; the official URL when absent.
     sam_checkpoints: dict[str, str] = field(default_factory=dict)
+    detector_dtype: str = "fp32"  # "fp32" (TF32 allowed on CUDA), "bf16" or "fp16": see Detector.load
 
     @property
     def tiny_dir(self) -> Path:
@@ -78,11 +79,11 @@ def get_detector(config: ModelConfig, name: str):
     """The loaded detector for a name (hub id or folder), loaded once per process."""
     from .detector import Detector
 
-    key = (config.detector_source(name), config.device)
+    key = (config.detector_source(name), config.device, config.detector_dtype)
     with _lock:
         if key not in _detectors:
             _ensure_tiny(config)
-            _detectors[key] = Detector.load(key[0], device=config.device)
+            _detectors[key] = Detector.load(key[0], device=config.device, dtype=config.detector_dtype)
         return _detectors[key]
 
 
