@@ -68,6 +68,7 @@ def build_tiny_models(folder: Path, *, seed: int = 0) -> Path:
 _lock = threading.Lock()
 _detectors: dict[tuple, object] = {}
 _segmenters: dict[tuple, object] = {}
+_click_segmenters: dict[tuple, object] = {}
 
 
 def _ensure_tiny(config: ModelConfig) -> None:
@@ -105,6 +106,35 @@ def get_segmenter(config: ModelConfig, name: str):
         return _segmenters[key]
 
 
+def get_click_segmenter(config: ModelConfig, name: str):
+    """The decoder-only SAM (`inference.sam_decoder.SamDecoder`: prompt encoder + mask decoder,
+    no image encoder) for a segmenter name, loaded once per process: what a web process uses to
+    answer clicks on cached embeddings. It NEVER downloads: when the configured checkpoint is a
+    URL whose file is not in the download cache yet, ModelLoadError says what to set."""
+    from .download import checkpoint_filename, is_url
+    from .sam_decoder import SamDecoder
+
+    model_type, checkpoint = config.segmenter_source(name)
+    key = (model_type, checkpoint, config.device)
+    with _lock:
+        if key not in _click_segmenters:
+            _ensure_tiny(config)
+            path = checkpoint
+            if is_url(checkpoint):
+                cached = config.models_dir / "checkpoints" / checkpoint_filename(checkpoint)
+                if not cached.is_file():
+                    variable = f"LABELGPT_SAM_CHECKPOINT_{model_type.upper()}"
+                    raise ModelLoadError(
+                        f"No local {model_type} checkpoint on this server: the web process never "
+                        f"downloads weights. Set {variable}=/path/to/{checkpoint_filename(checkpoint)} "
+                        f"(from {checkpoint}), or run a worker once so that it downloads the file "
+                        f"into {cached}."
+                    )
+                path = str(cached)
+            _click_segmenters[key] = SamDecoder.load(model_type, checkpoint=path, device=config.device)
+        return _click_segmenters[key]
+
+
 def segmenter_cache_name(config: ModelConfig, name: str) -> str:
     """The name embeddings are cached under (tiny and real embeddings never mix)."""
     model_type, checkpoint = config.segmenter_source(name)
@@ -118,3 +148,4 @@ def clear() -> None:
     with _lock:
         _detectors.clear()
         _segmenters.clear()
+        _click_segmenters.clear()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from segment_anything.modeling import Sam
+    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
 WEIGHTS_NAME = "sam_tiny.pth"
 CONFIG_NAME = "sam_tiny.json"
@@ -50,22 +50,14 @@ DEFAULT_CONFIG: dict = {
 
 def _build(config: dict) -> Sam:
     import torch
-    from segment_anything.modeling import (
-        ImageEncoderViT,
-        MaskDecoder,
-        PromptEncoder,
-        Sam,
-        TwoWayTransformer,
-    )
+    from segment_anything.modeling import ImageEncoderViT, Sam
 
-    img_size = int(config["img_size"])
-    patch_size = int(config["patch_size"])
-    embed_dim = int(config["prompt_embed_dim"])
-    grid = img_size // patch_size
+    from .sam_decoder import build_mask_decoder, build_prompt_encoder
+
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            img_size=img_size,
-            patch_size=patch_size,
+            img_size=int(config["img_size"]),
+            patch_size=int(config["patch_size"]),
             embed_dim=int(config["encoder_embed_dim"]),
             depth=int(config["encoder_depth"]),
             num_heads=int(config["encoder_num_heads"]),
@@ -75,26 +67,10 @@ def _build(config: dict) -> Sam:
             use_rel_pos=True,
             global_attn_indexes=tuple(config["encoder_global_attn_indexes"]),
             window_size=int(config["encoder_window_size"]),
-            out_chans=embed_dim,
+            out_chans=int(config["prompt_embed_dim"]),
         ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=embed_dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(img_size, img_size),
-            mask_in_chans=int(config["mask_in_chans"]),
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=int(config["num_multimask_outputs"]),
-            transformer=TwoWayTransformer(
-                depth=int(config["decoder_depth"]),
-                embedding_dim=embed_dim,
-                mlp_dim=int(config["decoder_mlp_dim"]),
-                num_heads=int(config["decoder_num_heads"]),
-            ),
-            transformer_dim=embed_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=int(config["iou_head_hidden_dim"]),
-        ),
+        prompt_encoder=build_prompt_encoder(config),
+        mask_decoder=build_mask_decoder(config),
         pixel_mean=list(config["pixel_mean"]),
         pixel_std=list(config["pixel_std"]),
     )
@@ -132,10 +108,7 @@ def build_tiny_sam(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def load_tiny_sam(folder: Path) -> Sam:
-    """The tiny SAM saved in `folder` by `build_tiny_sam`, on the CPU, in eval mode."""
-    import torch
-
+def _read(folder: Path) -> tuple[dict, Path]:
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for path in (config_path, weights_path):
@@ -150,10 +123,34 @@ def load_tiny_sam(folder: Path) -> Sam:
         raise ModelLoadError(f"Tiny SAM config {config_path} is unreadable: {error}") from error
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelLoadError(f'{config_path} is not a tiny SAM config (no "format": "{FORMAT}").')
+    return {**DEFAULT_CONFIG, **config}, weights_path
+
+
+def load_tiny_sam(folder: Path) -> Sam:
+    """The tiny SAM saved in `folder` by `build_tiny_sam`, on the CPU, in eval mode."""
+    import torch
+
+    config, weights_path = _read(folder)
     try:
-        sam = _build({**DEFAULT_CONFIG, **config})
+        sam = _build(config)
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         sam.load_state_dict(state)
     except Exception as error:
         raise ModelLoadError(f"Tiny SAM weights {weights_path} do not load: {error}") from error
     return sam.eval()
+
+
+def load_tiny_decoder(folder: Path) -> tuple[PromptEncoder, MaskDecoder, int]:
+    """Only the prompt encoder and mask decoder of the tiny SAM in `folder` (the image encoder
+    is never built), with the input image size: what `SamDecoder.load("tiny", ...)` needs."""
+    import torch
+
+    from .sam_decoder import load_decoder_modules
+
+    config, weights_path = _read(folder)
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ModelLoadError(f"Tiny SAM weights {weights_path} do not load: {error}") from error
+    prompt_encoder, mask_decoder = load_decoder_modules(config, state, source=str(weights_path))
+    return prompt_encoder, mask_decoder, int(config["img_size"])

@@ -1,0 +1,532 @@
+"""SAM's prompt encoder and mask decoder on a cached image embedding: prompts → masks.
+
+    decoder = SamDecoder.load("vit_b", checkpoint="var/models/sam_vit_b_01ec64.pth")   # ~16 MB
+    first = decoder.mask_from_prompts(embedding, points=[(120.0, 80.0)], labels=[1])
+    better = decoder.mask_from_prompts(
+        embedding, points=[(120.0, 80.0), (200.0, 90.0)], labels=[1, 0], mask_input=first.low_res_logits
+    )
+    refined = decoder.mask_from_prompts(
+        embedding, box=annotation_box, mask_input=decoder.mask_input_from_mask(embedding, annotation_mask)
+    )
+
+`SamDecoder.load` builds only segment-anything's PromptEncoder and MaskDecoder and reads only
+the `prompt_encoder.*` / `mask_decoder.*` tensors of the checkpoint (memory-mapped, so the image
+encoder's weights are never read into memory): what a web process needs to answer clicks on an
+embedding computed elsewhere. `Segmenter` (the whole SAM, for the workers) runs the same code
+on its own modules (`SamDecoder.from_sam`), so the two paths cannot drift apart.
+
+The computation is SamPredictor.predict's (same prompt transform, same decoder call), except:
+- only the best candidate mask is upsampled to the image size;
+- boxes go through the decoder in chunks, halved on out-of-memory.
+Boxes are (x, y, w, h) and points (x, y) in image pixels. torch is imported on first use; no
+tensor leaves this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InferenceError, ModelLoadError
+from .masks import mask_box
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+
+SAM_TYPES = ("vit_b", "vit_l", "vit_h")
+TINY = "tiny"
+_DEPTH_TO_TYPE = {12: "vit_b", 24: "vit_l", 32: "vit_h"}
+DECODER_PREFIXES = ("prompt_encoder.", "mask_decoder.")
+
+# segment_anything.build_sam._build_sam: the prompt encoder and mask decoder are the same for
+# vit_b, vit_l and vit_h (only the image encoder differs).
+REAL_ARCHITECTURE: dict = {
+    "img_size": 1024,
+    "patch_size": 16,
+    "prompt_embed_dim": 256,
+    "mask_in_chans": 16,
+    "decoder_depth": 2,
+    "decoder_mlp_dim": 2048,
+    "decoder_num_heads": 8,
+    "iou_head_hidden_dim": 256,
+    "num_multimask_outputs": 3,
+}
+MASK_THRESHOLD = 0.0  # Sam.mask_threshold
+# Logit given to inside / outside pixels of a mask turned into a mask prompt: the inverse
+# sigmoid of 1 - 1e-3 (micro-sam's `_compute_logits_from_mask` does the same), so a pixel
+# half covered after the downsampling gets 0, the decoder's threshold.
+_MASK_PROMPT_EPS = 1e-3
+# Bytes of float mask logits upsampled at once (100 boxes on a 12 MP photo stay in memory).
+_POSTPROCESS_BYTES = 256 * 1024 * 1024
+DEFAULT_BOX_CHUNK = 32
+
+
+@dataclass
+class ImageEmbedding:
+    """What SAM's image encoder made of one image: all the mask decoder needs."""
+
+    features: np.ndarray  # (1, C, h, w) float32 (C=256, h=w=64 for the real models)
+    original_size: tuple[int, int]  # (H, W) of the image
+    input_size: tuple[int, int]  # (H, W) of the resized image fed to the encoder (long side = img_size)
+
+
+@dataclass
+class MaskPrediction:
+    mask: np.ndarray  # (H, W) bool, at the image's resolution
+    score: float  # SAM's predicted IoU of the mask, clamped to [0, 1]
+    box: tuple[int, int, int, int] | None  # (x, y, w, h) tight around the mask; None when empty
+    # (256, 256) float32 low-resolution logits of this mask (SAM's input frame): give them back
+    # as `mask_input` with the next click on the same object. None for box masks.
+    low_res_logits: np.ndarray | None = None
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def official_url(name: str) -> str | None:
+    try:
+        from .registry import SAM_CHECKPOINT_URLS
+    except ImportError:  # pragma: no cover - registry is optional for this module
+        return None
+    return SAM_CHECKPOINT_URLS.get(name)
+
+
+def how_to_provide(name: str) -> str:
+    url = official_url(name)
+    where = f" (the official one is {url})" if url else ""
+    return (
+        f"Give the path of a segment-anything {name} checkpoint{where}, or its http(s) URL to "
+        f"download it once into the cache."
+    )
+
+
+def sam_type_of(state: dict) -> str | None:
+    """vit_b / vit_l / vit_h from the number of image-encoder blocks in a state_dict."""
+    blocks = {
+        key.split(".")[2]
+        for key in state
+        if isinstance(key, str) and key.startswith("image_encoder.blocks.") and key.count(".") > 2
+    }
+    return _DEPTH_TO_TYPE.get(len(blocks))
+
+
+def read_checkpoint(path: Path, name: str, *, mmap: bool = False) -> dict:
+    """The state_dict in a SAM checkpoint file (ModelLoadError when it is not one).
+
+    With `mmap`, tensors are memory-mapped from the file and only read when used (falls back to a
+    plain read for files in the legacy, non-zip format)."""
+    import torch
+
+    state = None
+    if mmap:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            state = None
+    if state is None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ModelLoadError(
+                f"SAM checkpoint {path} could not be read as PyTorch weights "
+                f"({type(error).__name__}: {str(error)[:300]}). {how_to_provide(name)}"
+            ) from error
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not any(str(key).startswith("image_encoder.") for key in state):
+        raise ModelLoadError(
+            f"{path} is not a Segment Anything checkpoint (no image_encoder weights). {how_to_provide(name)}"
+        )
+    found = sam_type_of(state)
+    if found is not None and found != name:
+        raise ModelLoadError(
+            f"{path} holds {found} weights but the segmenter asked for is {name}: "
+            f"choose the {found} segmenter or give a {name} checkpoint."
+        )
+    return state
+
+
+def build_prompt_encoder(arch: dict) -> PromptEncoder:
+    from segment_anything.modeling import PromptEncoder
+
+    img_size, grid = int(arch["img_size"]), int(arch["img_size"]) // int(arch["patch_size"])
+    return PromptEncoder(
+        embed_dim=int(arch["prompt_embed_dim"]),
+        image_embedding_size=(grid, grid),
+        input_image_size=(img_size, img_size),
+        mask_in_chans=int(arch["mask_in_chans"]),
+    )
+
+
+def build_mask_decoder(arch: dict) -> MaskDecoder:
+    from segment_anything.modeling import MaskDecoder, TwoWayTransformer
+
+    embed_dim = int(arch["prompt_embed_dim"])
+    return MaskDecoder(
+        num_multimask_outputs=int(arch["num_multimask_outputs"]),
+        transformer=TwoWayTransformer(
+            depth=int(arch["decoder_depth"]),
+            embedding_dim=embed_dim,
+            mlp_dim=int(arch["decoder_mlp_dim"]),
+            num_heads=int(arch["decoder_num_heads"]),
+        ),
+        transformer_dim=embed_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=int(arch["iou_head_hidden_dim"]),
+    )
+
+
+def load_decoder_modules(arch: dict, state: dict, *, source: str) -> tuple[PromptEncoder, MaskDecoder]:
+    """PromptEncoder and MaskDecoder of `arch` with the `prompt_encoder.*` / `mask_decoder.*`
+    tensors of `state` (copied: a memory-mapped file is not kept open). Built on the meta
+    device, so no random initialisation is made to be thrown away."""
+    import torch
+
+    modules = []
+    for prefix, build in (("prompt_encoder.", build_prompt_encoder), ("mask_decoder.", build_mask_decoder)):
+        part = {key[len(prefix) :]: value.clone() for key, value in state.items() if key.startswith(prefix)}
+        with torch.device("meta"):
+            module = build(arch)
+        try:
+            module.load_state_dict(part, strict=True, assign=True)
+        except RuntimeError as error:
+            raise ModelLoadError(
+                f"{source}: the {prefix[:-1]} weights do not fit SAM's architecture: {str(error)[:500]}"
+            ) from error
+        leftovers = [
+            key for key, value in [*module.named_parameters(), *module.named_buffers()] if value.is_meta
+        ]
+        if leftovers:
+            raise ModelLoadError(f"{source}: tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
+        modules.append(module.eval())
+    return modules[0], modules[1]
+
+
+# -------------------------------------------------------------------------- out of memory
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def run_in_chunks(
+    run: Callable[[int, int], list], total: int, *, chunk_size: int, what: str, device: str = "cpu"
+) -> list:
+    """`run(start, stop)` over [0, total) in chunks of at most `chunk_size`; on an out-of-memory
+    error the chunk that failed is halved (and stays that small) down to 1, then InferenceError says so."""
+    import torch
+
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    results: list = []
+    size, start = chunk_size, 0
+    while start < total:
+        stop = min(total, start + size)
+        try:
+            part = run(start, stop)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            if str(device).startswith("cuda"):
+                torch.cuda.empty_cache()
+            if size == 1:
+                raise InferenceError(f"{what}: out of memory even one at a time ({error})") from error
+            size = max(1, (stop - start) // 2)
+            continue
+        results.extend(part)
+        start = stop
+    return results
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+def upscale_logits(low_res, input_size: tuple[int, int], original_size: tuple[int, int], img_size: int):
+    """Sam.postprocess_masks exactly: 256² logits → img_size² → crop the padding → image size.
+
+    (One interpolation of the covering part straight to the image size samples the same points
+    but differs by up to ~4 logits where SAM's second step straddles a low-res knot, IoU ~0.985
+    on random-weight masks, for ~1 ms saved: not worth leaving SAM's output.)"""
+    import torch.nn.functional as F
+
+    masks = F.interpolate(low_res, (img_size, img_size), mode="bilinear", align_corners=False)
+    masks = masks[..., : input_size[0], : input_size[1]]
+    return F.interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)
+
+
+class SamDecoder:
+    """SAM's prompt encoder and mask decoder. Thread-safe: calls on one instance run one at a time."""
+
+    def __init__(
+        self,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: MaskDecoder,
+        *,
+        img_size: int,
+        name: str,
+        device: str = "cpu",
+    ) -> None:
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        self.name = name
+        self.device = device
+        self.img_size = int(img_size)
+        self.prompt_encoder = prompt_encoder.to(device).eval()
+        self.mask_decoder = mask_decoder.to(device).eval()
+        self.transform = ResizeLongestSide(self.img_size)
+        self.mask_threshold = MASK_THRESHOLD
+        self._lock = threading.Lock()
+        self._pe = None
+
+    @classmethod
+    def from_sam(cls, sam: Sam, *, name: str, device: str = "cpu") -> SamDecoder:
+        """The decoder of a whole SAM (its own modules: no copy of the weights)."""
+        return cls(
+            sam.prompt_encoder,
+            sam.mask_decoder,
+            img_size=int(sam.image_encoder.img_size),
+            name=name,
+            device=device,
+        )
+
+    @classmethod
+    def load(cls, name: str, *, checkpoint: str | Path, device: str = "cpu") -> SamDecoder:
+        """The decoder of SAM `name` ("vit_b", "vit_l", "vit_h" or "tiny") from a LOCAL checkpoint
+        (a .pth file; for "tiny" the folder of `inference.tiny_sam`), without ever building the
+        image encoder or reading its weights. Every failure raises ModelLoadError."""
+        from .device import pick_device
+
+        if name != TINY and name not in SAM_TYPES:
+            raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join((*SAM_TYPES, TINY))}.')
+        resolved_device = pick_device(device)
+        path = Path(checkpoint).expanduser()
+        if name == TINY:
+            from .tiny_sam import load_tiny_decoder
+
+            prompt_encoder, mask_decoder, img_size = load_tiny_decoder(path)
+            return cls(prompt_encoder, mask_decoder, img_size=img_size, name=name, device=resolved_device)
+        if not path.is_file():
+            raise ModelLoadError(
+                f'Checkpoint for the segmenter "{name}" not found: {path} '
+                f"{'is a folder' if path.is_dir() else 'does not exist'}. {how_to_provide(name)}"
+            )
+        state = read_checkpoint(path, name, mmap=True)
+        prompt_encoder, mask_decoder = load_decoder_modules(REAL_ARCHITECTURE, state, source=str(path))
+        del state
+        return cls(
+            prompt_encoder,
+            mask_decoder,
+            img_size=REAL_ARCHITECTURE["img_size"],
+            name=name,
+            device=resolved_device,
+        )
+
+    # ------------------------------------------------------------------------------ helpers
+
+    @property
+    def low_res_size(self) -> int:
+        """Side of the low-resolution mask logits (256 for the real models)."""
+        return 4 * int(self.prompt_encoder.image_embedding_size[0])
+
+    def _features(self, embedding: ImageEmbedding):
+        import torch
+
+        features = np.asarray(embedding.features)
+        grid = tuple(self.prompt_encoder.image_embedding_size)
+        expected = (1, int(self.prompt_encoder.embed_dim), *grid)
+        if tuple(features.shape) != expected:
+            raise ValueError(
+                f"an embedding of shape {tuple(features.shape)} does not fit the segmenter {self.name} "
+                f"(it expects {expected}): was it made by another model?"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        return tensor.to(self.device)
+
+    def _dense_pe(self):
+        """The decoder's positional encoding: fixed for a model, so computed once, not per click."""
+        if self._pe is None:
+            self._pe = self.prompt_encoder.get_dense_pe()
+        return self._pe
+
+    @staticmethod
+    def _sizes(embedding: ImageEmbedding) -> tuple[tuple[int, int], tuple[int, int]]:
+        original = (int(embedding.original_size[0]), int(embedding.original_size[1]))
+        return original, (int(embedding.input_size[0]), int(embedding.input_size[1]))
+
+    def _mask_prompt(self, mask_input: Any):
+        import torch
+
+        side = self.low_res_size
+        array = np.asarray(mask_input, dtype=np.float32)
+        if array.ndim == 2:
+            array = array[None]
+        if array.shape != (1, side, side):
+            raise ValueError(
+                f"mask_input must be ({side}, {side}) or (1, {side}, {side}) logits, got {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError("mask_input holds NaN or infinite values")
+        return torch.from_numpy(np.ascontiguousarray(array))[None].to(self.device)  # (1, 1, side, side)
+
+    def mask_input_from_mask(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
+        """A (256, 256) float32 logits prompt, in SAM's input frame, from a full-resolution binary
+        mask of the embedding's image (an annotation to refine): the mask is resized like the
+        image (long side to 1024), padded to 1024², averaged down to 256², and each pixel's
+        coverage p turned into the logit log(p / (1 - p)), clipped to ±6.9 (p in [1e-3, 1 - 1e-3])."""
+        import torch
+        import torch.nn.functional as F
+
+        original, input_size = self._sizes(embedding)
+        array = np.asarray(mask)
+        if array.shape != original:
+            raise ValueError(f"mask of shape {array.shape} for an image of size {original}")
+        with torch.inference_mode():
+            tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+            resized = F.interpolate(tensor, input_size, mode="bilinear", align_corners=False)
+            padded = F.pad(resized, (0, self.img_size - input_size[1], 0, self.img_size - input_size[0]))
+            side = self.low_res_size
+            coverage = F.adaptive_avg_pool2d(padded, (side, side))[0, 0]
+            coverage = coverage.clamp(_MASK_PROMPT_EPS, 1.0 - _MASK_PROMPT_EPS)
+            logits = torch.log(coverage / (1.0 - coverage))
+        return logits.numpy().astype(np.float32)
+
+    # -------------------------------------------------------------------------------- masks
+
+    def mask_from_prompts(
+        self,
+        embedding: ImageEmbedding,
+        *,
+        points: Sequence[Sequence[float]] = (),
+        labels: Sequence[int] = (),
+        box: Sequence[float] | None = None,
+        mask_input: np.ndarray | None = None,
+    ) -> MaskPrediction:
+        """The mask for clicks (x, y) labelled 1 (object) or 0 (background), a box (x, y, w, h)
+        and/or `mask_input` (the `low_res_logits` of the previous click on the same object, or
+        `mask_input_from_mask` of an annotation being refined).
+
+        A single point alone is ambiguous: SAM proposes three masks and the one with the highest
+        predicted IoU is returned. With several points, a box or a mask input SAM gives one mask
+        (its authors' advice). The score is SAM's predicted IoU, clamped to [0, 1].
+        """
+        import torch
+
+        coords = [tuple(float(v) for v in point) for point in points]
+        point_labels = [int(label) for label in labels]
+        if len(coords) != len(point_labels):
+            raise ValueError(f"{len(coords)} points but {len(point_labels)} labels")
+        if any(len(point) != 2 for point in coords):
+            raise ValueError("points must be (x, y)")
+        if any(label not in (0, 1) for label in point_labels):
+            raise ValueError("point labels must be 1 (object) or 0 (background)")
+        if not coords and box is None:
+            raise ValueError("give at least one point or a box")
+        box_xyxy = None
+        if box is not None:
+            if len(box) != 4:
+                raise ValueError("box must be (x, y, w, h)")
+            x, y, w, h = (float(v) for v in box)
+            box_xyxy = np.array([x, y, x + w, y + h], dtype=np.float64)
+        multimask = len(coords) == 1 and box is None and mask_input is None
+        original_size, input_size = self._sizes(embedding)
+        with self._lock, torch.inference_mode():
+            features = self._features(embedding)
+            masks_prompt = self._mask_prompt(mask_input) if mask_input is not None else None
+            point_prompt = None
+            if coords:
+                scaled = self.transform.apply_coords(np.array(coords, dtype=np.float64), original_size)
+                point_prompt = (
+                    torch.as_tensor(scaled, dtype=torch.float, device=self.device)[None],
+                    torch.as_tensor(point_labels, dtype=torch.int, device=self.device)[None],
+                )
+            box_prompt = None
+            if box_xyxy is not None:
+                scaled_box = self.transform.apply_boxes(box_xyxy, original_size)
+                box_prompt = torch.as_tensor(scaled_box, dtype=torch.float, device=self.device)
+            sparse, dense = self.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=masks_prompt)
+            low_res, iou = self.mask_decoder(
+                image_embeddings=features,
+                image_pe=self._dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
+            scores = iou[0].to("cpu", torch.float32).numpy()
+            best = int(np.argmax(scores))
+            chosen = low_res[:, best : best + 1]
+            logits = upscale_logits(chosen, input_size, original_size, self.img_size)
+            mask = (logits[0, 0] > self.mask_threshold).cpu().numpy()
+            low_res_logits = chosen[0, 0].to("cpu", torch.float32).numpy().copy()
+        return MaskPrediction(
+            mask=mask,
+            score=float(np.clip(scores[best], 0.0, 1.0)),
+            box=mask_box(mask),
+            low_res_logits=low_res_logits,
+        )
+
+    def masks_for_boxes(
+        self,
+        embedding: ImageEmbedding,
+        boxes_xywh: Sequence[Sequence[float]],
+        *,
+        chunk_size: int = DEFAULT_BOX_CHUNK,
+    ) -> list[MaskPrediction]:
+        """One mask per box (x, y, w, h): SamPredictor.predict_torch(boxes=..., multimask_output=False)
+        on at most `chunk_size` boxes per decoder call (the decoder copies the embedding once per
+        box); on out-of-memory the chunk is halved down to one box, then InferenceError."""
+        import torch
+
+        boxes = [tuple(float(v) for v in box) for box in boxes_xywh]
+        if not boxes:
+            return []
+        if any(len(box) != 4 for box in boxes):
+            raise ValueError("boxes must be (x, y, w, h)")
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=np.float64)
+        original_size, input_size = self._sizes(embedding)
+        with self._lock, torch.inference_mode():
+            features = self._features(embedding)
+            scaled_all = self.transform.apply_boxes(xyxy, original_size)
+
+            def decode(start: int, stop: int) -> list[MaskPrediction]:
+                box_tensor = torch.as_tensor(scaled_all[start:stop], dtype=torch.float, device=self.device)
+                sparse, dense = self.prompt_encoder(points=None, boxes=box_tensor, masks=None)
+                low_res, iou = self.mask_decoder(
+                    image_embeddings=features,
+                    image_pe=self._dense_pe(),
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=False,
+                )
+                del sparse, dense
+                scores = iou[:, 0].to("cpu", torch.float32).numpy()
+                height, width = original_size
+                per_mask = 4 * (height * width + self.img_size**2)
+                step = max(1, _POSTPROCESS_BYTES // per_mask)
+                masks: list[np.ndarray] = []
+                for first in range(0, stop - start, step):
+                    logits = upscale_logits(
+                        low_res[first : first + step], input_size, original_size, self.img_size
+                    )
+                    masks.extend((logits[:, 0] > self.mask_threshold).cpu().numpy())
+                    del logits
+                return [
+                    MaskPrediction(mask=mask, score=float(np.clip(score, 0.0, 1.0)), box=mask_box(mask))
+                    for mask, score in zip(masks, scores, strict=True)
+                ]
+
+            return run_in_chunks(
+                decode,
+                len(boxes),
+                chunk_size=chunk_size,
+                what=f"SAM mask decoder ({len(boxes)} boxes)",
+                device=self.device,
+            )

@@ -1,0 +1,176 @@
+"""The decoder-only SAM (prompt encoder + mask decoder) and the web's click segmenter (tiny SAM)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from segment_anything.modeling import ImageEncoderViT
+from skimage import data
+
+from inference import registry
+from inference.errors import InferenceError, ModelLoadError
+from inference.sam_decoder import SamDecoder
+from inference.segmenter import Segmenter
+
+CLICKS = [
+    {"points": [(150.0, 120.0)], "labels": [1]},
+    {"points": [(150.0, 120.0), (400.0, 300.0), (50.0, 50.0)], "labels": [1, 0, 1]},
+    {"points": [(300.0, 200.0)], "labels": [1], "box": (250, 100, 300, 250)},
+    {"box": (40, 30, 200, 160)},
+]
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_sam_dir) -> Segmenter:
+    return Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def embedding(segmenter):
+    return segmenter.embed(data.coffee())
+
+
+@pytest.fixture
+def no_image_encoder(monkeypatch):
+    """Building segment-anything's image encoder fails the test."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the image encoder was built")
+
+    monkeypatch.setattr(ImageEncoderViT, "__init__", refuse)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def test_the_decoder_loads_without_building_the_image_encoder(tiny_sam_dir, segmenter, no_image_encoder):
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+
+    modules = [*decoder.prompt_encoder.modules(), *decoder.mask_decoder.modules()]
+    assert not any(isinstance(module, ImageEncoderViT) for module in modules)
+    assert not hasattr(decoder, "model")
+    own = {name: p for part in ("prompt_encoder", "mask_decoder") for name, p in _named(decoder, part)}
+    full = {name: p for name, p in segmenter.model.named_parameters()}
+    # Exactly the decoder's parameters of the whole SAM, with the same values.
+    assert own.keys() == {name for name in full if not name.startswith("image_encoder.")}
+    assert all(torch.equal(own[name], full[name]) for name in own)
+
+
+def _named(decoder: SamDecoder, part: str):
+    return [(f"{part}.{name}", p) for name, p in getattr(decoder, part).named_parameters()]
+
+
+@pytest.mark.parametrize("prompts", CLICKS, ids=["point", "points", "point-and-box", "box"])
+def test_the_decoder_gives_the_masks_of_the_whole_segmenter(tiny_sam_dir, segmenter, embedding, prompts):
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+
+    alone = decoder.mask_from_prompts(embedding, **prompts)
+    whole = segmenter.mask_from_prompts(embedding, **prompts)
+
+    assert np.abs(alone.low_res_logits - whole.low_res_logits).max() < 1e-5
+    assert iou(alone.mask, whole.mask) > 0.99
+    assert alone.score == pytest.approx(whole.score, abs=1e-5)
+
+
+def test_the_decoder_refines_with_the_previous_logits_like_the_segmenter(tiny_sam_dir, segmenter, embedding):
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    first = decoder.mask_from_prompts(embedding, points=[(150.0, 120.0)], labels=[1])
+    prompts = {
+        "points": [(150.0, 120.0), (420.0, 260.0)],
+        "labels": [1, 0],
+        "mask_input": first.low_res_logits,
+    }
+
+    alone = decoder.mask_from_prompts(embedding, **prompts)
+    whole = segmenter.mask_from_prompts(embedding, **prompts)
+
+    assert np.abs(alone.low_res_logits - whole.low_res_logits).max() < 1e-5
+
+
+def test_the_decoder_decodes_boxes_in_chunks(tiny_sam_dir, segmenter, embedding):
+    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    boxes = [(40, 30, 200, 160), (250, 100, 300, 250), (0, 0, 600, 400)]
+
+    chunked = decoder.masks_for_boxes(embedding, boxes, chunk_size=1)
+    whole = segmenter.masks_for_boxes(embedding, boxes)
+
+    assert [iou(a.mask, b.mask) > 0.99 for a, b in zip(chunked, whole, strict=True)] == [True] * 3
+
+
+def test_the_decoder_of_an_unknown_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="vit_b, vit_l, vit_h, tiny"):
+        SamDecoder.load("vit_x", checkpoint=tmp_path)
+
+
+def test_the_decoder_of_a_missing_checkpoint_names_the_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        SamDecoder.load("vit_b", checkpoint=tmp_path / "sam_vit_b_01ec64.pth")
+
+
+def test_the_decoder_of_a_checkpoint_without_decoder_weights_is_refused(tmp_path):
+    path = tmp_path / "sam_vit_b.pth"
+    torch.save({f"image_encoder.blocks.{i}.norm1.weight": torch.ones(1) for i in range(12)}, path)
+
+    with pytest.raises(ModelLoadError, match="prompt_encoder weights do not fit"):
+        SamDecoder.load("vit_b", checkpoint=path)
+
+
+# ------------------------------------------------------------------- registry: the web's path
+
+
+@pytest.fixture
+def clean_registry():
+    registry.clear()
+    yield
+    registry.clear()
+
+
+def test_the_click_segmenter_is_decoder_only_and_loaded_once(tmp_path, clean_registry, monkeypatch):
+    config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu")
+    registry.build_tiny_models(config.tiny_dir)  # as `manage.py build_tiny_models` does
+    built = []
+    real_init = ImageEncoderViT.__init__
+    monkeypatch.setattr(
+        ImageEncoderViT, "__init__", lambda self, *a, **k: built.append(1) or real_init(self, *a, **k)
+    )
+
+    first = registry.get_click_segmenter(config, "vit_b")
+    second = registry.get_click_segmenter(config, "vit_b")
+
+    assert isinstance(first, SamDecoder)
+    assert first is second
+    assert built == []  # the image encoder was never built in this "web process"
+    n_params = sum(p.numel() for p in [*first.prompt_encoder.parameters(), *first.mask_decoder.parameters()])
+    whole = registry.get_segmenter(config, "vit_b")  # a worker's: the whole SAM
+    assert built == [1]
+    assert n_params == sum(
+        p.numel() for name, p in whole.model.named_parameters() if not name.startswith("image_encoder.")
+    )
+
+
+def test_the_click_segmenter_never_downloads(tmp_path, clean_registry, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the web process tried to download")
+
+    monkeypatch.setattr("inference.download.fetch_checkpoint", no_network)
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    config = registry.ModelConfig(mode="real", models_dir=tmp_path, device="cpu")
+
+    with pytest.raises(ModelLoadError) as raised:
+        registry.get_click_segmenter(config, "vit_b")
+
+    message = str(raised.value)
+    assert "LABELGPT_SAM_CHECKPOINT_VIT_B=/path/to/sam_vit_b_01ec64.pth" in message
+    assert "worker" in message
+    assert isinstance(raised.value, InferenceError)
+
+
+def test_the_click_segmenter_with_a_missing_local_checkpoint_names_it(tmp_path, clean_registry):
+    missing = tmp_path / "sam_vit_l.pth"
+    config = registry.ModelConfig(mode="real", models_dir=tmp_path, sam_checkpoints={"vit_l": str(missing)})
+
+    with pytest.raises(ModelLoadError, match=r"sam_vit_l\.pth"):
+        registry.get_click_segmenter(config, "vit_l")
