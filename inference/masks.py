@@ -416,13 +416,31 @@ def _clean_padded(padded: np.ndarray, min_area: int, hole_area: int, area_fracti
         relative = area_fraction * int(np.count_nonzero(padded))
         min_area = max(min_area, int(relative)) if min_area else 0
         hole_area = max(hole_area, int(relative)) if hole_area else 0
-    if min_area > 1:
+    # Labelling components costs ~1 ms per 0.15 MP; tracing contours ~20x less. Contours tell
+    # which passes can matter: a part's outer contour (through its boundary pixels' centres)
+    # encloses less than its pixel count, and a hole's contour encloses less than the hole's
+    # pixels plus the contour's length. Most object masks need neither pass.
+    maybe_part, maybe_hole = min_area > 1, hole_area > 1
+    if maybe_part or maybe_hole:
+        contours, hierarchy = cv2.findContours(padded, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        if hierarchy is None:
+            return
+        outer = hierarchy[0][:, 3] == -1
+        maybe_part = maybe_part and any(
+            cv2.contourArea(c) < min_area for c, is_outer in zip(contours, outer, strict=True) if is_outer
+        )
+        maybe_hole = maybe_hole and any(
+            cv2.contourArea(c) - cv2.arcLength(c, True) < hole_area
+            for c, is_outer in zip(contours, outer, strict=True)
+            if not is_outer
+        )
+    if maybe_part:
         _, labels, stats, _ = cv2.connectedComponentsWithStats(padded, connectivity=8)
         small = stats[:, cv2.CC_STAT_AREA] < min_area
         small[0] = False  # the background
         if small.any():
             padded[small[labels]] = 0
-    if hole_area > 1 and padded.any():
+    if maybe_hole and padded.any():
         _, labels, stats, _ = cv2.connectedComponentsWithStats(1 - padded, connectivity=4)
         fill = stats[:, cv2.CC_STAT_AREA] < hole_area
         fill[0] = False  # label 0 is the mask itself here
