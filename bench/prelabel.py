@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--raw-masks",
         action="store_true",
-        help="pipeline: keep the random-weight masks (fine lattices: ~20-35 ms each to clean and "
+        help="pipeline: keep the random-weight masks (fine lattices: ~10-25 ms each to clean and "
         "encode, RLE only) instead of swapping in object-shaped ones after the decoder ran",
     )
     parser.add_argument("--boxes", type=int, default=10, help="boxes per image for the decoder part")
@@ -92,7 +92,7 @@ def swap_in_object_masks(segmenter) -> None:
     """Make `segmenter.masks_for_boxes` run the real decoder, then return an ellipse inscribed in
     each box instead of the decoded mask. Random weights decode every box into a fine lattice of
     thousands of specks and holes (a trained SAM returns compact objects): mask hygiene keeps
-    their cost down (~20-35 ms, RLE only; the raw polygons took ~1 s), but the swap keeps the
+    their cost down (~10-25 ms, RLE only; the raw polygons took ~1 s), but the swap keeps the
     figures about the masks a deployment sees."""
     import cv2
     import numpy as np
