@@ -2,7 +2,7 @@
 the whole pipeline (inference.pipeline.prelabel_batch), with real-size random-weight models.
 
     .venv/bin/python bench/prelabel.py                      # everything (~4-7 min on 2 CPU cores)
-    .venv/bin/python bench/prelabel.py --only decoder       # one part: detector,encoder,decoder,pipeline
+    .venv/bin/python bench/prelabel.py --only decoder,masks # parts: detector,encoder,decoder,masks,pipeline
     .venv/bin/python bench/prelabel.py --repeats 3 --json var/bench-prelabel.json
 
 Times are milliseconds per image, warm-up calls excluded. The device is picked like the app
@@ -26,7 +26,7 @@ sys.path.insert(0, str(_ROOT))
 
 from bench import _models as bm  # noqa: E402 (after the sys.path fix above)
 
-PARTS = ("detector", "encoder", "decoder", "pipeline")
+PARTS = ("detector", "encoder", "decoder", "masks", "pipeline")
 # Detector thresholds as a project's defaults; random weights score almost every query ~1.0, so
 # max_instances caps each class (2 classes x 5 = 10 boxes per image, like a busy real image).
 THRESHOLDS = {"box_threshold": 0.35, "text_threshold": 0.25, "keep_threshold": 0.1}
@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--raw-masks",
         action="store_true",
-        help="pipeline: keep the random-weight masks (fine lattices, ~1 s of polygons each) "
-        "instead of swapping in object-shaped ones after the decoder ran",
+        help="pipeline: keep the random-weight masks (fine lattices: ~10-25 ms each to clean and "
+        "encode, RLE only) instead of swapping in object-shaped ones after the decoder ran",
     )
     parser.add_argument("--boxes", type=int, default=10, help="boxes per image for the decoder part")
     parser.add_argument("--size", default="1333x800", help="image size WxH (default: the detector's max)")
@@ -91,8 +91,9 @@ def random_boxes(count: int, width: int, height: int, *, seed: int = 0) -> list[
 def swap_in_object_masks(segmenter) -> None:
     """Make `segmenter.masks_for_boxes` run the real decoder, then return an ellipse inscribed in
     each box instead of the decoded mask. Random weights decode every box into a fine lattice of
-    thousands of specks and holes, whose polygons take ~1 s each (a trained SAM returns compact
-    objects, a few ms): without the swap, the pipeline would mostly time that artefact."""
+    thousands of specks and holes (a trained SAM returns compact objects): mask hygiene keeps
+    their cost down (~10-25 ms, RLE only; the raw polygons took ~1 s), but the swap keeps the
+    figures about the masks a deployment sees."""
     import cv2
     import numpy as np
 
@@ -222,6 +223,58 @@ class Bench:
             "same_masks": bool(same),
         }
 
+    def run_masks(self) -> None:
+        """Encoding one proposal's mask, before mask hygiene (RLE + polygons of the raw mask, as
+        the pipeline did) and after (cut to the grown box, cleaned, capped: `encode_mask`), on
+        the masks the random-weight decoder gives for the decoder part's boxes (speckled
+        lattices) and on object-shaped ones (an ellipse in each box)."""
+        import json
+
+        import cv2
+        import numpy as np
+
+        from inference.masks import clip_to_box, encode_mask, mask_to_polygons, mask_to_rle
+        from inference.pipeline import DetectParams
+
+        args = self.args
+        boxes = random_boxes(args.boxes, args.width, args.height)
+        margin = DetectParams(**THRESHOLDS).box_margin
+        bm.log(f"mask encoding before / after hygiene, {len(boxes)} masks of each kind ...")
+        decoded = [p.mask for p in self.segmenter.masks_for_boxes(self.embedding, boxes)]
+        ellipses = []
+        for x, y, w, h in boxes:
+            canvas = np.zeros((args.height, args.width), dtype=np.uint8)
+            center, axes = (int(x + w / 2), int(y + h / 2)), (max(1, int(w / 2)), max(1, int(h / 2)))
+            cv2.ellipse(canvas, center, axes, 0, 0, 360, 1, thickness=-1)
+            ellipses.append(canvas.astype(bool))
+
+        def before(mask, box):
+            return {"mask": mask_to_rle(mask), "polygons": mask_to_polygons(mask)}
+
+        def after(mask, box):
+            encoded = encode_mask(clip_to_box(mask, box, margin) if margin is not None else mask)
+            return {"mask": encoded.rle, "polygons": encoded.polygons}
+
+        results = {}
+        for kind, masks in (("random-weight", decoded), ("object-shaped", ellipses)):
+            row = {}
+            for name, encode in (("before", before), ("after", after)):
+                times, sizes, with_polygons = [], [], 0
+                for mask, box in zip(masks, boxes, strict=True):
+                    bm.cpu_probe()
+                    started = time.perf_counter()
+                    out = encode(mask, box)
+                    times.append((time.perf_counter() - started) * 1000.0)
+                    sizes.append(len(json.dumps(out)))
+                    with_polygons += bool(out["polygons"])
+                row[name] = {
+                    "ms_per_mask": bm.summary(times),
+                    "json_bytes_per_mask": sum(sizes) / len(sizes),
+                    "with_polygons": with_polygons,
+                }
+            results[kind] = row
+        self.results["masks"] = {"masks": len(boxes), "box_margin": margin, **results}
+
     def run_pipeline(self) -> None:
         from inference.embeddings import EmbeddingCache
         from inference.pipeline import BatchImage, DetectParams, prelabel_batch
@@ -305,6 +358,17 @@ def report(results: dict, env: dict, args: argparse.Namespace) -> None:
         for name, s in d.items():
             if name.startswith("chunks_of_"):
                 print(f"  in calls of {name.removeprefix('chunks_of_')} boxes: {s['median_ms']:.0f} ms")
+    if "masks" in results:
+        m = results["masks"]
+        for kind in ("random-weight", "object-shaped"):
+            b, a = m[kind]["before"], m[kind]["after"]
+            b_ms, a_ms = b["ms_per_mask"]["median_ms"], a["ms_per_mask"]["median_ms"]
+            b_kb, a_kb = b["json_bytes_per_mask"] / 1000, a["json_bytes_per_mask"] / 1000
+            print(
+                f"mask encoding, {m['masks']} {kind} masks: before hygiene {b_ms:.1f} ms/mask, "
+                f"{b_kb:.1f} kB/mask; after {a_ms:.1f} ms/mask, {a_kb:.1f} kB/mask "
+                f"({a['with_polygons']}/{m['masks']} with polygons, the rest RLE only)"
+            )
     if "pipeline" in results:
         p = results["pipeline"]
         print(

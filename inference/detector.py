@@ -5,10 +5,12 @@
                                 keep_threshold=0.1)
 
 preprocess (processor: resize, normalise, pad; tokenizer with offsets) → forward (one batch per
-group of images with the same processed size, under `torch.inference_mode`, autocast on CUDA) →
-postprocess (score = max over caption tokens of sigmoid(logits), as transformers does; class
-through token spans, see prompts.py; boxes scaled to the image and clipped; per-class NMS;
-max_instances). Nothing torch leaves this module: results are `Detection` dataclasses.
+group of images with the same processed size, under `torch.inference_mode`; fp32 by default, with
+TF32 matmuls allowed on CUDA; bf16 / fp16 autocast only when asked, see `Detector.load`) →
+postprocess (on float32 logits and boxes whatever the compute dtype; score = max over caption
+tokens of sigmoid(logits), as transformers does; class through token spans, see prompts.py;
+boxes scaled to the image and clipped; per-class NMS; max_instances). Nothing torch leaves
+this module: results are `Detection` dataclasses.
 
 Why batches are grouped by processed size: the processor pads a batch to its largest image, and
 the Swin backbone's windows see the padding, so a padded image gets other boxes and scores than
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .device import pick_device, pick_dtype
+from .device import DTYPES, pick_device, pick_dtype
 from .errors import InferenceError, ModelLoadError
 from .prompts import (
     Caption,
@@ -84,31 +86,58 @@ class Detector:
     """A loaded Grounding DINO model and its processor, ready to `detect`."""
 
     def __init__(
-        self, model: Any, processor: Any, *, name: str, device: str = "cpu", batch_size: int = 8
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        name: str,
+        device: str = "cpu",
+        batch_size: int = 8,
+        dtype: str = "fp32",
+        allow_tf32: bool = True,
     ) -> None:
         self.model = model
         self.processor = processor
         self.name = name
         self.device = device
-        self.dtype = pick_dtype(device)
+        self.dtype = pick_dtype(device, dtype)  # raises on a dtype the device cannot run
+        self.allow_tf32 = bool(allow_tf32)
         self.batch_size = max(1, int(batch_size))
         self.max_text_len = int(getattr(model.config, "max_text_len", 256))
 
     def __repr__(self) -> str:
-        return f"Detector({self.name!r}, device={self.device!r})"
+        dtype = str(self.dtype).removeprefix("torch.")
+        return f"Detector({self.name!r}, device={self.device!r}, dtype={dtype})"
 
     # ---------------------------------------------------------------- loading
 
     @classmethod
     def load(
-        cls, name_or_path: str | os.PathLike = DEFAULT_DETECTOR, device: str = "auto", *, batch_size: int = 8
+        cls,
+        name_or_path: str | os.PathLike = DEFAULT_DETECTOR,
+        device: str = "auto",
+        *,
+        batch_size: int = 8,
+        dtype: str = "fp32",
+        allow_tf32: bool = True,
     ) -> Detector:
         """Load from a local folder (never touches the network) or a Hugging Face hub id.
 
+        `dtype` is the compute precision: "fp32" (the default: the weights stay float32 and the
+        post-processing matches transformers' own), or "bf16" / "fp16" autocast, which is faster
+        on a GPU but moves scores near the thresholds, so a few phrase→class decisions differ
+        (bench/gpu_check.py measures how many). "bf16" runs on the CPU too; "fp16" and "auto"
+        follow `inference.device.pick_dtype`, which looks at the device actually used and raises
+        `InferenceError` for a dtype it cannot run. `allow_tf32` lets CUDA run float32 matmuls
+        and convolutions in TF32 (Ampere and later; ~10-bit mantissa inputs, float32 sums).
+
         Raises `ModelLoadError` saying what was tried and how to provide the weights.
         """
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown detector dtype {dtype!r}; use one of {', '.join(DTYPES)}")
         source, local = _resolve_source(name_or_path)
         resolved_device = pick_device(device)
+        pick_dtype(resolved_device, dtype)  # refuse before loading weights
         try:
             processor, model = _from_pretrained(source, local_files_only=True)
         except Exception as exc:
@@ -129,7 +158,15 @@ class Detector:
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
             raise ModelLoadError(f"{source} has no Grounding DINO processor (image processor + tokenizer).")
         model.to(resolved_device).eval()
-        return cls(model, processor, name=str(name_or_path), device=resolved_device, batch_size=batch_size)
+        return cls(
+            model,
+            processor,
+            name=str(name_or_path),
+            device=resolved_device,
+            batch_size=batch_size,
+            dtype=dtype,
+            allow_tf32=allow_tf32,
+        )
 
     # ---------------------------------------------------------------- detection
 
@@ -268,21 +305,36 @@ class Detector:
                     **{key: value[index] for key, value in text_inputs.items()},
                 }
                 batch = {key: value.to(self.device) for key, value in batch.items()}
-                with torch.inference_mode(), self._autocast():
+                with torch.inference_mode(), self._precision():
                     outputs = self.model(**batch)
-                probs = torch.sigmoid(outputs.logits.float()[..., :n_tokens]).cpu().numpy()
-                boxes = outputs.pred_boxes.float().cpu().numpy()
+                # Post-processing in float32 whatever the compute dtype (as transformers' fp32).
+                probs = torch.sigmoid(outputs.logits.to(torch.float32)[..., :n_tokens]).cpu().numpy()
+                boxes = outputs.pred_boxes.to(torch.float32).cpu().numpy()
                 for row, image_index in enumerate(chunk):
                     results[image_index] = (probs[row], boxes[row])
         for i in range(len(images)):
             yield results[i]
 
-    def _autocast(self):
-        if str(self.device).startswith("cuda"):
-            import torch
+    @contextlib.contextmanager
+    def _precision(self) -> Iterator[None]:
+        """TF32 as asked on CUDA (restored after: the flags are global), and autocast when the
+        compute dtype is not float32."""
+        import torch
 
-            return torch.autocast(device_type="cuda", dtype=self.dtype)
-        return contextlib.nullcontext()
+        cuda = str(self.device).startswith("cuda")
+        with contextlib.ExitStack() as stack:
+            if cuda:
+                matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+                saved = (matmul.allow_tf32, cudnn.allow_tf32)
+                matmul.allow_tf32 = cudnn.allow_tf32 = self.allow_tf32
+
+                def restore() -> None:
+                    matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+                stack.callback(restore)
+            if self.dtype != torch.float32:
+                stack.enter_context(torch.autocast(device_type="cuda" if cuda else "cpu", dtype=self.dtype))
+            yield
 
 
 # -------------------------------------------------------------------- helpers

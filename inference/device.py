@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     import torch
 
 _PREFERENCES = ("auto", "cpu", "cuda")
+# Compute dtypes a model may be asked to run in. "fp32" is the default everywhere (with TF32
+# matmuls allowed on CUDA: see inference.detector); "auto" is the best reduced precision the
+# device has (bf16 where it is supported, else fp16 on CUDA; fp32 on the CPU).
+DTYPES = ("fp32", "bf16", "fp16", "auto")
 
 
 def pick_device(preference: str = "auto") -> str:
@@ -33,11 +37,46 @@ def pick_device(preference: str = "auto") -> str:
     raise ValueError(f"unknown device preference {preference!r}; use one of {', '.join(_PREFERENCES)}")
 
 
-def pick_dtype(device: str) -> torch.dtype:
-    """The compute dtype for `device`: bfloat16 on a CUDA device that supports it, else float16;
-    float32 on the CPU."""
+def cuda_supports_bf16(device: str) -> bool:
+    """Whether the CUDA device `device` ("cuda" = the current one, "cuda:N") computes in bfloat16
+    natively: compute capability 8.0 (Ampere) or later. Asks about THAT device, not the current
+    one (torch.cuda.is_bf16_supported() looks at the current device only)."""
     import torch
 
-    if str(device).startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    major, _minor = torch.cuda.get_device_capability(torch.device(device))
+    return major >= 8
+
+
+def pick_dtype(device: str, preference: str = "auto") -> torch.dtype:
+    """The compute dtype for a model on `device`.
+
+    - "fp32": float32 on any device.
+    - "bf16": bfloat16; on CUDA only where `device` supports it (else `InferenceError`), and on
+      the CPU too (CPU autocast runs bf16: slower than fp32 on most CPUs, but honoured).
+    - "fp16": float16 on CUDA; refused on the CPU (`InferenceError`: CPU fp16 kernels are few
+      and slow, and nothing is gained).
+    - "auto": bfloat16 on a CUDA device that supports it, else float16; float32 on the CPU.
+    """
+    import torch
+
+    choice = (preference or "auto").strip().lower()
+    if choice not in DTYPES:
+        raise ValueError(f"unknown dtype {preference!r}; use one of {', '.join(DTYPES)}")
+    cuda = str(device).startswith("cuda")
+    if choice == "fp32":
+        return torch.float32
+    if choice == "auto":
+        if not cuda:
+            return torch.float32
+        return torch.bfloat16 if cuda_supports_bf16(device) else torch.float16
+    if choice == "bf16":
+        if cuda and not cuda_supports_bf16(device):
+            name = torch.cuda.get_device_name(torch.device(device))
+            raise InferenceError(
+                f"bf16 was asked for but {device} ({name}) has no native bfloat16 (compute "
+                "capability below 8.0): use fp16 or fp32"
+            )
+        return torch.bfloat16
+    if not cuda:
+        raise InferenceError(f"fp16 was asked for on {device}: fp16 runs on CUDA only; use fp32 or bf16")
+    return torch.float16

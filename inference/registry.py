@@ -38,6 +38,7 @@ class ModelConfig:
     # How the web process runs SAM's decoder for clicks: "onnx" (onnxruntime, exported once into
     # models_dir/onnx; about twice as fast on a CPU) or "torch". "auto": onnx when installed.
     click_backend: str = "auto"
+    detector_dtype: str = "fp32"  # "fp32" (TF32 allowed on CUDA), "bf16" or "fp16": see Detector.load
 
     @property
     def onnx_dir(self) -> Path:
@@ -89,11 +90,11 @@ def get_detector(config: ModelConfig, name: str):
     """The loaded detector for a name (hub id or folder), loaded once per process."""
     from .detector import Detector
 
-    key = (config.detector_source(name), config.device)
+    key = (config.detector_source(name), config.device, config.detector_dtype)
     with _lock:
         if key not in _detectors:
             _ensure_tiny(config)
-            _detectors[key] = Detector.load(key[0], device=config.device)
+            _detectors[key] = Detector.load(key[0], device=config.device, dtype=config.detector_dtype)
         return _detectors[key]
 
 

@@ -203,8 +203,9 @@ def _ask_workers() -> dict[str, list[str]]:
 
 
 def workers_status() -> dict:
-    """Whether workers listen on each of QUEUES: {"queues": {name: {"state", "workers"}}, "note"}. Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned
-    past its deadline); the answer is cached for 15 s."""
+    """Whether workers listen on each of QUEUES: {"queues": {name: {"state", "workers"}}, "note"}.
+    Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned past its
+    deadline); the answer is cached for 15 s."""
     cached = cache.get(WORKERS_CACHE_KEY)
     if cached is not None:
         return cached

@@ -41,6 +41,7 @@ def model_config() -> registry.ModelConfig:
         models_dir=settings.LABELGPT_MODELS_DIR,
         device=settings.LABELGPT_DEVICE,
         sam_checkpoints=dict(settings.LABELGPT_SAM_CHECKPOINTS),
+        detector_dtype=settings.LABELGPT_DETECTOR_DTYPE,
     )
 
 

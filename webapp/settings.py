@@ -163,6 +163,12 @@ if LABELGPT_MODELS not in ("real", "tiny"):
     raise ImproperlyConfigured(f'LABELGPT_MODELS must be "real" or "tiny", got {LABELGPT_MODELS!r}')
 LABELGPT_MODELS_DIR = Path(os.environ.get("LABELGPT_MODELS_DIR", VAR_DIR / "models"))
 LABELGPT_DEVICE = os.environ.get("LABELGPT_DEVICE", "auto")
+# Detector compute dtype on the gpu workers: fp32 (TF32 matmuls on CUDA), or bf16 / fp16 autocast.
+LABELGPT_DETECTOR_DTYPE = os.environ.get("LABELGPT_DETECTOR_DTYPE", "fp32")
+if LABELGPT_DETECTOR_DTYPE not in ("fp32", "bf16", "fp16"):
+    raise ImproperlyConfigured(
+        f"LABELGPT_DETECTOR_DTYPE must be fp32, bf16 or fp16, got {LABELGPT_DETECTOR_DTYPE!r}"
+    )
 # Local path or URL of each SAM checkpoint; the official download URL when unset.
 LABELGPT_SAM_CHECKPOINTS = {
     name: os.environ[f"LABELGPT_SAM_CHECKPOINT_{name.upper()}"]

@@ -84,12 +84,46 @@ def test_pick_device_honours_the_preference(monkeypatch):
     assert device_module.pick_device("cpu") == "cpu"
 
 
-def test_pick_dtype_is_bf16_or_fp16_on_cuda_and_fp32_on_cpu(monkeypatch):
-    assert device_module.pick_dtype("cpu") == torch.float32
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert device_module.pick_dtype("cuda") == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert device_module.pick_dtype("cuda:0") == torch.float16
+def fake_cuda(monkeypatch, capabilities: dict[int, tuple[int, int]], current: int = 0) -> None:
+    """Pretend CUDA devices with these compute capabilities exist (index → (major, minor))."""
+
+    def capability(device=None):
+        index = device.index if isinstance(device, torch.device) else device
+        return capabilities[current if index is None else int(index)]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: capabilities[current][0] >= 8)
+
+
+def test_pick_dtype_is_fp32_unless_asked(monkeypatch):
+    fake_cuda(monkeypatch, {0: (9, 0)})
+    assert device_module.pick_dtype("cpu", "fp32") == torch.float32
+    assert device_module.pick_dtype("cuda", "fp32") == torch.float32
+    assert device_module.pick_dtype("cpu", "auto") == torch.float32
+    assert device_module.pick_dtype("cpu", "bf16") == torch.bfloat16  # honoured on the CPU
+    with pytest.raises(InferenceError, match="fp16 runs on CUDA only"):
+        device_module.pick_dtype("cpu", "fp16")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        device_module.pick_dtype("cpu", "int8")
+
+
+def test_pick_dtype_looks_at_the_device_asked_for_not_the_current_one(monkeypatch):
+    # Current device 0 is an Ampere (bf16); device 1 is a Turing (no bf16).
+    fake_cuda(monkeypatch, {0: (8, 0), 1: (7, 5)}, current=0)
+
+    assert device_module.pick_dtype("cuda:0", "auto") == torch.bfloat16
+    assert device_module.pick_dtype("cuda:1", "auto") == torch.float16
+    assert device_module.pick_dtype("cuda", "auto") == torch.bfloat16  # "cuda" is the current one
+    assert device_module.pick_dtype("cuda:0", "bf16") == torch.bfloat16
+    with pytest.raises(InferenceError, match=r"cuda:1 .*no native bfloat16"):
+        device_module.pick_dtype("cuda:1", "bf16")
+    assert device_module.pick_dtype("cuda:1", "fp16") == torch.float16
+
+    fake_cuda(monkeypatch, {0: (7, 5), 1: (8, 6)}, current=0)  # now the other way round
+    assert device_module.pick_dtype("cuda:1", "bf16") == torch.bfloat16
+    assert device_module.pick_dtype("cuda", "auto") == torch.float16
 
 
 # ------------------------------------------------------------------ the tiny model
@@ -421,3 +455,68 @@ def test_load_of_a_folder_without_a_checkpoint_names_the_folder(tmp_path, networ
     with pytest.raises(ModelLoadError, match="is a file"):
         Detector.load(not_a_folder, device="cpu")
     assert network_calls == []
+
+
+# ------------------------------------------------------------------ compute dtype
+
+
+def test_the_detector_computes_in_fp32_by_default(tiny_detector, monkeypatch, chelsea):
+    seen = []
+    forward = tiny_detector.model.forward
+
+    def recording(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        outputs = forward(*args, **kwargs)
+        seen.append(outputs.logits.dtype)
+        return outputs
+
+    monkeypatch.setattr(tiny_detector.model, "forward", recording)
+    tiny_detector.detect([chelsea], PROMPTS, box_threshold=0.35, text_threshold=0.25, keep_threshold=0.1)
+
+    assert tiny_detector.dtype == torch.float32
+    assert seen == [False, torch.float32]
+
+
+def test_bf16_on_the_cpu_is_honoured_and_post_processed_in_fp32(tiny_detector_dir, chelsea, monkeypatch):
+    detector = Detector.load(tiny_detector_dir, device="cpu", dtype="bf16")
+    seen = []
+    forward = detector.model.forward
+
+    def recording(*args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(detector.model, "forward", recording)
+    thresholds = {"box_threshold": 0.35, "text_threshold": 0.25, "keep_threshold": 0.1}
+    (found,) = detector.detect([chelsea], PROMPTS, **thresholds)
+
+    assert detector.dtype == torch.bfloat16 and "bfloat16" in repr(detector)
+    assert seen == [(True, torch.bfloat16)]
+    assert found and all(isinstance(d.score, float) and 0.0 <= d.score <= 1.0 for d in found)
+
+
+def test_fp16_on_the_cpu_and_unknown_dtypes_are_refused_before_loading(tiny_detector_dir):
+    with pytest.raises(InferenceError, match="fp16 runs on CUDA only"):
+        Detector.load(tiny_detector_dir, device="cpu", dtype="fp16")
+    with pytest.raises(ValueError, match="unknown detector dtype"):
+        Detector.load(tiny_detector_dir, device="cpu", dtype="half")
+
+
+def test_tf32_is_allowed_during_a_cuda_forward_and_restored_after(tiny_detector):
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = (matmul.allow_tf32, cudnn.allow_tf32)
+    on_cuda = Detector(tiny_detector.model, tiny_detector.processor, name="tiny", device="cuda")
+    strict = Detector(
+        tiny_detector.model, tiny_detector.processor, name="tiny", device="cuda", allow_tf32=False
+    )
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = False
+        with on_cuda._precision():
+            assert matmul.allow_tf32 and cudnn.allow_tf32
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, False)
+        matmul.allow_tf32 = cudnn.allow_tf32 = True
+        with strict._precision():
+            assert not matmul.allow_tf32 and not cudnn.allow_tf32
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (True, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = before

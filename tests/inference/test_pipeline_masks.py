@@ -103,3 +103,15 @@ def test_hygiene_can_be_turned_off(tiny_detector, tiny_segmenter, astronaut):
     for proposal, prediction in zip(result.proposals, raw, strict=True):
         assert np.array_equal(rle_to_mask(proposal.mask), prediction.mask)
         assert proposal.polygons  # traced whatever it costs
+
+
+def test_a_demo_photos_proposals_stay_small(tiny_detector, tiny_segmenter, astronaut):
+    """The review page carries every proposal's RLE and polygons: with the tiny models a demo
+    photo's ~30 proposals were 2-3 MB of JSON (speckled masks traced to thousands of rings)."""
+    import json
+
+    (result,) = prelabel_batch(astronaut, PROMPTS, params(), detector=tiny_detector, segmenter=tiny_segmenter)
+    payload = json.dumps([{"box": p.box, "mask": p.mask, "polygons": p.polygons} for p in result.proposals])
+
+    assert len(result.proposals) >= 10
+    assert len(payload) < 150_000
