@@ -40,11 +40,20 @@ def prelabel_job_dispatch(job_id: int) -> int:
     return prelabel.prelabel_job_dispatch(job_id=job_id)
 
 
-@shared_task(name="inference.tasks.gpu_prelabel_batch")
-def gpu_prelabel_batch(job_id: int, image_ids: list[int]) -> dict:
+@shared_task(name="inference.tasks.gpu_prelabel_batch", bind=True)
+def gpu_prelabel_batch(self, job_id: int, image_ids: list[int], token: str | None = None) -> dict:
     from labeling import prelabel
 
-    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    worker = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
+    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token, worker=worker)
+
+
+@shared_task(name="inference.tasks.prelabel_sweep")
+def prelabel_sweep() -> dict:
+    """Run by Celery beat: hands out again the images of lost or dead batches (labeling.prelabel)."""
+    from labeling import prelabel
+
+    return prelabel.prelabel_jobs_sweep()
 
 
 @shared_task(name="inference.tasks.gpu_embed_images")

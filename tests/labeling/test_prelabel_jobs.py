@@ -48,6 +48,17 @@ def item_sums(job: PrelabelJob) -> tuple[int, int, int]:
     )
 
 
+def sent(task_calls) -> list[tuple]:
+    """The batches sent, as (job id, image ids) (their tokens left out)."""
+    return [call[:2] for call in task_calls.of("gpu_prelabel_batch")]
+
+
+def run_batch(call: tuple, **kwargs) -> dict:
+    """Run one recorded batch message as its worker would."""
+    job_id, image_ids, token = call
+    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token, **kwargs)
+
+
 def delete_file(image: Image) -> None:
     image.file.storage.delete(image.file.name)
     assert not image.file.storage.exists(image.file.name)
@@ -212,7 +223,7 @@ def assert_box_inside(annotation: Annotation, image: Image) -> None:
 def test_a_job_proposes_boxes_and_masks_for_every_photo(project, photos, task_calls, settings):
     job = start(project)
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 1  # 4 images, batches of 4
-    assert task_calls.of("gpu_prelabel_batch") == [(job.pk, [p.pk for p in photos])]
+    assert sent(task_calls) == [(job.pk, [p.pk for p in photos])]
 
     job = run_job(job, task_calls)
 
@@ -266,14 +277,15 @@ def test_the_job_runs_until_no_image_is_pending(project, photos, task_calls, set
     job = start(project)
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
     (first, second) = task_calls.of("gpu_prelabel_batch")
-    assert first == (job.pk, [photos[0].pk, photos[1].pk])
+    assert first[:2] == (job.pk, [photos[0].pk, photos[1].pk])
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     assert counters(job)[:4] == (JobStatus.RUNNING, 4, 2, 0)
     assert job.finished_at is None
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    run_batch(second)
     assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at == job.finished_at
 
 
 # Redelivery and re-runs ------------------------------------------------------------------------------
@@ -288,30 +300,30 @@ def test_a_redelivered_batch_creates_no_duplicates_and_changes_no_counters(proje
     prelabel.prelabel_job_dispatch(job_id=job.pk)
     (first, second) = task_calls.of("gpu_prelabel_batch")
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     rows_before = sorted(row(a) for a in Annotation.objects.all())
     job_before = counters(job)
     versions_before = list(Image.objects.order_by("pk").values_list("version", "status"))
 
     # The same message again while the job still runs (a worker died before acknowledging it).
-    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1]) == {"skipped": "already done"}
+    assert run_batch(first) == {"skipped": "already taken"}
 
     assert sorted(row(a) for a in Annotation.objects.all()) == rows_before
     assert counters(job) == job_before
     assert list(Image.objects.order_by("pk").values_list("version", "status")) == versions_before
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    run_batch(second)
     final_rows = sorted(row(a) for a in Annotation.objects.all())
     final = counters(job)
     assert final[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
     for batch in (first, second):
-        prelabel.prelabel_batch_run(job_id=job.pk, image_ids=batch[1])
+        assert run_batch(batch) == {"skipped": "job not running"}
     assert sorted(row(a) for a in Annotation.objects.all()) == final_rows
     assert counters(job) == final
     assert item_sums(job) == (4, 0, final[4])
 
 
-def test_a_redelivered_dispatch_sends_again_but_every_image_is_done_once(
+def test_a_redelivered_dispatch_sends_nothing_more_and_every_image_is_done_once(
     project, photos, task_calls, settings
 ):
     settings.LABELGPT_PRELABEL_BATCH_SIZE = 3
@@ -320,11 +332,11 @@ def test_a_redelivered_dispatch_sends_again_but_every_image_is_done_once(
     job = start(project)
 
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
-    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2  # redelivered: the pending images again
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0  # redelivered: the batches are out
     batches = task_calls.of("gpu_prelabel_batch")
-    assert len(batches) == 4
-    for job_id, image_ids in batches:
-        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    assert len(batches) == 2
+    for batch in batches:
+        run_batch(batch)
 
     status, total, done, failed, annotation_count = counters(job)
     assert (status, total, done, failed) == (JobStatus.SUCCEEDED, 4, 4, 0)
@@ -469,14 +481,16 @@ def test_a_cancelled_jobs_next_batch_does_nothing(project, photos, task_calls, s
     job = start(project)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
     (first, second) = task_calls.of("gpu_prelabel_batch")
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     annotations_after_first = Annotation.objects.count()
 
     assert prelabel.prelabel_job_cancel(job=job) is True
-    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1]) == {"skipped": "job not running"}
+    assert run_batch(second) == {"skipped": "job not running"}
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+    # No batch was running: it stopped when it was cancelled.
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at is not None
     assert (job.done, job.failed) == (2, 0)
     assert set(job.items.filter(image_id__in=second[1]).values_list("status", flat=True)) == {"pending"}
     assert set(Image.objects.filter(pk__in=second[1]).values_list("status", flat=True)) == {Image.Status.NEW}
