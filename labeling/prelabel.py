@@ -457,7 +457,7 @@ def prelabel_batch_run(
         result = _run_claimed(job, token, progress)
     except Exception as exc:  # a bug, the database, CUDA: fail the images, not the worker
         logger.exception("Pre-label job %s: batch %s failed", job_id, token)
-        if isinstance(exc, DatabaseError):
+        if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
             connection.close()  # the next query opens a fresh connection
         reason = f"The batch failed: {type(exc).__name__}: {exc}"
         try:
