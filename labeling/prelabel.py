@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -320,9 +322,9 @@ def prelabel_jobs_sweep(*, now: datetime | None = None) -> dict:
 
     - a queued job whose dispatch message got lost is dispatched;
     - in a running job, a batch whose lease ran out hands its pending images out again: claimed
-      but silent for LABELGPT_BATCH_LEASE_SECONDS (its worker died), or never taken though a gpu
-      worker was idle or took a later batch (its message was lost). An image given out
-      LABELGPT_BATCH_MAX_ATTEMPTS times fails with the reason instead;
+      but silent for LABELGPT_BATCH_LEASE_SECONDS (its worker died), or not taken for as long
+      though a gpu worker, up for a lease, was idle or took a later batch (its message was lost).
+      An image given out LABELGPT_BATCH_MAX_ATTEMPTS times fails with the reason instead;
     - the batches allowed out are topped up, and a job with nothing pending is finished;
     - an ended job whose last batch has stopped records when.
     """
@@ -335,7 +337,9 @@ def prelabel_jobs_sweep(*, now: datetime | None = None) -> dict:
         if not PrelabelJob.objects.filter(pk=job_id, params__inline=True).exists():
             stats["dispatched"] += 1
             prelabel_job_dispatch(job_id=job_id)
-    gpu_alive = bool(workers_alive("gpu", now=now))
+    # A message not taken counts as lost only once a gpu worker has been up for a whole lease
+    # (a worker just started may not have reached it yet).
+    gpu_alive = any(w.started_at <= now - lease for w in workers_alive("gpu", now=now))
     for job in list(PrelabelJob.objects.filter(status=JobStatus.RUNNING)):
         if job.params.get("inline"):
             _sweep_inline(job, now=now)
@@ -430,7 +434,8 @@ def prelabel_batch_run(
 
     The claim is a conditional UPDATE on the batch's token: a redelivered message (acks_late,
     Redis' visibility timeout) finds its images claimed or finished and does nothing. The batch
-    heartbeats before each image and stops when the job is no longer running. Whatever it raises,
+    heartbeats (a thread, and before each image) and stops before its next image once the job is
+    no longer running or its lease was lost. Whatever it raises,
     its unfinished images fail with the reason and it ends cleanly.
     """
     job = PrelabelJob.objects.select_related("project").filter(pk=job_id).first()
@@ -454,7 +459,8 @@ def prelabel_batch_run(
         return {"skipped": "already taken"}
     PrelabelJob.objects.filter(pk=job_id, stage=JobStage.QUEUED).update(stage=JobStage.LOADING)
     try:
-        result = _run_claimed(job, token, progress)
+        with _beating(token):
+            result = _run_claimed(job, token, progress)
     except Exception as exc:  # a bug, the database, CUDA: fail the images, not the worker
         logger.exception("Pre-label job %s: batch %s failed", job_id, token)
         if isinstance(exc, DatabaseError) and not connection.in_atomic_block:
@@ -480,6 +486,33 @@ def prelabel_batch_run(
     except Exception:
         logger.exception("Pre-label job %s: could not close batch %s", job_id, token)
     return result
+
+
+@contextmanager
+def _beating(token: str):
+    """Heartbeats from a thread while the batch runs, a few per lease, so that one long step
+    (loading the models, the detector on the batch, a large image) does not look like a dead
+    worker. A killed process takes the thread with it: its lease then runs out."""
+    stop = threading.Event()
+    interval = max(settings.LABELGPT_BATCH_LEASE_SECONDS / 3, 0.5)
+
+    def run() -> None:
+        try:
+            while not stop.wait(interval):
+                try:
+                    _heartbeat(token)
+                except DatabaseError:
+                    logger.exception("Batch %s: heartbeat failed", token)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name=f"batch-heartbeat-{token[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _heartbeat(token: str) -> int:

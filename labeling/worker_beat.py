@@ -23,10 +23,11 @@ def beat(*, hostname: str, queues: list[str], started_at=None) -> None:
     from .models import WorkerBeat
 
     now = timezone.now()
+    # started_at is this process's: a worker restarted under the same name (its predecessor was
+    # killed and left its row) is new, and the sweeper gives a new worker time to reach the queue.
     WorkerBeat.objects.update_or_create(
         hostname=hostname[:200],
-        defaults={"queues": ",".join(queues)[:200], "pid": os.getpid(), "seen_at": now},
-        create_defaults={
+        defaults={
             "queues": ",".join(queues)[:200],
             "pid": os.getpid(),
             "seen_at": now,

@@ -177,11 +177,11 @@ LABELGPT_PREFETCH_AHEAD = env_int("LABELGPT_PREFETCH_AHEAD", 3)
 # Batches of one job sent to the gpu queue at a time (each batch sends the next as it ends); at
 # least the number of gpu worker processes, so that none waits.
 LABELGPT_PRELABEL_BATCHES_IN_FLIGHT = env_int("LABELGPT_PRELABEL_BATCHES_IN_FLIGHT", 2)
-# A batch heartbeats before each image; silent this long (its worker died), or never taken from
-# the queue this long while a gpu worker was free (its message was lost), the sweeper hands its
-# images out again. A few times the longest gap between heartbeats (model loading + the detector
-# on one batch), and independent of the broker's visibility timeout.
-LABELGPT_BATCH_LEASE_SECONDS = env_int("LABELGPT_BATCH_LEASE_SECONDS", 300)
+# A running batch heartbeats three times per lease (from a thread of its worker) and before each
+# image; silent this long (its worker died), or not taken from the queue this long while a gpu
+# worker was free (its message was lost), the sweeper hands its images out again. Independent of
+# the broker's visibility timeout: a dead worker or a lost message costs about this much.
+LABELGPT_BATCH_LEASE_SECONDS = env_int("LABELGPT_BATCH_LEASE_SECONDS", 120)
 # An image handed out this many times (its worker died each time: a poison image) fails.
 LABELGPT_BATCH_MAX_ATTEMPTS = env_int("LABELGPT_BATCH_MAX_ATTEMPTS", 3)
 # How often Celery beat runs the sweeper (inference.tasks.prelabel_sweep).

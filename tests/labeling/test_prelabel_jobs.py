@@ -679,10 +679,10 @@ def test_embeddings_compute_skips_an_image_whose_file_is_missing(project, photos
 # Leases, the sweeper, cancel between images, failures of any kind -----------------------------------
 
 
-def gpu_worker_seen(at=None) -> WorkerBeat:
-    """A worker on the gpu queue that reported at `at` (now by default)."""
+def gpu_worker_seen(at=None, *, up_for=timedelta(hours=1)) -> WorkerBeat:
+    """A worker on the gpu queue, up for `up_for`, that reported at `at` (now by default)."""
     at = at or timezone.now()
-    return WorkerBeat.objects.create(hostname="gpu@test", queues="gpu", started_at=at, seen_at=at)
+    return WorkerBeat.objects.create(hostname="gpu@test", queues="gpu", started_at=at - up_for, seen_at=at)
 
 
 def die_holding(call: tuple, at) -> None:
@@ -767,6 +767,11 @@ def test_a_lost_message_is_sent_again_once_a_gpu_worker_is_free_to_take_it(
     assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
     assert set(job.items.values_list("attempts", flat=True)) == {1}
 
+    # A worker that has just started may not have reached the message yet.
+    just_started = gpu_worker_seen(later, up_for=timedelta(seconds=1))
+    assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
+
+    just_started.delete()
     gpu_worker_seen(later)
     stats = prelabel.prelabel_jobs_sweep(now=later)
 
