@@ -2,6 +2,8 @@
 
 Tasks whose name starts with "gpu_" are routed to the "gpu" queue (webapp/celery.py). Each task
 takes ids, calls one service, and is idempotent (acks_late: a killed worker's task is re-run).
+Pre-label batches do not depend on that: their leases are in the database, a batch delivered
+again does nothing, and `prelabel_sweep` (Celery beat) hands out what a dead worker held.
 """
 
 from __future__ import annotations
