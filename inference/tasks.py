@@ -4,6 +4,8 @@ Tasks whose name starts with "gpu_" are routed to the "gpu" queue, those startin
 "interactive_" to the "interactive" queue (work a user waits for, which a pre-label batch on "gpu"
 must not hold up) (webapp/celery.py). Each task
 takes ids, calls one service, and is idempotent (acks_late: a killed worker's task is re-run).
+Pre-label batches do not depend on that: their leases are in the database, a batch delivered
+again does nothing, and `prelabel_sweep` (Celery beat) hands out what a dead worker held.
 """
 
 from __future__ import annotations
@@ -42,11 +44,20 @@ def prelabel_job_dispatch(job_id: int) -> int:
     return prelabel.prelabel_job_dispatch(job_id=job_id)
 
 
-@shared_task(name="inference.tasks.gpu_prelabel_batch")
-def gpu_prelabel_batch(job_id: int, image_ids: list[int]) -> dict:
+@shared_task(name="inference.tasks.gpu_prelabel_batch", bind=True)
+def gpu_prelabel_batch(self, job_id: int, image_ids: list[int], token: str | None = None) -> dict:
     from labeling import prelabel
 
-    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    worker = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
+    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token, worker=worker)
+
+
+@shared_task(name="inference.tasks.prelabel_sweep")
+def prelabel_sweep() -> dict:
+    """Run by Celery beat: hands out again the images of lost or dead batches (labeling.prelabel)."""
+    from labeling import prelabel
+
+    return prelabel.prelabel_jobs_sweep()
 
 
 @shared_task(name="inference.tasks.interactive_embed_images")

@@ -304,8 +304,19 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class JobStage(models.TextChoices):
+    """What a pre-label job is doing now, shown from the start (the status says how it ended)."""
+
+    QUEUED = "queued", "Queued"
+    LOADING = "loading", "Loading models"
+    RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"  # cancelled or failed while a batch still runs
+    STOPPED = "stopped", "Stopped"  # ended and no batch runs any more
+
+
 class PrelabelJob(models.Model):
     Status = JobStatus
+    Stage = JobStage
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     params = models.JSONField(default=dict, help_text="Snapshot: models, thresholds, classes, prompts.")
@@ -319,12 +330,19 @@ class PrelabelJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    stage = models.CharField(max_length=10, choices=JobStage.choices, default=JobStage.QUEUED)
     started_at = models.DateTimeField(null=True, blank=True)
+    # When it ended (a cancel: the moment of the cancel) ...
     finished_at = models.DateTimeField(null=True, blank=True)
+    # ... and when the last batch really stopped working on it (rates are over started → stopped).
+    stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="job_project_recent_idx")]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="job_project_recent_idx"),
+            models.Index(fields=["status"], name="job_status_idx"),  # the sweeper's scan
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(done__lte=F("total")), name="job_done_le_total"),
             # One active job per project: two would fight over the same images' proposals.
@@ -352,7 +370,13 @@ class PrelabelJob(models.Model):
 
 
 class PrelabelJobItem(models.Model):
-    """One image of a job: claimed exactly once (pending → done | failed), whatever the retries."""
+    """One image of a job: claimed exactly once (pending → done | failed), whatever the retries.
+
+    While pending it may be out in a batch: `batch_token` names the batch (one Celery message),
+    `dispatched_at` is when it was sent, `claimed_at` / `worker` when and by whom a worker took it,
+    `heartbeat_at` the batch's last sign of life. A batch whose lease ran out (no heartbeat, or
+    never taken) is handed out again by the sweeper; `attempts` counts the dispatches.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -366,14 +390,37 @@ class PrelabelJobItem(models.Model):
     annotation_count = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    batch_token = models.CharField(max_length=32, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint("job", "image", name="jobitem_unique_image_per_job")]
-        indexes = [models.Index(fields=["job", "status"], name="jobitem_job_status_idx")]
+        indexes = [
+            models.Index(fields=["job", "status"], name="jobitem_job_status_idx"),
+            models.Index(fields=["batch_token"], name="jobitem_batch_idx", condition=~Q(batch_token="")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.image_id} in job {self.job_id} ({self.status})"
+
+
+class WorkerBeat(models.Model):
+    """A Celery worker's last sign of life and the queues it consumes (written by the worker every
+    few seconds, see inference/tasks.py): works on every broker, remote control or not."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    queues = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.queues})"
 
 
 class Export(models.Model):

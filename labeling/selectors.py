@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
@@ -44,31 +44,55 @@ def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image
 @dataclass(frozen=True)
 class JobProgress:
     job: PrelabelJob
-    rate: float | None  # images per second since the job started
-    eta_seconds: float | None
+    rate: float | None  # images per second over the running time (start → stop, or now)
+    eta_seconds: float | None  # once the first image is finished, while the job is active
+    no_worker: bool = False  # queued, and no worker consumes the gpu queue
 
     @property
     def failures_shown(self) -> bool:
         return self.job.failed > 0
 
+    @property
+    def rate_per_minute(self) -> float | None:
+        return None if self.rate is None else self.rate * 60
 
-def job_progress(job: PrelabelJob, *, now: datetime | None = None) -> JobProgress:
+    @property
+    def eta_text(self) -> str:
+        if self.eta_seconds is None:
+            return ""
+        seconds = round(self.eta_seconds)
+        if seconds < 90:
+            return f"about {seconds} s left"
+        minutes = round(seconds / 60)
+        return f"about {minutes} min left" if minutes < 90 else f"about {minutes / 60:.1f} h left"
+
+
+def job_progress(job: PrelabelJob, *, now: datetime | None = None, no_worker: bool = False) -> JobProgress:
+    """Rate over the time the job really ran: from its start to when its last batch stopped (not
+    to a cancel that batches took a while to see), or to now while it runs."""
     now = now or timezone.now()
     rate = eta = None
     if job.started_at and job.finished_count:
-        elapsed = ((job.finished_at or now) - job.started_at).total_seconds()
+        end = job.stopped_at or (now if job.is_active else job.finished_at or now)
+        elapsed = (end - job.started_at).total_seconds()
         if elapsed > 0:
             rate = job.finished_count / elapsed
             if job.is_active:
                 eta = (job.total - job.finished_count) / rate
-    return JobProgress(job=job, rate=rate, eta_seconds=eta)
+    return JobProgress(job=job, rate=rate, eta_seconds=eta, no_worker=no_worker)
 
 
 def project_jobs(*, project: Project, limit: int = 10) -> tuple[JobProgress | None, list[JobProgress]]:
-    """The active job (if any) and the recent ones, newest first (one query)."""
+    """The active job (if any) and the recent ones, newest first (one query; one more while the
+    active job waits for a worker, to say whether any consumes the gpu queue)."""
+    from .prelabel import workers_alive
+
     jobs = [
         job_progress(job)
         for job in project.jobs.select_related("created_by").order_by("-created_at", "-id")[:limit]
     ]
     active = next((p for p in jobs if p.job.is_active), None)
+    if active is not None and active.job.stage == PrelabelJob.Stage.QUEUED and not workers_alive("gpu"):
+        active = replace(active, no_worker=True)
+        jobs = [active if p.job.pk == active.job.pk else p for p in jobs]
     return active, jobs

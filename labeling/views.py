@@ -308,7 +308,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.htmx:
         return _render_jobs(request, job.project, role, prelabel_form=PrelabelForm(project=job.project))
     if cancelled:
-        messages.success(request, f"Job {job.pk} cancelled; it stops after the images in progress.")
+        messages.success(request, f"Job {job.pk} cancelled; it stops before its next image.")
     else:
         messages.info(request, f"Job {job.pk} had already ended.")
     return redirect("project-detail", project_id=job.project_id)

@@ -1,10 +1,12 @@
-"""The Celery app. Queues: "default" (light work: thumbnails, exports), "gpu" (pre-label batches)
-and "interactive" (model work a user is waiting for: the SAM embeddings of the image under review),
-so that an export, an embedding and a pre-label batch never wait behind one another."""
+"""The Celery app. Queues: "default" (light work: thumbnails, exports, the pre-label sweeper),
+"gpu" (pre-label batches) and "interactive" (model work a user is waiting for: the SAM embeddings
+of the image under review), so that an export, an embedding and a pre-label batch never wait
+behind one another. Celery beat runs the pre-label sweeper every LABELGPT_SWEEP_SECONDS."""
 
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
@@ -42,6 +44,15 @@ def _configure() -> None:
         task_track_started=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        beat_schedule={
+            "prelabel-sweep": {
+                "task": "inference.tasks.prelabel_sweep",
+                "schedule": float(settings.LABELGPT_SWEEP_SECONDS),
+                # A sweep not run by the next one is useless: never let them pile up.
+                "options": {"expires": float(settings.LABELGPT_SWEEP_SECONDS)},
+            }
+        },
+        beat_schedule_filename=str(settings.CELERY_BEAT_SCHEDULE_FILE),
     )
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         # Embedded default: messages are files under var/broker, shared by web and worker.
@@ -58,8 +69,28 @@ def _configure() -> None:
         # The filesystem transport has no broadcast exchange: no remote control, gossip, mingle.
         app.conf.worker_enable_remote_control = False
     elif settings.CELERY_BROKER_URL.startswith("redis"):
-        # Long GPU tasks must not be redelivered while still running (acks_late).
-        app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+        # Long GPU tasks must not be redelivered while still running (acks_late); a redelivered
+        # pre-label batch finds its images claimed and does nothing anyway.
+        options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+        if settings.CELERY_BROKER_KEYPREFIX:
+            options["global_keyprefix"] = settings.CELERY_BROKER_KEYPREFIX
+            app.conf.result_backend_transport_options = {"global_keyprefix": settings.CELERY_BROKER_KEYPREFIX}
+        app.conf.broker_transport_options = options
+
+
+@worker_ready.connect
+def _worker_ready(sender, **kwargs) -> None:
+    """Every worker writes a sign of life to the database (any broker; see labeling.worker_beat)."""
+    from labeling import worker_beat
+
+    worker_beat.start(hostname=sender.hostname, queues=sorted(sender.app.amqp.queues.consume_from))
+
+
+@worker_shutdown.connect
+def _worker_shutdown(sender, **kwargs) -> None:
+    from labeling import worker_beat
+
+    worker_beat.stop()
 
 
 _configure()

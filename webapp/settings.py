@@ -180,6 +180,21 @@ LABELGPT_SAM_CHECKPOINTS = {
 LABELGPT_EMBEDDINGS_DIR = os.environ.get("LABELGPT_EMBEDDINGS_DIR", "")
 LABELGPT_PRELABEL_BATCH_SIZE = env_int("LABELGPT_PRELABEL_BATCH_SIZE", 4)
 LABELGPT_PREFETCH_AHEAD = env_int("LABELGPT_PREFETCH_AHEAD", 3)
+# Batches of one job sent to the gpu queue at a time (each batch sends the next as it ends); at
+# least the number of gpu worker processes, so that none waits.
+LABELGPT_PRELABEL_BATCHES_IN_FLIGHT = env_int("LABELGPT_PRELABEL_BATCHES_IN_FLIGHT", 2)
+# A running batch heartbeats three times per lease (from a thread of its worker) and before each
+# image; silent this long (its worker died), or not taken from the queue this long while a gpu
+# worker was free (its message was lost), the sweeper hands its images out again. Independent of
+# the broker's visibility timeout: a dead worker or a lost message costs about this much.
+LABELGPT_BATCH_LEASE_SECONDS = env_int("LABELGPT_BATCH_LEASE_SECONDS", 120)
+# An image handed out this many times (its worker died each time: a poison image) fails.
+LABELGPT_BATCH_MAX_ATTEMPTS = env_int("LABELGPT_BATCH_MAX_ATTEMPTS", 3)
+# How often Celery beat runs the sweeper (inference.tasks.prelabel_sweep).
+LABELGPT_SWEEP_SECONDS = env_int("LABELGPT_SWEEP_SECONDS", 30)
+# Each worker writes a sign of life (labeling.models.WorkerBeat) this often; one silent for three
+# beats is taken as gone (`prelabel --wait`, the sweeper, the jobs panel).
+LABELGPT_WORKER_BEAT_SECONDS = env_int("LABELGPT_WORKER_BEAT_SECONDS", 10)
 
 # Review ----------------------------------------------------------------------------------------
 # An image handed to an annotator stays theirs this long; every write on it renews the lease, and
@@ -234,7 +249,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 35 * 60)
 # Redis: an unacknowledged task (its worker died) goes back to the queue after this many seconds.
+# Pre-label batches do not rely on it (their leases are in the database, see the sweeper).
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+# Redis: a prefix for every key of the broker (and the result backend), so that several apps or
+# test runs can share one Redis database without taking each other's tasks.
+CELERY_BROKER_KEYPREFIX = os.environ.get("CELERY_BROKER_KEYPREFIX", "")
+# Celery beat's schedule file (the sweeper's last run).
+CELERY_BEAT_SCHEDULE_FILE = VAR_DIR / "celerybeat-schedule"
 
 # Security (production values are enforced when DEBUG is off and HTTPS is declared) ----------
 SESSION_COOKIE_HTTPONLY = True

@@ -11,6 +11,7 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from ..imports import IMPORT_FORMATS
 from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
 from ..prelabel import SCOPES
+from ..selectors import job_progress
 
 
 class StrictMixin:
@@ -248,14 +249,23 @@ class SegmentSerializer(Strict):
 
 class JobSerializer(serializers.ModelSerializer):
     percent = serializers.FloatField(read_only=True)
+    images_per_minute = serializers.SerializerMethodField(help_text="Over the running time; null before any.")
+    eta_seconds = serializers.SerializerMethodField(help_text="While active, after the first image.")
 
     class Meta:
         model = PrelabelJob
         fields = [
-            "id", "project", "status", "params", "total", "done", "failed", "annotation_count",
-            "percent", "error", "created_at", "started_at", "finished_at",
+            "id", "project", "status", "stage", "params", "total", "done", "failed", "annotation_count",
+            "percent", "images_per_minute", "eta_seconds", "error", "created_at", "started_at",
+            "finished_at", "stopped_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_images_per_minute(self, job: PrelabelJob) -> float | None:
+        return job_progress(job).rate_per_minute
+
+    def get_eta_seconds(self, job: PrelabelJob) -> float | None:
+        return job_progress(job).eta_seconds
 
 
 class JobStartSerializer(Strict):

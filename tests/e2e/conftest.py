@@ -185,7 +185,7 @@ def inline_tasks(monkeypatch):
     monkeypatch.setattr(
         tasks,
         "gpu_prelabel_batch",
-        Inline(lambda job_id, image_ids: prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)),
+        Inline(lambda job, ids, token: prelabel.prelabel_batch_run(job_id=job, image_ids=ids, token=token)),
     )
     monkeypatch.setattr(
         tasks, "interactive_embed_images", Inline(lambda image_ids: queued.append(tuple(image_ids)))

@@ -2,8 +2,10 @@
 
 The worker runs `python -m celery -A webapp worker -Q default,gpu ...` as a subprocess with:
 
-- CELERY_BROKER_URL / CELERY_RESULT_BACKEND: Redis databases 15 / 14 on the host of REDIS_URL
-  (flushed before each test, so no message from an earlier run is delivered);
+- CELERY_BROKER_URL / CELERY_RESULT_BACKEND: the Redis of REDIS_URL, with every key under a
+  prefix of its own for each test (CELERY_BROKER_KEYPREFIX, kombu's `global_keyprefix`): a stray
+  worker of an earlier run, or another project's, cannot take this test's tasks, and the keys are
+  deleted afterwards;
 - DATABASE_URL: pytest-django's *test* database (`test_<name>`), so the worker sees the rows a
   `transactional_db` test has committed;
 - MEDIA_ROOT: the per-test media folder set by the autouse fixture in tests/conftest.py.
@@ -12,8 +14,9 @@ The test process sends to the same broker: `webapp.celery_app.conf` is pointed t
 test and restored afterwards.
 
 `prelabel_worker_process` is the same worker set up for pre-labeling: the tiny models (built once
-per session, so the worker never builds them), batches of one image, and a 5-second Redis
-visibility timeout so that the task of a killed worker comes back to the queue.
+per session, so the worker never builds them), batches of one image, a 5-second Redis visibility
+timeout (the message of a killed worker comes back soon, and must then change nothing), a worker
+heartbeat every second, and short batch leases for the sweeper, which the tests run themselves.
 
 Needs REDIS_URL, a reachable Redis and PostgreSQL. Without them the tests are skipped, except
 under CI=true, where a missing service is an error. SQLite is skipped (with the same CI rule):
@@ -28,8 +31,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import kombu.pools
 import pytest
@@ -39,8 +43,6 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from webapp import celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_DB = 15
-RESULT_DB = 14
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 WORKER_ARGS = (
@@ -62,11 +64,6 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _redis_db_url(redis_url: str, db: int) -> str:
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -120,17 +117,44 @@ def _reset_connections() -> None:
         del celery_app._local.backend
 
 
+class Broker:
+    """The test's Redis broker: a client, and the prefix of every key this test's Celery uses."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.prefix = prefix
+
+    def keys(self) -> list[bytes]:
+        return list(self.client.scan_iter(match=f"{self.prefix}*", count=1000))
+
+    def drop_messages(self, queue: str) -> int:
+        """Lose every message of `queue`, waiting or delivered and not acknowledged (as a Redis
+        restart without persistence, or a bug, would): the number of messages lost."""
+        lost = 0
+        for key in self.client.scan_iter(match=f"{self.prefix}{queue}*"):
+            if self.client.type(key) == b"list":
+                lost += self.client.llen(key)
+                self.client.delete(key)
+        unacked, index = f"{self.prefix}unacked", f"{self.prefix}unacked_index"
+        lost += self.client.hlen(unacked)
+        self.client.delete(unacked, index)
+        return lost
+
+    def close(self) -> None:
+        keys = self.keys()
+        if keys:
+            self.client.delete(*keys)
+        self.client.close()
+
+
 @pytest.fixture
 def celery_redis(integration_services, settings, monkeypatch):
-    """Point the test process's Celery app at the test broker / result databases (flushed)."""
-    broker_url = _redis_db_url(integration_services, BROKER_DB)
-    backend_url = _redis_db_url(integration_services, RESULT_DB)
-    for url in (broker_url, backend_url):
-        client = redis.Redis.from_url(url)
-        client.flushdb()
-        client.close()
+    """Point the test process's Celery app at the test's own namespace of the Redis of REDIS_URL."""
+    prefix = f"labelgpt-itest-{uuid.uuid4().hex[:12]}:"
+    broker_url = backend_url = integration_services
     settings.CELERY_BROKER_URL = broker_url
     settings.CELERY_RESULT_BACKEND = backend_url
+    settings.CELERY_BROKER_KEYPREFIX = prefix
     settings.CELERY_TASK_ALWAYS_EAGER = False
     conf = celery_app.conf
     keys = (
@@ -139,6 +163,7 @@ def celery_redis(integration_services, settings, monkeypatch):
         "task_ignore_result",
         "task_always_eager",
         "broker_transport_options",
+        "result_backend_transport_options",
     )
     saved = {key: conf[key] for key in keys}
     _reset_connections()
@@ -147,53 +172,63 @@ def celery_redis(integration_services, settings, monkeypatch):
         result_backend=backend_url,
         task_ignore_result=False,
         task_always_eager=False,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": 3600, "global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
     )
     # Each task's ignore_result was fixed from task_ignore_result (True: no backend configured
     # here) when the task was bound; with a backend now, let the results come back.
     for task in celery_app.tasks.values():
         monkeypatch.setattr(task, "ignore_result", False)
-    broker = redis.Redis.from_url(broker_url)
+    broker = Broker(broker_url, prefix)
     yield broker
-    broker.close()
     _reset_connections()
     conf.update(saved)
+    broker.close()
 
 
 class Worker:
     """A `celery worker` subprocess: start() waits until it answers a ping, stop() ends it."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, *, env: dict[str, str], log_path: Path, name: str = "itest") -> None:
         self.env = env
         self.log_path = log_path
+        self.name = name
         self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self) -> None:
+    def start(self, *, ready: bool = True) -> None:
+        """Start it and wait until it answers a ping (`ready=False`: until it logs that it is
+        ready, for a worker that cannot hear this test's ping)."""
         from inference.tasks import ping
 
         assert self.proc is None, "the worker is already running"
         self._log = self.log_path.open("ab")
+        logged_before = len(self.log())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", *WORKER_ARGS, "--hostname", f"itest-{os.getpid()}@%h"],
+            [sys.executable, "-m", "celery", *WORKER_ARGS, "--hostname", f"{self.name}-{os.getpid()}@%h"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the pool children go with it
         )
-        result = ping.apply_async()
+        result = ping.apply_async() if ready else None
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
-            try:
-                result.get(timeout=1)
-                return
-            except CeleryTimeoutError:
-                pass
+            if result is not None:
+                try:
+                    result.get(timeout=1)
+                    return
+                except CeleryTimeoutError:
+                    pass
+            else:
+                if " ready." in self.log()[logged_before:]:
+                    return
+                time.sleep(0.2)
             if self.proc.poll() is not None:
                 pytest.fail(f"the Celery worker exited with {self.proc.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not answer a ping in {READY_TIMEOUT_S} s:\n{self.log()}")
+                pytest.fail(f"the Celery worker was not ready in {READY_TIMEOUT_S} s:\n{self.log()}")
 
     def stop(self) -> None:
         if self.proc is None:
@@ -245,6 +280,7 @@ def celery_worker_process(request, transactional_db, celery_redis, _media_root, 
         "DATABASE_URL": test_database_url(connection.settings_dict),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "CELERY_BROKER_KEYPREFIX": settings.CELERY_BROKER_KEYPREFIX,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "LABELGPT_VAR_DIR": str(tmp_path / "var"),
@@ -266,6 +302,7 @@ def celery_worker(celery_worker_process):
 
 
 VISIBILITY_TIMEOUT_S = 5
+LEASE_S = 3  # batch lease of the sweeper the tests run (in the test process)
 
 
 @pytest.fixture(scope="session")
@@ -284,6 +321,8 @@ def prelabel_worker_process(celery_worker_process, settings, tiny_models_dir):
     settings.LABELGPT_DEVICE = "cpu"
     settings.LABELGPT_EMBEDDINGS_DIR = ""
     settings.LABELGPT_PRELABEL_BATCH_SIZE = 1  # jobs snapshot it when they start
+    settings.LABELGPT_BATCH_LEASE_SECONDS = LEASE_S
+    settings.LABELGPT_WORKER_BEAT_SECONDS = 1
     celery_worker_process.env.update(
         {
             "LABELGPT_MODELS": "tiny",
@@ -292,6 +331,8 @@ def prelabel_worker_process(celery_worker_process, settings, tiny_models_dir):
             "LABELGPT_EMBEDDINGS_DIR": "",  # MEDIA_ROOT/embeddings: the test's media
             "LABELGPT_PRELABEL_BATCH_SIZE": "1",
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            "LABELGPT_BATCH_LEASE_SECONDS": str(LEASE_S),
+            "LABELGPT_WORKER_BEAT_SECONDS": "1",
             "HF_HUB_OFFLINE": "1",  # never wait on the network for weights
             "TRANSFORMERS_OFFLINE": "1",
         }

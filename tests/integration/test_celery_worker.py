@@ -15,6 +15,7 @@ from labeling import services
 from labeling.models import Image
 from labeling.tasks import image_thumbnail_rebuild
 from tests.conftest import image_bytes
+from tests.integration.conftest import Worker
 from webapp import celery_app
 
 pytestmark = pytest.mark.integration
@@ -23,11 +24,13 @@ RESULT_TIMEOUT_S = 30
 
 
 def queued_messages(broker, queue: str) -> int:
-    """Messages waiting in a queue of kombu's Redis transport (one list per priority step)."""
+    """Messages waiting in a queue of kombu's Redis transport (one list per priority step), under
+    the test's key prefix."""
+    name = f"{broker.prefix}{queue}".encode()
     return sum(
-        broker.llen(key)
-        for key in broker.keys(f"{queue}*")
-        if key == queue.encode() or key.startswith(queue.encode() + b"\x06\x16")
+        broker.client.llen(key)
+        for key in broker.client.keys(f"{broker.prefix}{queue}*")
+        if key == name or key.startswith(name + b"\x06\x16")
     )
 
 
@@ -37,6 +40,24 @@ def test_it_routes_gpu_tasks_to_the_gpu_queue_by_name():
     assert celery_app.amqp.router.route({}, "labeling.tasks.image_thumbnail_rebuild")["queue"].name == (
         "default"
     )
+
+
+def test_a_stray_worker_of_another_namespace_never_takes_this_tests_tasks(
+    celery_worker_process, celery_redis
+):
+    """A worker left from an earlier run (same Redis, another prefix) gets nothing of this run."""
+    stray = Worker(env={**celery_worker_process.env, "CELERY_BROKER_KEYPREFIX": "labelgpt-itest-stray:"},
+                   log_path=celery_worker_process.log_path.with_name("stray.log"))  # fmt: skip
+    stray.start(ready=False)
+    try:
+        answer = ping.apply_async()
+        time.sleep(2)  # the stray worker is up (it has written its ready line) and does nothing with it
+        assert answer.state == "PENDING" and queued_messages(celery_redis, "default") == 1
+        celery_worker_process.start()
+        assert answer.get(timeout=RESULT_TIMEOUT_S)["pid"] != os.getpid()
+        assert "inference.tasks.ping" not in stray.log().split(" ready.", 1)[-1]
+    finally:
+        stray.stop()
 
 
 def test_the_worker_answers_ping_on_default_and_gpu_ping_on_gpu(celery_worker):
@@ -93,3 +114,5 @@ def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_pr
     assert gpu_pending.get(timeout=RESULT_TIMEOUT_S)["queue"] == "gpu"
     assert queued_messages(celery_redis, "default") == 0
     assert queued_messages(celery_redis, "gpu") == 0
+    # Everything this test's Celery wrote is under its own prefix: nothing in the bare namespace.
+    assert not celery_redis.client.exists("default", "gpu")

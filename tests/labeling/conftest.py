@@ -133,10 +133,13 @@ def photos(project) -> list[Image]:
 
 
 def run_job(job: PrelabelJob, task_calls: TaskCalls) -> PrelabelJob:
-    """What the workers would do: the dispatch task, then every batch it sent, in order."""
-    already = len(task_calls.of("gpu_prelabel_batch"))
+    """What the workers would do: the dispatch task, then every batch sent (each batch sends the
+    next ones as it ends), in order. A batch run already is a no-op the second time."""
+    done = 0
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    for job_id, image_ids in task_calls.of("gpu_prelabel_batch")[already:]:
-        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    while done < len(sent := task_calls.of("gpu_prelabel_batch")):
+        job_id, image_ids, token = sent[done]
+        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token)
+        done += 1
     job.refresh_from_db()
     return job

@@ -6,16 +6,21 @@ tests call the services a worker would call, in the order a worker would.
 
 from __future__ import annotations
 
+import io
 import math
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
 
 from inference.masks import rle_to_mask
 from inference.pipeline import box_iou
 from labeling import prelabel, segmentation, services
-from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem
+from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from tests.labeling.conftest import ingest_photos, plain_images, run_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -46,6 +51,17 @@ def item_sums(job: PrelabelJob) -> tuple[int, int, int]:
         sum(i.status == PrelabelJobItem.Status.FAILED for i in items),
         sum(i.annotation_count for i in items),
     )
+
+
+def sent(task_calls) -> list[tuple]:
+    """The batches sent, as (job id, image ids) (their tokens left out)."""
+    return [call[:2] for call in task_calls.of("gpu_prelabel_batch")]
+
+
+def run_batch(call: tuple, **kwargs) -> dict:
+    """Run one recorded batch message as its worker would."""
+    job_id, image_ids, token = call
+    return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token, **kwargs)
 
 
 def delete_file(image: Image) -> None:
@@ -212,7 +228,7 @@ def assert_box_inside(annotation: Annotation, image: Image) -> None:
 def test_a_job_proposes_boxes_and_masks_for_every_photo(project, photos, task_calls, settings):
     job = start(project)
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 1  # 4 images, batches of 4
-    assert task_calls.of("gpu_prelabel_batch") == [(job.pk, [p.pk for p in photos])]
+    assert sent(task_calls) == [(job.pk, [p.pk for p in photos])]
 
     job = run_job(job, task_calls)
 
@@ -266,14 +282,15 @@ def test_the_job_runs_until_no_image_is_pending(project, photos, task_calls, set
     job = start(project)
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
     (first, second) = task_calls.of("gpu_prelabel_batch")
-    assert first == (job.pk, [photos[0].pk, photos[1].pk])
+    assert first[:2] == (job.pk, [photos[0].pk, photos[1].pk])
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     assert counters(job)[:4] == (JobStatus.RUNNING, 4, 2, 0)
     assert job.finished_at is None
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    run_batch(second)
     assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at == job.finished_at
 
 
 # Redelivery and re-runs ------------------------------------------------------------------------------
@@ -288,30 +305,30 @@ def test_a_redelivered_batch_creates_no_duplicates_and_changes_no_counters(proje
     prelabel.prelabel_job_dispatch(job_id=job.pk)
     (first, second) = task_calls.of("gpu_prelabel_batch")
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     rows_before = sorted(row(a) for a in Annotation.objects.all())
     job_before = counters(job)
     versions_before = list(Image.objects.order_by("pk").values_list("version", "status"))
 
     # The same message again while the job still runs (a worker died before acknowledging it).
-    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1]) == {"skipped": "already done"}
+    assert run_batch(first) == {"skipped": "already taken"}
 
     assert sorted(row(a) for a in Annotation.objects.all()) == rows_before
     assert counters(job) == job_before
     assert list(Image.objects.order_by("pk").values_list("version", "status")) == versions_before
 
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1])
+    run_batch(second)
     final_rows = sorted(row(a) for a in Annotation.objects.all())
     final = counters(job)
     assert final[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
     for batch in (first, second):
-        prelabel.prelabel_batch_run(job_id=job.pk, image_ids=batch[1])
+        assert run_batch(batch) == {"skipped": "job not running"}
     assert sorted(row(a) for a in Annotation.objects.all()) == final_rows
     assert counters(job) == final
     assert item_sums(job) == (4, 0, final[4])
 
 
-def test_a_redelivered_dispatch_sends_again_but_every_image_is_done_once(
+def test_a_redelivered_dispatch_sends_nothing_more_and_every_image_is_done_once(
     project, photos, task_calls, settings
 ):
     settings.LABELGPT_PRELABEL_BATCH_SIZE = 3
@@ -320,11 +337,11 @@ def test_a_redelivered_dispatch_sends_again_but_every_image_is_done_once(
     job = start(project)
 
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
-    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2  # redelivered: the pending images again
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0  # redelivered: the batches are out
     batches = task_calls.of("gpu_prelabel_batch")
-    assert len(batches) == 4
-    for job_id, image_ids in batches:
-        prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids)
+    assert len(batches) == 2
+    for batch in batches:
+        run_batch(batch)
 
     status, total, done, failed, annotation_count = counters(job)
     assert (status, total, done, failed) == (JobStatus.SUCCEEDED, 4, 4, 0)
@@ -469,14 +486,16 @@ def test_a_cancelled_jobs_next_batch_does_nothing(project, photos, task_calls, s
     job = start(project)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
     (first, second) = task_calls.of("gpu_prelabel_batch")
-    prelabel.prelabel_batch_run(job_id=job.pk, image_ids=first[1])
+    run_batch(first)
     annotations_after_first = Annotation.objects.count()
 
     assert prelabel.prelabel_job_cancel(job=job) is True
-    assert prelabel.prelabel_batch_run(job_id=job.pk, image_ids=second[1]) == {"skipped": "job not running"}
+    assert run_batch(second) == {"skipped": "job not running"}
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
+    # No batch was running: it stopped when it was cancelled.
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at is not None
     assert (job.done, job.failed) == (2, 0)
     assert set(job.items.filter(image_id__in=second[1]).values_list("status", flat=True)) == {"pending"}
     assert set(Image.objects.filter(pk__in=second[1]).values_list("status", flat=True)) == {Image.Status.NEW}
@@ -655,3 +674,386 @@ def test_embeddings_compute_skips_an_image_whose_file_is_missing(project, photos
     store = prelabel.embedding_cache()
     assert not store.has(photos[0].sha256, "tiny")
     assert store.has(photos[1].sha256, "tiny")
+
+
+# Leases, the sweeper, cancel between images, failures of any kind -----------------------------------
+
+
+def gpu_worker_seen(at=None, *, up_for=timedelta(hours=1)) -> WorkerBeat:
+    """A worker on the gpu queue, up for `up_for`, that reported at `at` (now by default)."""
+    at = at or timezone.now()
+    return WorkerBeat.objects.create(hostname="gpu@test", queues="gpu", started_at=at - up_for, seen_at=at)
+
+
+def die_holding(call: tuple, at) -> None:
+    """A worker took the batch at `at` and died at once (SIGKILL, OOM): claimed, never finished."""
+    _, _, token = call
+    PrelabelJobItem.objects.filter(batch_token=token).update(claimed_at=at, heartbeat_at=at, worker="w1@dead")
+
+
+def after_lease(at, settings):
+    return at + timedelta(seconds=settings.LABELGPT_BATCH_LEASE_SECONDS + 1)
+
+
+@pytest.fixture
+def boxes_only(project):
+    project.segment = False
+    project.save()
+    return project
+
+
+def test_only_a_few_batches_are_out_at_once_and_each_sends_the_next(boxes_only, photos, task_calls, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 1
+    settings.LABELGPT_PRELABEL_BATCHES_IN_FLIGHT = 2
+    job = start(boxes_only)
+
+    assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
+    first, second = task_calls.of("gpu_prelabel_batch")
+    out = job.items.exclude(batch_token="")
+    assert sorted(out.values_list("image_id", flat=True)) == [photos[0].pk, photos[1].pk]
+    assert set(out.values_list("attempts", flat=True)) == {1}
+    assert first[2] != second[2]
+
+    run_batch(first, worker="w1@host")
+    item = job.items.get(image=photos[0])
+    assert (item.status, item.worker, item.batch_token) == (PrelabelJobItem.Status.DONE, "w1@host", first[2])
+    assert item.claimed_at is not None and item.heartbeat_at >= item.claimed_at
+    assert sent(task_calls)[2] == (job.pk, [photos[2].pk])  # the next one, sent as the first ended
+
+    job = run_job(job, task_calls)
+    assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert len(task_calls.of("gpu_prelabel_batch")) == 4
+
+
+def test_the_sweeper_hands_out_again_the_images_of_a_dead_worker_once_its_lease_ends(
+    boxes_only, photos, task_calls, settings
+):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    job = start(boxes_only)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    first, second = task_calls.of("gpu_prelabel_batch")
+    t0 = timezone.now()
+    die_holding(first, t0)
+    run_batch(second)
+
+    # Within the lease nothing moves.
+    assert prelabel.prelabel_jobs_sweep(now=t0 + timedelta(seconds=5)).get("released", 0) == 0
+    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+
+    stats = prelabel.prelabel_jobs_sweep(now=after_lease(t0, settings))
+
+    assert stats["released"] == 2 and stats["batches_sent"] == 2
+    again = task_calls.of("gpu_prelabel_batch")[2:]
+    # Images tried before go one per batch, counted as their second attempt.
+    assert sorted(ids for _, ids, _ in again) == [[photos[0].pk], [photos[1].pk]]
+    assert set(job.items.filter(image__in=photos[:2]).values_list("attempts", flat=True)) == {2}
+    # The dead batch's message, delivered again by the broker, changes nothing.
+    assert run_batch(first) == {"skipped": "already taken"}
+    for call in again:
+        run_batch(call)
+    assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert item_sums(job) == (4, 0, Annotation.objects.filter(job=job).count())
+
+
+def test_a_lost_message_is_sent_again_once_a_gpu_worker_is_free_to_take_it(
+    boxes_only, photos, task_calls, settings
+):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 4
+    job = start(boxes_only)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    later = after_lease(timezone.now(), settings)
+
+    # No worker on the gpu queue: the batch is only waiting; nothing is counted against it.
+    assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
+    assert set(job.items.values_list("attempts", flat=True)) == {1}
+
+    # A worker that has just started may not have reached the message yet.
+    just_started = gpu_worker_seen(later, up_for=timedelta(seconds=1))
+    assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
+
+    just_started.delete()
+    gpu_worker_seen(later)
+    stats = prelabel.prelabel_jobs_sweep(now=later)
+
+    assert stats["released"] == 4
+    # Sent again one image per batch (they were tried once), as many batches as may be out.
+    assert [ids for _, ids in sent(task_calls)[1:]] == [[photos[0].pk], [photos[1].pk]]
+    job = run_job(job, task_calls)
+    assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+
+
+def test_a_batch_waiting_behind_a_running_one_is_not_taken_for_lost(boxes_only, photos, task_calls, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    job = start(boxes_only)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    first, _second = task_calls.of("gpu_prelabel_batch")
+    later = after_lease(timezone.now(), settings)
+    gpu_worker_seen(later)
+    die_holding(first, later)  # claimed and heartbeating at `later`: a long batch, alive
+
+    assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
+    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+
+
+def test_an_image_that_kills_its_worker_fails_after_the_attempts_allowed(project, task_calls, settings):
+    settings.LABELGPT_BATCH_MAX_ATTEMPTS = 3
+    project.segment = False
+    project.save()
+    (poison,) = plain_images(project, 1)
+    job = start(project)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    now = timezone.now()
+    for attempt in (1, 2, 3):
+        call = task_calls.of("gpu_prelabel_batch")[-1]
+        assert job.items.get().attempts == attempt
+        die_holding(call, now)
+        now = after_lease(now, settings)
+        prelabel.prelabel_jobs_sweep(now=now)
+
+    assert len(task_calls.of("gpu_prelabel_batch")) == 3
+    item = job.items.get()
+    assert item.status == PrelabelJobItem.Status.FAILED
+    assert "died" in item.error and "3 time(s)" in item.error and "w1@dead" in item.error
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == (JobStatus.FAILED, 0, 1)
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at is not None
+    assert not poison.annotations.exists()
+
+
+def test_the_sweeper_finishes_a_job_whose_last_batch_died_after_saving(boxes_only, photos, task_calls):
+    job = start(boxes_only)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    (call,) = task_calls.of("gpu_prelabel_batch")
+    run_batch(call)
+    # As if the worker died between the last save and the end of the batch.
+    PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, finished_at=None, stopped_at=None)
+
+    prelabel.prelabel_jobs_sweep()
+
+    assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
+    assert job.stopped_at is not None
+
+
+def test_a_queued_job_whose_dispatch_was_lost_is_dispatched_by_the_sweeper(
+    boxes_only, photos, task_calls, settings
+):
+    job = start(boxes_only)  # the test's transaction never commits: its dispatch is never sent
+    assert task_calls.of("prelabel_job_dispatch") == []
+
+    prelabel.prelabel_jobs_sweep(now=after_lease(timezone.now(), settings))
+
+    assert counters(job)[0] == JobStatus.RUNNING
+    assert len(task_calls.of("gpu_prelabel_batch")) == 1
+
+
+def cancel_at_image(monkeypatch, index: int) -> None:
+    """Cancel the job while image `index` of a batch is being computed (before it is saved)."""
+    real = prelabel.prelabel_batch
+
+    def batch(*args, on_image, **kwargs):
+        def save(i, result):
+            if i == index:
+                PrelabelJob.objects.filter(status=JobStatus.RUNNING).update(
+                    status=JobStatus.CANCELLED, finished_at=timezone.now()
+                )
+            on_image(i, result)
+
+        return real(*args, on_image=save, **kwargs)
+
+    monkeypatch.setattr(prelabel, "prelabel_batch", batch)
+
+
+def test_a_cancel_takes_effect_between_images_and_nothing_is_written_after_it(
+    boxes_only, photos, task_calls, monkeypatch
+):
+    job = start(boxes_only)  # one batch of four
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    cancel_at_image(monkeypatch, 1)
+    computed = []
+    real_detect = prelabel.prelabel_batch
+
+    def tracked(*args, on_image, **kwargs):
+        return real_detect(*args, on_image=lambda i, r: (computed.append(i), on_image(i, r)), **kwargs)
+
+    monkeypatch.setattr(prelabel, "prelabel_batch", tracked)
+
+    (call,) = task_calls.of("gpu_prelabel_batch")
+    run_batch(call)
+
+    job.refresh_from_db()
+    assert computed == [0, 1]  # image 2 was never started: the batch asked before it
+    assert (job.status, job.done, job.failed) == (JobStatus.CANCELLED, 1, 0)
+    done = job.items.get(status=PrelabelJobItem.Status.DONE)
+    assert done.image_id == photos[0].pk
+    assert set(Annotation.objects.values_list("image_id", flat=True)) == {photos[0].pk}
+    assert set(Image.objects.filter(pk__in=[p.pk for p in photos[1:]]).values_list("status", flat=True)) == {
+        Image.Status.NEW
+    }
+    # The unfinished images are no longer held by a batch; the job records when it really stopped.
+    assert not job.items.filter(status=PrelabelJobItem.Status.PENDING).exclude(batch_token="").exists()
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at >= job.finished_at
+
+
+def test_a_cancel_while_a_batch_runs_leaves_the_job_stopping_until_the_batch_ends(
+    boxes_only, photos, task_calls, settings
+):
+    job = start(boxes_only)
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    (call,) = task_calls.of("gpu_prelabel_batch")
+    die_holding(call, timezone.now())  # a batch holds the images, heartbeating now
+
+    assert prelabel.prelabel_job_cancel(job=job) is True
+
+    job.refresh_from_db()
+    assert (job.status, job.stage, job.stopped_at) == (JobStatus.CANCELLED, PrelabelJob.Stage.STOPPING, None)
+    # The batch never reports (its worker died): the sweeper says it stopped at its last heartbeat.
+    prelabel.prelabel_jobs_sweep(now=after_lease(timezone.now(), settings))
+    job.refresh_from_db()
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at <= timezone.now()
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("CUDA error: an illegal memory access"), KeyError("classes"), MemoryError()]
+)
+def test_any_exception_in_a_batch_fails_its_images_with_the_reason_and_ends_the_job(
+    boxes_only, photos, task_calls, monkeypatch, error
+):
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(prelabel, "prelabel_batch", broken)
+    job = run_job(start(boxes_only), task_calls)
+
+    assert (job.status, job.done, job.failed) == (JobStatus.FAILED, 0, 4)
+    assert "4 image(s) failed" in job.error
+    reasons = set(job.items.values_list("error", flat=True))
+    assert reasons == {f"The batch failed: {type(error).__name__}: {error}"}
+    assert job.stage == PrelabelJob.Stage.STOPPED and job.stopped_at is not None
+    assert start(boxes_only).total == 4  # nothing is left blocking the project
+
+
+def test_a_failing_batch_does_not_stop_the_others(boxes_only, photos, task_calls, monkeypatch, settings):
+    settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
+    real = prelabel.prelabel_batch
+    calls = []
+
+    def second_breaks(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("a bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prelabel, "prelabel_batch", second_breaks)
+    job = run_job(start(boxes_only), task_calls)
+
+    assert (job.status, job.done, job.failed) == (JobStatus.SUCCEEDED, 2, 2)
+    assert set(job.items.filter(status="failed").values_list("error", flat=True)) == {
+        "The batch failed: ValueError: a bug"
+    }
+
+
+def test_the_stage_goes_from_queued_to_loading_to_running_to_stopped(
+    boxes_only, photos, task_calls, monkeypatch
+):
+    from inference import registry
+
+    job = start(boxes_only)
+    seen = []
+    real_detector, real_batch = registry.get_detector, prelabel.prelabel_batch
+
+    def stage() -> str:
+        return PrelabelJob.objects.values_list("stage", flat=True).get(pk=job.pk)
+
+    def detector(*args):
+        seen.append(stage())
+        return real_detector(*args)
+
+    def batch(*args, **kwargs):
+        seen.append(stage())
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "get_detector", detector)
+    monkeypatch.setattr(prelabel, "prelabel_batch", batch)
+
+    seen.append(stage())
+    prelabel.prelabel_job_dispatch(job_id=job.pk)
+    seen.append(stage())
+    job = run_job(job, task_calls)
+
+    assert seen == ["queued", "queued", "loading", "running"]
+    assert job.stage == "stopped"
+
+
+def test_rate_and_eta_are_over_the_running_time_and_shown_after_the_first_image(project):
+    from labeling.selectors import job_progress
+
+    t0 = timezone.now()
+    running = PrelabelJob(project=project, status=JobStatus.RUNNING, total=10, started_at=t0)
+    assert job_progress(running, now=t0 + timedelta(seconds=30)).eta_seconds is None  # no image yet
+
+    running.done = 2
+    progress = job_progress(running, now=t0 + timedelta(seconds=60))
+    assert progress.rate_per_minute == pytest.approx(2.0)
+    assert progress.eta_seconds == pytest.approx(240.0)
+    assert progress.eta_text == "about 4 min left"
+
+    # Cancelled at 60 s, its last batch stopped at 90 s with 3 images done: 2 images/min, no ETA.
+    cancelled = PrelabelJob(
+        project=project, status=JobStatus.CANCELLED, total=10, done=3, started_at=t0,
+        finished_at=t0 + timedelta(seconds=60), stopped_at=t0 + timedelta(seconds=90),
+    )  # fmt: skip
+    progress = job_progress(cancelled, now=t0 + timedelta(hours=1))
+    assert progress.rate_per_minute == pytest.approx(2.0)
+    assert progress.eta_seconds is None and progress.eta_text == ""
+
+
+def test_the_prelabel_command_inline_runs_the_job_in_its_own_process(boxes_only, photos, task_calls):
+    out = io.StringIO()
+    call_command("prelabel", str(boxes_only.pk), "--inline", stdout=out, stderr=io.StringIO())
+
+    job = PrelabelJob.objects.get()
+    assert (job.status, job.done, job.failed) == (JobStatus.SUCCEEDED, 4, 0)
+    assert job.params["inline"] is True
+    assert task_calls.calls == []  # nothing went to a broker
+    assert set(job.items.values_list("worker", flat=True)) == {f"inline {prelabel.worker_name()}"}
+    assert f"Done: 4 image(s), 0 failed, {job.annotation_count} proposals." in out.getvalue()
+
+
+def test_an_inline_job_is_never_handed_to_the_workers_by_the_sweeper(
+    boxes_only, photos, task_calls, settings
+):
+    job = prelabel.prelabel_job_start(project=boxes_only, user=None, enqueue=False)
+    PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=timezone.now())
+
+    prelabel.prelabel_jobs_sweep()
+    assert task_calls.calls == []
+    # Its command died: once silent for a lease, the job fails saying so.
+    prelabel.prelabel_jobs_sweep(now=after_lease(timezone.now(), settings))
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "--inline" in job.error
+
+
+def test_prelabel_wait_says_quickly_when_no_worker_consumes_the_queues(boxes_only, photos, task_calls):
+    with pytest.raises(CommandError, match="No worker is consuming the default queue and the gpu queue"):
+        call_command(
+            "prelabel", str(boxes_only.pk), "--wait", "--worker-timeout", "0.1",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    job = PrelabelJob.objects.get()
+    assert job.status == JobStatus.QUEUED  # it runs once a worker starts
+
+
+def test_prelabel_wait_waits_while_a_gpu_worker_is_alive(boxes_only, photos, task_calls, monkeypatch):
+    """With workers reporting, --wait follows the job instead of giving up (here the test plays
+    the workers: dispatch and batches run when the command first looks at the job)."""
+    now = timezone.now()
+    WorkerBeat.objects.create(hostname="default@t", queues="default", started_at=now, seen_at=now)
+    gpu_worker_seen()
+    from labeling.management.commands import prelabel as command
+
+    monkeypatch.setattr(command.time, "sleep", lambda seconds: run_job(PrelabelJob.objects.get(), task_calls))
+    out = io.StringIO()
+    call_command(
+        "prelabel", str(boxes_only.pk), "--wait", "--worker-timeout", "0.1", stdout=out, stderr=io.StringIO()
+    )
+    assert "Done: 4 image(s)" in out.getvalue()

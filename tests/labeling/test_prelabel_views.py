@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from labeling import prelabel
-from labeling.models import JobStatus, PrelabelJob, PrelabelJobItem
+from labeling.models import JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from tests.labeling.conftest import plain_images
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -214,6 +217,56 @@ def test_an_annotator_sees_the_progress_without_cancel_or_start(client_for, anno
     assert 'id="prelabel-form"' not in ended and "No job running." in ended
 
 
+def test_the_panel_shows_the_stage_rate_and_eta_once_images_are_done(
+    client_for, annotator, project, active_job
+):
+    now = timezone.now()
+    WorkerBeat.objects.create(hostname="gpu@t", queues="gpu", started_at=now, seen_at=now)
+    client = client_for(annotator)
+
+    queued = client.get(jobs_url(project), **HTMX).content.decode()
+    assert '<strong class="job-stage">Queued</strong>' in queued
+    assert "job-rate" not in queued and "job-eta" not in queued and "job-no-worker" not in queued
+
+    PrelabelJob.objects.filter(pk=active_job.pk).update(stage=PrelabelJob.Stage.LOADING, status="running")
+    assert "Loading models" in client.get(jobs_url(project), **HTMX).content.decode()
+
+    PrelabelJob.objects.filter(pk=active_job.pk).update(
+        stage=PrelabelJob.Stage.RUNNING, started_at=now - timedelta(seconds=60), done=1
+    )
+    running = client.get(jobs_url(project), **HTMX).content.decode()
+    assert '<strong class="job-stage">Running</strong> · 1 / 3 images' in running
+    assert re.search(r'class="job-rate">1\.0 images/min<', running)
+    assert 'class="job-eta">about 2 min left<' in running  # 2 images left at 1 a minute
+
+
+def test_the_panel_says_when_no_worker_takes_the_queued_job(client_for, manager, project, active_job):
+    text = client_for(manager).get(jobs_url(project), **HTMX).content.decode()
+    assert "job-no-worker" in text and "celery -A webapp worker -Q gpu" in text
+
+
+def test_the_panel_costs_the_same_queries_whatever_the_number_of_jobs(client_for, manager, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(manager)
+    plain_images(project, 2)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(jobs_url(project), **HTMX).status_code == 200
+        return len(captured)
+
+    job = prelabel.prelabel_job_start(project=project, user=None)
+    one = queries()
+    for _ in range(4):
+        prelabel.prelabel_job_cancel(job=job)
+        job = prelabel.prelabel_job_start(
+            project=project, user=None, options=prelabel.JobOptions(scope="not_done")
+        )
+    assert queries() == one
+
+
 def test_the_project_page_polls_the_panel_while_a_job_is_active(client_for, annotator, project, active_job):
     page = client_for(annotator).get(reverse("project-detail", kwargs={"project_id": project.pk}))
     assert page.status_code == 200
@@ -289,7 +342,7 @@ def test_a_manager_cancels_the_active_job(client_for, manager, project, active_j
     assert response["Location"] == reverse("project-detail", kwargs={"project_id": project.pk})
     active_job.refresh_from_db()
     assert active_job.status == JobStatus.CANCELLED
-    assert messages_of(response) == [f"Job {active_job.pk} cancelled; it stops after the images in progress."]
+    assert messages_of(response) == [f"Job {active_job.pk} cancelled; it stops before its next image."]
 
 
 def test_an_htmx_cancel_answers_with_the_panel_no_longer_polling(client_for, manager, project, active_job):

@@ -1,4 +1,6 @@
-"""`make run`: migrate, seed the demo on first run, then serve the web app and one Celery worker."""
+"""`make run`: migrate, seed the demo on first run, then serve the web app, one Celery worker per
+queue (so an export, an embedding and a pre-label batch run side by side) and Celery beat (the
+pre-label sweeper). The web process never loads a model: only the gpu and interactive workers do."""
 
 from __future__ import annotations
 
@@ -16,7 +18,14 @@ from .seed_demo import read_credentials
 
 
 class Command(BaseCommand):
-    help = "Run the web server and a Celery worker (queues default and gpu) together; Ctrl+C stops both."
+    help = (
+        "Run the web server, Celery workers for the default, gpu and interactive queues, and Celery "
+        "beat together; Ctrl+C stops them all."
+    )
+
+    # (queue, concurrency): one model-running process for "gpu" (batches) and one for
+    # "interactive" (the embeddings a review page asks for: a pre-label job cannot block them).
+    WORKERS = (("default", 1), ("gpu", 1), ("interactive", 1))
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -33,10 +42,15 @@ class Command(BaseCommand):
         env.setdefault("DEBUG", "1")
         children: list[subprocess.Popen] = []
         if not no_worker:
-            worker = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "default,gpu",
-                      "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                      "--without-heartbeat", "--hostname", f"labelgpt-dev-{os.getpid()}@%h"]  # fmt: skip
-            children.append(subprocess.Popen(worker, env=env))
+            for queue, concurrency in self.WORKERS:
+                worker = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queue,
+                          "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip",
+                          "--without-mingle", "--without-heartbeat",
+                          "--hostname", f"{queue}-{os.getpid()}@%h"]  # fmt: skip
+                children.append(subprocess.Popen(worker, env=env))
+            beat = [sys.executable, "-m", "celery", "-A", "webapp", "beat", "--loglevel", "INFO",
+                    "--schedule", str(settings.CELERY_BEAT_SCHEDULE_FILE)]  # fmt: skip
+            children.append(subprocess.Popen(beat, env=env))
         web = [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
         children.append(subprocess.Popen(web, env=env, cwd=settings.BASE_DIR))
         url = f"http://{host}:{port}/"
