@@ -7,17 +7,15 @@ makes the same number of queries whatever the project's size. The few figures th
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
-from . import selectors
+from . import prelabel, selectors
 from .models import Annotation, Image, Membership, PrelabelJob, Project
 
 MODEL = Annotation.Source.MODEL
@@ -27,9 +25,6 @@ REJECTED = Annotation.State.REJECTED
 PROPOSED = Annotation.State.PROPOSED
 DONE = Image.Status.DONE
 
-WORKERS_CACHE_KEY = "labelgpt:dashboard:workers"
-WORKERS_CACHE_SECONDS = 15
-WORKERS_TIMEOUT = 1.0
 QUEUES = ("default", "gpu", "interactive")
 
 
@@ -189,61 +184,20 @@ def proposal_counts(*, project: Project) -> dict[str, int]:
 # Workers ---------------------------------------------------------------------------------------
 
 
-def _ask_workers() -> dict[str, list[str]]:
-    from webapp.celery import app
+def workers_status(*, now: datetime | None = None) -> dict:
+    """Which workers consume each of QUEUES: {"queues": {name: {"state", "workers"}}, "note"}.
 
-    replies = app.control.inspect(timeout=WORKERS_TIMEOUT).active_queues() or {}
-    by_queue: dict[str, list[str]] = {q: [] for q in QUEUES}
-    for worker, queues in replies.items():
-        for queue in queues or ():
-            name = queue.get("name") if isinstance(queue, dict) else None
-            if name in by_queue:
-                by_queue[name].append(worker)
-    return by_queue
-
-
-def workers_status() -> dict:
-    """Whether workers listen on each of QUEUES: {"queues": {name: {"state", "workers"}}, "note"}.
-    Never raises; waits at most ~1 s (the broadcast runs in a thread that is abandoned past its
-    deadline); the answer is cached for 15 s."""
-    cached = cache.get(WORKERS_CACHE_KEY)
-    if cached is not None:
-        return cached
-    from webapp.celery import app
-
-    broker = str(app.conf.broker_url or "")
-    if broker.startswith("filesystem") or not app.conf.get("worker_enable_remote_control", True):
-        result = _workers_unknown("unknown (embedded broker)", "The filesystem broker has no remote control.")
-    else:
-        box: dict = {}
-
-        def ask() -> None:
-            try:
-                box["answer"] = _ask_workers()
-            except Exception as exc:  # the page must render whatever the broker does
-                box["error"] = exc
-
-        thread = threading.Thread(target=ask, name="dashboard-workers", daemon=True)
-        thread.start()
-        thread.join(WORKERS_TIMEOUT + 0.2)
-        if "answer" in box:
-            result = {
-                "queues": {
-                    q: {"state": "online" if workers else "offline", "workers": sorted(workers)}
-                    for q, workers in box["answer"].items()
-                },
-                "note": "Workers that answered a broadcast within 1 s.",
-            }
-        elif "error" in box:
-            result = _workers_unknown("unknown (broker unreachable)", f"{type(box['error']).__name__}")
-        else:
-            result = _workers_unknown("unknown (no answer in time)", "The broker did not answer within 1 s.")
-    cache.set(WORKERS_CACHE_KEY, result, WORKERS_CACHE_SECONDS)
-    return result
-
-
-def _workers_unknown(state: str, note: str) -> dict:
-    return {"queues": {q: {"state": state, "workers": []} for q in QUEUES}, "note": note}
+    Read from the heartbeats every worker writes to the database (labeling.worker_beat), so it
+    answers on every broker, the embedded filesystem one included, in one query and without
+    waiting on the broker."""
+    alive = prelabel.workers_by_queue(now=now)
+    return {
+        "queues": {
+            q: {"state": "online" if alive.get(q) else "offline", "workers": sorted(alive.get(q, ()))}
+            for q in QUEUES
+        },
+        "note": f"Workers that reported in the last {prelabel.worker_silence_seconds()} s.",
+    }
 
 
 # Model quality ---------------------------------------------------------------------------------
