@@ -25,7 +25,6 @@ import numpy as np
 
 from .errors import ModelLoadError
 from .sam_decoder import (
-    DEFAULT_BOX_CHUNK,
     SAM_TYPES,
     TINY,
     ImageEmbedding,
@@ -42,8 +41,10 @@ if TYPE_CHECKING:
     from PIL import Image
     from segment_anything.modeling import Sam
 
-# Images per image-encoder call in embed_batch (halved on out-of-memory).
-DEFAULT_EMBED_BATCH = 8
+# Images per image-encoder call in embed_batch (halved on out-of-memory). On a CPU batching gains
+# nothing and each vit image holds ~1 GB of attention activations (and an OOM kills the process
+# instead of raising), so one at a time there.
+DEFAULT_EMBED_BATCH = {"cuda": 8, "cpu": 1}
 
 
 def default_cache_dir() -> Path:
@@ -148,6 +149,10 @@ class Segmenter:
     # ---------------------------------------------------------------------------- embedding
 
     @property
+    def _device_type(self) -> str:
+        return "cuda" if str(self.device).startswith("cuda") else "cpu"
+
+    @property
     def image_size(self) -> int:
         """The long side images are resized to for the encoder (1024 for the real models)."""
         return int(self.model.image_encoder.img_size)
@@ -174,13 +179,13 @@ class Segmenter:
         return self.embed_batch([image], batch_size=1)[0]
 
     def embed_batch(
-        self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int = DEFAULT_EMBED_BATCH
+        self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int | None = None
     ) -> list[ImageEmbedding]:
         """The embeddings of several images, `batch_size` at a time through the image encoder
-        (SAM pads every image to a square, so any sizes batch); on out-of-memory the batch is
-        halved down to one image, then InferenceError. Each image is resized, normalised and
-        padded as SamPredictor.set_image does; embeddings equal one-by-one `embed` within float
-        rounding."""
+        (default: 8 on a GPU, 1 on a CPU; SAM pads every image to a square, so any sizes batch);
+        on out-of-memory the batch is halved down to one image, then InferenceError. Each image
+        is resized, normalised and padded as SamPredictor.set_image does; embeddings equal
+        one-by-one `embed` within float rounding."""
         import torch
 
         images = list(images)
@@ -204,7 +209,7 @@ class Segmenter:
             return run_in_chunks(
                 encode,
                 len(images),
-                chunk_size=max(1, int(batch_size)),
+                chunk_size=max(1, int(batch_size or DEFAULT_EMBED_BATCH[self._device_type])),
                 what=f"SAM image encoder ({len(images)} images)",
                 device=self.device,
             )
@@ -216,10 +221,10 @@ class Segmenter:
         embedding: ImageEmbedding,
         boxes_xywh: Sequence[Sequence[float]],
         *,
-        chunk_size: int = DEFAULT_BOX_CHUNK,
+        chunk_size: int | None = None,
     ) -> list[MaskPrediction]:
         """One mask per box (x, y, w, h); see SamDecoder.masks_for_boxes (chunks of `chunk_size`
-        boxes per decoder call, halved on out-of-memory)."""
+        boxes per decoder call, by default 32 on a GPU and 4 on a CPU, halved on out-of-memory)."""
         return self.decoder.masks_for_boxes(embedding, boxes_xywh, chunk_size=chunk_size)
 
     def mask_from_prompts(

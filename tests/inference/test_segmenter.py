@@ -77,13 +77,15 @@ def test_embed_batch_equals_one_image_at_a_time_in_one_encoder_pass(segmenter, p
         lambda module, args, output: calls.append(output.shape[0])
     )
     try:
-        batched = segmenter.embed_batch(images)
+        batched = segmenter.embed_batch(images, batch_size=8)
+        by_default = segmenter.embed_batch(images[:2])  # on a CPU: one image per encoder call
     finally:
         hook.remove()
     alone = [segmenter.embed(image) for image in images]
 
-    assert calls == [len(images)]
+    assert calls == [len(images), 1, 1]
     assert len(batched) == len(images)
+    assert np.allclose(by_default[1].features, alone[1].features, atol=1e-4)
     for together, single in zip(batched, alone, strict=True):
         assert together.features.shape == single.features.shape
         assert together.features.dtype == np.float32
@@ -134,7 +136,7 @@ def test_box_mask_equals_sam_predictor(segmenter, embedding, reference):
 def test_batched_boxes_equal_one_call_per_box(segmenter, embedding, reference):
     calls, hook = decoder_low_res(segmenter)
     try:
-        batched = segmenter.masks_for_boxes(embedding, BOXES)
+        batched = segmenter.masks_for_boxes(embedding, BOXES, chunk_size=len(BOXES))
         alone = [segmenter.masks_for_boxes(embedding, [box])[0] for box in BOXES]
     finally:
         hook.remove()
@@ -161,16 +163,17 @@ def test_boxes_go_through_the_decoder_in_chunks(segmenter, embedding):
     encoder_calls = []
     encoder_hook = segmenter.model.image_encoder.register_forward_hook(lambda *args: encoder_calls.append(1))
     try:
-        one_call = segmenter.masks_for_boxes(embedding, BOXES)
+        one_call = segmenter.masks_for_boxes(embedding, BOXES, chunk_size=32)
         chunked = segmenter.masks_for_boxes(embedding, BOXES, chunk_size=2)
+        by_default = segmenter.masks_for_boxes(embedding, BOXES)
     finally:
         hook.remove()
         encoder_hook.remove()
 
-    assert calls == [len(BOXES), 2, 2, 1]  # default chunk (32) holds all 5 boxes
+    assert calls == [len(BOXES), 2, 2, 1, 4, 1]  # the default on a CPU: 4 boxes per call
     assert encoder_calls == []  # the cached embedding is used as is
-    for a, b in zip(one_call, chunked, strict=True):
-        assert iou(a.mask, b.mask) > 0.99
+    for a, b, c in zip(one_call, chunked, by_default, strict=True):
+        assert iou(a.mask, b.mask) > 0.99 and iou(a.mask, c.mask) > 0.99
         assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
@@ -217,7 +220,7 @@ def test_other_decoder_errors_are_not_retried(segmenter, embedding, monkeypatch)
 
     monkeypatch.setattr(segmenter.model.mask_decoder, "forward", forward)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        segmenter.masks_for_boxes(embedding, BOXES)
+        segmenter.masks_for_boxes(embedding, BOXES, chunk_size=8)
 
     assert sizes == [len(BOXES)]
 
