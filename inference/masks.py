@@ -324,7 +324,11 @@ def _trace(
 
     def ring(index: int) -> list[float] | None:
         nonlocal vertices
-        points = _simplify(_cut_corners(_ring_to_outline(contours[index])), tolerance)
+        outline = _ring_to_outline(contours[index])
+        points = _simplify(_cut_corners(outline), tolerance)
+        # The refit may put a corner a fraction of a pixel past the outline's extent (past the
+        # image's edge for a mask touching it): keep every vertex inside the exact outline's box.
+        points = np.clip(points, outline.min(axis=0), outline.max(axis=0))
         if len(points) < 3:
             return None
         vertices += len(points)

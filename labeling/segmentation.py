@@ -33,7 +33,7 @@ from PIL import Image as PILImage
 from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
-from inference.masks import mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
+from inference.masks import encode_mask, mask_to_rle, polygons_to_mask, rle_to_mask
 
 from .access import annotation_for_user
 from .models import Annotation, Image
@@ -332,18 +332,6 @@ def _logits_put(key: str, logits: np.ndarray) -> None:
     django_cache.set(key, (tuple(array.shape), array.tobytes()), LOGITS_TTL)
 
 
-def _clipped(polygons: list, *, width: int, height: int) -> list:
-    """Polygons with every vertex inside the image: the outline tracing can put a corner a
-    fraction of a pixel past the border, which the annotation save (rightly) refuses."""
-    return [
-        [
-            [min(max(v, 0.0), float(width if i % 2 == 0 else height)) for i, v in enumerate(ring)]
-            for ring in part
-        ]
-        for part in polygons
-    ]
-
-
 def segment_click(
     *,
     image: Image,
@@ -393,14 +381,36 @@ def segment_click(
     )
     if key and prediction.low_res_logits is not None:
         _logits_put(key, prediction.low_res_logits)
+    # The same hygiene as the pre-label proposals: specks dropped, pinholes filled, polygons
+    # capped (RLE only when too fragmented). A mask made only of "specks" is a small object the
+    # annotator pointed at: kept as SAM gave it.
+    encoded = encode_mask(prediction.mask)
+    if encoded.rle is None:
+        encoded = encode_mask(prediction.mask, min_area=0, hole_area=0, area_fraction=0.0)
     return {
-        "mask": mask_to_rle(prediction.mask),
-        "polygons": _clipped(mask_to_polygons(prediction.mask), width=image.width, height=image.height),
-        "box": list(prediction.box) if prediction.box else None,
+        "mask": encoded.rle if encoded.rle is not None else mask_to_rle(prediction.mask),  # empty
+        "polygons": encoded.polygons,
+        "box": list(encoded.box) if encoded.box else None,
         "score": min(1.0, max(0.0, float(prediction.score))),  # SAM's predicted IoU
-        "area": int(np.count_nonzero(prediction.mask)),
+        "area": encoded.area,
         "refined": refine.pk if refine is not None else None,
     }
+
+
+def mask_png_data_uri(rle: dict, *, color: tuple[int, int, int] = (0, 0, 0)) -> str:
+    """A COCO RLE mask as a PNG data URI (transparent outside the mask): how the htmx answer
+    shows a mask kept as RLE only (too fragmented for polygons)."""
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+
+    mask = rle_to_mask(rle)
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[mask] = (*color, 255)
+    buffer = io.BytesIO()
+    PILImage.fromarray(rgba, "RGBA").save(buffer, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 SEGMENT_RETRY_AFTER = 2  # seconds a client waits before asking again while the embedding is made

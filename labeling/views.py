@@ -360,7 +360,10 @@ def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
         retry=form.cleaned_data["retry"],
     )
     if status == 200 and request.htmx:
-        return render(request, "labeling/_segment_result.html", {"image": image, "result": body})
+        png = segmentation.mask_png_data_uri(body["mask"]) if body["area"] and not body["polygons"] else ""
+        return render(
+            request, "labeling/_segment_result.html", {"image": image, "result": body, "mask_png": png}
+        )
     response = JsonResponse(body, status=status)
     if status == 202:
         response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)

@@ -17,7 +17,7 @@ import pytest
 from django.db.models import F
 from playwright.sync_api import expect
 
-from inference.masks import rle_to_mask
+from inference.masks import polygons_are_faithful, rle_to_mask
 from labeling import services
 from labeling.models import Annotation, Image, Project
 from tests.e2e.conftest import XSS_NAME, wait_for_review, wait_saved
@@ -281,7 +281,9 @@ def test_m_click_to_segment_keeps_the_mask_as_an_annotation(page, login, seeded,
     kept = Annotation.objects.get(image=image, source=Annotation.Source.HUMAN)
     mask = rle_to_mask(kept.mask)
     assert mask.shape == (image.height, image.width) and mask.any()
-    assert kept.polygons
+    # Polygons faithful to the mask, or none (RLE only) for a mask too fragmented to trace,
+    # which the tiny model's often are.
+    assert kept.polygons == [] or polygons_are_faithful(mask, kept.polygons)
     rows, cols = mask.any(axis=1).nonzero()[0], mask.any(axis=0).nonzero()[0]
     # The box is the mask's box.
     assert kept.box == pytest.approx(
