@@ -54,6 +54,7 @@ def model_config() -> registry.ModelConfig:
         device=settings.LABELGPT_DEVICE,
         sam_checkpoints=dict(settings.LABELGPT_SAM_CHECKPOINTS),
         detector_dtype=settings.LABELGPT_DETECTOR_DTYPE,
+        click_backend=settings.LABELGPT_CLICK_BACKEND,
     )
 
 

@@ -169,6 +169,14 @@ if LABELGPT_DETECTOR_DTYPE not in ("fp32", "bf16", "fp16"):
     raise ImproperlyConfigured(
         f"LABELGPT_DETECTOR_DTYPE must be fp32, bf16 or fp16, got {LABELGPT_DETECTOR_DTYPE!r}"
     )
+# How the web process runs SAM's decoder for clicks: "torch", or "onnx" / "auto" (the same:
+# onnxruntime on a CPU, the decoder exported once per checkpoint into LABELGPT_MODELS_DIR/onnx;
+# torch, logged, when onnxruntime is missing or the export fails).
+LABELGPT_CLICK_BACKEND = os.environ.get("LABELGPT_CLICK_BACKEND", "auto")
+if LABELGPT_CLICK_BACKEND not in ("auto", "onnx", "torch"):
+    raise ImproperlyConfigured(
+        f"LABELGPT_CLICK_BACKEND must be auto, onnx or torch, got {LABELGPT_CLICK_BACKEND!r}"
+    )
 # Local path or URL of each SAM checkpoint; the official download URL when unset.
 LABELGPT_SAM_CHECKPOINTS = {
     name: os.environ[f"LABELGPT_SAM_CHECKPOINT_{name.upper()}"]
