@@ -294,6 +294,20 @@ def upscale_logits(low_res, input_size: tuple[int, int], original_size: tuple[in
     return F.interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)
 
 
+def upscale_logits_cpu(
+    low_res: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int], img_size: int
+) -> np.ndarray:
+    """`upscale_logits` of one (S, S) float32 mask on the CPU with OpenCV: the same bilinear
+    sampling (half-pixel centres, no antialiasing) within float rounding (~1e-4 of the logits),
+    ~5x faster than torch here, and on the calling thread alone, so it does not wait for the
+    cores that onnxruntime's thread pool keeps spinning on for a moment after each run."""
+    import cv2
+
+    masks = cv2.resize(low_res, (img_size, img_size), interpolation=cv2.INTER_LINEAR)
+    masks = masks[: input_size[0], : input_size[1]]
+    return cv2.resize(masks, (original_size[1], original_size[0]), interpolation=cv2.INTER_LINEAR)
+
+
 class SamDecoder:
     """SAM's prompt encoder and mask decoder. Thread-safe: calls on one instance run one at a time."""
 
@@ -541,10 +555,9 @@ class SamDecoder:
             decode = self._decode_onnx if self.onnx is not None else self._decode_torch
             low_res, scores = decode(features, scaled, point_labels, scaled_box, masks_prompt, multimask)
             best = int(np.argmax(scores))
-            chosen = low_res[:, best : best + 1]
-            logits = upscale_logits(chosen, input_size, original_size, self.img_size)
-            mask = (logits[0, 0] > self.mask_threshold).cpu().numpy()
-            low_res_logits = chosen[0, 0].to("cpu", torch.float32).numpy().copy()
+            low_res_logits = low_res[0, best].to("cpu", torch.float32).numpy().copy()
+            logits = upscale_logits_cpu(low_res_logits, input_size, original_size, self.img_size)
+            mask = logits > self.mask_threshold
         return MaskPrediction(
             mask=mask,
             score=float(np.clip(scores[best], 0.0, 1.0)),
