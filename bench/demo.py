@@ -52,7 +52,7 @@ CHROMIUM_ARGS = [
 # skimage's bundled photos (no download); grey ones are made RGB. Each is resized to the bench size.
 PHOTOS = [
     "astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field",
-    "immunohistochemistry", "retina", "skin", "horse", "clock", "grass", "gravel", "brick",
+    "immunohistochemistry", "retina", "cell", "horse", "clock", "grass", "gravel", "brick",
     "moon", "page", "text", "colorwheel", "logo",
 ]  # fmt: skip
 BUDGET_JOB_S = 60.0
