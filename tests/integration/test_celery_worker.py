@@ -116,3 +116,23 @@ def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_pr
     assert queued_messages(celery_redis, "gpu") == 0
     # Everything this test's Celery wrote is under its own prefix: nothing in the bare namespace.
     assert not celery_redis.client.exists("default", "gpu")
+
+
+def test_a_running_worker_records_its_queues_and_a_warm_shutdown_removes_them(celery_worker_process):
+    """The sign of life `prelabel --wait`, the sweeper and the jobs panel read, on any broker."""
+    from labeling.models import WorkerBeat
+    from labeling.prelabel import workers_alive
+
+    assert workers_alive("gpu") == []
+    celery_worker_process.start()
+
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    while not (beats := list(WorkerBeat.objects.all())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [(b.hostname.split("@")[0], b.queues) for b in beats] == [(f"itest-{os.getpid()}", "default,gpu")]
+    assert [w.hostname for w in workers_alive("gpu")] == [beats[0].hostname]
+    assert [w.hostname for w in workers_alive("default")] == [beats[0].hostname]
+    assert workers_alive("interactive") == []
+
+    celery_worker_process.stop()
+    assert not WorkerBeat.objects.exists()
