@@ -591,6 +591,17 @@ def encode_mask(
 # ------------------------------------------------------------------------------ box and area
 
 
+def stored_mask(rle: dict | None, polygons: Polygons | None, height: int, width: int) -> np.ndarray | None:
+    """An annotation's mask at the image's size from what is stored: its RLE, else its polygons;
+    None when it has neither or its RLE is of another size."""
+    if rle:
+        pixels = rle_to_mask(rle)
+        return pixels if pixels.shape == (height, width) else None
+    if polygons:
+        return polygons_to_mask(polygons, height, width)
+    return None
+
+
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """The tight box (x, y, w, h) around the set pixels, in pixels; None for an empty mask."""
     mask = _as_bool_mask(mask)

@@ -242,19 +242,21 @@ def worker_silence_seconds() -> int:
     return 3 * settings.LABELGPT_WORKER_BEAT_SECONDS
 
 
+def _live_beats(now: datetime | None = None):
+    """The WorkerBeat rows of workers that reported in the last few beats (any broker)."""
+    since = (now or timezone.now()) - timedelta(seconds=worker_silence_seconds())
+    return WorkerBeat.objects.filter(seen_at__gte=since)
+
+
 def workers_alive(queue: str, *, now: datetime | None = None) -> list[WorkerBeat]:
-    """The workers consuming `queue` that reported in the last few beats (any broker)."""
-    now = now or timezone.now()
-    since = now - timedelta(seconds=worker_silence_seconds())
-    return [w for w in WorkerBeat.objects.filter(seen_at__gte=since) if queue in w.queues.split(",")]
+    """The live workers consuming `queue`."""
+    return [w for w in _live_beats(now) if queue in w.queues.split(",")]
 
 
 def workers_by_queue(*, now: datetime | None = None) -> dict[str, list[str]]:
     """Queue name → host names of the live workers consuming it (one query)."""
-    now = now or timezone.now()
-    since = now - timedelta(seconds=worker_silence_seconds())
     by_queue: dict[str, list[str]] = {}
-    for hostname, queues in WorkerBeat.objects.filter(seen_at__gte=since).values_list("hostname", "queues"):
+    for hostname, queues in _live_beats(now).values_list("hostname", "queues"):
         for queue in queues.split(","):
             by_queue.setdefault(queue, []).append(hostname)
     return by_queue

@@ -33,7 +33,7 @@ from PIL import Image as PILImage
 from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
-from inference.masks import encode_mask, mask_to_rle, polygons_to_mask, rle_to_mask
+from inference.masks import encode_mask, mask_to_rle, rle_to_mask, stored_mask
 
 from .access import annotation_for_user
 from .models import Annotation, Image
@@ -292,20 +292,12 @@ def refine_target(*, user, image: Image, annotation_id: int | None) -> Annotatio
 
 def _annotation_mask(annotation: Annotation, image: Image) -> np.ndarray | None:
     """The annotation's mask at the image's size (from its RLE, else its polygons), or None."""
-    size = (image.height, image.width)
     try:
-        if annotation.mask:
-            mask = rle_to_mask(annotation.mask)
-        elif annotation.polygons:
-            mask = polygons_to_mask(annotation.polygons, *size)
-        else:
-            return None
+        mask = stored_mask(annotation.mask, annotation.polygons, image.height, image.width)
     except (ValueError, TypeError, KeyError, IndexError):  # a malformed stored mask: start from its box
         logger.warning("Annotation %s: its mask cannot be decoded to refine it", annotation.pk)
         return None
-    if mask.shape != size or not mask.any():
-        return None
-    return mask
+    return mask if mask is not None and mask.any() else None
 
 
 # The previous click's low-resolution logits per (user, image, object): fed back to SAM as the

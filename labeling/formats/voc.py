@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image as PILImage
 
-from inference.masks import polygons_to_mask, rle_to_mask
+from inference.masks import stored_mask
 
 from .base import AnnotationRow, ImageRow, stem, voc_palette
 from .coco import copy_image
@@ -30,12 +30,7 @@ def voc_box(ann: AnnotationRow, image: ImageRow) -> tuple[int, int, int, int]:
 
 
 def _mask(ann: AnnotationRow, image: ImageRow) -> np.ndarray | None:
-    if ann.mask:
-        pixels = rle_to_mask(ann.mask)
-        return pixels if pixels.shape == (image.height, image.width) else None
-    if ann.polygons:
-        return polygons_to_mask(ann.polygons, image.height, image.width)
-    return None
+    return stored_mask(ann.mask, ann.polygons, image.height, image.width)
 
 
 def annotation_xml(image: ImageRow, anns: list[AnnotationRow], names: dict[int, str], segmented: bool) -> str:
