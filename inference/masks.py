@@ -553,7 +553,7 @@ def encode_mask(
     min_iou: float = MIN_POLYGON_IOU,
 ) -> EncodedMask:
     """`clean_mask`, then the cleaned mask's RLE, polygons, box and area: what the pipeline stores
-    for every proposal (and what click-to-segment should answer).
+    for every proposal and answers for every click.
 
     Polygons are `capped_polygons` at `tolerance`, checked against the cleaned mask: below
     `min_iou` (small or ragged shapes) they are traced again at half the tolerance, then exactly
