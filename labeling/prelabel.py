@@ -173,23 +173,23 @@ ACTIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
 def prelabel_job_cancel(*, job: PrelabelJob) -> bool:
     """Stop a queued or running job. A running batch checks the job before each image and stops;
     no proposal is saved once this has committed. False when the job had already ended."""
-    cancelled = (
-        PrelabelJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now(), stage=JobStage.STOPPING
-        )
-        == 1
-    )
-    if cancelled:
-        _job_settle_stop(job.pk)
-    return cancelled
+    return _job_end(job.pk, status=JobStatus.CANCELLED)
 
 
 def _job_fail(job_id: int, message: str) -> None:
-    failed = PrelabelJob.objects.filter(pk=job_id, status__in=ACTIVE).update(
-        status=JobStatus.FAILED, error=message[:5000], finished_at=timezone.now(), stage=JobStage.STOPPING
-    )
-    if failed:
-        _job_settle_stop(job_id)
+    _job_end(job_id, status=JobStatus.FAILED, error=message[:5000])
+
+
+def _job_end(job_id: int, *, status: str, **fields) -> bool:
+    """End an active job ("stopping"), and "stopped" at once when no batch is running any more,
+    in one transaction: nobody sees the job ended but not yet settled. False when it had ended."""
+    with transaction.atomic():
+        ended = PrelabelJob.objects.filter(pk=job_id, status__in=ACTIVE).update(
+            status=status, finished_at=timezone.now(), stage=JobStage.STOPPING, **fields
+        )
+        if ended:
+            _job_settle_stop(job_id)
+    return ended == 1
 
 
 def _job_finish_if_complete(job_id: int) -> None:
