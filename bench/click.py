@@ -123,15 +123,15 @@ def make_image(width: int, height: int):
     """A user, a project (segmenter vit_b) and one image in it, with its embedding cached."""
     from django.contrib.auth import get_user_model
 
-    from labeling import segmentation, services
+    from labeling.services import segmentation
+    from labeling.services.images import images_ingest
+    from labeling.services.projects import project_create
 
     user = get_user_model().objects.create_user("bench", password="bench-password-not-secret")  # noqa: S106
-    project = services.project_create(
-        user=user, name="bench", classes=[{"name": "person"}], segmenter="vit_b"
-    )
+    project = project_create(user=user, name="bench", classes=[{"name": "person"}], segmenter="vit_b")
     png = io.BytesIO()
     bm.test_image(width, height).save(png, format="PNG")
-    report = services.images_ingest(project=project, files=[("astronaut.png", png)], user=user)
+    report = images_ingest(project=project, files=[("astronaut.png", png)], user=user)
     if not report.created:
         raise RuntimeError(f"the benchmark image was not stored: {report.as_dict()}")
     image = project.images.get(pk=report.created[0][1])
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> dict:
     from inference import registry
     from inference.masks import mask_box, mask_to_polygons, mask_to_rle
     from inference.segmenter import MaskPrediction
-    from labeling import prelabel
+    from labeling.services import prelabel
 
     bm.log("setting up the database, the image and its embedding (SAM vit_b encoder) ...")
     user, image, embed_s = make_image(args.width, args.height)

@@ -132,23 +132,24 @@ def setup_project(args) -> tuple[int, int]:
     """The bench user and project, with the photos uploaded; returns (project id, image count)."""
     from django.contrib.auth import get_user_model
 
-    from labeling import services
     from labeling.management.commands.seed_demo import DEMO_CLASSES
+    from labeling.services.images import images_ingest
+    from labeling.services.projects import project_create
 
     user = get_user_model().objects.create_user("bench", password=PASSWORD, is_staff=True)
-    project = services.project_create(user=user, name="Bench demo", classes=DEMO_CLASSES)
+    project = project_create(user=user, name="Bench demo", classes=DEMO_CLASSES)
     files = [
         (name, io.BytesIO(content)) for name, content in photo_files(args.images, (args.width, args.height))
     ]
-    report = services.images_ingest(project=project, files=files, user=user)
+    report = images_ingest(project=project, files=files, user=user)
     if report.errors:
         raise SystemExit(f"upload refused: {report.errors}")
     return project.pk, len(report.created)
 
 
 def run_job(project_id: int, timeout: float) -> dict:
-    from labeling import prelabel
     from labeling.models import PrelabelJob, Project
+    from labeling.services import prelabel
 
     project = Project.objects.get(pk=project_id)
     started = time.perf_counter()

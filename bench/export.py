@@ -185,9 +185,9 @@ def seed(n_images: int, n_annotations: int) -> tuple[int, float]:
 
 
 def child(project_id: int, out: str, fmt: str, rle: bool) -> None:
-    from labeling.exports import export_write
     from labeling.formats.base import ExportOptions
     from labeling.models import Project
+    from labeling.services.exports import export_write
 
     start = time.perf_counter()
     images, annotations = export_write(

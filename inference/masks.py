@@ -624,3 +624,28 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
     union = int(np.count_nonzero(a | b))
     return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
+
+
+def rle_string_runs(counts: str) -> list[int]:
+    """The run lengths of a COCO compressed RLE string (pycocotools' rleFrString, checked: a bad
+    string must be refused here, pycocotools' decoder trusts it and writes past its buffer)."""
+    values: list[int] = []
+    position, length = 0, len(counts)
+    while position < length:
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= length:
+                raise ValueError("the counts string ends in the middle of a number")
+            code = ord(counts[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"unexpected character {counts[position]!r} in the counts string")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift
+        if len(values) > 2:
+            value += values[-2]
+        values.append(value)
+    return values

@@ -39,14 +39,14 @@ def gpu_ping() -> dict:
 
 @shared_task(name="inference.tasks.prelabel_job_dispatch")
 def prelabel_job_dispatch(job_id: int) -> int:
-    from labeling import prelabel
+    from labeling.services import prelabel
 
     return prelabel.prelabel_job_dispatch(job_id=job_id)
 
 
 @shared_task(name="inference.tasks.gpu_prelabel_batch", bind=True)
 def gpu_prelabel_batch(self, job_id: int, image_ids: list[int], token: str | None = None) -> dict:
-    from labeling import prelabel
+    from labeling.services import prelabel
 
     worker = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
     return prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token, worker=worker)
@@ -55,7 +55,7 @@ def gpu_prelabel_batch(self, job_id: int, image_ids: list[int], token: str | Non
 @shared_task(name="inference.tasks.prelabel_sweep")
 def prelabel_sweep() -> dict:
     """Run by Celery beat: hands out again the images of lost or dead batches (labeling.prelabel)."""
-    from labeling import prelabel
+    from labeling.services import prelabel
 
     return prelabel.prelabel_jobs_sweep()
 
@@ -63,6 +63,6 @@ def prelabel_sweep() -> dict:
 @shared_task(name="inference.tasks.interactive_embed_images")
 def interactive_embed_images(image_ids: list[int]) -> int:
     """The SAM embeddings the review page asks for (click-to-segment), on the "interactive" queue."""
-    from labeling import segmentation
+    from labeling.services import segmentation
 
     return segmentation.embeddings_compute(image_ids=image_ids)

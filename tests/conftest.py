@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from labeling import services
 from labeling.models import Membership
+from labeling.services.projects import membership_set, project_create
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -54,12 +54,12 @@ def outsider(db):
 
 @pytest.fixture
 def project(manager, annotator):
-    project = services.project_create(
+    project = project_create(
         user=manager,
         name="Kitchen",
         classes=[{"name": "cat"}, {"name": "coffee cup", "prompt": "a cup of coffee"}],
     )
-    services.membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+    membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
     return project
 
 

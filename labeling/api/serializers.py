@@ -8,10 +8,11 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
-from ..imports import IMPORT_FORMATS
+from labeling.selectors.prelabel import job_progress
+from labeling.services.imports import IMPORT_FORMATS
+from labeling.services.prelabel import SCOPES
+
 from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
-from ..prelabel import SCOPES
-from ..selectors import job_progress
 
 
 class StrictMixin:

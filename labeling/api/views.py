@@ -27,7 +27,18 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .. import exports, imports, prelabel, review, segmentation, services
+from labeling.services import exports, imports, prelabel, review, segmentation
+from labeling.services.images import image_delete, images_ingest
+from labeling.services.projects import (
+    label_class_create,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
+from labeling.services.review import UNSET, Invalid, ReviewError
+from labeling.views.exports import export_file_response
+
 from ..access import (
     annotation_for_user,
     can_create_projects,
@@ -36,11 +47,9 @@ from ..access import (
     job_for_user,
     project_for_user,
 )
-from ..export_views import export_file_response
 from ..formats.base import ExportOptions, FormatError
 from ..forms import SegmentForm
 from ..models import Annotation, Export, Image, LabelClass, PrelabelJob, Project
-from ..review import UNSET, Invalid, ReviewError
 from . import serializers as s
 from .permissions import projects_with_role, require_manager
 
@@ -139,7 +148,7 @@ class ProjectList(GenericAPIView):
             raise PermissionDenied("You may not create projects.")
         data = dict(_input(s.ProjectCreateSerializer, request))
         classes = [dict(c) for c in data.pop("classes", [])]
-        project = services.project_create(user=request.user, classes=classes, **data)
+        project = project_create(user=request.user, classes=classes, **data)
         return Response(s.ProjectSerializer(self.get_queryset().get(pk=project.pk)).data, status=201)
 
 
@@ -155,7 +164,7 @@ class ProjectDetail(ProjectList):
     def patch(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.ProjectSerializer, request, partial=True)
-        services.project_update(project=project, **data)
+        project_update(project=project, **data)
         return Response(s.ProjectSerializer(self.get_queryset().get(pk=project_id)).data)
 
 
@@ -172,7 +181,7 @@ class ProjectClasses(GenericAPIView):
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.LabelClassSerializer, request)
-        label_class = services.label_class_create(project=project, **data)
+        label_class = label_class_create(project=project, **data)
         return Response(s.LabelClassSerializer(label_class).data, status=201)
 
 
@@ -197,7 +206,7 @@ class ProjectMembers(GenericAPIView):
         if user is None:
             raise Invalid(f"No active user named {data['username']!r:.150}.")
         try:
-            membership = services.membership_set(project=project, user=user, role=data["role"])
+            membership = membership_set(project=project, user=user, role=data["role"])
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(s.MembershipSerializer(membership).data)
@@ -212,7 +221,7 @@ class ProjectMember(GenericAPIView):
         if not project.memberships.filter(pk=membership_id).exists():
             raise Http404("No such member.")
         try:
-            services.membership_remove(project=project, membership_id=membership_id)
+            membership_remove(project=project, membership_id=membership_id)
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(status=204)
@@ -261,9 +270,7 @@ class ProjectImages(GenericAPIView):
         """Upload image files and / or zip archives of images (multipart, field "files")."""
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.UploadSerializer, request)
-        report = services.images_ingest(
-            project=project, files=[(f.name, f) for f in data["files"]], user=request.user
-        )
+        report = images_ingest(project=project, files=[(f.name, f) for f in data["files"]], user=request.user)
         return Response(report.as_dict(), status=201 if report.created else 200)
 
 
@@ -278,7 +285,7 @@ class ImageDetail(GenericAPIView):
     def delete(self, request: Request, image_id: int) -> Response:
         image, role = image_for_user(request.user, image_id)
         require_manager(role)
-        services.image_delete(image=image)
+        image_delete(image=image)
         return Response(status=204)
 
 

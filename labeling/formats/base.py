@@ -61,9 +61,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from django.core.files.storage import default_storage
 
 FORMATS: dict[str, str] = {
     "coco": "COCO JSON",
@@ -219,3 +223,15 @@ class ClassRow(NamedTuple):
     id: int
     name: str
     index: int  # 0-based position in the project's class order (YOLO class index, VOC index - 1)
+
+
+def copy_image(zf: zipfile.ZipFile, image: ImageRow, arcname: str) -> None:
+    """Add an image's stored file to a zip (stored, not deflated: images are compressed)."""
+    if not image.file:
+        raise FormatError(f"Image {image.id} ({image.name}) has no file to put in the archive.")
+    try:
+        handle = default_storage.open(image.file, "rb")
+    except FileNotFoundError as exc:
+        raise FormatError(f"Image {image.id} ({image.name}): its file {image.file} is missing.") from exc
+    with handle, zf.open(zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0)), "w") as target:
+        shutil.copyfileobj(handle, target, 1 << 20)

@@ -13,12 +13,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from django.core.files.storage import default_storage
 from pycocotools import mask as coco_mask
 
 from inference.masks import mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
 
-from .base import AnnotationRow, FormatError, ImageRow
+from .base import AnnotationRow, ImageRow, copy_image
 
 MIN_IOU = 0.99
 
@@ -213,18 +212,6 @@ def write_json(source, out, progress) -> tuple[int, int]:
         shutil.copyfileobj(spool, out, 1 << 20)
         out.write("]}\n")
     return image_count, annotation_count
-
-
-def copy_image(zf: zipfile.ZipFile, image: ImageRow, arcname: str) -> None:
-    """Add an image's stored file to a zip (stored, not deflated: images are compressed)."""
-    if not image.file:
-        raise FormatError(f"Image {image.id} ({image.name}) has no file to put in the archive.")
-    try:
-        handle = default_storage.open(image.file, "rb")
-    except FileNotFoundError as exc:
-        raise FormatError(f"Image {image.id} ({image.name}): its file {image.file} is missing.") from exc
-    with handle, zf.open(zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0)), "w") as target:
-        shutil.copyfileobj(handle, target, 1 << 20)
 
 
 def write(source, path: Path, progress) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
-from labeling.imports import (
+from labeling.services.imports import (
     ParsedAnnotation,
     ParsedDataset,
     ParsedImage,

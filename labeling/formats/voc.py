@@ -14,8 +14,7 @@ from PIL import Image as PILImage
 
 from inference.masks import stored_mask
 
-from .base import AnnotationRow, ImageRow, stem, voc_palette
-from .coco import copy_image
+from .base import AnnotationRow, ImageRow, copy_image, stem, voc_palette
 
 MAX_OBJECTS = 254  # SegmentationObject values 1..254 (255 is VOC's "boundary")
 

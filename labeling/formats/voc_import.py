@@ -23,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from labeling.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
+from labeling.services.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
 
 from .base import FormatError
 

@@ -10,8 +10,7 @@ import yaml
 
 from inference.masks import mask_to_polygons, rle_to_mask
 
-from .base import AnnotationRow, ImageRow, stem
-from .coco import copy_image
+from .base import AnnotationRow, ImageRow, copy_image, stem
 
 
 def _num(value: float) -> str:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import yaml
 
-from labeling.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
+from labeling.services.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
 
 from .base import FormatError
 

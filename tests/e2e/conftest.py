@@ -137,7 +137,7 @@ def tiny_models_settings(settings, tmp_path_factory, monkeypatch):
     batch's model output computed once per session."""
     from django.core.cache import cache
 
-    from labeling import prelabel
+    from labeling.services import prelabel
     from tests.labeling.conftest import build_tiny_models_dir
 
     base = tmp_path_factory.getbasetemp()
@@ -168,7 +168,7 @@ def inline_tasks(monkeypatch):
     """The pre-label tasks run at once in this process instead of going to a broker; the
     embedding prefetch the review page asks for is recorded only (the fixture computes them)."""
     from inference import tasks
-    from labeling import prelabel
+    from labeling.services import prelabel
 
     queued: list[tuple] = []
 
@@ -198,17 +198,18 @@ def seeded(transactional_db, creator, tiny_models_settings, inline_tasks) -> See
     """A project with three classes (one named like markup), an annotator, and two skimage
     photos pre-labeled by the tiny models through a real pre-label job (run inline), with their
     SAM embeddings cached so that click-to-segment answers at once."""
-    from labeling import prelabel, segmentation, services
     from labeling.models import Membership
+    from labeling.services import prelabel, segmentation
+    from labeling.services.projects import membership_set, project_create
     from tests.labeling.conftest import ingest_photos
 
-    project = services.project_create(
+    project = project_create(
         user=creator,
         name="Review bench",
         classes=[{"name": "cat"}, {"name": "coffee cup", "prompt": "a cup of coffee"}, {"name": XSS_NAME}],
     )
     annotator = make_user("anna")
-    services.membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+    membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
     images = ingest_photos(project, [("chelsea", ""), ("coffee", "")])
     job = prelabel.prelabel_job_start(project=project, user=creator)
     job.refresh_from_db()

@@ -7,8 +7,9 @@ import re
 
 from playwright.sync_api import expect
 
-from labeling import services
 from labeling.models import Image, Membership, Project
+from labeling.services.images import images_ingest
+from labeling.services.projects import project_create
 from tests.conftest import image_bytes, make_user
 
 XSS_NAME = '"><img src=x onerror=alert(1)>'
@@ -16,7 +17,7 @@ THUMBNAIL_URL = re.compile(r"^/images/\d+/thumbnail/$")
 
 
 def add_image(project, name: str, color=(200, 30, 30), status: str = Image.Status.NEW) -> Image:
-    report = services.images_ingest(project=project, files=[(name, io.BytesIO(image_bytes(color=color)))])
+    report = images_ingest(project=project, files=[(name, io.BytesIO(image_bytes(color=color)))])
     image = Image.objects.get(pk=report.created[0][1])
     if status != Image.Status.NEW:
         Image.objects.filter(pk=image.pk).update(status=status)
@@ -61,9 +62,7 @@ def test_a_manager_logs_in_and_creates_a_project_with_two_classes(page, login, c
 
 
 def test_upload_reports_the_refused_file_and_the_grid_shows_the_thumbnail(page, login, creator, screenshot):
-    project = services.project_create(
-        user=creator, name="Kitchen", classes=[{"name": "cat"}, {"name": "cup"}]
-    )
+    project = project_create(user=creator, name="Kitchen", classes=[{"name": "cat"}, {"name": "cup"}])
     login(page, creator)
     with page.expect_navigation():  # waits for "load": htmx has taken over the upload form
         page.get_by_role("link", name="Kitchen").click()
@@ -98,7 +97,7 @@ def test_upload_reports_the_refused_file_and_the_grid_shows_the_thumbnail(page, 
 
 
 def test_status_links_filter_the_grid_in_place(page, login, creator):
-    project = services.project_create(user=creator, name="Birds", classes=[{"name": "bird"}])
+    project = project_create(user=creator, name="Birds", classes=[{"name": "bird"}])
     add_image(project, "fresh.png", color=(10, 200, 10))
     add_image(project, "finished.png", color=(10, 10, 200), status=Image.Status.DONE)
     login(page, creator)
@@ -125,7 +124,7 @@ def test_status_links_filter_the_grid_in_place(page, login, creator):
 
 
 def test_an_upload_after_filtering_shows_the_grid_of_the_current_filter(page, login, creator):
-    project = services.project_create(user=creator, name="Birds", classes=[{"name": "bird"}])
+    project = project_create(user=creator, name="Birds", classes=[{"name": "bird"}])
     add_image(project, "finished.png", status=Image.Status.DONE)
     login(page, creator)
     page.goto(f"{project.get_absolute_url()}?status=done")
@@ -146,7 +145,7 @@ def test_an_upload_after_filtering_shows_the_grid_of_the_current_filter(page, lo
 
 
 def test_an_outsider_sees_neither_the_project_in_the_list_nor_its_page(page, login, creator):
-    project = services.project_create(user=creator, name="Secret lab", classes=[{"name": "flask"}])
+    project = project_create(user=creator, name="Secret lab", classes=[{"name": "flask"}])
     image = add_image(project, "bench.png")
     outsider = make_user("olga")
     login(page, outsider)
@@ -165,7 +164,7 @@ def test_an_outsider_sees_neither_the_project_in_the_list_nor_its_page(page, log
 
 
 def test_a_class_name_with_markup_renders_as_text_and_runs_nothing(page, login, creator, screenshot):
-    project = services.project_create(
+    project = project_create(
         user=creator, name=f"Escaping {XSS_NAME}", classes=[{"name": "cat"}, {"name": XSS_NAME}]
     )
     login(page, creator)

@@ -18,8 +18,9 @@ from django.db.models import F
 from playwright.sync_api import expect
 
 from inference.masks import polygons_are_faithful, rle_to_mask
-from labeling import services
 from labeling.models import Annotation, Image, Project
+from labeling.services.images import images_ingest
+from labeling.services.projects import project_create
 from tests.e2e.conftest import XSS_NAME, wait_for_review, wait_saved
 from tests.labeling.conftest import photo_png
 
@@ -298,7 +299,7 @@ def test_m_click_to_segment_keeps_the_mask_as_an_annotation(page, login, seeded,
 def test_a_click_before_the_embedding_is_ready_says_preparing_and_retries_by_itself(
     page, login, seeded, inline_tasks
 ):
-    from labeling import segmentation
+    from labeling.services import segmentation
     from tests.labeling.conftest import ingest_photos
 
     Image.objects.filter(project=seeded.project).update(status=Image.Status.DONE)
@@ -374,7 +375,7 @@ def test_a_failed_embedding_shows_its_reason_once_and_try_again_gets_the_mask(
 ):
     from inference import registry
     from inference.errors import ModelLoadError
-    from labeling import segmentation
+    from labeling.services import segmentation
 
     fresh = _fresh_image(seeded, "flip")
     seen = _segment_requests(page)
@@ -528,7 +529,7 @@ def test_a_failed_save_stays_pending_and_is_retried_until_it_lands(page, login, 
 
 def test_an_image_someone_else_holds_opens_read_only(page, login, seeded):
     image = seeded.images[0]
-    from labeling import review
+    from labeling.services import review
 
     assert review.image_lease_next(project=seeded.project, user=seeded.manager) == image.pk
     login(page, seeded.annotator)
@@ -566,16 +567,14 @@ def test_markup_in_a_class_and_file_name_shows_as_text_and_runs_nothing(page, lo
 
 
 def photo_image(project: Project, name: str = "coffee") -> Image:
-    report = services.images_ingest(project=project, files=[(f"{name}.png", io.BytesIO(photo_png(name)))])
+    report = images_ingest(project=project, files=[(f"{name}.png", io.BytesIO(photo_png(name)))])
     return Image.objects.get(pk=report.created[0][1])
 
 
 def test_five_correct_and_two_wrong_proposals_take_eight_key_presses(
     page, login, creator, tiny_models_settings, inline_tasks, screenshot
 ):
-    project = services.project_create(
-        user=creator, name="Cups", classes=[{"name": "cup"}, {"name": "saucer"}]
-    )
+    project = project_create(user=creator, name="Cups", classes=[{"name": "cup"}, {"name": "saucer"}])
     image = photo_image(project)
     cup, saucer = project.classes.order_by("order", "id")
     boxes = [(20, 30, 120, 90), (170, 40, 110, 100), (320, 60, 130, 90), (60, 200, 150, 120),
@@ -616,7 +615,7 @@ def test_an_image_with_1000_annotations_stays_responsive(
 ):
     import random
 
-    project = services.project_create(user=creator, name="Crowd", classes=[{"name": "bean"}, {"name": "cup"}])
+    project = project_create(user=creator, name="Crowd", classes=[{"name": "bean"}, {"name": "cup"}])
     image = photo_image(project)
     classes = list(project.classes.all())
     rng = random.Random(7)

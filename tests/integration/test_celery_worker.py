@@ -11,8 +11,8 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from inference.tasks import gpu_ping, ping
-from labeling import services
 from labeling.models import Image
+from labeling.services.images import images_ingest
 from labeling.tasks import image_thumbnail_rebuild
 from tests.conftest import image_bytes
 from tests.integration.conftest import Worker
@@ -74,9 +74,7 @@ def test_the_worker_answers_ping_on_default_and_gpu_ping_on_gpu(celery_worker):
 
 
 def test_the_worker_rebuilds_a_deleted_thumbnail_from_the_same_db_and_media(celery_worker, project):
-    report = services.images_ingest(
-        project=project, files=[("big.png", io.BytesIO(image_bytes(size=(800, 600))))]
-    )
+    report = images_ingest(project=project, files=[("big.png", io.BytesIO(image_bytes(size=(800, 600))))])
     image = Image.objects.get(pk=report.created[0][1])
     thumb_path = settings.MEDIA_ROOT / image.thumbnail.name
     assert thumb_path.is_file()
@@ -121,7 +119,7 @@ def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_pr
 def test_a_running_worker_records_its_queues_and_a_warm_shutdown_removes_them(celery_worker_process):
     """The sign of life `prelabel --wait`, the sweeper and the jobs panel read, on any broker."""
     from labeling.models import WorkerBeat
-    from labeling.prelabel import workers_alive
+    from labeling.services.prelabel import workers_alive
 
     assert workers_alive("gpu") == []
     celery_worker_process.start()

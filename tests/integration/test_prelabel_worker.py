@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 
 from inference.embeddings import EmbeddingCache
-from labeling import prelabel
 from labeling.models import Annotation, Image, JobStatus, LabelClass, PrelabelJob, PrelabelJobItem
+from labeling.services import prelabel
 from tests.integration.conftest import VISIBILITY_TIMEOUT_S
 from tests.labeling.conftest import PHOTOS, ingest_photos
 

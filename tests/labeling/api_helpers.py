@@ -12,8 +12,8 @@ from django.core.files.base import ContentFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import services
 from labeling.models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+from labeling.services.projects import project_create
 from tests.labeling.conftest import plain_images
 
 ROLES = ("admin", "manager", "annotator", "outsider", "anonymous")
@@ -75,7 +75,7 @@ def foreign(db, admin_user) -> World:
     from tests.conftest import make_user
 
     owner = make_user("frank")
-    project = services.project_create(user=owner, name="Elsewhere", classes=[{"name": "dog"}])
+    project = project_create(user=owner, name="Elsewhere", classes=[{"name": "dog"}])
     return build_world(project, user=owner, annotator=make_user("fiona"))
 
 

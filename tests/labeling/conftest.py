@@ -12,8 +12,9 @@ from django.core.cache import cache
 from PIL import Image as PILImage
 
 from inference import registry
-from labeling import prelabel, services
 from labeling.models import Image, PrelabelJob
+from labeling.services import prelabel
+from labeling.services.images import images_ingest
 from tests.conftest import image_bytes
 
 # skimage.data photos (shipped with scikit-image: no download).
@@ -111,17 +112,17 @@ def photo_png(name: str, *, variant: str = "", max_side: int | None = None) -> b
 def plain_images(project, n: int) -> list[Image]:
     """n small one-color images with different bytes (for tests that never run the models)."""
     files = [(f"plain-{i}.png", io.BytesIO(image_bytes(color=(i, 100, 200)))) for i in range(n)]
-    report = services.images_ingest(project=project, files=files)
+    report = images_ingest(project=project, files=files)
     return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
 
 
 def ingest_photos(project, specs) -> list[Image]:
-    """Ingest (name, variant) photos through services.images_ingest; the Image rows in order."""
+    """Ingest (name, variant) photos through images_ingest; the Image rows in order."""
     files = [
         (f"{name}{'-' + variant if variant else ''}.png", io.BytesIO(photo_png(name, variant=variant)))
         for name, variant in specs
     ]
-    report = services.images_ingest(project=project, files=files)
+    report = images_ingest(project=project, files=files)
     assert not report.errors and not report.duplicates, report
     return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from labeling import services
-from labeling.imports import annotations_import
 from labeling.models import Annotation, Image, LabelClass
+from labeling.services.images import images_ingest
+from labeling.services.imports import annotations_import
 from tests.conftest import image_bytes
 
 
@@ -25,7 +25,7 @@ def add_images(project, specs) -> list[Image]:
     files = [
         (name, io.BytesIO(png(size, color=(i * 7 % 256, 40, 90)))) for i, (name, size) in enumerate(specs)
     ]
-    report = services.images_ingest(project=project, files=files)
+    report = images_ingest(project=project, files=files)
     assert not report.errors and not report.duplicates, report
     by_id = {pk: name for name, pk in report.created}
     return sorted(

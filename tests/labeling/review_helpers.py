@@ -9,8 +9,8 @@ import numpy as np
 from django.urls import reverse
 
 from inference.masks import mask_to_rle
-from labeling import services
 from labeling.models import Annotation, Image, Membership, Project
+from labeling.services.projects import membership_set
 from tests.conftest import make_user
 
 WIDTH, HEIGHT = 64, 48
@@ -83,7 +83,7 @@ def rle_of_box(box, *, width: int = WIDTH, height: int = HEIGHT) -> dict:
 
 def member(project: Project, username: str, role: str = Membership.Role.ANNOTATOR):
     user = make_user(username)
-    services.membership_set(project=project, user=user, role=role)
+    membership_set(project=project, user=user, role=role)
     return user
 
 

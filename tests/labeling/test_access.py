@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from labeling import services
 from labeling.access import image_for_user, project_for_user, projects_for_user
 from labeling.models import Membership, Project
+from labeling.services.images import images_ingest
+from labeling.services.projects import project_create
 from tests.conftest import image_bytes, make_user
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,7 @@ IMAGE_PAGES = ["image-file", "image-thumbnail"]
 
 @pytest.fixture
 def image(project):
-    report = services.images_ingest(project=project, files=[("photo.png", io.BytesIO(image_bytes("PNG")))])
+    report = images_ingest(project=project, files=[("photo.png", io.BytesIO(image_bytes("PNG")))])
     return project.images.get(pk=report.created[0][1])
 
 
@@ -118,7 +119,7 @@ def test_a_missing_project_and_a_foreign_one_look_the_same(client_for, outsider,
 
 
 def test_a_manager_of_one_project_cannot_reach_another(client_for, manager, outsider, image):
-    other = services.project_create(user=outsider, name="Olga's", classes=[{"name": "dog"}])
+    other = project_create(user=outsider, name="Olga's", classes=[{"name": "dog"}])
     client = client_for(manager)
     assert client.get(url("project-detail", other)).status_code == 404
     assert client.get(url("project-edit", other)).status_code == 404
@@ -181,7 +182,7 @@ def test_staff_see_and_manage_every_project(client_for, admin_user, project, ima
 
 
 def test_the_project_list_shows_only_the_users_projects(client_for, annotator, outsider, project):
-    services.project_create(user=outsider, name="Secret garden", classes=[{"name": "rose"}])
+    project_create(user=outsider, name="Secret garden", classes=[{"name": "rose"}])
     content = client_for(annotator).get(url("project-list")).content
     assert b"Kitchen" in content
     assert b"Secret garden" not in content
@@ -195,7 +196,7 @@ def test_the_project_list_is_empty_for_a_user_in_no_project(client_for, outsider
 
 
 def test_projects_for_user_matches_memberships(project, manager, annotator, outsider, admin_user):
-    other = services.project_create(user=outsider, name="Other", classes=[{"name": "x"}])
+    other = project_create(user=outsider, name="Other", classes=[{"name": "x"}])
     assert list(projects_for_user(annotator)) == [project]
     assert list(projects_for_user(outsider)) == [other]
     assert set(projects_for_user(admin_user)) == {project, other}

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve, reverse
 
-from labeling import review
 from labeling.models import Annotation, Image
+from labeling.services import review
 from tests.labeling.review_helpers import (
     HEIGHT,
     WIDTH,
@@ -207,9 +207,9 @@ def test_a_bad_drawing_is_refused_with_the_reason(api, project, image, change, r
 
 
 def test_a_class_of_another_project_is_refused(api, manager, image):
-    from labeling import services
+    from labeling.services.projects import project_create
 
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
     body = {"class_id": other.classes.get().pk, "box": [1, 1, 10, 10]}
     assert call(api, "post", annotations_url(image), body).status_code == 400
     assert not image.annotations.exists()

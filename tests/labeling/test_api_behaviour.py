@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import services
 from labeling.models import Annotation, Export, Image, PrelabelJob
+from labeling.services.projects import label_class_create, project_create
 from tests.conftest import PASSWORD, image_bytes
 from tests.labeling import api_helpers
 from tests.labeling.api_helpers import snapshot
@@ -275,8 +275,8 @@ def _grow(w, manager, round_: int) -> None:
         )
         PrelabelJob.objects.create(project=w.project, status=PrelabelJob.Status.FAILED)
         Export.objects.create(project=w.project, format="voc", status=Export.Status.FAILED)
-        services.label_class_create(project=w.project, name=f"class {round_}-{_}")
-        services.project_create(user=manager, name=f"more {round_}-{_}")
+        label_class_create(project=w.project, name=f"class {round_}-{_}")
+        project_create(user=manager, name=f"more {round_}-{_}")
 
 
 @pytest.mark.parametrize("role", ["admin", "manager", "annotator"])

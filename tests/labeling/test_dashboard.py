@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inference.masks import mask_to_rle
-from labeling import dashboard
 from labeling.models import Annotation, Image, PrelabelJob, WorkerBeat
+from labeling.selectors import dashboard
 
 A, R, P = Annotation.State.ACCEPTED, Annotation.State.REJECTED, Annotation.State.PROPOSED
 MODEL, HUMAN = Annotation.Source.MODEL, Annotation.Source.HUMAN
@@ -361,9 +361,9 @@ def test_apply_threshold_refused_to_annotators_and_outsiders(client_for, project
 
 
 def test_apply_threshold_refuses_a_foreign_class(client_for, project, manager, admin_user):
-    from labeling import services
+    from labeling.services.projects import project_create
 
-    other = services.project_create(user=admin_user, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=admin_user, name="Other", classes=[{"name": "dog"}])
     dog = other.classes.get()
     url = reverse("dashboard-apply-threshold", args=[project.pk])
     response = client_for(manager).post(url, {"class_id": dog.pk, "box_threshold": "0.9"})

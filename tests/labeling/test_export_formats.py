@@ -16,8 +16,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from inference.masks import mask_iou, rle_to_mask
-from labeling.exports import export_write
 from labeling.formats.base import ExportOptions, FormatError, safe_image_names, voc_palette
+from labeling.services.exports import export_write
 from tests.labeling import export_helpers as h
 
 pytestmark = pytest.mark.django_db
@@ -324,8 +324,8 @@ def test_voc_segmentation_pngs(project, data, tmp_path):
 @pytest.mark.parametrize("rle", [False, True])
 def test_fast_text_path_matches_the_decoded_one(project, data, rle):
     """annotation_json (stored JSON text copied through) says what annotation_entry (decoded) says."""
-    from labeling.exports import ExportSource
     from labeling.formats.coco import annotation_entry, annotation_json
+    from labeling.services.exports import ExportSource
 
     source = ExportSource(project, ExportOptions(states=("accepted", "proposed")))
     raw = {}

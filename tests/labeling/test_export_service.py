@@ -13,9 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pycocotools.coco import COCO
 
-from labeling import exports, tasks
+from labeling import tasks
 from labeling.formats.base import ExportOptions
 from labeling.models import Export
+from labeling.services import exports
 from tests.labeling import export_helpers as h
 
 pytestmark = pytest.mark.django_db

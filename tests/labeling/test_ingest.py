@@ -1,4 +1,4 @@
-"""Image ingest: labeling.ingest (validation, orientation, zips) and services.images_ingest."""
+"""Image ingest: labeling.ingest (validation, orientation, zips) and images_ingest."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from labeling import services
 from labeling.ingest import IngestError, Limits, iter_zip, prepare_image
 from labeling.models import Image
+from labeling.services.images import IngestReport, image_thumbnail_rebuild, images_ingest
+from labeling.services.projects import project_create
 from tests.conftest import image_bytes
 
 LIMITS = Limits(
@@ -65,8 +66,8 @@ def symlink_entry(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
     return info, target.encode()
 
 
-def ingest(project, *named_bytes: tuple[str, bytes], user=None) -> services.IngestReport:
-    return services.images_ingest(
+def ingest(project, *named_bytes: tuple[str, bytes], user=None) -> IngestReport:
+    return images_ingest(
         project=project, files=[(name, io.BytesIO(data)) for name, data in named_bytes], user=user
     )
 
@@ -75,7 +76,7 @@ def stored_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def reasons(report: services.IngestReport) -> dict[str, str]:
+def reasons(report: IngestReport) -> dict[str, str]:
     return dict(report.errors)
 
 
@@ -304,7 +305,7 @@ def test_it_reports_a_duplicate_of_an_earlier_upload_without_storing_it(project,
 
 @pytest.mark.django_db
 def test_it_stores_the_same_image_in_two_projects(project, manager):
-    other = services.project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
     data = image_bytes("PNG")
     ingest(project, ("a.png", data))
     report = ingest(other, ("a.png", data))
@@ -440,9 +441,9 @@ def test_it_rebuilds_a_thumbnail_from_the_stored_file(project, settings):
     image = project.images.get()
     Path(image.thumbnail.path).unlink()
     settings.LABELGPT_THUMBNAIL_SIZE = 50
-    assert services.image_thumbnail_rebuild(image_id=image.pk) is True
+    assert image_thumbnail_rebuild(image_id=image.pk) is True
     image.refresh_from_db()
     with PILImage.open(image.thumbnail.path) as thumb:
         assert thumb.format == "JPEG"
         assert thumb.size == (50, 25)
-    assert services.image_thumbnail_rebuild(image_id=image.pk + 1000) is False
+    assert image_thumbnail_rebuild(image_id=image.pk + 1000) is False

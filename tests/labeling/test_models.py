@@ -6,8 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from labeling import services
 from labeling.models import Annotation, Image, LabelClass, Membership, Project, box_errors
+from labeling.services.projects import project_create
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_it_reports_a_case_insensitive_duplicate_class_in_full_clean(project):
 
 
 def test_it_allows_the_same_class_name_in_two_projects(project, manager):
-    other = services.project_create(user=manager, name="Garden", classes=[{"name": "Cat"}])
+    other = project_create(user=manager, name="Garden", classes=[{"name": "Cat"}])
     assert other.classes.get().name == "Cat"
     assert LabelClass.objects.filter(name__iexact="cat").count() == 2
 
@@ -134,7 +134,7 @@ def test_it_refuses_the_same_sha256_twice_in_a_project(project):
 
 
 def test_it_allows_the_same_sha256_in_two_projects(project, manager):
-    other = services.project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
     make_image(project)
     make_image(other)
     assert Image.objects.filter(sha256="a" * 64).count() == 2
@@ -180,7 +180,7 @@ def test_box_errors_say_why_a_box_does_not_fit():
 
 
 def test_it_refuses_a_class_of_another_project_in_full_clean(project, manager):
-    other = services.project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Garden", classes=[{"name": "dog"}])
     image = make_image(project)
     with pytest.raises(ValidationError) as info:
         make_annotation(image, other.classes.get(), (1, 1, 5, 5)).full_clean()

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from inference.masks import polygons_are_faithful, rle_to_mask
 from inference.pipeline import box_iou
-from labeling import prelabel, segmentation, services
 from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
+from labeling.services import prelabel, segmentation
+from labeling.services.projects import project_create
 from tests.labeling.conftest import ingest_photos, plain_images, run_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -148,7 +149,7 @@ def test_start_refuses_when_no_image_is_in_scope(project, task_calls, django_cap
 
 def test_start_refuses_a_class_of_another_project(project, manager):
     plain_images(project, 1)
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
     dog = other.classes.get()
     cat = project.classes.get(name="cat")
 
@@ -210,7 +211,7 @@ def test_start_refuses_a_second_active_job_for_the_project(project, manager):
 
 def test_another_projects_active_job_does_not_block_a_start(project, manager):
     plain_images(project, 1)
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
     plain_images(other, 1)
     start(other, manager)
     assert start(project, manager).total == 1
@@ -987,7 +988,7 @@ def test_the_stage_goes_from_queued_to_loading_to_running_to_stopped(
 
 
 def test_rate_and_eta_are_over_the_running_time_and_shown_after_the_first_image(project):
-    from labeling.selectors import job_progress
+    from labeling.selectors.prelabel import job_progress
 
     t0 = timezone.now()
     running = PrelabelJob(project=project, status=JobStatus.RUNNING, total=10, started_at=t0)

@@ -11,8 +11,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling import prelabel
 from labeling.models import JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
+from labeling.services import prelabel
 from tests.labeling.conftest import plain_images
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -144,10 +144,10 @@ def test_a_threshold_outside_zero_to_one_is_refused_and_nothing_is_created(
 
 
 def test_a_class_of_another_project_is_refused(client_for, manager, project):
-    from labeling import services
+    from labeling.services.projects import project_create
 
     plain_images(project, 1)
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
     response = client_for(manager).post(
         prelabel_url(project), form_data(project, classes=[other.classes.get().pk]), **HTMX
     )

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from labeling import services
 from labeling.models import PALETTE, Annotation, Image, LabelClass, Membership, Project
-from labeling.views import IMAGES_PER_PAGE
+from labeling.services.projects import membership_set, project_create
+from labeling.views.projects import IMAGES_PER_PAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -411,14 +411,14 @@ def test_the_last_manager_cannot_be_removed(client_for, manager, project):
 
 
 def test_a_manager_can_be_removed_when_another_remains(client_for, manager, annotator, project):
-    services.membership_set(project=project, user=annotator, role=Membership.Role.MANAGER)
+    membership_set(project=project, user=annotator, role=Membership.Role.MANAGER)
     membership = Membership.objects.get(project=project, user=manager)
     client_for(manager).post(members_url(project), {"remove": str(membership.pk)})
     assert not Membership.objects.filter(pk=membership.pk).exists()
 
 
 def test_removing_a_membership_of_another_project_does_nothing(client_for, manager, outsider, project):
-    other = services.project_create(user=outsider, name="Other", classes=[{"name": "x"}])
+    other = project_create(user=outsider, name="Other", classes=[{"name": "x"}])
     foreign = Membership.objects.get(project=other, user=outsider)
     client_for(manager).post(members_url(project), {"remove": str(foreign.pk)})
     assert Membership.objects.filter(pk=foreign.pk).exists()

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from labeling import review
 from labeling.models import Annotation, Image
+from labeling.services import review
 from tests.labeling.review_helpers import add_annotation, add_images, call
 
 pytestmark = pytest.mark.django_db
@@ -97,9 +97,9 @@ def test_outsiders_get_json_404_from_the_json_endpoints(client_for, outsider, pr
 def test_an_annotation_of_another_project_is_404_for_a_member_of_this_one(
     client_for, annotator, manager, project, proposal
 ):
-    from labeling import services
+    from labeling.services.projects import project_create
 
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
     (other_image,) = add_images(other, 1, start=100)
     foreign = add_annotation(other_image)
     client = client_for(annotator)

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling import review
 from labeling.models import Image, Membership
+from labeling.services import review
 from tests.labeling.review_helpers import add_annotation, add_images, call, image_url, member
 
 pytestmark = pytest.mark.django_db
@@ -100,10 +100,10 @@ def test_done_and_skipped_images_are_not_handed_out(project, annotator):
 
 
 def test_images_of_other_projects_are_not_handed_out(project, annotator, manager):
-    from labeling import services
+    from labeling.services.projects import membership_set, project_create
 
-    other = services.project_create(user=manager, name="Other", classes=[{"name": "dog"}])
-    services.membership_set(project=other, user=annotator, role=Membership.Role.ANNOTATOR)
+    other = project_create(user=manager, name="Other", classes=[{"name": "dog"}])
+    membership_set(project=other, user=annotator, role=Membership.Role.ANNOTATOR)
     add_images(other, 1)
     assert review.image_lease_next(project=project, user=annotator) is None
 

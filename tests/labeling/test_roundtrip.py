@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from inference.masks import mask_iou, polygons_to_mask, rle_to_mask
-from labeling import services
-from labeling.exports import export_write
 from labeling.formats.base import ExportOptions
 from labeling.models import Annotation, Image
+from labeling.services.exports import export_write
+from labeling.services.images import images_ingest
+from labeling.services.projects import project_create
 from tests.labeling.export_helpers import add
 from tests.labeling.import_helpers import do_import, errors_text, png, snapshot
 
@@ -43,15 +44,13 @@ def disk(height, width, cy, cx, r) -> np.ndarray:
 
 def ingest(project) -> dict[str, Image]:
     files = [(name, io.BytesIO(data)) for name, data in IMAGE_BYTES.items()]
-    report = services.images_ingest(project=project, files=files)
+    report = images_ingest(project=project, files=files)
     assert not report.errors and not report.duplicates
     return {image.original_name: image for image in Image.objects.filter(project=project)}
 
 
 def fresh_project(manager, *, with_images: bool = True):
-    project = services.project_create(
-        user=manager, name="Copy", classes=[{"name": "cat"}, {"name": "coffee cup"}]
-    )
+    project = project_create(user=manager, name="Copy", classes=[{"name": "cat"}, {"name": "coffee cup"}])
     return project, (ingest(project) if with_images else {})
 
 
@@ -209,7 +208,7 @@ def test_voc_round_trip_keeps_integer_boxes_and_identical_masks(tmp_path, source
 
 def test_voc_round_trip_into_an_empty_project_creates_images_and_classes(tmp_path, source, manager):
     project, anns = source
-    target = services.project_create(user=manager, name="Empty", classes=[])
+    target = project_create(user=manager, name="Empty", classes=[])
     before = snapshot(target)
     out = tmp_path / "voc.zip"
     export_write(project=project, fmt="voc", options=ExportOptions(), out=out)

@@ -15,8 +15,8 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from inference.masks import rle_to_mask
-from labeling import segmentation
 from labeling.models import Image
+from labeling.services import segmentation
 from tests.labeling.conftest import ingest_photos
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -540,9 +540,9 @@ def test_refining_an_annotation_of_another_image_is_refused(
 def test_refining_an_annotation_the_user_cannot_see_is_404(
     client_for, annotator, outsider, cached, decoder_spy
 ):
-    from labeling import services
+    from labeling.services.projects import project_create
 
-    foreign_project = services.project_create(user=outsider, name="Theirs", classes=[{"name": "dog"}])
+    foreign_project = project_create(user=outsider, name="Theirs", classes=[{"name": "dog"}])
     (foreign_image,) = ingest_photos(foreign_project, [("coffee", "")])
     foreign = _annotation(foreign_image)
 

@@ -6,9 +6,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import exports
 from labeling.formats.base import FORMATS, ExportOptions, FormatError
 from labeling.models import Project
+from labeling.services import exports
 
 
 class Command(BaseCommand):

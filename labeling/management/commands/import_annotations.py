@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.imports import FORMAT_ALIASES, IMPORT_FORMATS, annotations_import
 from labeling.models import Project
+from labeling.services.imports import FORMAT_ALIASES, IMPORT_FORMATS, annotations_import
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from labeling import prelabel
 from labeling.models import JobStage, JobStatus, PrelabelJob, Project
+from labeling.services import prelabel
 
 
 class Command(BaseCommand):

@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from labeling import services
 from labeling.models import Membership, Project
+from labeling.services.images import images_ingest
+from labeling.services.projects import membership_set, project_create
 
 DEMO_PROJECT = "Demo: everyday objects"
 DEMO_CLASSES = [
@@ -64,14 +65,14 @@ class Command(BaseCommand):
             annotator = self._user("annotator", staff=False, credentials=credentials, reset=reset_passwords)
             project = Project.objects.filter(name=DEMO_PROJECT).first()
             if project is None:
-                project = services.project_create(
+                project = project_create(
                     user=admin,
                     name=DEMO_PROJECT,
                     description="Sample photos from scikit-image: an astronaut, a cat, coffee, a rocket.",
                     classes=DEMO_CLASSES,
                 )
-            services.membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
-        report = services.images_ingest(project=project, files=sample_photo_files(), user=admin)
+            membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
+        report = images_ingest(project=project, files=sample_photo_files(), user=admin)
         path = credentials_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(credentials, indent=2))

@@ -23,8 +23,8 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from .formats import coco, voc, yolo
-from .formats.base import (
+from ..formats import coco, voc, yolo
+from ..formats.base import (
     FORMATS,
     AnnotationRow,
     ClassRow,
@@ -33,7 +33,7 @@ from .formats.base import (
     ImageRow,
     safe_image_names,
 )
-from .models import Annotation, Export, Image, JobStatus, Project
+from ..models import Annotation, Export, Image, JobStatus, Project
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def export_start(*, project: Project, user, fmt: str, options: ExportOptions) ->
 
 
 def _enqueue(export_id: int) -> None:
-    from . import tasks
+    from labeling import tasks
 
     try:
         tasks.export_run.delay(export_id)

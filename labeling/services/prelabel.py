@@ -38,7 +38,7 @@ from inference.errors import InferenceError
 from inference.pipeline import BatchImage, DetectParams, ImageResult, box_iou, prelabel_batch
 from inference.prompts import ClassPrompt
 
-from .models import Annotation, Image, JobStage, JobStatus, PrelabelJob, PrelabelJobItem, Project, WorkerBeat
+from ..models import Annotation, Image, JobStage, JobStatus, PrelabelJob, PrelabelJobItem, Project, WorkerBeat
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import imports
-from .access import project_for_user
-from .views import upload_too_large
+from labeling.services import imports
+from labeling.views.images import upload_too_large
+
+from ..access import project_for_user
 
 
 class ImportForm(forms.Form):

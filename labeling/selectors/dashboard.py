@@ -15,8 +15,11 @@ from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
-from . import prelabel, selectors
-from .models import Annotation, Image, Membership, PrelabelJob, Project
+from labeling.selectors.images import image_status_counts
+from labeling.selectors.prelabel import jobs_of_project
+from labeling.services import prelabel
+
+from ..models import Annotation, Image, Membership, PrelabelJob, Project
 
 MODEL = Annotation.Source.MODEL
 HUMAN = Annotation.Source.HUMAN
@@ -405,9 +408,9 @@ def model_quality(*, project: Project) -> list[Quality]:
 def project_dashboard(*, project: Project, by: str = "day", now: datetime | None = None) -> dict:
     """Everything the project's dashboard shows (a constant number of queries)."""
     now = now or timezone.now()
-    active, jobs = selectors.project_jobs(project=project)
+    active, jobs = jobs_of_project(project=project)
     return {
-        "counts": selectors.image_status_counts(project=project),
+        "counts": image_status_counts(project=project),
         "proposals": proposal_counts(project=project),
         "progress": review_progress(project=project, by=by, now=now),
         "throughput": annotator_throughput(project=project, now=now),

@@ -29,9 +29,11 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from . import segmentation
-from .access import User
-from .models import Annotation, Image, LabelClass, Project, box_errors
+from inference.masks import rle_string_runs
+from labeling.services import segmentation
+
+from ..access import User
+from ..models import Annotation, Image, LabelClass, Project, box_errors
 
 logger = logging.getLogger(__name__)
 
@@ -371,31 +373,6 @@ def _clean_box(box: Any, *, image: Image) -> list[float]:
     return box
 
 
-def _rle_string_counts(counts: str) -> list[int]:
-    """The run lengths of a COCO compressed RLE string (pycocotools' rleFrString, checked: a bad
-    string must be refused here, pycocotools' decoder trusts it and writes past its buffer)."""
-    values: list[int] = []
-    position, length = 0, len(counts)
-    while position < length:
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= length:
-                raise ValueError("the counts string ends in the middle of a number")
-            code = ord(counts[position]) - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"unexpected character {counts[position]!r} in the counts string")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            position += 1
-            shift += 5
-            if not more and code & 0x10:
-                value |= -1 << shift
-        if len(values) > 2:
-            value += values[-2]
-        values.append(value)
-    return values
-
-
 def _clean_mask(mask: Any, *, image: Image) -> dict | None:
     if mask is None:
         return None
@@ -408,7 +385,7 @@ def _clean_mask(mask: Any, *, image: Image) -> dict | None:
         )
     try:
         if isinstance(counts, str):
-            runs = _rle_string_counts(counts)
+            runs = rle_string_runs(counts)
         elif isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
             runs = counts
         else:

@@ -21,9 +21,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import review, selectors
-from .access import annotation_for_user, can_manage, image_for_user, project_for_user
-from .review import UNSET, Invalid, ReviewError
+from labeling.selectors.images import image_status_counts
+from labeling.services import review
+from labeling.services.review import UNSET, Invalid, ReviewError
+
+from ..access import annotation_for_user, can_manage, image_for_user, project_for_user
 
 JsonView = Callable[..., HttpResponse]
 
@@ -100,7 +102,7 @@ def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "role": role,
             "can_manage": can_manage(role),
-            "counts": selectors.image_status_counts(project=project),
+            "counts": image_status_counts(project=project),
             "held_by_others": review.images_held_by_others(project=project, user=request.user),
         },
     )

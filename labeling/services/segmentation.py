@@ -34,10 +34,10 @@ from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
 from inference.masks import encode_mask, mask_to_rle, rle_to_mask, stored_mask
+from labeling.services.prelabel import embedding_cache, model_config, open_image
 
-from .access import annotation_for_user
-from .models import Annotation, Image
-from .prelabel import embedding_cache, model_config, open_image
+from ..access import annotation_for_user
+from ..models import Annotation, Image
 
 logger = logging.getLogger(__name__)
 

@@ -32,11 +32,18 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from inference.masks import mask_box, mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
+from inference.masks import (
+    mask_box,
+    mask_to_polygons,
+    mask_to_rle,
+    polygons_to_mask,
+    rle_string_runs,
+    rle_to_mask,
+)
 
-from .formats.base import FormatError, safe_name
-from .ingest import IngestError, Limits, PreparedImage, iter_zip, prepare_image
-from .models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
+from ..formats.base import FormatError, safe_name
+from ..ingest import IngestError, Limits, PreparedImage, iter_zip, prepare_image
+from ..models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
 
 IMPORT_FORMATS: dict[str, str] = {
     "coco": "COCO JSON (.json, or a .zip with the JSON and images/)",
@@ -351,10 +358,9 @@ class _Bad(Exception):
 
 
 def _rle_runs(counts: Any) -> list[int]:
-    from .review import _rle_string_counts  # the same checked decoder as the review API
 
     if isinstance(counts, str):
-        return _rle_string_counts(counts)
+        return rle_string_runs(counts)
     if isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
         return counts
     raise ValueError("counts must be a COCO string or a list of integers")
@@ -476,11 +482,11 @@ def _geometry(parsed: ParsedAnnotation, target: _Target) -> dict:
 
 def _parse(format: str, fileobj: BinaryIO, name: str) -> ParsedDataset:
     if format == "coco":
-        from .formats.coco_import import parse_coco as parse
+        from ..formats.coco_import import parse_coco as parse
     elif format == "yolo":
-        from .formats.yolo_import import parse_yolo as parse
+        from ..formats.yolo_import import parse_yolo as parse
     elif format == "voc":
-        from .formats.voc_import import parse_voc as parse
+        from ..formats.voc_import import parse_voc as parse
     else:
         raise FormatError(f"Unknown import format {format!r}; use one of: {', '.join(IMPORT_FORMATS)}.")
     return parse(fileobj, name)
@@ -561,9 +567,9 @@ def annotations_import(
                 report.created_classes.append(label_class.name)
                 order += 1
             for target in {id(t): t for t in targets.values() if t.prepared is not None}.values():
-                from .services import _store
+                from labeling.services.images import image_store
 
-                image = _store(project=project, name=target.name, prepared=target.prepared, user=user)
+                image = image_store(project=project, name=target.name, prepared=target.prepared, user=user)
                 if image is None:
                     raise FormatError(f"{target.name}: the same image was uploaded meanwhile; import again.")
                 stored.append(image)

@@ -9,10 +9,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import exports
-from .access import can_manage, export_for_user, project_for_user
-from .formats.base import FORMATS, ExportOptions, FormatError
-from .models import Export, JobStatus, Project
+from labeling.services import exports
+
+from ..access import can_manage, export_for_user, project_for_user
+from ..formats.base import FORMATS, ExportOptions, FormatError
+from ..models import Export, JobStatus, Project
 
 TRUE = ("1", "true", "on", "yes")
 

@@ -10,9 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import dashboard, review
-from .access import project_for_user
-from .review import ReviewError
+from labeling.selectors import dashboard
+from labeling.services import review
+from labeling.services.review import ReviewError
+
+from ..access import project_for_user
 
 
 @require_GET

@@ -5,40 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from .access import projects_for_user
-from .models import Image, PrelabelJob, Project
-
-
-def project_list(*, user) -> QuerySet[Project]:
-    """The user's projects with their image counts by status (one query)."""
-    status_counts = {
-        f"images_{status}": Count("images", filter=Q(images__status=status)) for status in Image.Status.values
-    }
-    return (
-        projects_for_user(user)
-        .annotate(image_count=Count("images"), **status_counts)
-        .order_by("-created_at", "-id")
-    )
-
-
-def image_status_counts(*, project: Project) -> dict[str, int]:
-    counts = dict.fromkeys(Image.Status.values, 0)
-    for row in project.images.values("status").annotate(n=Count("id")).order_by():
-        counts[row["status"]] = row["n"]
-    counts["all"] = sum(counts.values())
-    return counts
-
-
-def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image]:
-    images = project.images.only(
-        "id", "project_id", "thumbnail", "original_name", "width", "height", "status", "created_at"
-    ).order_by("id")
-    if status:
-        images = images.filter(status=status)
-    return images
+from ..models import PrelabelJob, Project
 
 
 @dataclass(frozen=True)
@@ -82,10 +51,10 @@ def job_progress(job: PrelabelJob, *, now: datetime | None = None, no_worker: bo
     return JobProgress(job=job, rate=rate, eta_seconds=eta, no_worker=no_worker)
 
 
-def project_jobs(*, project: Project, limit: int = 10) -> tuple[JobProgress | None, list[JobProgress]]:
+def jobs_of_project(*, project: Project, limit: int = 10) -> tuple[JobProgress | None, list[JobProgress]]:
     """The active job (if any) and the recent ones, newest first (one query; one more while the
     active job waits for a worker, to say whether any consumes the gpu queue)."""
-    from .prelabel import workers_alive
+    from labeling.services.prelabel import workers_alive
 
     jobs = [
         job_progress(job)

@@ -1,0 +1,1 @@
+"""Reads, by aggregate: each selector makes a constant number of queries whatever the project's size."""

@@ -1,0 +1,1 @@
+"""Writes, by aggregate: business rules live here; views, the API and tasks call these functions."""

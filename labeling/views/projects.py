@@ -1,0 +1,148 @@
+"""Pages. Views are adapters: parse input, check access, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from labeling.selectors.images import image_list, image_status_counts
+from labeling.selectors.projects import projects_of_user
+from labeling.services.projects import membership_remove, membership_set, project_save
+from labeling.views.prelabel import jobs_context
+
+from ..access import can_create_projects, can_manage, project_for_user
+from ..forms import MemberForm, PrelabelForm, ProjectForm, UploadForm, label_class_formset
+from ..models import Image, Membership, Project
+
+IMAGES_PER_PAGE = 48
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+def project_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "labeling/project_list.html",
+        {
+            "projects": projects_of_user(user=request.user),
+            "can_create": can_create_projects(request.user),
+        },
+    )
+
+
+def _project_form_page(request: HttpRequest, project: Project | None) -> HttpResponse:
+    creating = project is None
+    instance = project or Project()
+    formset_class = label_class_formset(extra=4 if creating else 1)
+    if request.method == "POST":
+        form = ProjectForm(request.POST, instance=instance)
+        formset = formset_class(request.POST, instance=instance, prefix="classes")
+        if form.is_valid() and formset.is_valid():
+            project = project_save(form=form, classes_formset=formset, user=request.user)
+            messages.success(request, f'Project "{project.name}" {"created" if creating else "saved"}.')
+            return redirect("project-detail", project_id=project.pk)
+    else:
+        form = ProjectForm(instance=instance)
+        formset = formset_class(instance=instance, prefix="classes")
+    return render(
+        request,
+        "labeling/project_form.html",
+        {"form": form, "formset": formset, "project": project, "creating": creating},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def project_create(request: HttpRequest) -> HttpResponse:
+    if not can_create_projects(request.user):
+        raise PermissionDenied("You may not create projects; ask an administrator.")
+    return _project_form_page(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, manage=True)
+    return _project_form_page(request, project)
+
+
+def _grid_context(request: HttpRequest, project: Project) -> dict:
+    status = request.GET.get("status", "")
+    if status not in Image.Status.values:
+        status = ""
+    paginator = Paginator(image_list(project=project, status=status or None), IMAGES_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    counts = image_status_counts(project=project)
+    statuses = [(value, label, counts[value]) for value, label in Image.Status.choices]
+    return {"page": page, "status": status, "statuses": statuses, "counts": counts}
+
+
+@require_GET
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for_user(request.user, project_id)
+    context = {
+        "project": project,
+        "role": role,
+        "can_manage": can_manage(role),
+        "classes": list(project.classes.all()),
+        "upload_form": UploadForm(),
+        "prelabel_form": PrelabelForm(project=project),
+        **jobs_context(project),
+        **_grid_context(request, project),
+    }
+    return render(request, "labeling/project_detail.html", context)
+
+
+@require_GET
+def project_images(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The image grid alone (htmx: filter and page without reloading the page)."""
+    project, _ = project_for_user(request.user, project_id)
+    if not request.htmx:  # plain link: the whole page, filtered the same way
+        return redirect(f"{project.get_absolute_url()}?{request.GET.urlencode()}")
+    return render(
+        request, "labeling/project_detail.html#grid", {"project": project, **_grid_context(request, project)}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for_user(request.user, project_id, manage=True)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST":
+        if "remove" in request.POST:
+            try:
+                membership_remove(project=project, membership_id=request.POST.get("remove"))
+            except ValueError as exc:
+                messages.error(request, str(exc))
+            return redirect("project-members", project_id=project.pk)
+        if form.is_valid():
+            try:
+                membership_set(
+                    project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+                )
+            except ValueError as exc:
+                form.add_error("role", str(exc))
+            else:
+                messages.success(
+                    request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}."
+                )
+                return redirect("project-members", project_id=project.pk)
+    members = project.memberships.select_related("user").order_by("role", "user__username")
+    return render(
+        request,
+        "labeling/project_members.html",
+        {"project": project, "members": members, "form": form, "roles": Membership.Role},
+        status=400 if request.method == "POST" else 200,
+    )
