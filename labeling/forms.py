@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from .models import PALETTE, LabelClass, Membership, Project, box_errors
+from .services.projects import ClassEdit
 
 
 class ProjectForm(forms.ModelForm):
@@ -24,10 +25,14 @@ class ProjectForm(forms.ModelForm):
         }
 
 
+# A tuple: an inline formset appends its foreign key to its form's Meta.fields list in place.
+CLASS_FIELDS = ("name", "prompt", "color", "box_threshold")
+
+
 class LabelClassForm(forms.ModelForm):
     class Meta:
         model = LabelClass
-        fields = ["name", "prompt", "color", "box_threshold"]
+        fields = list(CLASS_FIELDS)
         widgets = {
             "color": forms.TextInput(attrs={"type": "color"}),
             "box_threshold": forms.NumberInput(
@@ -41,7 +46,7 @@ class BaseLabelClassFormSet(BaseInlineFormSet):
     def _construct_form(self, i, **kwargs):
         form = super()._construct_form(i, **kwargs)
         if form.instance.pk is None:
-            # A new row starts with the palette color of its position (as services.label_class_create
+            # A new row starts with the palette color of its position (as services.projects.label_class_create
             # does), not the model's one default: classes made in one go must not all look alike.
             form.initial["color"] = PALETTE[i % len(PALETTE)]
         return form
@@ -75,23 +80,17 @@ class BaseLabelClassFormSet(BaseInlineFormSet):
         if kept == 0:
             raise forms.ValidationError("A project needs at least one class.")
 
-    def save(self, commit: bool = True):
-        # New classes go after the existing ones.
-        instances = super().save(commit=False)
-        next_order = max((c.order for c in self.instance.classes.all()), default=-1) + 1
-        for obj in self.deleted_objects:
-            obj.delete()
-        # Renames may swap names (a → b, b → a): park the renamed classes under names nobody
-        # types first, or the unique name constraint fails half-way through (a 500).
-        for obj, changed in self.changed_objects:
-            if "name" in changed:
-                LabelClass.objects.filter(pk=obj.pk).update(name=f"\u2063renaming {obj.pk}")
-        for label_class in instances:
-            if label_class.pk is None:
-                label_class.order = next_order
-                next_order += 1
-            label_class.save()
-        return instances
+    def class_edits(self) -> tuple[list[ClassEdit], list[int]]:
+        """The valid formset as plain data for services.projects.project_save: the new and changed
+        rows, and the ids of the rows marked for deletion."""
+        edits, deleted = [], []
+        for form in self.forms:
+            if form.instance.pk and self.can_delete and self._should_delete_form(form):
+                deleted.append(form.instance.pk)
+            elif form.has_changed():
+                values = {name: form.cleaned_data[name] for name in CLASS_FIELDS}
+                edits.append(ClassEdit(id=form.instance.pk, fields=values))
+        return edits, deleted
 
 
 def label_class_formset(extra: int):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -24,16 +25,49 @@ def project_create(*, user, name: str, classes: Iterable[dict] = (), **fields) -
     return project
 
 
+@dataclass(frozen=True)
+class ClassEdit:
+    """One class row of the project form: a new class (id None) or new values for an existing one."""
+
+    id: int | None
+    fields: dict
+
+
 @transaction.atomic
-def project_save(*, form, classes_formset, user) -> Project:
-    """Save a validated project form and its classes formset (create or edit) in one go."""
-    creating = form.instance.pk is None
-    project = form.save(commit=False)
-    if creating and user.is_authenticated:
-        project.created_by = user
+def project_save(
+    *,
+    user,
+    project: Project | None,
+    fields: dict,
+    class_edits: Sequence[ClassEdit] = (),
+    deleted_class_ids: Iterable[int] = (),
+) -> Project:
+    """Create (project None) or change a project and its classes in one transaction: delete, then
+    rename and change, then add classes after the existing ones. The creator becomes a manager."""
+    creating = project is None
+    if creating:
+        project = Project(created_by=user if user.is_authenticated else None)
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.full_clean()
     project.save()
-    classes_formset.instance = project
-    classes_formset.save()
+    project.classes.filter(pk__in=list(deleted_class_ids)).delete()
+    existing = {c.pk: c for c in project.classes.all()}
+    # Renames may swap names (a → b, b → a): park the renamed classes under names nobody types
+    # first, or the unique name constraint fails half-way through.
+    for edit in class_edits:
+        if edit.id is not None and edit.fields.get("name", existing[edit.id].name) != existing[edit.id].name:
+            LabelClass.objects.filter(pk=edit.id).update(name=f"\u2063renaming {edit.id}")
+    next_order = max((c.order for c in existing.values()), default=-1) + 1
+    for edit in class_edits:
+        if edit.id is None:
+            label_class_create(project=project, order=next_order, **edit.fields)
+            next_order += 1
+            continue
+        label_class = existing[edit.id]
+        for name, value in edit.fields.items():
+            setattr(label_class, name, value)
+        label_class.save()
     if creating and user.is_authenticated:
         Membership.objects.get_or_create(
             user=user, project=project, defaults={"role": Membership.Role.MANAGER}

@@ -51,7 +51,14 @@ def _project_form_page(request: HttpRequest, project: Project | None) -> HttpRes
         form = ProjectForm(request.POST, instance=instance)
         formset = formset_class(request.POST, instance=instance, prefix="classes")
         if form.is_valid() and formset.is_valid():
-            project = project_save(form=form, classes_formset=formset, user=request.user)
+            edits, deleted = formset.class_edits()
+            project = project_save(
+                user=request.user,
+                project=project,
+                fields={name: form.cleaned_data[name] for name in ProjectForm.Meta.fields},
+                class_edits=edits,
+                deleted_class_ids=deleted,
+            )
             messages.success(request, f'Project "{project.name}" {"created" if creating else "saved"}.')
             return redirect("project-detail", project_id=project.pk)
     else:
