@@ -8,6 +8,8 @@
 //   tools.js       click-to-segment and mask refining
 //   lease.js       the hold on the image, in the header
 //   list.js        the side list (virtualised)
+//   panels.js      threshold, counts and selection panels
+//   navigation.js  submit, skip, previous
 //   messages.js    messages and the save status
 //   canvas.js      the canvas (isolated: methods in, DOM events out); geometry.js its maths
 //
@@ -21,6 +23,8 @@ import { keyAction } from "./keymap.js";
 import { LeaseTimer } from "./lease.js";
 import { AnnotationList } from "./list.js";
 import { Messages, PendingStatus } from "./messages.js";
+import { Navigation } from "./navigation.js";
+import { ThresholdPanel, renderCounts, renderSelection } from "./panels.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
 import { ReviewState } from "./state.js";
 import { SegmentTool } from "./tools.js";
@@ -37,9 +41,8 @@ const csrfToken = (() => {
   }
 })();
 
-// What only the page itself holds: the tool mode, the threshold slider's scope, whether Enter
-// was pressed once with undecided proposals, whether the page is leaving.
-const ui = { mode: "select", thresholdScope: "all", submitArmed: false, navigating: false };
+// The tool mode ("select", "draw", "segment"): the one thing only this page holds.
+let mode = "select";
 
 // ------------------------------------------------------------------------------------ parts
 
@@ -103,6 +106,8 @@ const seg = new SegmentTool({
   notify: flash,
   onChange: renderModeHint,
 });
+const thresholds = new ThresholdPanel({ state, request, url: urls.threshold, notify: flash, onChange: refresh });
+const navigation = new Navigation({ queue, request, notify: flash, setBusy });
 
 // ------------------------------------------------------------------------------- selection
 
@@ -112,7 +117,7 @@ function select(key, { reveal = true } = {}) {
   if (r) state.activeClassId = r.class_id;
   canvas.select(key, { reveal: reveal && key != null });
   canvas.setDrawColor(state.classColor(state.activeClassId));
-  renderSelection();
+  renderSelection(state);
   list.scrollTo(key);
   list.render();
 }
@@ -121,7 +126,7 @@ function changeClass(classId) {
   if (!state.classes.has(classId)) return;
   state.activeClassId = classId;
   const r = state.selected;
-  if (r && ui.mode === "select" && !r.deleted && r.class_id !== classId) {
+  if (r && mode === "select" && !r.deleted && r.class_id !== classId) {
     editor.edit(r, { class_id: classId }, "change class");
   }
   canvas.setDrawColor(state.classColor(state.activeClassId));
@@ -135,18 +140,18 @@ function setMode(next) {
     editor.guard();
     return;
   }
-  if (ui.mode === "segment" && next !== "segment") seg.reset();
-  ui.mode = next;
+  if (mode === "segment" && next !== "segment") seg.reset();
+  mode = next;
   canvas.setMode(next);
   for (const button of document.querySelectorAll("[data-mode]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.mode === ui.mode));
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
   }
-  $("stage").dataset.mode = ui.mode;
+  $("stage").dataset.mode = mode;
   renderModeHint();
 }
 
 function renderModeHint() {
-  const refining = ui.mode === "segment" && seg.refine != null ? state.byKey.get(seg.refine) : null;
+  const refining = mode === "segment" && seg.refine != null ? state.byKey.get(seg.refine) : null;
   const active = state.className(state.activeClassId);
   const hints = {
     select: "",
@@ -155,8 +160,8 @@ function renderModeHint() {
       ? `Refining “${state.className(refining.class_id)}”: left click adds · right click removes · Enter saves · Esc cancels.`
       : `Left click: add · right click: remove · drag: box · Enter keeps it as “${active}” · E refines the selection · Esc cancels.`,
   };
-  $("mode-hint").textContent = hints[ui.mode];
-  $("mode-hint").hidden = !hints[ui.mode];
+  $("mode-hint").textContent = hints[mode];
+  $("mode-hint").hidden = !hints[mode];
 }
 
 /** The status line over the image; `retry` shows its "Try again" button, `failed` its error look. */
@@ -179,62 +184,18 @@ function refineSelected() {
     flash("This annotation is still being saved: refine it in a moment.", "info");
     return;
   }
-  if (ui.mode !== "segment") setMode("segment");
+  if (mode !== "segment") setMode("segment");
   seg.startRefine(r);
 }
 
 // ------------------------------------------------------------------------------ navigation
 
-async function leave(url, what) {
-  if (ui.navigating) return;
-  ui.navigating = true;
-  setBusy(true);
-  const done = (text) => {
-    if (text) flash(text, "error");
-    ui.navigating = false;
-    setBusy(false);
-  };
-  if (queue.pending) flash("Saving your last edits…", "info");
-  const saved = await queue.settled();
-  if (!saved) {
-    done(`Not ${what === "submit" ? "submitted" : "left"}: ${queue.pending} edit(s) are not saved yet.`);
-    return;
-  }
-  if (what === "previous") {
-    window.location.assign(url);
-    return;
-  }
-  let res;
-  try {
-    res = await request("POST", url, {});
-  } catch (error) {
-    done(`Could not ${what}: ${error.message}. Try again.`);
-    return;
-  }
-  if (res.status === 200 && res.json?.next) {
-    window.location.assign(res.json.next); // still "navigating": a second Enter does nothing
-    return;
-  }
-  done(`Could not ${what}: ${res.json?.error || `the server answered ${res.status}`}`);
-}
-
 function submit() {
-  if (!editor.guard()) return;
-  const undecided = state.visible.filter((r) => r.state === "proposed").length;
-  if (undecided && !ui.submitArmed) {
-    ui.submitArmed = true;
-    flash(
-      `${undecided} visible proposal${undecided === 1 ? " is" : "s are"} not decided yet: press Enter again to submit anyway, or Shift+A to accept them.`,
-      "warning",
-    );
-    return;
-  }
-  ui.submitArmed = false;
-  leave(urls.submit, "submit");
+  if (editor.guard()) navigation.submit(urls.submit, state.visible.filter((r) => r.state === "proposed").length);
 }
 
 function skip() {
-  if (editor.guard()) leave(urls.skip, "skip");
+  if (editor.guard()) navigation.leave(urls.skip, "skip");
 }
 
 function setBusy(busy) {
@@ -260,45 +221,11 @@ function refresh() {
       label: `${state.className(r.class_id)}${r.score != null ? ` ${r.score.toFixed(2)}` : ""}`,
     })),
   );
-  const counts = state.counts();
-  for (const name of ["shown", "proposed", "accepted", "rejected", "below"]) {
-    $(`count-${name}`).textContent = String(counts[name]);
-  }
+  renderCounts(state);
   list.render();
-  renderSelection();
+  renderSelection(state);
   $("undo-button").disabled = readOnly || !editor.history.canUndo;
   $("redo-button").disabled = readOnly || !editor.history.canRedo;
-}
-
-function renderSelection() {
-  const r = state.selected;
-  const box = $("selection");
-  $("class-select").value = String(r ? r.class_id : state.activeClassId);
-  $("class-label").textContent = r ? "Class of the selection" : "Class for new objects";
-  if (!r || r.deleted) {
-    box.hidden = true;
-    return;
-  }
-  box.hidden = false;
-  $("sel-class").textContent = state.className(r.class_id);
-  $("sel-swatch").style.background = state.classColor(r.class_id);
-  $("sel-state").textContent = r.state;
-  $("sel-state").className = `badge ${r.state}`;
-  const details = [];
-  if (r.score != null) details.push(`score ${r.score.toFixed(3)}`);
-  details.push(r.source === "model" ? "model proposal" : r.source === "human" ? "drawn by hand" : "imported");
-  if (r.edited) details.push("edited");
-  details.push(`${Math.round(r.box[2])} × ${Math.round(r.box[3])} px`);
-  if (r.mask || r.polygons) details.push("mask");
-  $("sel-details").textContent = details.join(" · ");
-  $("sel-phrase").textContent = r.phrase ? `“${r.phrase}”` : "";
-  $("sel-phrase").hidden = !r.phrase;
-}
-
-function renderThreshold() {
-  const value = state.scopeThreshold(ui.thresholdScope);
-  $("threshold").value = String(value);
-  $("threshold-value").textContent = Number(value).toFixed(2);
 }
 
 function toggleHelp(open) {
@@ -306,12 +233,6 @@ function toggleHelp(open) {
   const show = open ?? help.hidden;
   help.hidden = !show;
   if (show) $("help-close").focus();
-}
-
-function toggleRejected() {
-  state.showRejected = !state.showRejected;
-  $("show-rejected").checked = state.showRejected;
-  refresh();
 }
 
 // --------------------------------------------------------------------------------- wiring
@@ -348,44 +269,6 @@ stage.addEventListener("canvas:view", (event) => {
 });
 stage.addEventListener("canvas:error", (event) => flash(event.detail.message, "error", { sticky: true }));
 
-$("threshold").addEventListener("input", (event) => {
-  const value = Number(event.currentTarget.value);
-  $("threshold-value").textContent = value.toFixed(2);
-  state.setThreshold(ui.thresholdScope, value);
-  refresh();
-});
-$("threshold-scope").addEventListener("change", (event) => {
-  ui.thresholdScope = event.currentTarget.value;
-  renderThreshold();
-  const save = $("threshold-save");
-  if (save) save.textContent = ui.thresholdScope === "all" ? "Save as project threshold" : "Save for this class";
-  event.currentTarget.blur();
-});
-$("threshold-save")?.addEventListener("click", async (event) => {
-  event.currentTarget.blur();
-  const scope = ui.thresholdScope;
-  const body = { box_threshold: Number($("threshold").value) };
-  if (scope !== "all") body.class_id = Number(scope);
-  let res;
-  try {
-    res = await request("POST", urls.threshold, body);
-  } catch (error) {
-    flash(`Could not save the threshold: ${error.message}`, "error");
-    return;
-  }
-  if (res.status >= 200 && res.status < 300) {
-    const target = scope === "all" ? "the project" : `“${state.className(Number(scope))}”`;
-    flash(`Saved ${body.box_threshold.toFixed(2)} as the threshold of ${target}.`, "success");
-  } else {
-    flash(`Could not save the threshold: ${res.json?.error || res.status}`, "error");
-  }
-});
-$("show-rejected").addEventListener("change", (event) => {
-  state.showRejected = event.currentTarget.checked;
-  event.currentTarget.blur();
-  refresh();
-});
-
 for (const button of document.querySelectorAll("[data-mode]")) {
   button.addEventListener("click", () => setMode(button.dataset.mode));
 }
@@ -399,7 +282,7 @@ const buttons = {
   "reject-button": () => editor.decide(state.selected, "rejected"),
   "accept-all-button": () => editor.acceptAllVisible(),
   "submit-button": () => {
-    ui.submitArmed = true; // a click is deliberate: no second confirmation
+    navigation.submitArmed = true; // a click is deliberate: no second confirmation
     submit();
   },
   "skip-button": skip,
@@ -417,7 +300,7 @@ for (const [id, run] of Object.entries(buttons)) {
 }
 $("previous-link").addEventListener("click", (event) => {
   event.preventDefault();
-  leave(urls.previous, "previous");
+  navigation.leave(urls.previous, "previous");
 });
 $("class-select").addEventListener("change", (event) => {
   changeClass(Number(event.currentTarget.value));
@@ -441,12 +324,12 @@ const keyActions = {
   "select-mode": () => setMode("select"),
   deselect: () => select(null),
   skip,
-  "previous-image": () => leave(urls.previous, "previous"),
+  "previous-image": () => navigation.leave(urls.previous, "previous"),
   fit: () => canvas.fit(),
-  "toggle-draw": () => setMode(ui.mode === "draw" ? "select" : "draw"),
-  "toggle-segment": () => setMode(ui.mode === "segment" ? "select" : "segment"),
+  "toggle-draw": () => setMode(mode === "draw" ? "select" : "draw"),
+  "toggle-segment": () => setMode(mode === "segment" ? "select" : "segment"),
   refine: refineSelected,
-  "toggle-rejected": toggleRejected,
+  "toggle-rejected": () => thresholds.toggleRejected(),
   "zoom-in": () => canvas.zoomBy(1.25),
   "zoom-out": () => canvas.zoomBy(0.8),
   help: () => toggleHelp(true),
@@ -468,12 +351,12 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   const helpOpen = !$("help").hidden;
   const textField = isTextField(target);
-  if (!helpOpen && !textField && event.key !== "Enter") ui.submitArmed = false;
+  if (!helpOpen && !textField && event.key !== "Enter") navigation.submitArmed = false;
   const found = keyAction(event, {
     helpOpen,
     textField,
     onControl: Boolean(target instanceof HTMLElement && target.closest("button, a, input, select, [role=toolbar]")),
-    mode: ui.mode,
+    mode,
     segmenting: seg.active,
     hasClass: (index) => state.classByIndex.has(index),
   });
@@ -486,19 +369,6 @@ document.addEventListener("keydown", (event) => {
   keyActions[found.action](found);
 });
 
-window.addEventListener("pageshow", (event) => {
-  if (event.persisted) {
-    ui.navigating = false; // back from the next page (bfcache): usable again
-    setBusy(false);
-  }
-});
-window.addEventListener("beforeunload", (event) => {
-  if (queue.pending && !ui.navigating) {
-    event.preventDefault();
-    event.returnValue = "";
-  }
-});
-
 // ------------------------------------------------------------------------------------ start
 
 for (const c of data.classes) {
@@ -506,16 +376,12 @@ for (const c of data.classes) {
   option.value = String(c.id);
   option.textContent = c.index <= 9 ? `${c.index} · ${c.name}` : c.name;
   $("class-select").append(option);
-  const scope = document.createElement("option");
-  scope.value = String(c.id);
-  scope.textContent = c.name;
-  $("threshold-scope").append(scope);
 }
 if (readOnly) {
   for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = true;
 }
 setBusy(false);
-renderThreshold();
+thresholds.render();
 lease.start();
 refresh();
 setMode("select");
@@ -538,7 +404,7 @@ window.labelgpt = {
       return state.selected;
     },
     get mode() {
-      return ui.mode;
+      return mode;
     },
     select,
     segment: seg,

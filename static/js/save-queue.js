@@ -16,7 +16,8 @@ import { fromServer } from "./state.js";
 /** A request that may work later: the queue keeps the edit and retries it. */
 export class RetryLater extends Error {}
 
-const SYSTEM_TIMERS = {
+/** The browser's timers and clock; tests give fake ones. */
+export const SYSTEM_TIMERS = {
   setTimeout: (run, ms) => setTimeout(run, ms),
   clearTimeout: (id) => clearTimeout(id),
   now: () => Date.now(),

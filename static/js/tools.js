@@ -10,6 +10,8 @@
 // No DOM of its own: the status line, the canvas preview and the edits go through what the page
 // gives it.
 
+import { SYSTEM_TIMERS } from "./save-queue.js";
+
 export const SEG_PREPARE_LIMIT_MS = 60000;
 
 function newToken() {
@@ -23,9 +25,10 @@ export class SegmentTool {
    * request: save-queue.js's request; url: the segment URL (data.urls.segment); state: the
    * ReviewState; editor: the Editor (edits and new annotations); canvas: {setPreview};
    * status(text, {retry, failed}): the status line; notify(text, kind): a message;
-   * onChange(): the mode hint may have changed (a refine started or ended).
+   * onChange(): the mode hint may have changed (a refine started or ended); timers: like
+   * SaveQueue's (setTimeout, clearTimeout, now).
    */
-  constructor({ request, url, state, editor, canvas, status, notify, onChange = () => {} }) {
+  constructor({ request, url, state, editor, canvas, status, notify, onChange = () => {}, timers = SYSTEM_TIMERS }) {
     this.request = request;
     this.url = url;
     this.state = state;
@@ -34,6 +37,7 @@ export class SegmentTool {
     this.status = status;
     this.notify = notify;
     this.onChange = onChange;
+    this.timers = timers;
     this.prepareLimitMs = SEG_PREPARE_LIMIT_MS;
     this.requests = 0;
     this.seq = 0;
@@ -60,7 +64,7 @@ export class SegmentTool {
 
   /** Forget the current object (a new token for the next one). */
   reset() {
-    clearTimeout(this.timer);
+    this.timers.clearTimeout(this.timer);
     this._clear();
     this.seq++;
     this.canvas.setPreview(null);
@@ -93,7 +97,7 @@ export class SegmentTool {
   }
 
   _failed(text, { retry }) {
-    clearTimeout(this.timer);
+    this.timers.clearTimeout(this.timer);
     this.timer = null;
     this.busy = false;
     this.keep = false;
@@ -104,7 +108,7 @@ export class SegmentTool {
   /** Ask the server for the current object's mask. */
   async send({ retry = false } = {}) {
     const seq = ++this.seq;
-    clearTimeout(this.timer);
+    this.timers.clearTimeout(this.timer);
     this.timer = null;
     this.busy = true;
     this.preview();
@@ -140,7 +144,7 @@ export class SegmentTool {
         this.status(`${what} (predicted IoU ${iou}) — Enter ${target ? "saves" : "keeps"} it, Esc cancels.`);
       }
     } else if (res.status === 202) {
-      const now = Date.now();
+      const now = this.timers.now();
       if (!this.preparingSince) this.preparingSince = now;
       if (now - this.preparingSince >= this.prepareLimitMs) {
         const waited = Math.round((now - this.preparingSince) / 1000);
@@ -152,7 +156,7 @@ export class SegmentTool {
       }
       const after = Math.max(0.25, Number(res.response.headers.get("Retry-After")) || 1);
       this.status("Preparing… the image embedding is being computed.");
-      this.timer = setTimeout(() => {
+      this.timer = this.timers.setTimeout(() => {
         if (seq === this.seq) this.send();
       }, after * 1000);
     } else {

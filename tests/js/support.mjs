@@ -45,7 +45,7 @@ export function fakeFetch(handler) {
 
 /** Timers that run only when told (advance), with their own clock. */
 export function fakeTimers() {
-  let now = 0;
+  let now = 1_700_000_000_000; // a real-looking clock (0 would read as "not set")
   let next = 1;
   const pending = new Map();
   return {
