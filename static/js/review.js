@@ -6,6 +6,7 @@
 //   editor.js      edits: applied at once, queued, recorded for undo (no DOM)
 //   keymap.js      key press → action (no DOM)
 //   tools.js       click-to-segment and mask refining
+//   modes.js       the tool modes (select, draw, segment): buttons, hint, segment status
 //   lease.js       the hold on the image, in the header
 //   list.js        the side list (virtualised)
 //   panels.js      threshold, counts and selection panels
@@ -23,6 +24,7 @@ import { keyAction } from "./keymap.js";
 import { LeaseTimer } from "./lease.js";
 import { AnnotationList } from "./list.js";
 import { Messages, PendingStatus } from "./messages.js";
+import { Modes, showSegmentStatus } from "./modes.js";
 import { Navigation } from "./navigation.js";
 import { ThresholdPanel, renderCounts, renderSelection } from "./panels.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
@@ -40,9 +42,6 @@ const csrfToken = (() => {
     return "";
   }
 })();
-
-// The tool mode ("select", "draw", "segment"): the one thing only this page holds.
-let mode = "select";
 
 // ------------------------------------------------------------------------------------ parts
 
@@ -102,10 +101,11 @@ const seg = new SegmentTool({
   state,
   editor,
   canvas,
-  status: segmentStatus,
+  status: showSegmentStatus,
   notify: flash,
-  onChange: renderModeHint,
+  onChange: () => modes.renderHint(),
 });
+const modes = new Modes({ state, canvas, segment: seg, editor });
 const thresholds = new ThresholdPanel({ state, request, url: urls.threshold, notify: flash, onChange: refresh });
 const navigation = new Navigation({ queue, request, notify: flash, setBusy });
 
@@ -126,51 +126,14 @@ function changeClass(classId) {
   if (!state.classes.has(classId)) return;
   state.activeClassId = classId;
   const r = state.selected;
-  if (r && mode === "select" && !r.deleted && r.class_id !== classId) {
+  if (r && modes.mode === "select" && !r.deleted && r.class_id !== classId) {
     editor.edit(r, { class_id: classId }, "change class");
   }
   canvas.setDrawColor(state.classColor(state.activeClassId));
   refresh();
 }
 
-// ----------------------------------------------------------------------------------- modes
-
-function setMode(next) {
-  if (readOnly && next !== "select") {
-    editor.guard();
-    return;
-  }
-  if (mode === "segment" && next !== "segment") seg.reset();
-  mode = next;
-  canvas.setMode(next);
-  for (const button of document.querySelectorAll("[data-mode]")) {
-    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
-  }
-  $("stage").dataset.mode = mode;
-  renderModeHint();
-}
-
-function renderModeHint() {
-  const refining = mode === "segment" && seg.refine != null ? state.byKey.get(seg.refine) : null;
-  const active = state.className(state.activeClassId);
-  const hints = {
-    select: "",
-    draw: `Drag to draw a “${active}” box. Esc: back.`,
-    segment: refining
-      ? `Refining “${state.className(refining.class_id)}”: left click adds · right click removes · Enter saves · Esc cancels.`
-      : `Left click: add · right click: remove · drag: box · Enter keeps it as “${active}” · E refines the selection · Esc cancels.`,
-  };
-  $("mode-hint").textContent = hints[mode];
-  $("mode-hint").hidden = !hints[mode];
-}
-
-/** The status line over the image; `retry` shows its "Try again" button, `failed` its error look. */
-function segmentStatus(text, { retry = false, failed = false } = {}) {
-  $("segment-status-text").textContent = text;
-  $("segment-retry").hidden = !retry;
-  $("segment-status").classList.toggle("failed", failed);
-  $("segment-status").hidden = !text;
-}
+// ---------------------------------------------------------------------------------- tools
 
 /** E: refine the selected annotation's mask. */
 function refineSelected() {
@@ -184,7 +147,7 @@ function refineSelected() {
     flash("This annotation is still being saved: refine it in a moment.", "info");
     return;
   }
-  if (mode !== "segment") setMode("segment");
+  if (modes.mode !== "segment") modes.set("segment");
   seg.startRefine(r);
 }
 
@@ -256,7 +219,7 @@ stage.addEventListener("canvas:edit", (event) => {
 });
 stage.addEventListener("canvas:draw", (event) => {
   editor.create({ class_id: state.activeClassId, box: event.detail.box }, "draw a box");
-  setMode("select");
+  modes.set("select");
 });
 stage.addEventListener("canvas:point", (event) => {
   if (!readOnly) seg.addPoint(event.detail.x, event.detail.y, event.detail.label);
@@ -269,9 +232,6 @@ stage.addEventListener("canvas:view", (event) => {
 });
 stage.addEventListener("canvas:error", (event) => flash(event.detail.message, "error", { sticky: true }));
 
-for (const button of document.querySelectorAll("[data-mode]")) {
-  button.addEventListener("click", () => setMode(button.dataset.mode));
-}
 const buttons = {
   "fit-button": () => canvas.fit(),
   "zoom-in": () => canvas.zoomBy(1.25),
@@ -321,13 +281,13 @@ const keyActions = {
   "segment-keep": () => seg.keepResult(),
   submit,
   "segment-reset": () => seg.reset(),
-  "select-mode": () => setMode("select"),
+  "select-mode": () => modes.set("select"),
   deselect: () => select(null),
   skip,
   "previous-image": () => navigation.leave(urls.previous, "previous"),
   fit: () => canvas.fit(),
-  "toggle-draw": () => setMode(mode === "draw" ? "select" : "draw"),
-  "toggle-segment": () => setMode(mode === "segment" ? "select" : "segment"),
+  "toggle-draw": () => modes.toggle("draw"),
+  "toggle-segment": () => modes.toggle("segment"),
   refine: refineSelected,
   "toggle-rejected": () => thresholds.toggleRejected(),
   "zoom-in": () => canvas.zoomBy(1.25),
@@ -356,7 +316,7 @@ document.addEventListener("keydown", (event) => {
     helpOpen,
     textField,
     onControl: Boolean(target instanceof HTMLElement && target.closest("button, a, input, select, [role=toolbar]")),
-    mode,
+    mode: modes.mode,
     segmenting: seg.active,
     hasClass: (index) => state.classByIndex.has(index),
   });
@@ -384,7 +344,7 @@ setBusy(false);
 thresholds.render();
 lease.start();
 refresh();
-setMode("select");
+modes.set("select");
 canvas.setDrawColor(state.classColor(state.activeClassId));
 const first = state.visible.find((r) => r.state === "proposed");
 if (first && !readOnly) select(first.key, { reveal: false });
@@ -404,7 +364,7 @@ window.labelgpt = {
       return state.selected;
     },
     get mode() {
-      return mode;
+      return modes.mode;
     },
     select,
     segment: seg,
