@@ -22,6 +22,13 @@
 // "rejected", hidden, faint}. Mask outlines (polygons, in image pixels) are turned into Path2D
 // once per polygons array; a mask without polygons (COCO RLE only) is decoded once into a
 // small offscreen canvas.
+//
+// The backing store is sized in device pixels: one devicePixelRatio, read when the view is
+// sized (on a resize, and again when the ratio changes: browser zoom, a move to another screen,
+// seen through matchMedia), is the one every frame draws with. Every listener the canvas adds
+// is registered with one AbortSignal, so destroy() removes them all.
+
+import { boxFromPoints, clamp, hexRgb, rleDecode, round2 } from "./geometry.js";
 
 const HANDLE = 5; // half size of a resize handle, CSS pixels
 const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
@@ -70,6 +77,10 @@ export class ReviewCanvas {
     this.gesture = null;
     this.stats = { frames: 0, lastDrawMs: 0, maxDrawMs: 0, drawn: 0 };
     this._frame = 0;
+    this.dpr = 1; // device pixels per CSS pixel of the backing store (set by _resize)
+    this._dprQuery = null; // the media query that fires when the ratio changes
+    this._listeners = new AbortController();
+    const signal = this._listeners.signal;
     this._paths = new WeakMap(); // polygons array → Path2D
     this._bitmaps = new WeakMap(); // mask object → {canvas, x, y}
 
@@ -81,14 +92,20 @@ export class ReviewCanvas {
 
     this.image = new window.Image();
     this.image.decoding = "async";
-    this.image.addEventListener("load", () => {
-      this.loaded = true;
-      if (!this.fitted) this.fit();
-      this.invalidate();
-      this._emit("canvas:ready", { width: this.width, height: this.height });
-    });
-    this.image.addEventListener("error", () =>
-      this._emit("canvas:error", { message: "The image could not be loaded." }),
+    this.image.addEventListener(
+      "load",
+      () => {
+        this.loaded = true;
+        if (!this.fitted) this.fit();
+        this.invalidate();
+        this._emit("canvas:ready", { width: this.width, height: this.height });
+      },
+      { signal },
+    );
+    this.image.addEventListener(
+      "error",
+      () => this._emit("canvas:error", { message: "The image could not be loaded." }),
+      { signal },
     );
     this.image.src = imageUrl;
 
@@ -97,21 +114,21 @@ export class ReviewCanvas {
     this._resize();
 
     const c = this.canvas;
-    c.addEventListener("pointerdown", (e) => this._onPointerDown(e));
-    c.addEventListener("pointermove", (e) => this._onPointerMove(e));
-    c.addEventListener("pointerup", (e) => this._onPointerUp(e));
-    c.addEventListener("pointercancel", () => this._cancelGesture());
-    c.addEventListener("pointerleave", () => this._setHover(null));
-    c.addEventListener("wheel", (e) => this._onWheel(e), { passive: false });
-    c.addEventListener("contextmenu", (e) => e.preventDefault());
-    c.addEventListener("auxclick", (e) => e.preventDefault());
-    c.addEventListener("mousedown", (e) => {
+    const on = (target, type, handler, options = {}) => target.addEventListener(type, handler, { ...options, signal });
+    on(c, "pointerdown", (e) => this._onPointerDown(e));
+    on(c, "pointermove", (e) => this._onPointerMove(e));
+    on(c, "pointerup", (e) => this._onPointerUp(e));
+    on(c, "pointercancel", () => this._cancelGesture());
+    on(c, "pointerleave", () => this._setHover(null));
+    on(c, "wheel", (e) => this._onWheel(e), { passive: false });
+    on(c, "contextmenu", (e) => e.preventDefault());
+    on(c, "auxclick", (e) => e.preventDefault());
+    on(c, "mousedown", (e) => {
       if (e.button === 1) e.preventDefault(); // no autoscroll: the middle button pans
     });
-    this._onKey = (e) => this._onSpace(e);
-    window.addEventListener("keydown", this._onKey);
-    window.addEventListener("keyup", this._onKey);
-    window.addEventListener("blur", () => {
+    on(window, "keydown", (e) => this._onSpace(e));
+    on(window, "keyup", (e) => this._onSpace(e));
+    on(window, "blur", () => {
       this.spaceHeld = false;
       this._updateCursor();
     });
@@ -225,11 +242,14 @@ export class ReviewCanvas {
     });
   }
 
+  /** Stop for good: every listener, the resize observer and the pending frame go. */
   destroy() {
+    this._listeners.abort();
+    this._dprQuery?.stop.abort();
+    this._dprQuery = null;
     this._resizeObserver.disconnect();
-    window.removeEventListener("keydown", this._onKey);
-    window.removeEventListener("keyup", this._onKey);
     if (this._frame) cancelAnimationFrame(this._frame);
+    this._frame = 0;
     this.canvas.remove();
   }
 
@@ -252,12 +272,24 @@ export class ReviewCanvas {
   _resize() {
     const { w, h } = this._viewSize();
     const dpr = window.devicePixelRatio || 1;
+    this.dpr = dpr;
+    this._watchDpr(dpr);
     this.canvas.width = Math.max(1, Math.round(w * dpr));
     this.canvas.height = Math.max(1, Math.round(h * dpr));
     this.canvas.style.width = `${w}px`;
     this.canvas.style.height = `${h}px`;
     if (this.loaded && !this.fitted) this.fit();
     this.invalidate();
+  }
+
+  /** Resize again once the ratio is no longer `dpr` (a query that matches this ratio only). */
+  _watchDpr(dpr) {
+    if (this._dprQuery?.dpr === dpr || typeof window.matchMedia !== "function") return;
+    this._dprQuery?.stop.abort();
+    const stop = new AbortController();
+    const query = window.matchMedia(`(resolution: ${dpr}dppx)`);
+    query.addEventListener("change", () => this._resize(), { signal: stop.signal });
+    this._dprQuery = { dpr, stop };
   }
 
   _visible(item) {
@@ -545,7 +577,7 @@ export class ReviewCanvas {
   _draw() {
     const started = performance.now();
     const ctx = this.ctx;
-    const dpr = window.devicePixelRatio || 1;
+    const dpr = this.dpr; // the ratio the backing store was sized with
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     if (!this.loaded) return;
@@ -735,97 +767,6 @@ export class ReviewCanvas {
 
 // ----------------------------------------------------------------------------------- helpers
 
-function clamp(v, lo, hi) {
-  return Math.min(hi, Math.max(lo, v));
-}
-
-function round2(v) {
-  return Math.round(v * 100) / 100;
-}
-
-function boxFromPoints(a, b, width, height) {
-  const x0 = clamp(Math.min(a.x, b.x), 0, width);
-  const y0 = clamp(Math.min(a.y, b.y), 0, height);
-  const x1 = clamp(Math.max(a.x, b.x), 0, width);
-  const y1 = clamp(Math.max(a.y, b.y), 0, height);
-  return [x0, y0, x1 - x0, y1 - y0];
-}
-
-// COCO RLE (column-major run lengths; "counts" in COCO's compressed ASCII form) -----------------
-
-/** The run lengths of a COCO RLE (compressed string or plain list). */
-export function rleCounts(rle) {
-  if (Array.isArray(rle.counts)) return rle.counts.slice();
-  const s = rle.counts;
-  const counts = [];
-  let p = 0;
-  while (p < s.length) {
-    let x = 0;
-    let k = 0;
-    let more = 1;
-    while (more) {
-      const c = s.charCodeAt(p) - 48;
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
-      p++;
-      k++;
-      if (!more && c & 0x10) x |= -1 << (5 * k);
-    }
-    if (counts.length > 2) x += counts[counts.length - 2];
-    counts.push(x);
-  }
-  return counts;
-}
-
-/** Run lengths → COCO's compressed counts string. */
-export function rleString(counts) {
-  let s = "";
-  for (let i = 0; i < counts.length; i++) {
-    let x = counts[i];
-    if (i > 2) x -= counts[i - 2];
-    let more = 1;
-    while (more) {
-      let c = x & 0x1f;
-      x >>= 5;
-      more = c & 0x10 ? x !== -1 : x !== 0;
-      if (more) c |= 0x20;
-      s += String.fromCharCode(c + 48);
-    }
-  }
-  return s;
-}
-
-/** A COCO RLE → Uint8Array of H × W in column-major order (index = col * H + row). */
-export function rleDecode(rle) {
-  const [h, w] = rle.size;
-  const out = new Uint8Array(h * w);
-  let at = 0;
-  let value = 0;
-  for (const run of rleCounts(rle)) {
-    if (value) out.fill(1, at, Math.min(at + run, out.length));
-    at += run;
-    value ^= 1;
-  }
-  return out;
-}
-
-/** Column-major Uint8Array → COCO RLE with compressed counts. */
-export function rleEncode(bits, h, w) {
-  const counts = [];
-  let value = 0;
-  let run = 0;
-  for (let i = 0; i < bits.length; i++) {
-    if (bits[i] !== value) {
-      counts.push(run);
-      run = 0;
-      value = bits[i];
-    }
-    run++;
-  }
-  counts.push(run);
-  return { size: [h, w], counts: rleString(counts) };
-}
-
 function maskBitmap(mask, color) {
   let bits;
   try {
@@ -870,46 +811,4 @@ function maskBitmap(mask, color) {
   }
   ctx.putImageData(data, 0, 0);
   return { canvas, x: x0, y: y0, color };
-}
-
-function hexRgb(color) {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color || "");
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [79, 70, 229];
-}
-
-/**
- * A mask carried along when its box is moved or resized: the polygons and the RLE mapped from
- * the old box onto the new one (scaled and shifted; nearest pixel for the RLE), so that the
- * box and the mask keep matching; polygon points stay inside the image (width × height).
- * Returns {polygons, mask} (either may be null).
- */
-export function transformGeometry({ polygons, mask }, from, to, [width, height] = [Infinity, Infinity]) {
-  const sx = to[2] / from[2];
-  const sy = to[3] / from[3];
-  const mapX = (x) => clamp(round2(to[0] + (x - from[0]) * sx), 0, width);
-  const mapY = (y) => clamp(round2(to[1] + (y - from[1]) * sy), 0, height);
-  const newPolygons = polygons
-    ? polygons.map((part) => part.map((ring) => ring.map((v, i) => (i % 2 === 0 ? mapX(v) : mapY(v)))))
-    : null;
-  let newMask = null;
-  if (mask && mask.size) {
-    const [h, w] = mask.size;
-    const bits = rleDecode(mask);
-    const out = new Uint8Array(h * w);
-    const c0 = Math.max(0, Math.floor(to[0]));
-    const c1 = Math.min(w, Math.ceil(to[0] + to[2]));
-    const r0 = Math.max(0, Math.floor(to[1]));
-    const r1 = Math.min(h, Math.ceil(to[1] + to[3]));
-    for (let col = c0; col < c1; col++) {
-      const srcCol = Math.floor(from[0] + (col + 0.5 - to[0]) / sx);
-      if (srcCol < 0 || srcCol >= w) continue;
-      for (let row = r0; row < r1; row++) {
-        const srcRow = Math.floor(from[1] + (row + 0.5 - to[1]) / sy);
-        if (srcRow < 0 || srcRow >= h) continue;
-        out[col * h + row] = bits[srcCol * h + srcRow];
-      }
-    }
-    newMask = rleEncode(out, h, w);
-  }
-  return { polygons: newPolygons, mask: newMask };
 }

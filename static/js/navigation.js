@@ -1,0 +1,74 @@
+// Leaving the review page: submit (Enter), skip (S) and previous (P). Every edit is saved first;
+// submit and skip are POSTs whose answer names the next page ({"next": url}); while leaving, a
+// second press does nothing. A page left with unsaved edits asks the browser to confirm.
+
+export class Navigation {
+  /** queue: the SaveQueue; request: save-queue.js's request; notify(text, kind): a message;
+   * setBusy(busy): disable the submit and skip buttons meanwhile. */
+  constructor({ queue, request, notify, setBusy }) {
+    Object.assign(this, { queue, request, notify, setBusy });
+    this.navigating = false;
+    this.submitArmed = false; // Enter was pressed once with undecided proposals
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) {
+        this.navigating = false; // back from the next page (bfcache): usable again
+        setBusy(false);
+      }
+    });
+    window.addEventListener("beforeunload", (event) => {
+      if (queue.pending && !this.navigating) {
+        event.preventDefault();
+        event.returnValue = "";
+      }
+    });
+  }
+
+  /** Submit, unless `undecided` proposals are visible and Enter was not pressed twice. */
+  submit(url, undecided) {
+    if (undecided && !this.submitArmed) {
+      this.submitArmed = true;
+      this.notify(
+        `${undecided} visible proposal${undecided === 1 ? " is" : "s are"} not decided yet: press Enter again to submit anyway, or Shift+A to accept them.`,
+        "warning",
+      );
+      return;
+    }
+    this.submitArmed = false;
+    this.leave(url, "submit");
+  }
+
+  /** what: "submit" | "skip" (POST url, go to its answer's `next`) or "previous" (go to url). */
+  async leave(url, what) {
+    if (this.navigating) return;
+    this.navigating = true;
+    this.setBusy(true);
+    const done = (text) => {
+      if (text) this.notify(text, "error");
+      this.navigating = false;
+      this.setBusy(false);
+    };
+    const queue = this.queue;
+    if (queue.pending) this.notify("Saving your last edits…", "info");
+    const saved = await queue.settled();
+    if (!saved) {
+      done(`Not ${what === "submit" ? "submitted" : "left"}: ${queue.pending} edit(s) are not saved yet.`);
+      return;
+    }
+    if (what === "previous") {
+      window.location.assign(url);
+      return;
+    }
+    let res;
+    try {
+      res = await this.request("POST", url, {});
+    } catch (error) {
+      done(`Could not ${what}: ${error.message}. Try again.`);
+      return;
+    }
+    if (res.status === 200 && res.json?.next) {
+      window.location.assign(res.json.next); // still "navigating": a second Enter does nothing
+      return;
+    }
+    done(`Could not ${what}: ${res.json?.error || `the server answered ${res.status}`}`);
+  }
+}
