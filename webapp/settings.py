@@ -131,7 +131,7 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "webapp.storage.ManifestStaticStorage"
         if not DEBUG and env_bool("LABELGPT_MANIFEST_STATIC", False)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
