@@ -541,9 +541,6 @@ class SegmentSerializer(Strict):
         required=False, allow_null=True, help_text="Try again an embedding that failed (forgets the failure)."
     )
 
-    def validate_object(self, token):
-        return token or None
-
     def to_internal_value(self, data):
         if (
             isinstance(data, Mapping)

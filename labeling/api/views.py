@@ -142,6 +142,11 @@ def _input(
     return serializer.validated_data
 
 
+def _versioned_input(serializer_class, request: Request, **context: Any) -> dict:
+    """Input of a write on a version: the If-Match header goes to the serializer."""
+    return _input(serializer_class, request, if_match=request.headers.get("If-Match", ""), **context)
+
+
 def _annotation_response(annotation: dict, *, code: int = 200) -> Response:
     response = Response(annotation, status=code)
     response["ETag"] = f'"{annotation["version"]}"'
@@ -388,7 +393,7 @@ class ImageAnnotations(GenericAPIView):
     def get(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
         page = self.paginate_queryset(review_selectors.annotation_rows(image=image))
-        return self.get_paginated_response([review_selectors.annotation_json(row) for row in page])
+        return self.get_paginated_response([review_selectors.annotation_json(row=row) for row in page])
 
     @extend_schema(request=s.AnnotationCreateSerializer, responses={201: s.AnnotationSerializer})
     def post(self, request: Request, image_id: int) -> Response:
@@ -426,10 +431,6 @@ class AnnotationDetail(GenericAPIView):
         data = _versioned_input(s.VersionSerializer, request)
         review.annotation_delete(annotation=annotation, user=request.user, version=data["version"])
         return Response(status=204)
-
-
-def _versioned_input(serializer_class, request: Request, **context: Any) -> dict:
-    return _input(serializer_class, request, if_match=request.headers.get("If-Match", ""), **context)
 
 
 class AnnotationTriage(GenericAPIView):

@@ -78,7 +78,7 @@ def images_held_by_others(*, project, user: User, now: datetime | None = None) -
 # Annotations -------------------------------------------------------------------------------------
 
 
-def annotation_json(row: dict) -> dict:
+def annotation_json(*, row: dict) -> dict:
     """An annotation as the page and the API give it (a `.values(*ANNOTATION_FIELDS)` row)."""
     return {
         "id": row["id"],
@@ -97,7 +97,7 @@ def annotation_json(row: dict) -> dict:
 
 def annotations_json(*, annotations: QuerySet[Annotation]) -> list[dict]:
     """The annotations of a queryset as annotation_json gives them, by id (one query)."""
-    return [annotation_json(row) for row in annotations.order_by("id").values(*ANNOTATION_FIELDS)]
+    return [annotation_json(row=row) for row in annotations.order_by("id").values(*ANNOTATION_FIELDS)]
 
 
 def annotation_rows(*, image: Image) -> QuerySet:
@@ -107,7 +107,7 @@ def annotation_rows(*, image: Image) -> QuerySet:
 
 def annotation_current(*, annotation_id: int) -> dict | None:
     row = Annotation.objects.filter(pk=annotation_id).values(*ANNOTATION_FIELDS).first()
-    return annotation_json(row) if row else None
+    return annotation_json(row=row) if row else None
 
 
 def image_annotations(*, image: Image) -> list[dict]:

@@ -217,7 +217,7 @@ def annotation_create(
             created_by=user,
             updated_by=user,
         )
-    return annotation_json({name: getattr(annotation, name) for name in ANNOTATION_FIELDS})
+    return annotation_json(row={name: getattr(annotation, name) for name in ANNOTATION_FIELDS})
 
 
 def _stale(annotation_id: int) -> Stale:

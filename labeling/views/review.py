@@ -13,10 +13,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from labeling.selectors import review as review_selectors
 from labeling.selectors.images import image_status_counts
-from labeling.selectors.review import image_leases, images_held_by_others
-from labeling.selectors.review import image_previous as previous_image
-from labeling.services.review import image_lease_next, image_review_open
+from labeling.services import review
 
 from ..access import can_manage, image_for_user, project_for_user
 
@@ -25,7 +24,7 @@ from ..access import can_manage, image_for_user, project_for_user
 def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
     """Lease the next image to review and go there; the "nothing left" page when none is."""
     project, role = project_for_user(request.user, project_id)
-    image_id = image_lease_next(project=project, user=request.user)
+    image_id = review.image_lease_next(project=project, user=request.user)
     if image_id is not None:
         return redirect("image-review", image_id=image_id)
     return render(
@@ -36,7 +35,7 @@ def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
             "role": role,
             "can_manage": can_manage(role),
             "counts": image_status_counts(project=project),
-            "held_by_others": images_held_by_others(project=project, user=request.user),
+            "held_by_others": review_selectors.images_held_by_others(project=project, user=request.user),
         },
     )
 
@@ -45,7 +44,7 @@ def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
 def review_page(request: HttpRequest, image_id: int) -> HttpResponse:
     image, role = image_for_user(request.user, image_id)
     manage = can_manage(role)
-    data = image_review_open(image=image, user=request.user, can_manage=manage)
+    data = review.image_review_open(image=image, user=request.user, can_manage=manage)
     return render(
         request,
         "labeling/review.html",
@@ -56,7 +55,7 @@ def review_page(request: HttpRequest, image_id: int) -> HttpResponse:
 @require_GET
 def image_previous(request: HttpRequest, image_id: int) -> HttpResponse:
     image, _ = image_for_user(request.user, image_id)
-    return redirect("image-review", image_id=previous_image(image=image, user=request.user))
+    return redirect("image-review", image_id=review_selectors.image_previous(image=image, user=request.user))
 
 
 @require_GET
@@ -66,5 +65,5 @@ def project_leases(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(
         request,
         "labeling/project_detail.html#leases",
-        {"project": project, "leases": image_leases(project=project), "now": timezone.now()},
+        {"project": project, "leases": review_selectors.image_leases(project=project), "now": timezone.now()},
     )

@@ -354,7 +354,8 @@ def test_errors_answer_one_readable_sentence_and_the_fields(api_for, world):
     response = client.post(image_url, {"class_id": "1", "box": [1, 1, 2]}, format="json")
     assert response.status_code == 400
     assert response.json() == {
-        "error": "class_id must be an integer (got '1'). box must be [x, y, width, height] in pixels: four numbers.",
+        "error": "class_id must be an integer (got '1'). "
+        "box must be [x, y, width, height] in pixels: four numbers.",
         "fields": {
             "class_id": ["class_id must be an integer (got '1')."],
             "box": ["box must be [x, y, width, height] in pixels: four numbers."],
