@@ -9,7 +9,7 @@ baseline: segment-anything's SamPredictor.predict on the whole SAM with the same
     decoder-only SAM, on onnxruntime when installed) on an embedding read once through
     `EmbeddingCache` (float16 on disk, as the app stores it);
 (a') the same decoder-only path on torch (`click_backend="torch"`);
-(b) the endpoint: POST /images/<id>/segment/ (JSON {points, labels}) through Django's test client
+(b) the endpoint: POST /api/v1/images/<id>/segment/ (JSON {points, labels}) through Django's test client
     as a logged-in project member, the same clicks (all variants in turn), on a throwaway SQLite
     database and media folder under var/bench-click/ (deleted and made again on every run),
     with each decoded mask swapped for an object-shaped one after the decoder ran (random
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> dict:
 
     client = Client()
     client.force_login(user)
-    url = reverse("image-segment", args=[image.pk])
+    url = reverse("api-image-segment", args=[image.pk])
     sizes: list[int] = []
 
     def post(click: dict) -> None:

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
-from .models import PALETTE, LabelClass, Membership, Project, box_errors
+from .models import PALETTE, LabelClass, Membership, Project
 from .services.projects import ClassEdit
 
 
@@ -169,102 +167,8 @@ class PrelabelForm(forms.Form):
         self.fields["text_threshold"].initial = project.text_threshold
 
 
-class SegmentForm(forms.Form):
-    """Click-to-segment input: positive / negative points and/or a box, in image pixels; an
-    annotation to refine (its box and mask are the starting point); the client's token of the
-    object being segmented (the previous click's mask is fed back for the next one on the same
-    object); `retry` to try an embedding that failed again."""
+class ClassThresholdForm(forms.Form):
+    """A class's own review threshold (the dashboard's "Apply" of a suggested threshold)."""
 
-    points = forms.JSONField(required=False)
-    labels = forms.JSONField(required=False)
-    box = forms.JSONField(required=False)
-    annotation = forms.IntegerField(required=False, min_value=1)
-    object = forms.RegexField(
-        regex=r"^[A-Za-z0-9_-]{1,64}$",
-        required=False,
-        error_messages={"invalid": "object must be 1 to 64 letters, digits, - or _."},
-    )
-    retry = forms.BooleanField(required=False)
-
-    FIELDS = ("points", "labels", "box", "annotation", "object", "retry")
-
-    @classmethod
-    def data_from_json(cls, body: dict) -> dict:
-        """A JSON object's values as this form's fields read them (points / labels / box as JSON
-        text). Raises ValidationError for unknown fields or values of the wrong type."""
-        unknown = set(body) - set(cls.FIELDS)
-        if unknown:
-            raise forms.ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
-        data = {key: json.dumps(body[key]) for key in ("points", "labels", "box") if key in body}
-        annotation, token, retry = body.get("annotation"), body.get("object"), body.get("retry")
-        if annotation is not None:
-            if isinstance(annotation, bool) or not isinstance(annotation, int):
-                raise forms.ValidationError("annotation must be the id of an annotation of this image.")
-            data["annotation"] = str(annotation)
-        if token is not None:
-            if not isinstance(token, str):
-                raise forms.ValidationError("object must be a string.")
-            data["object"] = token
-        if retry is not None:
-            if not isinstance(retry, bool):
-                raise forms.ValidationError("retry must be true or false.")
-            data["retry"] = "true" if retry else "false"
-        return data
-
-    def __init__(self, *args, width: int, height: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.width, self.height = width, height
-
-    def _inside(self, x, y) -> bool:
-        return 0 <= x <= self.width and 0 <= y <= self.height
-
-    def clean_points(self):
-        points = self.cleaned_data.get("points") or []
-        if not isinstance(points, list) or not all(
-            isinstance(p, list)
-            and len(p) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
-            for p in points
-        ):
-            raise forms.ValidationError("points must be a list of [x, y] pairs of numbers.")
-        if len(points) > 64:
-            raise forms.ValidationError("At most 64 points.")
-        for x, y in points:
-            if not self._inside(x, y):
-                raise forms.ValidationError(
-                    f"Point ({x}, {y}) is outside the {self.width} × {self.height} image."
-                )
-        return [(float(x), float(y)) for x, y in points]
-
-    def clean_labels(self):
-        labels = self.cleaned_data.get("labels") or []
-        if not isinstance(labels, list) or not all(
-            label in (0, 1) and not isinstance(label, bool) for label in labels
-        ):
-            raise forms.ValidationError("labels must be a list of 1 (positive) and 0 (negative).")
-        return labels
-
-    def clean_box(self):
-        box = self.cleaned_data.get("box")
-        if box in (None, ""):
-            return None
-        if not (
-            isinstance(box, list)
-            and len(box) == 4
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-        ):
-            raise forms.ValidationError("box must be [x, y, width, height] in pixels.")
-        errors = box_errors(tuple(float(v) for v in box), width=self.width, height=self.height)
-        if errors:
-            raise forms.ValidationError(errors)
-        return tuple(float(v) for v in box)
-
-    def clean(self):
-        data = super().clean()
-        points, labels = data.get("points"), data.get("labels")
-        if points is not None and labels is not None:
-            if len(points) != len(labels):
-                raise forms.ValidationError("Give one label per point.")
-            if not points and data.get("box") is None and not data.get("annotation") and not self.errors:
-                raise forms.ValidationError("Give at least one point or a box.")
-        return data
+    class_id = forms.IntegerField()
+    box_threshold = forms.FloatField(min_value=0.0, max_value=1.0)

@@ -15,7 +15,6 @@ urlpatterns = [
     path("healthz/", projects.healthz, name="healthz"),
     # Images
     path("projects/<int:project_id>/upload/", images.project_upload, name="project-upload"),
-    path("images/<int:image_id>/segment/", images.image_segment, name="image-segment"),
     path("images/<int:image_id>/file/", images.image_file, name="image-file"),
     path("images/<int:image_id>/thumbnail/", images.image_thumbnail, name="image-thumbnail"),
     # Pre-labeling
@@ -23,21 +22,11 @@ urlpatterns = [
     path("projects/<int:project_id>/jobs/", prelabel.project_jobs, name="project-jobs"),
     path("jobs/<int:job_id>/", prelabel.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/cancel/", prelabel.job_cancel, name="job-cancel"),
-    # Review: the queue, the review page and the canvas's JSON endpoints
+    # Review: the queue and the review page (its script saves through the API, labeling/api/)
     path("projects/<int:project_id>/review/", review.review_next, name="review-next"),
-    path("projects/<int:project_id>/threshold/", review.project_threshold, name="project-threshold"),
     path("projects/<int:project_id>/leases/", review.project_leases, name="project-leases"),
     path("images/<int:image_id>/review/", review.review_page, name="image-review"),
     path("images/<int:image_id>/previous/", review.image_previous, name="image-previous"),
-    path("images/<int:image_id>/annotations/", review.image_annotations, name="image-annotations"),
-    path(
-        "images/<int:image_id>/annotations/bulk/",
-        review.image_annotations_bulk,
-        name="image-annotations-bulk",
-    ),
-    path("images/<int:image_id>/submit/", review.image_submit, name="image-submit"),
-    path("images/<int:image_id>/skip/", review.image_skip, name="image-skip"),
-    path("annotations/<int:annotation_id>/", review.annotation_detail, name="annotation-detail"),
     # Export and import
     path("projects/<int:project_id>/exports/", exports.project_exports, name="project-exports"),
     path("projects/<int:project_id>/exports/new/", exports.project_export, name="project-export"),

@@ -1,29 +1,49 @@
-"""API input and output shapes. Inputs are strict: a field the endpoint does not take is a 400."""
+"""API input and output shapes. Input is validated here, once: strict types (a JSON number is
+not a string, a boolean is not an integer), bounds against the image in the serializer's context
+(`context={"image": image}`), and a field the endpoint does not take is a 400. The services get
+clean, typed values and enforce the business rules (versions, leases, states, roles).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import APIException
+from rest_framework.settings import api_settings
 
+from inference.masks import rle_string_runs
 from labeling.selectors.prelabel import job_progress
 from labeling.services.imports import IMPORT_FORMATS
 from labeling.services.prelabel import SCOPES
+from labeling.services.review import MAX_BULK_UPDATES, StateUpdate
 
-from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project, box_errors
+
+MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation
+MAX_SEGMENT_POINTS = 64
 
 
 class StrictMixin:
-    """Refuse fields the serializer does not write (read-only ones included): no silent ignores."""
+    """Refuse fields the serializer does not write (read-only ones included): no silent ignores;
+    and a body that is not a JSON object, with a sentence that says so."""
 
     def to_internal_value(self, data):
-        if hasattr(data, "keys"):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data.keys()) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        if not isinstance(data, Mapping):
+            where = "The body" if self.parent is None else "This"
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [f"{where} must be a JSON object."]}
+            )
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        unknown = sorted(set(data.keys()) - writable)
+        if unknown:
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [f"Unknown field(s): {', '.join(unknown)}."]}
+            )
         return super().to_internal_value(data)
 
 
@@ -44,12 +64,243 @@ class UnitFloat(serializers.FloatField):
         return value
 
 
-class FiniteFloat(serializers.FloatField):
+# Strict JSON values --------------------------------------------------------------------------------
+
+
+def is_number(value: Any) -> bool:
+    """A finite JSON number (not a boolean, not a string)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _image(field: serializers.Field) -> Image:
+    image = field.context.get("image")
+    if image is None:
+        raise AssertionError(f"{type(field.root).__name__} needs the image in its context")
+    return image
+
+
+class JSONInteger(serializers.IntegerField):
+    """An integer as JSON writes it: "1", 1.0 and true are refused. `message` is the reason given
+    (formatted with {value}); by default "<field> must be an integer"."""
+
+    def __init__(self, *, message: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("invalid")
-        return value
+        if (
+            not isinstance(data, int)
+            or isinstance(data, bool)
+            or (self.min_value is not None and data < self.min_value)
+        ):
+            default = (
+                "{name} must be a positive integer (got {value!r:.40})."
+                if self.min_value == 1
+                else "{name} must be an integer (got {value!r:.40})."
+            )
+            raise serializers.ValidationError(
+                (self.message or default).format(name=self.field_name, value=data)
+            )
+        return data
+
+
+class JSONUnitFloat(serializers.FloatField):
+    """A JSON number from 0 to 1 (not a string)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=0.0, max_value=1.0, **kwargs)
+
+    def to_internal_value(self, data):
+        if not is_number(data) or not 0.0 <= data <= 1.0:
+            null = ", or null" if self.allow_null else ""
+            raise serializers.ValidationError(
+                f"{self.field_name} must be a number from 0 to 1{null} (got {data!r:.40})."
+            )
+        return float(data)
+
+
+class JSONBoolean(serializers.BooleanField):
+    """true or false, nothing else."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(f"{self.field_name} must be true or false.")
+        return data
+
+
+class StateField(serializers.ChoiceField):
+    def __init__(self, **kwargs) -> None:
+        states = ", ".join(Annotation.State.values)
+        super().__init__(
+            choices=Annotation.State.choices,
+            error_messages={"invalid_choice": f"state must be one of {states} (got {{input!r:.40}})."},
+            **kwargs,
+        )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class ClassIdField(JSONInteger):
+    """The id of a class of the image's project."""
+
+    def to_internal_value(self, data):
+        class_id = super().to_internal_value(data)
+        if not LabelClass.objects.filter(pk=class_id, project_id=_image(self).project_id).exists():
+            raise serializers.ValidationError(f"Class {class_id} is not a class of this project.")
+        return class_id
+
+
+class BoxField(serializers.ListField):
+    """[x, y, width, height] in pixels, inside the image: a tuple of four floats."""
+
+    SHAPE = "box must be [x, y, width, height] in pixels: four numbers."
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(child=serializers.FloatField(), min_length=4, max_length=4, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list | tuple) or len(data) != 4 or not all(is_number(v) for v in data):
+            raise serializers.ValidationError(self.SHAPE)
+        box = tuple(float(v) for v in data)
+        image = _image(self)
+        errors = box_errors(box, width=image.width, height=image.height)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return box
+
+
+class MaskField(serializers.JSONField):
+    """A COCO RLE of the image's size: {"size": [height, width], "counts": string or run lengths}."""
+
+    def to_internal_value(self, data):
+        mask = super().to_internal_value(data)
+        if mask is None:
+            return None
+        if not isinstance(mask, dict) or set(mask) != {"size", "counts"}:
+            raise serializers.ValidationError(
+                'mask must be a COCO RLE: {"size": [height, width], "counts": ...}.'
+            )
+        image = _image(self)
+        size, counts = mask["size"], mask["counts"]
+        if size != [image.height, image.width]:
+            raise serializers.ValidationError(
+                f"mask size must be [height, width] = [{image.height}, {image.width}] (got {size!r:.40})."
+            )
+        try:
+            if isinstance(counts, str):
+                runs = rle_string_runs(counts)
+            elif isinstance(counts, list) and all(
+                isinstance(c, int) and not isinstance(c, bool) for c in counts
+            ):
+                runs = counts
+            else:
+                raise ValueError("counts must be a COCO string or a list of integers")
+            if any(run < 0 or run >= 2**32 for run in runs):
+                raise ValueError("a run length is out of range")
+            if sum(runs) != image.height * image.width:
+                raise ValueError(f"the runs cover {sum(runs)} pixels, not {image.height} × {image.width}")
+        except ValueError as exc:
+            raise serializers.ValidationError(f"mask is not a valid COCO RLE: {exc}.") from exc
+        return {"size": [image.height, image.width], "counts": counts}
+
+
+class PolygonsField(serializers.JSONField):
+    """Parts → rings (outer first, then holes) → [x0, y0, x1, y1, ...], inside the image."""
+
+    SHAPE = "polygons must be a list of parts, each a list of rings [x0, y0, x1, y1, ...] (3+ points)."
+
+    def to_internal_value(self, data):
+        polygons = super().to_internal_value(data)
+        if polygons is None:
+            return None
+        if not isinstance(polygons, list):
+            raise serializers.ValidationError(self.SHAPE)
+        image = _image(self)
+        total = 0
+        for part in polygons:
+            if not isinstance(part, list) or not part:
+                raise serializers.ValidationError(self.SHAPE)
+            for ring in part:
+                if not isinstance(ring, list) or len(ring) < 6 or len(ring) % 2:
+                    raise serializers.ValidationError(self.SHAPE)
+                if not all(is_number(v) for v in ring):
+                    raise serializers.ValidationError(self.SHAPE)
+                total += len(ring)
+                if total > MAX_POLYGON_VALUES:
+                    raise serializers.ValidationError(
+                        f"polygons have more than {MAX_POLYGON_VALUES} coordinates."
+                    )
+                xs, ys = ring[0::2], ring[1::2]
+                if min(xs) < 0 or min(ys) < 0 or max(xs) > image.width or max(ys) > image.height:
+                    raise serializers.ValidationError(
+                        f"A polygon goes outside the {image.width} × {image.height} image."
+                    )
+        return polygons
+
+
+class PointsField(serializers.JSONField):
+    """Click points [[x, y], ...] inside the image (at most MAX_SEGMENT_POINTS): a list of tuples."""
+
+    def to_internal_value(self, data):
+        points = super().to_internal_value(data) or []
+        if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(is_number(v) for v in p) for p in points
+        ):
+            raise serializers.ValidationError("points must be a list of [x, y] pairs of numbers.")
+        if len(points) > MAX_SEGMENT_POINTS:
+            raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} points.")
+        image = _image(self)
+        for x, y in points:
+            if not (0 <= x <= image.width and 0 <= y <= image.height):
+                raise serializers.ValidationError(
+                    f"Point ({x}, {y}) is outside the {image.width} × {image.height} image."
+                )
+        return [(float(x), float(y)) for x, y in points]
+
+
+class LabelsField(serializers.JSONField):
+    """One label per point: 1 (the object) or 0 (background)."""
+
+    def to_internal_value(self, data):
+        labels = super().to_internal_value(data) or []
+        if not isinstance(labels, list) or not all(
+            label in (0, 1) and isinstance(label, int) and not isinstance(label, bool) for label in labels
+        ):
+            raise serializers.ValidationError("labels must be a list of 1 (positive) and 0 (negative).")
+        return labels
+
+
+class VersionRequired(APIException):
+    status_code = 428
+    default_detail = 'Say which version you edited: send the header If-Match: "<version>".'
+    default_code = "version_required"
+
+
+class VersionedSerializer(Strict):
+    """A write made on a version of an annotation: the If-Match header ("3", W/"3" or 3, given as
+    `context={"if_match": ...}`) or the body's "version"; neither is a 428."""
+
+    version = JSONInteger(required=False, min_value=1, help_text="Or the If-Match header.")
+
+    def validate(self, attrs: dict) -> dict:
+        header = (self.context.get("if_match") or "").strip()
+        if header:
+            value = header.removeprefix("W/").strip().strip('"')
+            if not value.isdigit() or int(value) < 1:
+                raise serializers.ValidationError(
+                    {
+                        "If-Match": [
+                            'If-Match must be the annotation\'s version in quotes, e.g. If-Match: "3".'
+                        ]
+                    }
+                )
+            attrs["version"] = int(value)
+        elif attrs.get("version") is None:
+            raise VersionRequired()
+        return attrs
 
 
 # Auth ------------------------------------------------------------------------------------------
@@ -167,20 +418,23 @@ class IngestReportSerializer(serializers.Serializer):
 
 
 class ImageCloseSerializer(Strict):
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = JSONInteger(
+        required=False, allow_null=True, min_value=1, help_text="The image's version the review was made on."
+    )
 
 
 class ImageCloseResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     version = serializers.IntegerField()
+    next = serializers.CharField(help_text="The review queue: the next image to review, leased to you.")
 
 
 # Annotations -----------------------------------------------------------------------------------
 
 
 class AnnotationSerializer(serializers.Serializer):
-    """The shape review.annotation_json gives (the canvas's too)."""
+    """The shape selectors.review.annotation_json gives (the review page's too)."""
 
     id = serializers.IntegerField()
     class_id = serializers.IntegerField()
@@ -196,23 +450,60 @@ class AnnotationSerializer(serializers.Serializer):
 
 
 class AnnotationCreateSerializer(Strict):
-    class_id = serializers.IntegerField()
-    box = serializers.ListField(child=FiniteFloat(), min_length=4, max_length=4)
-    mask = serializers.JSONField(required=False, allow_null=True)
-    polygons = serializers.JSONField(required=False, allow_null=True)
+    """A drawn annotation; the image is in the context."""
+
+    class_id = ClassIdField()
+    box = BoxField()
+    mask = MaskField(required=False, allow_null=True)
+    polygons = PolygonsField(required=False, allow_null=True)
 
 
-class AnnotationUpdateSerializer(Strict):
-    version = serializers.IntegerField(required=False, min_value=1, help_text="Or the If-Match header.")
-    state = serializers.ChoiceField(choices=Annotation.State.choices, required=False)
-    class_id = serializers.IntegerField(required=False)
-    box = serializers.ListField(child=FiniteFloat(), min_length=4, max_length=4, required=False)
-    mask = serializers.JSONField(required=False, allow_null=True)
-    polygons = serializers.JSONField(required=False, allow_null=True)
+class AnnotationUpdateSerializer(VersionedSerializer):
+    """Triage or edit an annotation; its image is in the context. At least one change."""
+
+    CHANGES = ("state", "class_id", "box", "mask", "polygons")
+
+    state = StateField(required=False)
+    class_id = ClassIdField(required=False)
+    box = BoxField(required=False)
+    mask = MaskField(required=False, allow_null=True)
+    polygons = PolygonsField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        if not any(name in attrs for name in self.CHANGES):
+            raise serializers.ValidationError(
+                "Nothing to change: give state, class_id, box, mask and/or polygons."
+            )
+        return attrs
 
 
-class VersionSerializer(Strict):
-    version = serializers.IntegerField(required=False, min_value=1, help_text="Or the If-Match header.")
+class VersionSerializer(VersionedSerializer):
+    pass
+
+
+class StateUpdateSerializer(Strict):
+    id = JSONInteger()
+    version = JSONInteger(min_value=1)
+    state = StateField()
+
+
+class AnnotationStatesSerializer(Strict):
+    """{"updates": [{id, version, state}, ...]}: each annotation once, at most MAX_BULK_UPDATES."""
+
+    updates = StateUpdateSerializer(
+        many=True,
+        max_length=MAX_BULK_UPDATES,
+        error_messages={
+            "not_a_list": 'updates must be a list of {{"id", "version", "state"}}.',
+            "max_length": "At most {max_length} updates at once.",
+        },
+    )
+
+    def validate_updates(self, updates: list[dict]) -> list[StateUpdate]:
+        if len({u["id"] for u in updates}) != len(updates):
+            raise serializers.ValidationError("An annotation appears twice in the updates.")
+        return [StateUpdate(**u) for u in updates]
 
 
 class AcceptAboveSerializer(Strict):
@@ -226,23 +517,74 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 class SegmentSerializer(Strict):
-    points = serializers.JSONField(required=False, help_text="[[x, y], ...] in image pixels.")
-    labels = serializers.JSONField(required=False, help_text="1 (object) or 0 (background) per point.")
-    box = serializers.JSONField(required=False, help_text="[x, y, w, h] in image pixels.")
-    annotation = serializers.IntegerField(
+    """Click-to-segment input, in image pixels (the image is in the context)."""
+
+    points = PointsField(required=False, allow_null=True, help_text="[[x, y], ...] in image pixels.")
+    labels = LabelsField(required=False, allow_null=True, help_text="1 (object) or 0 (background) per point.")
+    box = BoxField(required=False, allow_null=True, help_text="[x, y, w, h] in image pixels.")
+    annotation = JSONInteger(
         required=False,
+        allow_null=True,
         min_value=1,
+        message="annotation must be the id of an annotation of this image.",
         help_text="An annotation of this image to refine: its box and mask are the starting point.",
     )
     object = serializers.RegexField(
         r"^[A-Za-z0-9_-]{1,64}$",
         required=False,
+        allow_null=True,
+        error_messages={"invalid": "object must be 1 to 64 letters, digits, - or _."},
         help_text="The client's token for the object being segmented: each click on the same object "
         "starts from the previous click's mask (kept on the server for a few minutes).",
     )
-    retry = serializers.BooleanField(
-        required=False, help_text="Try again an embedding that failed (forgets the failure)."
+    retry = JSONBoolean(
+        required=False, allow_null=True, help_text="Try again an embedding that failed (forgets the failure)."
     )
+
+    def to_internal_value(self, data):
+        if (
+            isinstance(data, Mapping)
+            and data.get("object") is not None
+            and not isinstance(data["object"], str)
+        ):
+            raise serializers.ValidationError({"object": ["object must be a string."]})
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict) -> dict:
+        points, labels = attrs.get("points") or [], attrs.get("labels") or []
+        if len(points) != len(labels):
+            raise serializers.ValidationError("Give one label per point.")
+        if not points and attrs.get("box") is None and not attrs.get("annotation"):
+            raise serializers.ValidationError("Give at least one point or a box.")
+        return {
+            "points": points,
+            "labels": labels,
+            "box": attrs.get("box"),
+            "annotation": attrs.get("annotation"),
+            "object": attrs.get("object") or None,
+            "retry": bool(attrs.get("retry")),
+        }
+
+
+class ThresholdSerializer(Strict):
+    """The review slider's threshold: the project's, or one class's (null clears the class's own)."""
+
+    box_threshold = JSONUnitFloat(allow_null=True)
+    class_id = JSONInteger(
+        required=False, allow_null=True, help_text="A class of the project; none: the project."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("class_id") is None and attrs["box_threshold"] is None:
+            raise serializers.ValidationError(
+                {"box_threshold": ["box_threshold must be a number from 0 to 1 (got None)."]}
+            )
+        return {"box_threshold": attrs["box_threshold"], "class_id": attrs.get("class_id")}
+
+
+class ThresholdResultSerializer(serializers.Serializer):
+    box_threshold = serializers.FloatField(allow_null=True)
+    class_id = serializers.IntegerField(allow_null=True)
 
 
 # Jobs ------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ v1 = [
         name="api-project-member",
     ),
     path("projects/<int:project_id>/images/", api(v.ProjectImages), name="api-project-images"),
+    path("projects/<int:project_id>/threshold/", api(v.ProjectThreshold), name="api-project-threshold"),
     path("projects/<int:project_id>/jobs/", api(v.ProjectJobs), name="api-project-jobs"),
     path("projects/<int:project_id>/exports/", api(v.ProjectExports), name="api-project-exports"),
     path("projects/<int:project_id>/imports/", api(v.ProjectImports), name="api-project-imports"),
@@ -36,6 +37,11 @@ v1 = [
     path("images/<int:image_id>/submit/", api(v.ImageSubmit), name="api-image-submit"),
     path("images/<int:image_id>/skip/", api(v.ImageSkip), name="api-image-skip"),
     path("images/<int:image_id>/annotations/", api(v.ImageAnnotations), name="api-image-annotations"),
+    path(
+        "images/<int:image_id>/annotations/states/",
+        api(v.ImageAnnotationStates),
+        name="api-image-annotation-states",
+    ),
     path(
         "images/<int:image_id>/annotations/accept-above/",
         api(v.AcceptAbove),

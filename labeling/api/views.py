@@ -1,42 +1,50 @@
-"""API views: adapters like the pages' views. Parse input (strict serializers), check access with
-the helpers of labeling.access / labeling.review / labeling.exports, call one service, answer.
+"""API views: adapters like the pages' views. Check access (labeling.access), validate the input
+(strict serializers), call one service or selector, answer. The review page calls these views
+too, with the session and the CSRF header (its URLs: labeling.selectors.review.review_urls).
 
-Errors: the services' ReviewError (400 / 409 / 412 / 428) and Django ValidationError (400) become
-JSON answers here; 404 / 403 / 401 come from the access helpers and DRF.
+Errors are JSON with an "error" sentence, whatever their origin (exception_handler): a
+serializer's refusal is 400 {"error": "...", "fields": {...}}; the services' ReviewError is
+400 / 409 / 412 (with "current"); a missing version 428; an anonymous caller 401 (with
+WWW-Authenticate: Token), a member without the role 403, an outsider 404.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from labeling.selectors import review as review_selectors
+from labeling.selectors.images import images_filter
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
 from labeling.services.projects import (
     label_class_create,
+    membership_add_by_username,
     membership_remove,
-    membership_set,
     project_create,
     project_update,
 )
-from labeling.services.review import UNSET, Invalid, ReviewError
+from labeling.services.review import UNSET, ReviewError
 from labeling.views.exports import export_file_response
 
 from ..access import (
@@ -48,14 +56,42 @@ from ..access import (
     project_for_user,
 )
 from ..formats.base import ExportOptions, FormatError
-from ..forms import SegmentForm
 from ..models import Annotation, Export, Image, LabelClass, PrelabelJob, Project
 from . import serializers as s
 from .permissions import projects_with_role, require_manager
 
 
+def _messages(detail: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(field path, message) for each message of a DRF error detail (nested dicts and lists)."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            yield from _messages(
+                value, path if key == api_settings.NON_FIELD_ERRORS_KEY else (*path, str(key))
+            )
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                yield from _messages(item, (*path, str(index)))
+            else:
+                yield path, str(item)
+    else:
+        yield path, str(detail)
+
+
+def error_sentence(detail: Any) -> str:
+    """A serializer's errors as one readable sentence: each message, after its field's path unless
+    it starts with the field's name ("box must be ...": no "box: box must be ...")."""
+    parts = []
+    for path, message in _messages(detail):
+        if path and message.startswith(path[-1]):
+            path = path[:-1]
+        parts.append(f"{'.'.join(path)}: {message}" if path else message)
+    return " ".join(parts) or "Invalid input."
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus the services' errors as JSON."""
+    """Every error as JSON with an "error" sentence (what the review page shows): DRF's errors,
+    the services' errors, a serializer's refusals (plus "fields", by field)."""
     if isinstance(exc, ReviewError):
         return Response(exc.as_dict(), status=exc.status)
     if isinstance(exc, DjangoValidationError):
@@ -67,7 +103,19 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"error": str(exc)}, status=400)
     if isinstance(exc, IntegrityError):
         return Response({"error": "This conflicts with data already saved."}, status=409)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, DRFValidationError):
+        detail = exc.detail
+        fields = detail if isinstance(detail, dict) else {api_settings.NON_FIELD_ERRORS_KEY: detail}
+        response.data = {"error": error_sentence(detail), "fields": fields}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        message = str(response.data["detail"])
+        if isinstance(exc, ParseError) and message.startswith("JSON parse error - "):
+            message = f"The body is not valid JSON: {message.removeprefix('JSON parse error - ')}"
+        response.data = {"error": message}
+    return response
 
 
 def _count(queryset: QuerySet, link: str, **filters) -> Coalesce:
@@ -82,10 +130,21 @@ def _count(queryset: QuerySet, link: str, **filters) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def _input(serializer_class, request: Request, data: Any = None, *, partial: bool = False) -> dict:
-    serializer = serializer_class(data=request.data if data is None else data, partial=partial)
+def _input(
+    serializer_class, request: Request, data: Any = None, *, partial: bool = False, **context: Any
+) -> dict:
+    """The request's input as the serializer validates it (400 otherwise); `context` gives the
+    serializer what it checks against (the image, the If-Match header)."""
+    serializer = serializer_class(
+        data=request.data if data is None else data, partial=partial, context={"request": request, **context}
+    )
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _versioned_input(serializer_class, request: Request, **context: Any) -> dict:
+    """Input of a write on a version: the If-Match header goes to the serializer."""
+    return _input(serializer_class, request, if_match=request.headers.get("If-Match", ""), **context)
 
 
 def _annotation_response(annotation: dict, *, code: int = 200) -> Response:
@@ -202,11 +261,10 @@ class ProjectMembers(GenericAPIView):
         """Add a user to the project, or change their role."""
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.MembershipInputSerializer, request)
-        user = get_user_model().objects.filter(username=data["username"], is_active=True).first()
-        if user is None:
-            raise Invalid(f"No active user named {data['username']!r:.150}.")
         try:
-            membership = membership_set(project=project, user=user, role=data["role"])
+            membership = membership_add_by_username(
+                project=project, username=data["username"], role=data["role"]
+            )
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
         return Response(s.MembershipSerializer(membership).data)
@@ -250,18 +308,12 @@ class ProjectImages(GenericAPIView):
         ?has_proposals=true|false."""
         project, _ = project_for_user(request.user, project_id)
         filters = _input(s.ImageFilterSerializer, request, data=request.query_params)
-        images = _images(project.pk).order_by("id")
-        if "status" in filters:
-            images = images.filter(status=filters["status"])
-        if "class_id" in filters:
-            images = images.filter(
-                Exists(Annotation.objects.filter(image=OuterRef("pk"), label_class_id=filters["class_id"]))
-            )
-        if filters.get("has_proposals") is not None:
-            proposed = Exists(
-                Annotation.objects.filter(image=OuterRef("pk"), state=Annotation.State.PROPOSED)
-            )
-            images = images.filter(proposed if filters["has_proposals"] else ~proposed)
+        images = images_filter(
+            images=_images(project.pk).order_by("id"),
+            status=filters.get("status"),
+            class_id=filters.get("class_id"),
+            has_proposals=filters.get("has_proposals"),
+        )
         page = self.paginate_queryset(images)
         return self.get_paginated_response(s.ImageSerializer(page, many=True).data)
 
@@ -301,7 +353,8 @@ def _images_by_id(image_id: int) -> Image:
 
 
 class ImageClose(GenericAPIView):
-    """Submit (done) or skip the image: its status, recorded as the caller's review."""
+    """Submit (done) or skip the image: its status, recorded as the caller's review; "next" is the
+    review queue (it leases the next image), where the review page goes on."""
 
     serializer_class = s.ImageCloseSerializer
     close = staticmethod(review.image_submit)
@@ -312,7 +365,14 @@ class ImageClose(GenericAPIView):
         data = _input(s.ImageCloseSerializer, request)
         self.close(image=image, user=request.user, version=data.get("version"))
         image.refresh_from_db(fields=["status", "version"])
-        return Response({"id": image.pk, "status": image.status, "version": image.version})
+        return Response(
+            {
+                "id": image.pk,
+                "status": image.status,
+                "version": image.version,
+                "next": review_selectors.review_next_url(project_id=image.project_id),
+            }
+        )
 
 
 class ImageSubmit(ImageClose):
@@ -332,14 +392,14 @@ class ImageAnnotations(GenericAPIView):
     @extend_schema(responses=s.AnnotationSerializer(many=True))
     def get(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
-        rows = Annotation.objects.filter(image=image).order_by("id").values(*review.ANNOTATION_FIELDS)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response([review.annotation_json(row) for row in page])
+        page = self.paginate_queryset(review_selectors.annotation_rows(image=image))
+        return self.get_paginated_response([review_selectors.annotation_json(row=row) for row in page])
 
     @extend_schema(request=s.AnnotationCreateSerializer, responses={201: s.AnnotationSerializer})
     def post(self, request: Request, image_id: int) -> Response:
+        """A drawn annotation (a box, or a mask from click-to-segment), accepted at once."""
         image, _ = image_for_user(request.user, image_id)
-        data = _input(s.AnnotationCreateSerializer, request)
+        data = _input(s.AnnotationCreateSerializer, request, image=image)
         annotation = review.annotation_create(image=image, user=request.user, **data)
         return _annotation_response(annotation, code=201)
 
@@ -349,7 +409,7 @@ class AnnotationDetail(GenericAPIView):
 
     def get(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = annotation_for_user(request.user, annotation_id)
-        return _annotation_response(review.annotation_current(annotation_id=annotation.pk))
+        return _annotation_response(review_selectors.annotation_current(annotation_id=annotation.pk))
 
     @extend_schema(
         request=s.AnnotationUpdateSerializer,
@@ -358,19 +418,18 @@ class AnnotationDetail(GenericAPIView):
     )
     def patch(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = annotation_for_user(request.user, annotation_id)
-        data = _input(s.AnnotationUpdateSerializer, request)
-        version = review.requested_version(request.headers, data)
-        changes = {name: data.get(name, UNSET) for name in ("state", "class_id", "box", "mask", "polygons")}
-        saved = review.annotation_update(annotation=annotation, user=request.user, version=version, **changes)
+        data = _versioned_input(s.AnnotationUpdateSerializer, request, image=annotation.image)
+        changes = {name: data.get(name, UNSET) for name in s.AnnotationUpdateSerializer.CHANGES}
+        saved = review.annotation_update(
+            annotation=annotation, user=request.user, version=data["version"], **changes
+        )
         return _annotation_response(saved)
 
     @extend_schema(request=s.VersionSerializer, parameters=[IF_MATCH], responses={204: None})
     def delete(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = annotation_for_user(request.user, annotation_id)
-        data = _input(s.VersionSerializer, request)
-        review.annotation_delete(
-            annotation=annotation, user=request.user, version=review.requested_version(request.headers, data)
-        )
+        data = _versioned_input(s.VersionSerializer, request)
+        review.annotation_delete(annotation=annotation, user=request.user, version=data["version"])
         return Response(status=204)
 
 
@@ -381,12 +440,9 @@ class AnnotationTriage(GenericAPIView):
     @extend_schema(parameters=[IF_MATCH], responses=s.AnnotationSerializer)
     def post(self, request: Request, annotation_id: int) -> Response:
         annotation, _ = annotation_for_user(request.user, annotation_id)
-        data = _input(s.VersionSerializer, request)
+        data = _versioned_input(s.VersionSerializer, request)
         saved = review.annotation_update(
-            annotation=annotation,
-            user=request.user,
-            version=review.requested_version(request.headers, data),
-            state=self.state,
+            annotation=annotation, user=request.user, version=data["version"], state=self.state
         )
         return _annotation_response(saved)
 
@@ -399,6 +455,22 @@ class AnnotationReject(AnnotationTriage):
     state = Annotation.State.REJECTED
 
 
+class ImageAnnotationStates(GenericAPIView):
+    """Change the state of many annotations of the image at once, each on its version: the
+    saved ones in "annotations", the stale ones' ids in "conflicts" and as they are now in
+    "current"."""
+
+    serializer_class = s.AnnotationStatesSerializer
+
+    @extend_schema(responses=s.BulkResultSerializer)
+    def post(self, request: Request, image_id: int) -> Response:
+        image, _ = image_for_user(request.user, image_id)
+        data = _input(s.AnnotationStatesSerializer, request)
+        return Response(
+            review.annotations_set_states(image=image, user=request.user, updates=data["updates"])
+        )
+
+
 class AcceptAbove(GenericAPIView):
     """Accept every proposal of the image scoring at least min_score (at their current versions)."""
 
@@ -408,20 +480,15 @@ class AcceptAbove(GenericAPIView):
     def post(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
         data = _input(s.AcceptAboveSerializer, request)
-        proposals = (
-            Annotation.objects.filter(
-                image=image, state=Annotation.State.PROPOSED, score__gte=data["min_score"]
-            )
-            .order_by("id")
-            .values_list("pk", "version")[: review.MAX_BULK_UPDATES]
+        return Response(
+            review.annotations_accept_above(image=image, user=request.user, min_score=data["min_score"])
         )
-        updates = [{"id": pk, "version": v, "state": Annotation.State.ACCEPTED} for pk, v in proposals]
-        return Response(review.annotations_set_states(image=image, user=request.user, updates=updates))
 
 
 class ImageSegment(GenericAPIView):
     """Points / labels / box (and an annotation to refine) → a mask on the image's cached SAM
-    embedding; 202 while it is prepared; 503 / 422 with the reason when it cannot be made."""
+    embedding; 202 while it is prepared (with Retry-After); 503 / 422 with the reason when it
+    cannot be made."""
 
     serializer_class = s.SegmentSerializer
 
@@ -435,27 +502,36 @@ class ImageSegment(GenericAPIView):
     )
     def post(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
-        data = _input(s.SegmentSerializer, request)
-        form = SegmentForm(SegmentForm.data_from_json(data), width=image.width, height=image.height)
-        if not form.is_valid():
-            return Response({"error": "Invalid input.", "fields": form.errors}, status=400)
-        refine = segmentation.refine_target(
-            user=request.user, image=image, annotation_id=form.cleaned_data["annotation"]
-        )
+        data = _input(s.SegmentSerializer, request, image=image)
+        refine = segmentation.refine_target(user=request.user, image=image, annotation_id=data["annotation"])
         status, body = segmentation.segment_answer(
             image=image,
             user=request.user,
-            points=form.cleaned_data["points"],
-            labels=form.cleaned_data["labels"],
-            box=form.cleaned_data["box"],
+            points=data["points"],
+            labels=data["labels"],
+            box=data["box"],
             refine=refine,
-            object_token=form.cleaned_data["object"],
-            retry=form.cleaned_data["retry"],
+            object_token=data["object"],
+            retry=data["retry"],
         )
         response = Response(body, status=status)
         if status == 202:
             response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)
         return response
+
+
+class ProjectThreshold(GenericAPIView):
+    """The review threshold (managers): the project's, or one class's ({"class_id": ...}; null
+    clears the class's own threshold). The review page's slider saves here."""
+
+    serializer_class = s.ThresholdSerializer
+
+    @extend_schema(responses=s.ThresholdResultSerializer)
+    def post(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        data = _input(s.ThresholdSerializer, request)
+        value = review.threshold_save(project=project, **data)
+        return Response({"box_threshold": value, "class_id": data["class_id"]})
 
 
 # Jobs ------------------------------------------------------------------------------------------
@@ -501,7 +577,7 @@ class JobCancel(GenericAPIView):
     def post(self, request: Request, job_id: int) -> Response:
         job, _ = job_for_user(request.user, job_id, manage=True)
         if request.data:
-            raise Invalid("This endpoint takes no fields.")
+            raise DRFValidationError("This endpoint takes no fields.")
         if not prelabel.prelabel_job_cancel(job=job):
             return Response({"error": "The job has already ended."}, status=409)
         job.refresh_from_db()

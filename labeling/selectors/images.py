@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 
-from ..models import Image, Project
+from ..models import Annotation, Image, Project
 
 
 def image_status_counts(*, project: Project) -> dict[str, int]:
@@ -21,4 +21,25 @@ def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image
     ).order_by("id")
     if status:
         images = images.filter(status=status)
+    return images
+
+
+def images_filter(
+    *,
+    images: QuerySet[Image],
+    status: str | None = None,
+    class_id: int | None = None,
+    has_proposals: bool | None = None,
+) -> QuerySet[Image]:
+    """The images with the given status, with an annotation of the class, and with (True) or
+    without (False) open proposals; None: no filter on that."""
+    if status is not None:
+        images = images.filter(status=status)
+    if class_id is not None:
+        images = images.filter(
+            Exists(Annotation.objects.filter(image=OuterRef("pk"), label_class_id=class_id))
+        )
+    if has_proposals is not None:
+        proposed = Exists(Annotation.objects.filter(image=OuterRef("pk"), state=Annotation.State.PROPOSED))
+        images = images.filter(proposed if has_proposals else ~proposed)
     return images

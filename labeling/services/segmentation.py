@@ -33,7 +33,7 @@ from PIL import Image as PILImage
 from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
-from inference.masks import encode_mask, mask_to_rle, rle_to_mask, stored_mask
+from inference.masks import encode_mask, mask_to_rle, stored_mask
 from labeling.services.prelabel import embedding_cache, model_config, open_image
 
 from ..access import annotation_for_user
@@ -389,29 +389,14 @@ def segment_click(
     }
 
 
-def mask_png_data_uri(rle: dict, *, color: tuple[int, int, int] = (0, 0, 0)) -> str:
-    """A COCO RLE mask as a PNG data URI (transparent outside the mask): how the htmx answer
-    shows a mask kept as RLE only (too fragmented for polygons)."""
-    import base64
-    import io
-
-    from PIL import Image as PILImage
-
-    mask = rle_to_mask(rle)
-    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rgba[mask] = (*color, 255)
-    buffer = io.BytesIO()
-    PILImage.fromarray(rgba, "RGBA").save(buffer, "PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 SEGMENT_RETRY_AFTER = 2  # seconds a client waits before asking again while the embedding is made
 
 
 def segment_answer(*, image: Image, points, labels, box, **options) -> tuple[int, dict]:
-    """segment_click (same options) as an HTTP status and JSON body, the same for the page and the
-    API: 200 with the mask, 202 while the embedding is prepared, 503 when the segmenter cannot load
-    (here or on the workers) or the embedding failed, 422 when the image cannot be read."""
+    """segment_click (same options) as an HTTP status and JSON body (the API's click-to-segment,
+    which the review page calls): 200 with the mask, 202 while the embedding is prepared, 503
+    when the segmenter cannot load (here or on the workers) or the embedding failed, 422 when the
+    image cannot be read."""
     try:
         result = segment_click(image=image, points=points, labels=labels, box=box, **options)
     except SegmentUnavailable as exc:

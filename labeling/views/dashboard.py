@@ -1,6 +1,6 @@
 """The dashboard (staff and managers). Views are adapters: check access, call labeling.dashboard,
 render. Applying a suggested threshold is a small form-encoded POST that calls the same service as
-the review page's slider (labeling.review.threshold_save)."""
+the review page's slider (labeling.services.review.threshold_save)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.selectors import dashboard
-from labeling.services import review
-from labeling.services.review import ReviewError
+from labeling.services.review import ReviewError, threshold_save
 
 from ..access import project_for_user
+from ..forms import ClassThresholdForm
 
 
 @require_GET
@@ -47,14 +47,12 @@ def dashboard_apply_threshold(request: HttpRequest, project_id: int) -> HttpResp
     """Form fields class_id and box_threshold: set the class's own threshold (managers)."""
     project, _ = project_for_user(request.user, project_id, manage=True)
     error = value = None
-    try:
-        class_id = int(request.POST.get("class_id", ""))
-        box_threshold = float(request.POST.get("box_threshold", ""))
-    except ValueError:
-        error = "class_id must be an integer and box_threshold a number."
+    form = ClassThresholdForm(request.POST)
+    if not form.is_valid():
+        error = " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
     else:
         try:
-            value = review.threshold_save(project=project, box_threshold=box_threshold, class_id=class_id)
+            value = threshold_save(project=project, **form.cleaned_data)
         except ReviewError as exc:
             error = exc.message
     status = 400 if error else 200

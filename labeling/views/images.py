@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import mimetypes
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.services import segmentation
 from labeling.services.images import IngestReport, images_ingest
 
 from ..access import image_for_user, project_for_user
-from ..forms import SegmentForm, UploadForm
+from ..forms import UploadForm
 
 
 def upload_too_large(request: HttpRequest) -> HttpResponse | None:
@@ -100,59 +97,3 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     image, _ = image_for_user(request.user, image_id)
     return _serve(image.thumbnail, download_name=f"thumb-{image.pk}.jpg")
-
-
-# Click-to-segment ----------------------------------------------------------------------------------
-
-
-def _segment_input(request: HttpRequest) -> dict:
-    """The request's fields as SegmentForm reads them (JSON body or form fields)."""
-    if request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"The body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise ValidationError("The body must be a JSON object with points, labels and/or box.")
-        return SegmentForm.data_from_json(body)
-    return request.POST
-
-
-@require_POST
-def image_segment(request: HttpRequest, image_id: int) -> HttpResponse:
-    """Points / labels / box (and an annotation to refine) → a mask, decoded on the image's cached
-    SAM embedding (milliseconds). Without a cached embedding: 202 "preparing", and the embedding is
-    queued on the interactive queue; 503 / 422 with the reason when it cannot be made."""
-    image, _ = image_for_user(request.user, image_id)
-    try:
-        form = SegmentForm(_segment_input(request), width=image.width, height=image.height)
-        if not form.is_valid():
-            reasons = [
-                f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
-                for field, errors in form.errors.items()
-            ]
-            return JsonResponse({"error": " ".join(reasons), "fields": form.errors}, status=400)
-        refine = segmentation.refine_target(
-            user=request.user, image=image, annotation_id=form.cleaned_data["annotation"]
-        )
-    except ValidationError as exc:
-        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    status, body = segmentation.segment_answer(
-        image=image,
-        user=request.user,
-        points=form.cleaned_data["points"],
-        labels=form.cleaned_data["labels"],
-        box=form.cleaned_data["box"],
-        refine=refine,
-        object_token=form.cleaned_data["object"],
-        retry=form.cleaned_data["retry"],
-    )
-    if status == 200 and request.htmx:
-        png = segmentation.mask_png_data_uri(body["mask"]) if body["area"] and not body["polygons"] else ""
-        return render(
-            request, "labeling/_segment_result.html", {"image": image, "result": body, "mask_png": png}
-        )
-    response = JsonResponse(body, status=status)
-    if status == 202:
-        response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)
-    return response

@@ -156,7 +156,7 @@ def test_shift_a_accepts_every_visible_proposal_in_one_request(page, login, seed
     visible = set(page.evaluate("window.labelgpt.review.visible.map(r => r.id)"))
     assert visible == set(first.annotations.filter(score__gte=0.9).values_list("pk", flat=True))
     bulk = []
-    page.on("request", lambda r: bulk.append(r) if r.url.endswith("/annotations/bulk/") else None)
+    page.on("request", lambda r: bulk.append(r) if r.url.endswith("/annotations/states/") else None)
     page.keyboard.press("Shift+A")
     wait_saved(page)
     assert len(bulk) == 1

@@ -1,5 +1,5 @@
 """Helpers for the review tests: image and annotation rows made directly (no files, no models),
-and JSON calls the way static/js/canvas.js makes them."""
+and JSON calls to the API the way the review page (static/js/review.js) makes them."""
 
 from __future__ import annotations
 
@@ -88,11 +88,11 @@ def member(project: Project, username: str, role: str = Membership.Role.ANNOTATO
 
 
 def annotations_url(image: Image) -> str:
-    return reverse("image-annotations", kwargs={"image_id": image.pk})
+    return reverse("api-image-annotations", kwargs={"image_id": image.pk})
 
 
 def annotation_url(annotation_id: int) -> str:
-    return reverse("annotation-detail", kwargs={"annotation_id": annotation_id})
+    return reverse("api-annotation", kwargs={"annotation_id": annotation_id})
 
 
 def image_url(name: str, image: Image) -> str:
@@ -100,7 +100,7 @@ def image_url(name: str, image: Image) -> str:
 
 
 def call(client, method: str, url: str, body=None, *, version=None, **extra):
-    """A JSON request; `version` goes into If-Match as the canvas sends it."""
+    """A JSON request; `version` goes into If-Match as the review page sends it."""
     if version is not None:
         extra["HTTP_IF_MATCH"] = f'"{version}"'
     data = "" if body is None else (body if isinstance(body, str | bytes) else json.dumps(body))

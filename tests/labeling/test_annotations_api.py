@@ -1,6 +1,7 @@
-"""The review page's data and the canvas's JSON endpoints: drawing, triage (accept / reject /
-class change), edits that keep the model's original geometry, optimistic concurrency (If-Match,
-412 with the current annotation, 428 without a version), bulk accept, thresholds."""
+"""The review page's data and the API routes it calls (with the session, as static/js/review.js
+does): drawing, triage (accept / reject / class change), edits that keep the model's original
+geometry, optimistic concurrency (If-Match, 412 with the current annotation, 428 without a
+version), bulk states, thresholds."""
 
 from __future__ import annotations
 
@@ -105,17 +106,17 @@ def test_the_review_page_embeds_the_image_classes_and_annotations(api, project, 
     assert 'id="review-data"' in response.content.decode()
 
 
-def test_the_review_page_urls_lead_to_the_endpoints(api, project, image, task_calls):
+def test_the_review_page_urls_lead_to_the_api(api, project, image, task_calls):
     urls = api.get(review_url(image)).context["review_data"]["urls"]
     assert urls == {
-        "annotations": f"/images/{image.pk}/annotations/",
-        "annotation": "/annotations/0/",
-        "bulk": f"/images/{image.pk}/annotations/bulk/",
-        "segment": f"/images/{image.pk}/segment/",
-        "submit": f"/images/{image.pk}/submit/",
-        "skip": f"/images/{image.pk}/skip/",
+        "annotations": f"/api/v1/images/{image.pk}/annotations/",
+        "annotation": "/api/v1/annotations/0/",
+        "bulk": f"/api/v1/images/{image.pk}/annotations/states/",
+        "segment": f"/api/v1/images/{image.pk}/segment/",
+        "submit": f"/api/v1/images/{image.pk}/submit/",
+        "skip": f"/api/v1/images/{image.pk}/skip/",
         "previous": f"/images/{image.pk}/previous/",
-        "threshold": f"/projects/{project.pk}/threshold/",
+        "threshold": f"/api/v1/projects/{project.pk}/threshold/",
         "project": f"/projects/{project.pk}/",
     }
     for url in urls.values():
@@ -227,7 +228,7 @@ def test_a_body_that_is_not_the_expected_json_is_refused(api, image, body):
 def test_the_annotations_can_be_listed(api, image, proposal):
     response = api.get(annotations_url(image))
     assert response.status_code == 200
-    assert [a["id"] for a in response.json()["annotations"]] == [proposal.pk]
+    assert [a["id"] for a in response.json()["results"]] == [proposal.pk]
 
 
 # Triage ---------------------------------------------------------------------------------------------
@@ -396,7 +397,7 @@ def test_deleting_an_old_version_is_refused(api, image):
 
 
 def bulk(api, image, updates):
-    return call(api, "post", image_url("image-annotations-bulk", image), {"updates": updates})
+    return call(api, "post", image_url("api-image-annotation-states", image), {"updates": updates})
 
 
 def test_accept_all_visible_reports_the_stale_one_as_a_conflict(api, image):
@@ -473,7 +474,7 @@ def test_bulk_accepts_two_thousand_updates_in_a_few_queries(api, image):
 
 
 def threshold(api, project, body):
-    return call(api, "post", reverse("project-threshold", kwargs={"project_id": project.pk}), body)
+    return call(api, "post", reverse("api-project-threshold", kwargs={"project_id": project.pk}), body)
 
 
 def test_a_manager_saves_the_projects_threshold(client_for, manager, project):

@@ -72,7 +72,7 @@ def test_session_writes_need_the_csrf_token(manager, world):
     assert client.get(f"{V}/projects/").status_code == 200
     response = client.patch(f"{V}/projects/{world.project.pk}/", {"name": "x"}, format="json")
     assert response.status_code == 403
-    assert "CSRF" in response.json()["detail"]
+    assert "CSRF" in response.json()["error"]
     world.project.refresh_from_db()
     assert world.project.name == "Kitchen"
 
@@ -343,3 +343,40 @@ def test_the_last_manager_cannot_be_removed(api_for, world, manager):
     response = api_for("manager").delete(f"{V}/projects/{world.project.pk}/members/{mine.pk}/")
     assert response.status_code == 409
     assert world.project.memberships.filter(pk=mine.pk).exists()
+
+
+# Errors ------------------------------------------------------------------------------------------
+
+
+def test_errors_answer_one_readable_sentence_and_the_fields(api_for, world):
+    client = api_for("annotator")
+    image_url = f"{V}/images/{world.image.pk}/annotations/"
+    response = client.post(image_url, {"class_id": "1", "box": [1, 1, 2]}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "class_id must be an integer (got '1'). "
+        "box must be [x, y, width, height] in pixels: four numbers.",
+        "fields": {
+            "class_id": ["class_id must be an integer (got '1')."],
+            "box": ["box must be [x, y, width, height] in pixels: four numbers."],
+        },
+    }
+    nested = client.post(
+        f"{image_url}states/", {"updates": [{"id": world.proposal.pk, "version": 1}]}, format="json"
+    )
+    assert nested.status_code == 400
+    assert nested.json() == {
+        "error": "updates.0.state: This field is required.",
+        "fields": {"updates": {"0": {"state": ["This field is required."]}}},
+    }
+    unknown = client.post(
+        image_url, {"class_id": world.label_class.pk, "box": [1, 1, 2, 2], "x": 1}, format="json"
+    )
+    assert unknown.json()["error"] == "Unknown field(s): x."
+    broken = client.post(image_url, "{", content_type="application/json")
+    assert broken.status_code == 400
+    assert broken.json()["error"].startswith("The body is not valid JSON: ")
+    assert client.get(f"{V}/images/{world.image.pk}/segment/").json() == {
+        "error": 'Method "GET" not allowed.'
+    }
+    assert client.get(f"{V}/images/{world.image.pk + 1000}/").json() == {"error": "No such image."}

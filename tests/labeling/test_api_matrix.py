@@ -85,6 +85,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("DELETE", f"{V}/projects/{{project_id}}/members/{{membership_id}}/"): Route(MANAGERS, ok=204),
     ("GET", f"{V}/projects/{{project_id}}/images/"): Route(MEMBERS),
+    ("POST", f"{V}/projects/{{project_id}}/threshold/"): Route(
+        MANAGERS, body=lambda w: {"box_threshold": 0.5}
+    ),
     ("POST", f"{V}/projects/{{project_id}}/images/"): Route(MANAGERS, ok=201, body=_upload, multipart=True),
     ("GET", f"{V}/projects/{{project_id}}/jobs/"): Route(MEMBERS),
     ("POST", f"{V}/projects/{{project_id}}/jobs/"): Route(
@@ -102,6 +105,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", f"{V}/images/{{image_id}}/annotations/"): Route(MEMBERS),
     ("POST", f"{V}/images/{{image_id}}/annotations/"): Route(
         MEMBERS, ok=201, body=lambda w: {"class_id": w.label_class.pk, "box": [3, 3, 4, 4]}
+    ),
+    ("POST", f"{V}/images/{{image_id}}/annotations/states/"): Route(
+        MEMBERS, body=lambda w: {"updates": [{"id": w.proposal.pk, "version": 1, "state": "accepted"}]}
     ),
     ("POST", f"{V}/images/{{image_id}}/annotations/accept-above/"): Route(
         MEMBERS, body=lambda w: {"min_score": 0.5}
@@ -188,5 +194,5 @@ def test_a_foreign_id_answers_404_and_changes_nothing(api_for, world, foreign, r
 def test_anonymous_api_calls_get_401_json_not_the_login_redirect(world):
     response = Client().get(f"{V}/projects/{world.project.pk}/images/")
     assert response.status_code == 401
-    assert response.json()["detail"]
+    assert response.json()["error"]
     assert response["WWW-Authenticate"] == "Token"

@@ -97,7 +97,7 @@ def test_the_review_done_page_has_the_policy(client_for, annotator, project):
 
 
 def test_json_answers_are_not_pages(client_for, annotator, image):
-    response = client_for(annotator).get(reverse("image-annotations", kwargs={"image_id": image.pk}))
+    response = client_for(annotator).get(reverse("api-image-annotations", kwargs={"image_id": image.pk}))
     assert response["Content-Type"] == "application/json"
     assert "Content-Security-Policy" not in response
 

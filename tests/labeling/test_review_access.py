@@ -1,6 +1,7 @@
-"""Who may use the review workspace: outsiders get 404 on every route (nothing changes),
-annotators cannot change project settings (403), anonymous visitors get no data (pages go to
-the login page, JSON endpoints answer 401), and writes need the CSRF token."""
+"""Who may use the review workspace (its pages and the API routes the review page calls):
+outsiders get 404 on every route (nothing changes), annotators cannot change project settings
+(403), anonymous visitors get no data (pages go to the login page, the API answers 401 JSON),
+and session writes need the CSRF token."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Annotation, Image
-from labeling.services import review
-from tests.labeling.review_helpers import add_annotation, add_images, call
+from labeling.selectors.review import image_leases
+from tests.labeling.review_helpers import add_annotation, add_images, annotation_url, call
 
 pytestmark = pytest.mark.django_db
 
@@ -37,19 +38,19 @@ def routes(project, image, proposal) -> list[tuple[str, str, dict | None]]:
         ("get", reverse("image-review", kwargs=iid), None),
         ("get", reverse("image-previous", kwargs=iid), None),
         ("get", reverse("project-leases", kwargs=pid), None),
-        ("get", reverse("image-annotations", kwargs=iid), None),
-        ("post", reverse("image-annotations", kwargs=iid), {"class_id": cat, "box": [1, 1, 5, 5]}),
-        ("get", reverse("annotation-detail", kwargs=aid), None),
-        ("patch", reverse("annotation-detail", kwargs=aid), {"state": "accepted", "version": 1}),
-        ("delete", reverse("annotation-detail", kwargs=aid), {"version": 1}),
+        ("get", reverse("api-image-annotations", kwargs=iid), None),
+        ("post", reverse("api-image-annotations", kwargs=iid), {"class_id": cat, "box": [1, 1, 5, 5]}),
+        ("get", reverse("api-annotation", kwargs=aid), None),
+        ("patch", reverse("api-annotation", kwargs=aid), {"state": "accepted", "version": 1}),
+        ("delete", reverse("api-annotation", kwargs=aid), {"version": 1}),
         (
             "post",
-            reverse("image-annotations-bulk", kwargs=iid),
+            reverse("api-image-annotation-states", kwargs=iid),
             {"updates": [{"id": proposal.pk, "version": 1, "state": "accepted"}]},
         ),
-        ("post", reverse("image-submit", kwargs=iid), {}),
-        ("post", reverse("image-skip", kwargs=iid), {}),
-        ("post", reverse("project-threshold", kwargs=pid), {"box_threshold": 0.5}),
+        ("post", reverse("api-image-submit", kwargs=iid), {}),
+        ("post", reverse("api-image-skip", kwargs=iid), {}),
+        ("post", reverse("api-project-threshold", kwargs=pid), {"box_threshold": 0.5}),
     ]
 
 
@@ -86,12 +87,12 @@ def test_outsiders_get_404_on_every_review_route_and_change_nothing(
     assert snapshot(project, image, proposal) == before
 
 
-def test_outsiders_get_json_404_from_the_json_endpoints(client_for, outsider, project, image, proposal):
+def test_outsiders_get_json_404_from_the_api(client_for, outsider, project, image, proposal):
     response = call(
-        client_for(outsider), "patch", f"/annotations/{proposal.pk}/", {"state": "accepted"}, version=1
+        client_for(outsider), "patch", annotation_url(proposal.pk), {"state": "accepted"}, version=1
     )
     assert response.status_code == 404
-    assert response.json() == {"error": "Not found."}
+    assert response.json() == {"error": "No such annotation."}
 
 
 def test_an_annotation_of_another_project_is_404_for_a_member_of_this_one(
@@ -104,7 +105,7 @@ def test_an_annotation_of_another_project_is_404_for_a_member_of_this_one(
     foreign = add_annotation(other_image)
     client = client_for(annotator)
     for method in ("patch", "delete"):
-        response = call(client, method, f"/annotations/{foreign.pk}/", {"state": "rejected"}, version=1)
+        response = call(client, method, annotation_url(foreign.pk), {"state": "rejected"}, version=1)
         assert response.status_code == 404, method
     assert Annotation.objects.filter(pk=foreign.pk, state="proposed", version=1).exists()
 
@@ -112,7 +113,7 @@ def test_an_annotation_of_another_project_is_404_for_a_member_of_this_one(
 def test_a_nonexistent_annotation_is_404(client_for, annotator, db):
     assert (
         call(
-            client_for(annotator), "patch", "/annotations/999999/", {"state": "accepted"}, version=1
+            client_for(annotator), "patch", annotation_url(999999), {"state": "accepted"}, version=1
         ).status_code
         == 404
     )
@@ -122,7 +123,7 @@ def test_annotators_cannot_save_thresholds_or_see_leases_or_settings(client_for,
     client = client_for(annotator)
     pid = {"project_id": project.pk}
     assert (
-        call(client, "post", reverse("project-threshold", kwargs=pid), {"box_threshold": 0.5}).status_code
+        call(client, "post", reverse("api-project-threshold", kwargs=pid), {"box_threshold": 0.5}).status_code
         == 403
     )
     assert client.get(reverse("project-leases", kwargs=pid)).status_code == 403
@@ -161,9 +162,10 @@ def test_anonymous_visitors_get_no_data(client, project, image, proposal):
         if url in pages:
             assert response.status_code == 302, url
             assert urlsplit(response["Location"]).path == login, url
-        else:  # a JSON endpoint: 401, not a redirect a fetch() would follow
+        else:  # the API: 401, not a redirect a fetch() would follow
             assert response.status_code == 401, url
             assert response.json()["error"], url
+            assert response["WWW-Authenticate"] == "Token", url
     assert snapshot(project, image, proposal) == before
 
 
@@ -172,8 +174,10 @@ def test_writes_need_the_csrf_token(annotator, image, proposal):
     client.force_login(annotator)
     client.get(reverse("project-detail", kwargs={"project_id": image.project_id}))  # sets the cookie
     token = client.cookies["csrftoken"].value
-    url = f"/annotations/{proposal.pk}/"
-    assert call(client, "patch", url, {"state": "accepted"}, version=1).status_code == 403
+    url = annotation_url(proposal.pk)
+    refused = call(client, "patch", url, {"state": "accepted"}, version=1)
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["error"]
     assert (
         call(client, "patch", url, {"state": "accepted"}, version=1, HTTP_X_CSRFTOKEN=token).status_code
         == 200
@@ -185,4 +189,4 @@ def test_a_lease_is_not_taken_by_an_outsider_opening_the_page(client_for, outsid
     client_for(outsider).get(reverse("review-next", kwargs={"project_id": project.pk}))
     image.refresh_from_db()
     assert image.assignee_id is None
-    assert review.image_leases(project=project) == []
+    assert image_leases(project=project) == []

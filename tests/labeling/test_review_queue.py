@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from labeling.models import Image, Membership
 from labeling.services import review
-from tests.labeling.review_helpers import add_annotation, add_images, call, image_url, member
+from tests.labeling.review_helpers import add_annotation, add_images, annotation_url, call, image_url, member
 
 pytestmark = pytest.mark.django_db
 
@@ -208,7 +208,7 @@ def test_an_annotation_write_renews_the_lease(client_for, annotator, project):
     proposal = add_annotation(image)
     review.image_lease_next(project=project, user=annotator, now=timezone.now() - timedelta(minutes=20))
     response = call(
-        client_for(annotator), "patch", f"/annotations/{proposal.pk}/", {"state": "accepted"}, version=1
+        client_for(annotator), "patch", annotation_url(proposal.pk), {"state": "accepted"}, version=1
     )
     assert response.status_code == 200
     assert lease(image)[1] > timezone.now() + timedelta(minutes=29)
@@ -219,7 +219,7 @@ def test_writes_on_an_image_someone_else_holds_are_refused(client_for, annotator
     proposal = add_annotation(image)
     review.image_lease_next(project=project, user=bob)
     client = client_for(annotator)
-    response = call(client, "patch", f"/annotations/{proposal.pk}/", {"state": "accepted"}, version=1)
+    response = call(client, "patch", annotation_url(proposal.pk), {"state": "accepted"}, version=1)
     assert response.status_code == 409
     assert "bob" in response.json()["error"]
     proposal.refresh_from_db()
@@ -232,9 +232,9 @@ def test_writes_on_an_image_someone_else_holds_are_refused(client_for, annotator
 def test_submit_marks_the_image_done_and_releases_the_lease(client_for, annotator, project):
     (image,) = add_images(project, 1)
     review.image_lease_next(project=project, user=annotator)
-    response = call(client_for(annotator), "post", image_url("image-submit", image), {"version": 1})
+    response = call(client_for(annotator), "post", image_url("api-image-submit", image), {"version": 1})
     assert response.status_code == 200
-    assert response.json() == {"next": next_url(project)}
+    assert response.json() == {"id": image.pk, "status": "done", "version": 2, "next": next_url(project)}
     image.refresh_from_db()
     assert image.status == Image.Status.DONE
     assert (image.assignee_id, image.lease_expires_at) == (None, None)
@@ -246,9 +246,9 @@ def test_submit_marks_the_image_done_and_releases_the_lease(client_for, annotato
 def test_skip_marks_the_image_skipped_and_releases_the_lease(client_for, annotator, project):
     (image,) = add_images(project, 1)
     review.image_lease_next(project=project, user=annotator)
-    response = call(client_for(annotator), "post", image_url("image-skip", image))
+    response = call(client_for(annotator), "post", image_url("api-image-skip", image))
     assert response.status_code == 200
-    assert response.json() == {"next": next_url(project)}
+    assert response.json() == {"id": image.pk, "status": "skipped", "version": 2, "next": next_url(project)}
     image.refresh_from_db()
     assert image.status == Image.Status.SKIPPED
     assert (image.assignee_id, image.lease_expires_at) == (None, None)
@@ -258,16 +258,16 @@ def test_after_submit_the_next_image_is_handed_out(client_for, annotator, projec
     first, second = add_images(project, 2)
     client = client_for(annotator)
     assert client.get(next_url(project))["Location"] == review_url(first.pk)
-    call(client, "post", image_url("image-submit", first))
+    call(client, "post", image_url("api-image-submit", first))
     assert client.get(next_url(project))["Location"] == review_url(second.pk)
-    call(client, "post", image_url("image-skip", second))
+    call(client, "post", image_url("api-image-skip", second))
     assert client.get(next_url(project)).status_code == 200  # nothing left
 
 
 def test_submitting_an_image_someone_else_holds_is_refused(client_for, annotator, bob, project):
     (image,) = add_images(project, 1)
     review.image_lease_next(project=project, user=bob)
-    for name in ("image-submit", "image-skip"):
+    for name in ("api-image-submit", "api-image-skip"):
         response = call(client_for(annotator), "post", image_url(name, image))
         assert response.status_code == 409, name
         assert "bob" in response.json()["error"]
@@ -278,13 +278,13 @@ def test_submitting_an_image_someone_else_holds_is_refused(client_for, annotator
 def test_submitting_an_image_whose_lease_expired_is_allowed(client_for, annotator, bob, project):
     (image,) = add_images(project, 1)
     review.image_lease_next(project=project, user=bob, now=timezone.now() - timedelta(hours=1))
-    assert call(client_for(annotator), "post", image_url("image-submit", image)).status_code == 200
+    assert call(client_for(annotator), "post", image_url("api-image-submit", image)).status_code == 200
 
 
 def test_submitting_an_old_version_of_the_image_is_refused(client_for, annotator, project):
     (image,) = add_images(project, 1)
     Image.objects.filter(pk=image.pk).update(version=3)  # e.g. pre-labeled while it was open
-    response = call(client_for(annotator), "post", image_url("image-submit", image), {"version": 2})
+    response = call(client_for(annotator), "post", image_url("api-image-submit", image), {"version": 2})
     assert response.status_code == 412
     assert response.json()["current"]["version"] == 3
     image.refresh_from_db()
