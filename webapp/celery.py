@@ -6,9 +6,10 @@ import os
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from kombu import Exchange, Queue
 
-from labeling import queues
+from labeling import queues, worker_beat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -17,8 +18,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
 def _configure() -> None:
-    from django.conf import settings
-
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -75,15 +74,11 @@ def _configure() -> None:
 @worker_ready.connect
 def _worker_ready(sender, **kwargs) -> None:
     """Every worker writes a sign of life to the database (any broker; see labeling.worker_beat)."""
-    from labeling import worker_beat
-
     worker_beat.start(hostname=sender.hostname, queues=sorted(sender.app.amqp.queues.consume_from))
 
 
 @worker_shutdown.connect
 def _worker_shutdown(sender, **kwargs) -> None:
-    from labeling import worker_beat
-
     worker_beat.stop()
 
 

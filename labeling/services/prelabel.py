@@ -409,7 +409,8 @@ def _prompts(params: dict) -> list[ClassPrompt]:
     ]
 
 
-def open_image(image: Image) -> PILImage.Image:
+def image_open(*, image: Image) -> PILImage.Image:
+    """The stored image file as RGB (FileNotFoundError, OSError or ValueError when unreadable)."""
     with image.file.open("rb") as handle, PILImage.open(handle) as im:
         return im.convert("RGB")
 
@@ -540,7 +541,7 @@ def _run_claimed(job: PrelabelJob, token: str, progress: Callable[[], None] | No
     ready: list[tuple[PrelabelJobItem, BatchImage]] = []
     for item in items:
         try:
-            ready.append((item, BatchImage(image=open_image(item.image), sha256=item.image.sha256)))
+            ready.append((item, BatchImage(image=image_open(image=item.image), sha256=item.image.sha256)))
         except FileNotFoundError:
             _item_failed(item, "The image file is missing from storage.")
         except (OSError, ValueError) as exc:

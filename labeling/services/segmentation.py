@@ -34,7 +34,7 @@ from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
 from inference.masks import encode_mask, mask_to_rle, rle_to_mask, stored_mask
-from labeling.services.prelabel import embedding_cache, model_config, open_image
+from labeling.services.prelabel import embedding_cache, image_open, model_config
 
 from .. import queues
 from ..access import annotation_for_user
@@ -174,7 +174,7 @@ def embeddings_compute(*, image_ids: Iterable[int]) -> int:
             continue
         _model_failure_path(store, cache_name).unlink(missing_ok=True)
         try:
-            pil = open_image(image)
+            pil = image_open(image=image)
         except Exception as exc:  # a missing, truncated or refused file
             _write_failure(
                 _image_failure_path(store, image.sha256, cache_name), "image", f"{type(exc).__name__}: {exc}"
