@@ -1061,3 +1061,22 @@ def test_prelabel_wait_waits_while_a_gpu_worker_is_alive(boxes_only, photos, tas
         "prelabel", str(boxes_only.pk), "--wait", "--worker-timeout", "0.1", stdout=out, stderr=io.StringIO()
     )
     assert "Done: 4 image(s)" in out.getvalue()
+
+
+def test_build_tiny_models_is_a_command_of_the_labeling_app(settings, tmp_path, monkeypatch, capsys):
+    from django.core.management import get_commands
+
+    from labeling.management.commands import build_tiny_models
+
+    built = []
+    monkeypatch.setattr(
+        build_tiny_models, "build_tiny_models", lambda folder, *, seed: built.append((folder, seed)) or folder
+    )
+    settings.LABELGPT_MODELS_DIR = tmp_path
+
+    assert get_commands()["build_tiny_models"] == "labeling"
+    call_command("build_tiny_models")
+    call_command("build_tiny_models", "--out", str(tmp_path / "elsewhere"), "--seed", "3")
+
+    assert built == [(tmp_path / "tiny", 0), (tmp_path / "elsewhere", 3)]
+    assert f"Tiny models written to {tmp_path / 'tiny'}" in capsys.readouterr().out
