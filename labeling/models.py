@@ -411,7 +411,7 @@ class PrelabelJobItem(models.Model):
 
 class WorkerBeat(models.Model):
     """A Celery worker's last sign of life and the queues it consumes (written by the worker every
-    few seconds, see inference/tasks.py): works on every broker, remote control or not."""
+    few seconds, see labeling/worker_beat.py): works on every broker, remote control or not."""
 
     hostname = models.CharField(max_length=200, unique=True)
     queues = models.CharField(max_length=200)

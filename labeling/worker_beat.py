@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 
+from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -19,13 +20,17 @@ _stop = threading.Event()
 _hostname = ""
 
 
-def beat(*, hostname: str, queues: list[str], started_at=None) -> None:
-    from .models import WorkerBeat
+def worker_beat_model():
+    """The WorkerBeat model, looked up once the app registry is ready: webapp/celery.py imports
+    this module before Django is set up (it connects the worker signals to it)."""
+    return apps.get_model("labeling", "WorkerBeat")
 
+
+def beat(*, hostname: str, queues: list[str], started_at=None) -> None:
     now = timezone.now()
     # started_at is this process's: a worker restarted under the same name (its predecessor was
     # killed and left its row) is new, and the sweeper gives a new worker time to reach the queue.
-    WorkerBeat.objects.update_or_create(
+    worker_beat_model().objects.update_or_create(
         hostname=hostname[:200],
         defaults={
             "queues": ",".join(queues)[:200],
@@ -60,11 +65,9 @@ def start(*, hostname: str, queues: list[str]) -> None:
 
 def stop() -> None:
     """A warm shutdown: the worker is gone at once, not after three silent beats."""
-    from .models import WorkerBeat
-
     _stop.set()
     if _hostname:
         try:
-            WorkerBeat.objects.filter(hostname=_hostname[:200]).delete()
+            worker_beat_model().objects.filter(hostname=_hostname[:200]).delete()
         except Exception:
             logger.exception("Worker %s: could not remove its heartbeat", _hostname)

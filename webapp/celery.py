@@ -1,13 +1,15 @@
-"""The Celery app. Queues: "default" (light work: thumbnails, exports, the pre-label sweeper),
-"gpu" (pre-label batches) and "interactive" (model work a user is waiting for: the SAM embeddings
-of the image under review), so that an export, an embedding and a pre-label batch never wait
-behind one another. Celery beat runs the pre-label sweeper every LABELGPT_SWEEP_SECONDS."""
+"""The Celery app. The queues ("default", "gpu", "interactive") and which task goes to which are
+one table, labeling.queues; the tasks are in labeling/tasks.py. Celery beat runs the pre-label
+sweeper every LABELGPT_SWEEP_SECONDS."""
 
 import os
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from kombu import Exchange, Queue
+
+from labeling import queues, worker_beat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
@@ -16,23 +18,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
 def _configure() -> None:
-    from django.conf import settings
-
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
-        task_default_queue="default",
-        task_queues=(
-            Queue("default", Exchange("default"), routing_key="default"),
-            Queue("gpu", Exchange("gpu"), routing_key="gpu"),
-            Queue("interactive", Exchange("interactive"), routing_key="interactive"),
-        ),
-        task_routes={
-            "inference.tasks.gpu_*": {"queue": "gpu"},
-            "inference.tasks.interactive_*": {"queue": "interactive"},
-        },
+        task_default_queue=queues.DEFAULT,
+        task_queues=tuple(Queue(name, Exchange(name), routing_key=name) for name in queues.QUEUES),
+        task_routes=queues.task_routes(),
         # A task is acknowledged only once it has finished, and is given back to the queue when
         # its worker dies, so a killed worker loses no work (tasks are idempotent).
         task_acks_late=True,
@@ -46,7 +39,7 @@ def _configure() -> None:
         worker_hijack_root_logger=False,
         beat_schedule={
             "prelabel-sweep": {
-                "task": "inference.tasks.prelabel_sweep",
+                "task": queues.PRELABEL_JOBS_SWEEP.name,
                 "schedule": float(settings.LABELGPT_SWEEP_SECONDS),
                 # A sweep not run by the next one is useless: never let them pile up.
                 "options": {"expires": float(settings.LABELGPT_SWEEP_SECONDS)},
@@ -81,15 +74,11 @@ def _configure() -> None:
 @worker_ready.connect
 def _worker_ready(sender, **kwargs) -> None:
     """Every worker writes a sign of life to the database (any broker; see labeling.worker_beat)."""
-    from labeling import worker_beat
-
     worker_beat.start(hostname=sender.hostname, queues=sorted(sender.app.amqp.queues.consume_from))
 
 
 @worker_shutdown.connect
 def _worker_shutdown(sender, **kwargs) -> None:
-    from labeling import worker_beat
-
     worker_beat.stop()
 
 

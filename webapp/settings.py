@@ -65,7 +65,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "labeling",
-    "inference",
 ]
 
 MIDDLEWARE = [
@@ -198,7 +197,7 @@ LABELGPT_PRELABEL_BATCHES_IN_FLIGHT = env_int("LABELGPT_PRELABEL_BATCHES_IN_FLIG
 LABELGPT_BATCH_LEASE_SECONDS = env_int("LABELGPT_BATCH_LEASE_SECONDS", 120)
 # An image handed out this many times (its worker died each time: a poison image) fails.
 LABELGPT_BATCH_MAX_ATTEMPTS = env_int("LABELGPT_BATCH_MAX_ATTEMPTS", 3)
-# How often Celery beat runs the sweeper (inference.tasks.prelabel_sweep).
+# How often Celery beat runs the sweeper (labeling.tasks.prelabel_jobs_sweep).
 LABELGPT_SWEEP_SECONDS = env_int("LABELGPT_SWEEP_SECONDS", 30)
 # Each worker writes a sign of life (labeling.models.WorkerBeat) this often; one silent for three
 # beats is taken as gone (`prelabel --wait`, the sweeper, the jobs panel).

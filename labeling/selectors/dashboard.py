@@ -16,8 +16,7 @@ from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
 from labeling.selectors.images import image_status_counts
-from labeling.selectors.prelabel import jobs_of_project
-from labeling.services import prelabel
+from labeling.selectors.prelabel import jobs_of_project, worker_silence_seconds, workers_by_queue
 
 from ..models import Annotation, Image, Membership, PrelabelJob, Project
 
@@ -193,13 +192,13 @@ def workers_status(*, now: datetime | None = None) -> dict:
     Read from the heartbeats every worker writes to the database (labeling.worker_beat), so it
     answers on every broker, the embedded filesystem one included, in one query and without
     waiting on the broker."""
-    alive = prelabel.workers_by_queue(now=now)
+    alive = workers_by_queue(now=now)
     return {
         "queues": {
             q: {"state": "online" if alive.get(q) else "offline", "workers": sorted(alive.get(q, ()))}
             for q in QUEUES
         },
-        "note": f"Workers that reported in the last {prelabel.worker_silence_seconds()} s.",
+        "note": f"Workers that reported in the last {worker_silence_seconds()} s.",
     }
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..models import PrelabelJob, Project
+from .. import queues
+from ..models import PrelabelJob, Project, WorkerBeat
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,44 @@ def job_progress(job: PrelabelJob, *, now: datetime | None = None, no_worker: bo
 def jobs_of_project(*, project: Project, limit: int = 10) -> tuple[JobProgress | None, list[JobProgress]]:
     """The active job (if any) and the recent ones, newest first (one query; one more while the
     active job waits for a worker, to say whether any consumes the gpu queue)."""
-    from labeling.services.prelabel import workers_alive
-
     jobs = [
         job_progress(job)
         for job in project.jobs.select_related("created_by").order_by("-created_at", "-id")[:limit]
     ]
     active = next((p for p in jobs if p.job.is_active), None)
-    if active is not None and active.job.stage == PrelabelJob.Stage.QUEUED and not workers_alive("gpu"):
+    if (
+        active is not None
+        and active.job.stage == PrelabelJob.Stage.QUEUED
+        and not workers_alive(queue=queues.GPU)
+    ):
         active = replace(active, no_worker=True)
         jobs = [active if p.job.pk == active.job.pk else p for p in jobs]
     return active, jobs
+
+
+# Workers -----------------------------------------------------------------------------------------
+
+
+def worker_silence_seconds() -> int:
+    """A worker silent for longer than this (three missed beats) is taken for dead."""
+    return 3 * settings.LABELGPT_WORKER_BEAT_SECONDS
+
+
+def _live_beats(now: datetime | None) -> QuerySet[WorkerBeat]:
+    """The WorkerBeat rows of workers that reported in the last few beats (any broker)."""
+    since = (now or timezone.now()) - timedelta(seconds=worker_silence_seconds())
+    return WorkerBeat.objects.filter(seen_at__gte=since)
+
+
+def workers_alive(*, queue: str, now: datetime | None = None) -> list[WorkerBeat]:
+    """The live workers consuming `queue`."""
+    return [w for w in _live_beats(now) if queue in w.queues.split(",")]
+
+
+def workers_by_queue(*, now: datetime | None = None) -> dict[str, list[str]]:
+    """Queue name → host names of the live workers consuming it (one query)."""
+    by_queue: dict[str, list[str]] = {}
+    for hostname, names in _live_beats(now).values_list("hostname", "queues"):
+        for queue in names.split(","):
+            by_queue.setdefault(queue, []).append(hostname)
+    return by_queue

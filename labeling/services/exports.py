@@ -23,6 +23,7 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from .. import queues
 from ..formats import coco, voc, yolo
 from ..formats.base import (
     FORMATS,
@@ -194,10 +195,8 @@ def export_start(*, project: Project, user, fmt: str, options: ExportOptions) ->
 
 
 def _enqueue(export_id: int) -> None:
-    from labeling import tasks
-
     try:
-        tasks.export_run.delay(export_id)
+        queues.task_send(task=queues.EXPORT_RUN, args=[export_id])
     except Exception as exc:  # broker down: say so on the export instead of leaving it queued
         logger.exception("Export %s could not be queued", export_id)
         _finish(export_id, JobStatus.FAILED, error=f"The task queue could not be reached: {exc}")

@@ -1,5 +1,6 @@
 """Pre-labeling jobs (DESIGN.md, flow 2): start, dispatch, run a batch, cancel, and the image
-embeddings that make click-to-segment instant. Celery tasks in inference/tasks.py call these.
+embeddings that make click-to-segment instant. The Celery tasks in labeling/tasks.py call these;
+the reads (progress, live workers) are in labeling.selectors.prelabel.
 
 Exactly-once per image, whatever the retries: each image of a job is a PrelabelJobItem, claimed
 by a conditional UPDATE (pending → done | failed) in the same transaction that replaces the
@@ -38,7 +39,9 @@ from inference.errors import InferenceError
 from inference.pipeline import BatchImage, DetectParams, ImageResult, box_iou, prelabel_batch
 from inference.prompts import ClassPrompt
 
-from ..models import Annotation, Image, JobStage, JobStatus, PrelabelJob, PrelabelJobItem, Project, WorkerBeat
+from .. import queues
+from ..models import Annotation, Image, JobStage, JobStatus, PrelabelJob, PrelabelJobItem, Project
+from ..selectors.prelabel import workers_alive
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +161,8 @@ def prelabel_job_start(
 
 
 def _enqueue_dispatch(job_id: int) -> None:
-    from inference.tasks import prelabel_job_dispatch
-
     try:
-        prelabel_job_dispatch.delay(job_id)
+        queues.task_send(task=queues.PRELABEL_JOB_DISPATCH, args=[job_id])
     except Exception as exc:  # broker down: say so on the job instead of leaving it queued for ever
         logger.exception("Pre-label job %s could not be queued", job_id)
         _job_fail(job_id, f"The task queue could not be reached, so the job was not started: {exc}")
@@ -237,31 +238,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def worker_silence_seconds() -> int:
-    """A worker silent for longer than this (three missed beats) is taken for dead."""
-    return 3 * settings.LABELGPT_WORKER_BEAT_SECONDS
-
-
-def _live_beats(now: datetime | None = None):
-    """The WorkerBeat rows of workers that reported in the last few beats (any broker)."""
-    since = (now or timezone.now()) - timedelta(seconds=worker_silence_seconds())
-    return WorkerBeat.objects.filter(seen_at__gte=since)
-
-
-def workers_alive(queue: str, *, now: datetime | None = None) -> list[WorkerBeat]:
-    """The live workers consuming `queue`."""
-    return [w for w in _live_beats(now) if queue in w.queues.split(",")]
-
-
-def workers_by_queue(*, now: datetime | None = None) -> dict[str, list[str]]:
-    """Queue name → host names of the live workers consuming it (one query)."""
-    by_queue: dict[str, list[str]] = {}
-    for hostname, queues in _live_beats(now).values_list("hostname", "queues"):
-        for queue in queues.split(","):
-            by_queue.setdefault(queue, []).append(hostname)
-    return by_queue
-
-
 # Dispatching -------------------------------------------------------------------------------------
 
 
@@ -323,12 +299,10 @@ def _assign_batches(job_id: int, *, room: int | None = None) -> list[tuple[str, 
 
 
 def _dispatch_more(job_id: int) -> int:
-    from inference.tasks import gpu_prelabel_batch
-
     batches = _assign_batches(job_id)
     for token, image_ids in batches:
         try:
-            gpu_prelabel_batch.delay(job_id, image_ids, token)
+            queues.task_send(task=queues.PRELABEL_BATCH_RUN, args=[job_id, image_ids, token])
         except Exception:  # the broker is down: the sweeper sends it again once its lease is over
             logger.exception("Pre-label job %s: a batch could not be queued", job_id)
     return len(batches)
@@ -359,7 +333,7 @@ def prelabel_jobs_sweep(*, now: datetime | None = None) -> dict:
             prelabel_job_dispatch(job_id=job_id)
     # A message not taken counts as lost only once a gpu worker has been up for a whole lease
     # (a worker just started may not have reached it yet).
-    gpu_alive = any(w.started_at <= now - lease for w in workers_alive("gpu", now=now))
+    gpu_alive = any(w.started_at <= now - lease for w in workers_alive(queue=queues.GPU, now=now))
     for job in list(PrelabelJob.objects.filter(status=JobStatus.RUNNING)):
         if job.params.get("inline"):
             _sweep_inline(job, now=now)
@@ -435,7 +409,8 @@ def _prompts(params: dict) -> list[ClassPrompt]:
     ]
 
 
-def open_image(image: Image) -> PILImage.Image:
+def image_open(*, image: Image) -> PILImage.Image:
+    """The stored image file as RGB (FileNotFoundError, OSError or ValueError when unreadable)."""
     with image.file.open("rb") as handle, PILImage.open(handle) as im:
         return im.convert("RGB")
 
@@ -566,7 +541,7 @@ def _run_claimed(job: PrelabelJob, token: str, progress: Callable[[], None] | No
     ready: list[tuple[PrelabelJobItem, BatchImage]] = []
     for item in items:
         try:
-            ready.append((item, BatchImage(image=open_image(item.image), sha256=item.image.sha256)))
+            ready.append((item, BatchImage(image=image_open(image=item.image), sha256=item.image.sha256)))
         except FileNotFoundError:
             _item_failed(item, "The image file is missing from storage.")
         except (OSError, ValueError) as exc:

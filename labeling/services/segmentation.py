@@ -34,8 +34,9 @@ from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
 from inference.masks import encode_mask, mask_to_rle, stored_mask
-from labeling.services.prelabel import embedding_cache, model_config, open_image
+from labeling.services.prelabel import embedding_cache, image_open, model_config
 
+from .. import queues
 from ..access import annotation_for_user
 from ..models import Annotation, Image
 
@@ -119,8 +120,6 @@ def embeddings_prefetch(*, image: Image, ahead: int | None = None) -> list[int]:
     """Queue the SAM embedding of this image and of the next few in the project on the
     "interactive" queue, where missing, not already queued and not failed lately. Returns the
     ids queued."""
-    from inference.tasks import interactive_embed_images
-
     ahead = settings.LABELGPT_PREFETCH_AHEAD if ahead is None else ahead
     project = image.project
     config = model_config()
@@ -141,7 +140,7 @@ def embeddings_prefetch(*, image: Image, ahead: int | None = None) -> list[int]:
         and django_cache.add(_queued_key(cache_name, sha), 1, QUEUED_TTL)
     ]  # fmt: skip
     if wanted:
-        interactive_embed_images.delay(wanted)
+        queues.task_send(task=queues.EMBEDDINGS_COMPUTE, args=[wanted])
     return wanted
 
 
@@ -175,7 +174,7 @@ def embeddings_compute(*, image_ids: Iterable[int]) -> int:
             continue
         _model_failure_path(store, cache_name).unlink(missing_ok=True)
         try:
-            pil = open_image(image)
+            pil = image_open(image=image)
         except Exception as exc:  # a missing, truncated or refused file
             _write_failure(
                 _image_failure_path(store, image.sha256, cache_name), "image", f"{type(exc).__name__}: {exc}"

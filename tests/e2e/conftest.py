@@ -167,29 +167,22 @@ def tiny_models_settings(settings, tmp_path_factory, monkeypatch):
 def inline_tasks(monkeypatch):
     """The pre-label tasks run at once in this process instead of going to a broker; the
     embedding prefetch the review page asks for is recorded only (the fixture computes them)."""
-    from inference import tasks
+    from labeling import queues
     from labeling.services import prelabel
 
     queued: list[tuple] = []
+    run = {
+        queues.PRELABEL_JOB_DISPATCH: lambda job_id: prelabel.prelabel_job_dispatch(job_id=job_id),
+        queues.PRELABEL_BATCH_RUN: lambda job, ids, token: prelabel.prelabel_batch_run(
+            job_id=job, image_ids=ids, token=token
+        ),
+        queues.EMBEDDINGS_COMPUTE: lambda image_ids: queued.append(tuple(image_ids)),
+    }
 
-    class Inline:
-        def __init__(self, run):
-            self.run = run
+    def send(*, task, args=()):
+        return run[task](*args)
 
-        def delay(self, *args):
-            return self.run(*args)
-
-    monkeypatch.setattr(
-        tasks, "prelabel_job_dispatch", Inline(lambda job_id: prelabel.prelabel_job_dispatch(job_id=job_id))
-    )
-    monkeypatch.setattr(
-        tasks,
-        "gpu_prelabel_batch",
-        Inline(lambda job, ids, token: prelabel.prelabel_batch_run(job_id=job, image_ids=ids, token=token)),
-    )
-    monkeypatch.setattr(
-        tasks, "interactive_embed_images", Inline(lambda image_ids: queued.append(tuple(image_ids)))
-    )
+    monkeypatch.setattr(queues, "task_send", send)
     return queued
 
 

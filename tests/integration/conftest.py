@@ -199,7 +199,7 @@ class Worker:
     def start(self, *, ready: bool = True) -> None:
         """Start it and wait until it answers a ping (`ready=False`: until it logs that it is
         ready, for a worker that cannot hear this test's ping)."""
-        from inference.tasks import ping
+        from labeling.tasks import ping
 
         assert self.proc is None, "the worker is already running"
         self._log = self.log_path.open("ab")

@@ -10,10 +10,11 @@ import pytest
 from django.conf import settings
 from PIL import Image as PILImage
 
-from inference.tasks import gpu_ping, ping
+from labeling import queues
 from labeling.models import Image
+from labeling.selectors.prelabel import workers_alive
 from labeling.services.images import images_ingest
-from labeling.tasks import image_thumbnail_rebuild
+from labeling.tasks import gpu_ping, image_thumbnail_rebuild, ping
 from tests.conftest import image_bytes
 from tests.integration.conftest import Worker
 from webapp import celery_app
@@ -34,12 +35,17 @@ def queued_messages(broker, queue: str) -> int:
     )
 
 
-def test_it_routes_gpu_tasks_to_the_gpu_queue_by_name():
-    assert celery_app.amqp.router.route({}, "inference.tasks.gpu_ping")["queue"].name == "gpu"
-    assert celery_app.amqp.router.route({}, "inference.tasks.ping")["queue"].name == "default"
-    assert celery_app.amqp.router.route({}, "labeling.tasks.image_thumbnail_rebuild")["queue"].name == (
-        "default"
-    )
+def test_it_routes_each_task_to_the_queue_of_its_entry_in_the_table():
+    route = celery_app.amqp.router.route
+    assert route({}, "labeling.tasks.gpu_ping")["queue"].name == "gpu"
+    assert route({}, "labeling.tasks.ping")["queue"].name == "default"
+    assert route({}, "labeling.tasks.image_thumbnail_rebuild")["queue"].name == "default"
+    assert route({}, "labeling.tasks.prelabel_batch_run")["queue"].name == "gpu"
+    assert route({}, "labeling.tasks.embeddings_compute")["queue"].name == "interactive"
+    # Every task of labeling/tasks.py is registered under a name of the table, routed to its queue.
+    registered = sorted(name for name in celery_app.tasks if name.startswith("labeling."))
+    assert registered == sorted(task.name for task in queues.TASKS)
+    assert all(route({}, task.name)["queue"].name == task.queue for task in queues.TASKS)
 
 
 def test_a_stray_worker_of_another_namespace_never_takes_this_tests_tasks(
@@ -55,7 +61,7 @@ def test_a_stray_worker_of_another_namespace_never_takes_this_tests_tasks(
         assert answer.state == "PENDING" and queued_messages(celery_redis, "default") == 1
         celery_worker_process.start()
         assert answer.get(timeout=RESULT_TIMEOUT_S)["pid"] != os.getpid()
-        assert "inference.tasks.ping" not in stray.log().split(" ready.", 1)[-1]
+        assert "labeling.tasks.ping" not in stray.log().split(" ready.", 1)[-1]
     finally:
         stray.stop()
 
@@ -96,8 +102,8 @@ def test_the_worker_rebuilds_a_deleted_thumbnail_from_the_same_db_and_media(cele
 
 
 def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_process, celery_redis):
-    pending = ping.apply_async()
-    gpu_pending = gpu_ping.apply_async()  # no queue given: the router sends it to "gpu"
+    pending = ping.apply_async()  # no queue given: the router sends it to "default"
+    gpu_pending = queues.task_send(task=queues.GPU_PING)  # by name, as the services send
 
     # Nobody consumes yet: the messages wait in Redis, each in its own queue.
     assert queued_messages(celery_redis, "default") == 1
@@ -119,18 +125,17 @@ def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_pr
 def test_a_running_worker_records_its_queues_and_a_warm_shutdown_removes_them(celery_worker_process):
     """The sign of life `prelabel --wait`, the sweeper and the jobs panel read, on any broker."""
     from labeling.models import WorkerBeat
-    from labeling.services.prelabel import workers_alive
 
-    assert workers_alive("gpu") == []
+    assert workers_alive(queue="gpu") == []
     celery_worker_process.start()
 
     deadline = time.monotonic() + RESULT_TIMEOUT_S
     while not (beats := list(WorkerBeat.objects.all())) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [(b.hostname.split("@")[0], b.queues) for b in beats] == [(f"itest-{os.getpid()}", "default,gpu")]
-    assert [w.hostname for w in workers_alive("gpu")] == [beats[0].hostname]
-    assert [w.hostname for w in workers_alive("default")] == [beats[0].hostname]
-    assert workers_alive("interactive") == []
+    assert [w.hostname for w in workers_alive(queue="gpu")] == [beats[0].hostname]
+    assert [w.hostname for w in workers_alive(queue="default")] == [beats[0].hostname]
+    assert workers_alive(queue="interactive") == []
 
     celery_worker_process.stop()
     assert not WorkerBeat.objects.exists()

@@ -1,5 +1,5 @@
 """Fixtures for the pre-labeling tests: tiny models built once per session, skimage photos in the
-project, and the Celery tasks' `.delay` recorded instead of sent (the tests run the services)."""
+project, and the Celery tasks the services send recorded instead of sent (the tests run the services)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.core.cache import cache
 from PIL import Image as PILImage
 
 from inference import registry
+from labeling import queues
 from labeling.models import Image, PrelabelJob
 from labeling.services import prelabel
 from labeling.services.images import images_ingest
@@ -19,7 +20,6 @@ from tests.conftest import image_bytes
 
 # skimage.data photos (shipped with scikit-image: no download).
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-TASKS = ("prelabel_job_dispatch", "gpu_prelabel_batch", "interactive_embed_images")
 
 
 def build_tiny_models_dir(folder: Path) -> Path:
@@ -61,31 +61,23 @@ def tiny_models(settings, tiny_models_dir, _model_cache) -> Path:
 
 
 class TaskCalls:
-    """The `.delay` calls of the pre-label tasks, in order: (task name, args)."""
+    """The tasks the services sent (labeling.queues.task_send), in order: (task, args)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple]] = []
+        self.calls: list[tuple[queues.TaskRoute, tuple]] = []
 
-    def of(self, name: str) -> list[tuple]:
-        return [args for task, args in self.calls if task == name]
+    def of(self, task: queues.TaskRoute) -> list[tuple]:
+        return [args for sent, args in self.calls if sent == task]
 
-
-class _RecordedTask:
-    def __init__(self, name: str, calls: TaskCalls) -> None:
-        self.name, self._calls = name, calls
-
-    def delay(self, *args) -> None:
-        self._calls.calls.append((self.name, args))
+    def send(self, *, task: queues.TaskRoute, args=()) -> None:
+        self.calls.append((task, tuple(args)))
 
 
 @pytest.fixture
 def task_calls(monkeypatch) -> TaskCalls:
-    """Nothing is sent to a broker: the services import these tasks at call time and get recorders."""
-    from inference import tasks
-
+    """Nothing is sent to a broker: every task the services send is recorded instead."""
     calls = TaskCalls()
-    for name in TASKS:
-        monkeypatch.setattr(tasks, name, _RecordedTask(name, calls))
+    monkeypatch.setattr(queues, "task_send", calls.send)
     return calls
 
 
@@ -138,7 +130,7 @@ def run_job(job: PrelabelJob, task_calls: TaskCalls) -> PrelabelJob:
     next ones as it ends), in order. A batch run already is a no-op the second time."""
     done = 0
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    while done < len(sent := task_calls.of("gpu_prelabel_batch")):
+    while done < len(sent := task_calls.of(queues.PRELABEL_BATCH_RUN)):
         job_id, image_ids, token = sent[done]
         prelabel.prelabel_batch_run(job_id=job_id, image_ids=image_ids, token=token)
         done += 1

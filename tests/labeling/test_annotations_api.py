@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import resolve, reverse
 
+from labeling import queues
 from labeling.models import Annotation, Image
 from labeling.services import review
 from tests.labeling.review_helpers import (
@@ -126,7 +127,7 @@ def test_the_review_page_urls_lead_to_the_api(api, project, image, task_calls):
 def test_the_review_page_queues_the_embeddings_of_this_and_the_next_images(api, project, task_calls):
     images = add_images(project, 5)
     api.get(review_url(images[1]))
-    assert task_calls.of("interactive_embed_images") == [([i.pk for i in images[1:5]],)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([i.pk for i in images[1:5]],)]
 
 
 def test_the_review_page_tells_managers_they_can_save_thresholds(client_for, manager, image, task_calls):

@@ -18,15 +18,22 @@ from labeling.formats.base import ExportOptions
 from labeling.models import Export
 from labeling.services import exports
 from tests.labeling import export_helpers as h
+from webapp import celery_app
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def queued(monkeypatch):
-    """export_run.delay records the ids instead of reaching a broker."""
-    calls: list[int] = []
-    monkeypatch.setattr(tasks.export_run, "delay", calls.append)
+    """The ids of the exports sent to labeling.tasks.export_run on the default queue, recorded
+    instead of reaching a broker (anything else sent is recorded whole, and fails the test)."""
+    calls: list = []
+
+    def send_task(name, args=(), queue=None, **options):
+        sent = (name, queue, list(args))
+        calls.append(args[0] if sent[:2] == ("labeling.tasks.export_run", "default") else sent)
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
     return calls
 
 
@@ -70,10 +77,10 @@ def test_service_refuses_bad_input(project, manager):
 
 
 def test_broker_down_fails_the_export(project, manager, monkeypatch, django_capture_on_commit_callbacks):
-    def down(export_id):
+    def down(name, args=(), queue=None, **options):
         raise ConnectionError("no broker")
 
-    monkeypatch.setattr(tasks.export_run, "delay", down)
+    monkeypatch.setattr(celery_app, "send_task", down)
     with django_capture_on_commit_callbacks(execute=True):
         export = exports.export_start(project=project, user=manager, fmt="coco", options=ExportOptions())
     export.refresh_from_db()

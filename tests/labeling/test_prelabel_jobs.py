@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from inference.masks import polygons_are_faithful, rle_to_mask
 from inference.pipeline import box_iou
+from labeling import queues
 from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from labeling.services import prelabel, segmentation
 from labeling.services.projects import project_create
@@ -56,7 +57,7 @@ def item_sums(job: PrelabelJob) -> tuple[int, int, int]:
 
 def sent(task_calls) -> list[tuple]:
     """The batches sent, as (job id, image ids) (their tokens left out)."""
-    return [call[:2] for call in task_calls.of("gpu_prelabel_batch")]
+    return [call[:2] for call in task_calls.of(queues.PRELABEL_BATCH_RUN)]
 
 
 def run_batch(call: tuple, **kwargs) -> dict:
@@ -83,7 +84,7 @@ def test_start_creates_one_item_per_new_image_and_snapshots_the_parameters(
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = start(project, manager, class_ids=[cat.pk], box_threshold=0.5, text_threshold=0.2)
-        assert task_calls.of("prelabel_job_dispatch") == []  # nothing is sent before the commit
+        assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == []  # nothing is sent before the commit
 
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
@@ -102,7 +103,7 @@ def test_start_creates_one_item_per_new_image_and_snapshots_the_parameters(
 
     assert len(callbacks) == 1
     callbacks[0]()
-    assert task_calls.of("prelabel_job_dispatch") == [(job.pk,)]
+    assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == [(job.pk,)]
 
 
 def test_the_snapshot_keeps_the_classes_prompts_and_the_projects_thresholds_by_default(project):
@@ -282,7 +283,7 @@ def test_the_job_runs_until_no_image_is_pending(project, photos, task_calls, set
     project.save()
     job = start(project)
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
-    (first, second) = task_calls.of("gpu_prelabel_batch")
+    (first, second) = task_calls.of(queues.PRELABEL_BATCH_RUN)
     assert first[:2] == (job.pk, [photos[0].pk, photos[1].pk])
 
     run_batch(first)
@@ -304,7 +305,7 @@ def test_a_redelivered_batch_creates_no_duplicates_and_changes_no_counters(proje
     ingest_photos(project, [("chelsea", ""), ("coffee", ""), ("rocket", ""), ("chelsea", "mirror")])
     job = start(project)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    (first, second) = task_calls.of("gpu_prelabel_batch")
+    (first, second) = task_calls.of(queues.PRELABEL_BATCH_RUN)
 
     run_batch(first)
     rows_before = sorted(row(a) for a in Annotation.objects.all())
@@ -339,7 +340,7 @@ def test_a_redelivered_dispatch_sends_nothing_more_and_every_image_is_done_once(
 
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0  # redelivered: the batches are out
-    batches = task_calls.of("gpu_prelabel_batch")
+    batches = task_calls.of(queues.PRELABEL_BATCH_RUN)
     assert len(batches) == 2
     for batch in batches:
         run_batch(batch)
@@ -486,7 +487,7 @@ def test_a_cancelled_jobs_next_batch_does_nothing(project, photos, task_calls, s
     project.save()
     job = start(project)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    (first, second) = task_calls.of("gpu_prelabel_batch")
+    (first, second) = task_calls.of(queues.PRELABEL_BATCH_RUN)
     run_batch(first)
     annotations_after_first = Annotation.objects.count()
 
@@ -504,7 +505,7 @@ def test_a_cancelled_jobs_next_batch_does_nothing(project, photos, task_calls, s
     assert prelabel.prelabel_job_cancel(job=job) is False  # already ended
     # A redelivered dispatch of a cancelled job sends nothing.
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0
-    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 2
 
 
 def test_a_job_cancelled_while_queued_is_never_dispatched(project, task_calls):
@@ -512,7 +513,7 @@ def test_a_job_cancelled_while_queued_is_never_dispatched(project, task_calls):
     job = start(project)
     assert prelabel.prelabel_job_cancel(job=job) is True
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 0
-    assert task_calls.of("gpu_prelabel_batch") == []
+    assert task_calls.of(queues.PRELABEL_BATCH_RUN) == []
     assert counters(job)[0] == JobStatus.CANCELLED
 
 
@@ -613,10 +614,10 @@ def test_segment_click_without_an_embedding_queues_it_with_the_next_images(proje
 
     assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
 
-    assert task_calls.of("interactive_embed_images") == [([first.pk, photos[1].pk, photos[3].pk],)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([first.pk, photos[1].pk, photos[3].pk],)]
     # Clicking again while it is computed queues nothing more.
     assert segmentation.segment_click(image=first, points=[(10.0, 20.0)], labels=[1], box=None) is None
-    assert len(task_calls.of("interactive_embed_images")) == 1
+    assert len(task_calls.of(queues.EMBEDDINGS_COMPUTE)) == 1
 
 
 def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, task_calls):
@@ -638,7 +639,7 @@ def test_segment_click_with_a_cached_embedding_returns_a_mask(project, photos, t
     x, y, w, h = result["box"]
     assert x >= 0 and y >= 0 and x + w <= image.width and y + h <= image.height
     assert isinstance(result["score"], float) and math.isfinite(result["score"])
-    assert task_calls.of("interactive_embed_images") == []  # nothing to queue
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == []  # nothing to queue
 
 
 def test_segment_click_takes_a_box_alone(project, photos):
@@ -660,7 +661,7 @@ def test_embeddings_prefetch_skips_cached_images_and_does_not_queue_twice(projec
     assert queued == [photos[0].pk, photos[2].pk, photos[3].pk]
     assert segmentation.embeddings_prefetch(image=photos[0]) == []
     assert segmentation.embeddings_prefetch(image=photos[2]) == []
-    assert task_calls.of("interactive_embed_images") == [(queued,)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [(queued,)]
 
     # The "already queued" mark lives in Django's cache: once it is gone, they are queued again.
     cache.clear()
@@ -711,7 +712,7 @@ def test_only_a_few_batches_are_out_at_once_and_each_sends_the_next(boxes_only, 
     job = start(boxes_only)
 
     assert prelabel.prelabel_job_dispatch(job_id=job.pk) == 2
-    first, second = task_calls.of("gpu_prelabel_batch")
+    first, second = task_calls.of(queues.PRELABEL_BATCH_RUN)
     out = job.items.exclude(batch_token="")
     assert sorted(out.values_list("image_id", flat=True)) == [photos[0].pk, photos[1].pk]
     assert set(out.values_list("attempts", flat=True)) == {1}
@@ -725,7 +726,7 @@ def test_only_a_few_batches_are_out_at_once_and_each_sends_the_next(boxes_only, 
 
     job = run_job(job, task_calls)
     assert counters(job)[:4] == (JobStatus.SUCCEEDED, 4, 4, 0)
-    assert len(task_calls.of("gpu_prelabel_batch")) == 4
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 4
 
 
 def test_the_sweeper_hands_out_again_the_images_of_a_dead_worker_once_its_lease_ends(
@@ -734,19 +735,19 @@ def test_the_sweeper_hands_out_again_the_images_of_a_dead_worker_once_its_lease_
     settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
     job = start(boxes_only)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    first, second = task_calls.of("gpu_prelabel_batch")
+    first, second = task_calls.of(queues.PRELABEL_BATCH_RUN)
     t0 = timezone.now()
     die_holding(first, t0)
     run_batch(second)
 
     # Within the lease nothing moves.
     assert prelabel.prelabel_jobs_sweep(now=t0 + timedelta(seconds=5)).get("released", 0) == 0
-    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 2
 
     stats = prelabel.prelabel_jobs_sweep(now=after_lease(t0, settings))
 
     assert stats["released"] == 2 and stats["batches_sent"] == 2
-    again = task_calls.of("gpu_prelabel_batch")[2:]
+    again = task_calls.of(queues.PRELABEL_BATCH_RUN)[2:]
     # Images tried before go one per batch, counted as their second attempt.
     assert sorted(ids for _, ids, _ in again) == [[photos[0].pk], [photos[1].pk]]
     assert set(job.items.filter(image__in=photos[:2]).values_list("attempts", flat=True)) == {2}
@@ -789,13 +790,13 @@ def test_a_batch_waiting_behind_a_running_one_is_not_taken_for_lost(boxes_only, 
     settings.LABELGPT_PRELABEL_BATCH_SIZE = 2
     job = start(boxes_only)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    first, _second = task_calls.of("gpu_prelabel_batch")
+    first, _second = task_calls.of(queues.PRELABEL_BATCH_RUN)
     later = after_lease(timezone.now(), settings)
     gpu_worker_seen(later)
     die_holding(first, later)  # claimed and heartbeating at `later`: a long batch, alive
 
     assert prelabel.prelabel_jobs_sweep(now=later).get("released", 0) == 0
-    assert len(task_calls.of("gpu_prelabel_batch")) == 2
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 2
 
 
 def test_an_image_that_kills_its_worker_fails_after_the_attempts_allowed(project, task_calls, settings):
@@ -807,13 +808,13 @@ def test_an_image_that_kills_its_worker_fails_after_the_attempts_allowed(project
     prelabel.prelabel_job_dispatch(job_id=job.pk)
     now = timezone.now()
     for attempt in (1, 2, 3):
-        call = task_calls.of("gpu_prelabel_batch")[-1]
+        call = task_calls.of(queues.PRELABEL_BATCH_RUN)[-1]
         assert job.items.get().attempts == attempt
         die_holding(call, now)
         now = after_lease(now, settings)
         prelabel.prelabel_jobs_sweep(now=now)
 
-    assert len(task_calls.of("gpu_prelabel_batch")) == 3
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 3
     item = job.items.get()
     assert item.status == PrelabelJobItem.Status.FAILED
     assert "died" in item.error and "3 time(s)" in item.error and "w1@dead" in item.error
@@ -826,7 +827,7 @@ def test_an_image_that_kills_its_worker_fails_after_the_attempts_allowed(project
 def test_the_sweeper_finishes_a_job_whose_last_batch_died_after_saving(boxes_only, photos, task_calls):
     job = start(boxes_only)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    (call,) = task_calls.of("gpu_prelabel_batch")
+    (call,) = task_calls.of(queues.PRELABEL_BATCH_RUN)
     run_batch(call)
     # As if the worker died between the last save and the end of the batch.
     PrelabelJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, finished_at=None, stopped_at=None)
@@ -841,12 +842,12 @@ def test_a_queued_job_whose_dispatch_was_lost_is_dispatched_by_the_sweeper(
     boxes_only, photos, task_calls, settings
 ):
     job = start(boxes_only)  # the test's transaction never commits: its dispatch is never sent
-    assert task_calls.of("prelabel_job_dispatch") == []
+    assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == []
 
     prelabel.prelabel_jobs_sweep(now=after_lease(timezone.now(), settings))
 
     assert counters(job)[0] == JobStatus.RUNNING
-    assert len(task_calls.of("gpu_prelabel_batch")) == 1
+    assert len(task_calls.of(queues.PRELABEL_BATCH_RUN)) == 1
 
 
 def cancel_at_image(monkeypatch, index: int) -> None:
@@ -880,7 +881,7 @@ def test_a_cancel_takes_effect_between_images_and_nothing_is_written_after_it(
 
     monkeypatch.setattr(prelabel, "prelabel_batch", tracked)
 
-    (call,) = task_calls.of("gpu_prelabel_batch")
+    (call,) = task_calls.of(queues.PRELABEL_BATCH_RUN)
     run_batch(call)
 
     job.refresh_from_db()
@@ -902,7 +903,7 @@ def test_a_cancel_while_a_batch_runs_leaves_the_job_stopping_until_the_batch_end
 ):
     job = start(boxes_only)
     prelabel.prelabel_job_dispatch(job_id=job.pk)
-    (call,) = task_calls.of("gpu_prelabel_batch")
+    (call,) = task_calls.of(queues.PRELABEL_BATCH_RUN)
     die_holding(call, timezone.now())  # a batch holds the images, heartbeating now
 
     assert prelabel.prelabel_job_cancel(job=job) is True
@@ -1060,3 +1061,22 @@ def test_prelabel_wait_waits_while_a_gpu_worker_is_alive(boxes_only, photos, tas
         "prelabel", str(boxes_only.pk), "--wait", "--worker-timeout", "0.1", stdout=out, stderr=io.StringIO()
     )
     assert "Done: 4 image(s)" in out.getvalue()
+
+
+def test_build_tiny_models_is_a_command_of_the_labeling_app(settings, tmp_path, monkeypatch, capsys):
+    from django.core.management import get_commands
+
+    from labeling.management.commands import build_tiny_models
+
+    built = []
+    monkeypatch.setattr(
+        build_tiny_models, "build_tiny_models", lambda folder, *, seed: built.append((folder, seed)) or folder
+    )
+    settings.LABELGPT_MODELS_DIR = tmp_path
+
+    assert get_commands()["build_tiny_models"] == "labeling"
+    call_command("build_tiny_models")
+    call_command("build_tiny_models", "--out", str(tmp_path / "elsewhere"), "--seed", "3")
+
+    assert built == [(tmp_path / "tiny", 0), (tmp_path / "elsewhere", 3)]
+    assert f"Tiny models written to {tmp_path / 'tiny'}" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from labeling import queues
 from labeling.models import JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from labeling.services import prelabel
 from tests.labeling.conftest import plain_images
@@ -77,7 +78,7 @@ def test_a_manager_starts_a_job_and_goes_back_to_the_project(
     assert (job.params["box_threshold"], job.params["text_threshold"]) == (0.4, 0.3)
     assert [c["id"] for c in job.params["classes"]] == [cat.pk]
     assert messages_of(response) == ["Pre-labeling 2 image(s) started."]
-    assert task_calls.of("prelabel_job_dispatch") == [(job.pk,)]
+    assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == [(job.pk,)]
 
 
 def test_an_htmx_start_answers_with_the_jobs_panel_polling_the_new_job(
@@ -95,7 +96,7 @@ def test_an_htmx_start_answers_with_the_jobs_panel_polling_the_new_job(
     assert POLLING in text and f'hx-get="{jobs_url(project)}"' in text
     assert f'data-job="{job.pk}"' in text and 'data-status="queued"' in text
     assert "0 / 2 images" in text
-    assert task_calls.of("prelabel_job_dispatch") == [(job.pk,)]
+    assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == [(job.pk,)]
 
 
 def test_an_annotator_cannot_start_a_job(client_for, annotator, project):

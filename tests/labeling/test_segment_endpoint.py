@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from inference.masks import rle_to_mask
+from labeling import queues
 from labeling.models import Image
 from labeling.services import segmentation
 from tests.labeling.conftest import ingest_photos
@@ -117,10 +118,10 @@ def test_without_an_embedding_it_answers_202_and_queues_the_embedding(
     assert response.status_code == 202
     assert response["Retry-After"] == "2"
     assert response.json()["status"] == "preparing"
-    assert task_calls.of("interactive_embed_images") == [([image.pk],)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([image.pk],)]
     # Asking again while it is computed does not queue it twice.
     assert post_json(client_for(annotator), image, CLICK).status_code == 202
-    assert len(task_calls.of("interactive_embed_images")) == 1
+    assert len(task_calls.of(queues.EMBEDDINGS_COMPUTE)) == 1
 
 
 def test_with_a_cached_embedding_it_answers_the_mask(client_for, annotator, cached, task_calls):
@@ -174,8 +175,8 @@ def test_review_embeddings_go_to_the_interactive_queue_not_behind_pre_label_batc
     from webapp.celery import app
 
     router = app.amqp.router
-    assert router.route({}, "inference.tasks.interactive_embed_images")["queue"].name == "interactive"
-    assert router.route({}, "inference.tasks.gpu_prelabel_batch")["queue"].name == "gpu"
+    assert router.route({}, "labeling.tasks.embeddings_compute")["queue"].name == "interactive"
+    assert router.route({}, "labeling.tasks.prelabel_batch_run")["queue"].name == "gpu"
     assert {queue.name for queue in app.conf.task_queues} >= {"default", "gpu", "interactive"}
 
 
@@ -307,7 +308,7 @@ def test_try_again_forgets_the_failure_and_queues_the_embedding(
     response = post_json(client, image, {**CLICK, "retry": True})
 
     assert response.status_code == 202
-    assert task_calls.of("interactive_embed_images") == [([image.pk],)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([image.pk],)]
     monkeypatch.undo()  # the admin has fixed the weights: the worker's next try works
     assert segmentation.embeddings_compute(image_ids=[image.pk]) == 1
     assert post_json(client, image, CLICK).status_code == 200
@@ -321,7 +322,7 @@ def test_a_failure_is_forgotten_after_its_time_to_live(client_for, annotator, im
     monkeypatch.setattr(segmentation, "EMBEDDING_FAILURE_TTL", -1)
 
     assert post_json(client_for(annotator), image, CLICK).status_code == 202
-    assert task_calls.of("interactive_embed_images") == [([image.pk],)]
+    assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([image.pk],)]
 
 
 def test_an_unreadable_image_answers_422_with_the_reason(client_for, annotator, image, task_calls):

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from labeling import queues
+
 from .seed_demo import read_credentials
 
 
@@ -25,7 +27,7 @@ class Command(BaseCommand):
 
     # (queue, concurrency): one model-running process for "gpu" (batches) and one for
     # "interactive" (the embeddings a review page asks for: a pre-label job cannot block them).
-    WORKERS = (("default", 1), ("gpu", 1), ("interactive", 1))
+    WORKERS = ((queues.DEFAULT, 1), (queues.GPU, 1), (queues.INTERACTIVE, 1))
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.models import JobStage, JobStatus, PrelabelJob, Project
+from labeling.selectors.prelabel import workers_alive
 from labeling.services import prelabel
 
 
@@ -101,7 +102,7 @@ class Command(BaseCommand):
                     break
                 # The dispatch runs on the "default" queue, the batches on "gpu".
                 queues = ["default", "gpu"] if job.status == JobStatus.QUEUED else ["gpu"]
-                missing = [queue for queue in queues if not prelabel.workers_alive(queue)]
+                missing = [queue for queue in queues if not workers_alive(queue=queue)]
                 if missing and job.stage == JobStage.QUEUED and time.monotonic() - started >= worker_timeout:
                     bar.close()
                     names = " and ".join(f"the {queue} queue" for queue in missing)

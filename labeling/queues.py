@@ -1,0 +1,70 @@
+"""Every Celery task's name and queue, in one table.
+
+labeling/tasks.py registers each task under the name given here, webapp/celery.py routes each
+name to its queue from this table, and the services enqueue through `task_send`, which sends by
+name: services never import labeling.tasks (the tasks import the services, never the other way).
+
+Queues: "default" (light work: thumbnails, exports, the pre-label sweeper), "gpu" (pre-label
+batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
+under review), so that an export, an embedding and a pre-label batch never wait behind one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from celery import current_app
+from celery.result import AsyncResult, EagerResult
+
+DEFAULT = "default"
+GPU = "gpu"
+INTERACTIVE = "interactive"
+QUEUES = (DEFAULT, GPU, INTERACTIVE)
+
+
+@dataclass(frozen=True)
+class TaskRoute:
+    name: str
+    queue: str
+
+    @property
+    def short_name(self) -> str:
+        """The task's function name in labeling/tasks.py."""
+        return self.name.rsplit(".", 1)[-1]
+
+
+PING = TaskRoute("labeling.tasks.ping", DEFAULT)
+GPU_PING = TaskRoute("labeling.tasks.gpu_ping", GPU)
+IMAGE_THUMBNAIL_REBUILD = TaskRoute("labeling.tasks.image_thumbnail_rebuild", DEFAULT)
+EXPORT_RUN = TaskRoute("labeling.tasks.export_run", DEFAULT)
+PRELABEL_JOB_DISPATCH = TaskRoute("labeling.tasks.prelabel_job_dispatch", DEFAULT)
+PRELABEL_BATCH_RUN = TaskRoute("labeling.tasks.prelabel_batch_run", GPU)
+PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
+EMBEDDINGS_COMPUTE = TaskRoute("labeling.tasks.embeddings_compute", INTERACTIVE)
+
+TASKS = (
+    PING,
+    GPU_PING,
+    IMAGE_THUMBNAIL_REBUILD,
+    EXPORT_RUN,
+    PRELABEL_JOB_DISPATCH,
+    PRELABEL_BATCH_RUN,
+    PRELABEL_JOBS_SWEEP,
+    EMBEDDINGS_COMPUTE,
+)
+
+
+def task_routes() -> dict[str, dict[str, str]]:
+    """Celery's `task_routes`: each task name → its queue (so `apply_async` lands there too)."""
+    return {task.name: {"queue": task.queue} for task in TASKS}
+
+
+def task_send(*, task: TaskRoute, args: Sequence = ()) -> AsyncResult | EagerResult:
+    """Send `task` with these arguments to its queue, by name. With CELERY_TASK_ALWAYS_EAGER the
+    task runs here and now instead, as `.delay()` would (send_task ignores that setting)."""
+    app = current_app
+    if app.conf.task_always_eager:
+        app.loader.import_default_modules()  # the task modules (autodiscovery), as a worker does
+        return app.tasks[task.name].apply(args=list(args))
+    return app.send_task(task.name, args=list(args), queue=task.queue)
