@@ -8,8 +8,8 @@ from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
+from labeling.formats import export_choices, import_choices
 from labeling.selectors.prelabel import job_progress
-from labeling.services.imports import IMPORT_FORMATS
 from labeling.services.prelabel import SCOPES
 
 from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
@@ -296,14 +296,23 @@ class ExportSerializer(serializers.ModelSerializer):
         return reverse("api-export-download", kwargs={"export_id": export.pk})
 
 
+class RegistryChoiceField(serializers.ChoiceField):
+    """A choice among the format registry's, read each time a serializer is made (DRF copies
+    declared fields per serializer, calling __init__ again): a format registered later counts."""
+
+    def __init__(self, choices_of, **kwargs):
+        self.choices_of = choices_of
+        super().__init__(choices=choices_of(), **kwargs)
+
+
 class ExportStartSerializer(Strict):
-    format = serializers.ChoiceField(choices=Export.Format.choices)
+    format = RegistryChoiceField(export_choices)
     options = serializers.DictField(required=False, default=dict)
 
 
 class ImportSerializer(Strict):
     file = serializers.FileField()
-    format = serializers.ChoiceField(choices=list(IMPORT_FORMATS.items()))
+    format = RegistryChoiceField(import_choices)
     create_classes = serializers.BooleanField(required=False, default=False)
 
 
