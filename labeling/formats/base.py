@@ -64,7 +64,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -217,6 +217,9 @@ class ClassRow(NamedTuple):
     id: int
     name: str
     index: int  # 0-based position in the project's class order (YOLO class index, VOC index - 1)
+
+
+Progress = Callable[[int, int], None]  # a writer reports (images so far, annotations so far)
 
 
 class Source(Protocol):

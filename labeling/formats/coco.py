@@ -2,10 +2,11 @@
 come while the annotations are spooled to a temporary file, then copied after it. Nothing the
 size of the project is ever held in memory.
 
-Every entry is a dict serialised by orjson: the rows come with their mask and polygons as the
-stored JSON text (Source.chunks(raw_json=True)), decoded by orjson.loads, and go out through
-orjson.dumps, so the decoding and encoding that used to be most of an export's time are cheap
-without reading or copying JSON text by hand.
+Every entry is a dict built by `annotation_entry` and serialised by orjson.dumps. The rows come
+with their mask and polygons as the stored JSON text (Source.chunks(raw_json=True)), decoded by
+orjson.loads: decoding and encoding the polygons, most of an export's time with the json module,
+stay cheap. Whether a mask has holes is read from the decoded polygons (parts → rings), never
+from the JSON text.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pycocotools import mask as coco_mask
 
 from inference.masks import mask_to_polygons, mask_to_rle, polygons_to_mask, rle_to_mask
 
-from .base import AnnotationRow, ImageRow, Source, copy_image
+from .base import AnnotationRow, ImageRow, Progress, Source, copy_image
 
 MIN_IOU = 0.99
 
@@ -117,7 +118,7 @@ def decoded(ann: AnnotationRow) -> AnnotationRow:
     )
 
 
-def write_json(source: Source, out: BinaryIO, progress) -> tuple[int, int]:
+def write_json(source: Source, out: BinaryIO, progress: Progress) -> tuple[int, int]:
     """Write the COCO JSON to the binary file `out` (one image or annotation a line); returns
     (images, annotations)."""
     rle = source.options.rle
@@ -158,7 +159,7 @@ def write_json(source: Source, out: BinaryIO, progress) -> tuple[int, int]:
     return image_count, annotation_count
 
 
-def write(source: Source, path: Path, progress) -> tuple[int, int]:
+def write(source: Source, path: Path, progress: Progress) -> tuple[int, int]:
     """COCO JSON at `path`, or with zip_images a zip of annotations.json and images/<file_name>."""
     if not source.options.zip_images:
         with open(path, "wb") as out:

@@ -14,15 +14,14 @@ Import names: formats that share a reader are imported under one name (``import_
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from . import coco, coco_import, voc, voc_import, yolo, yolo_import
-from .base import ExportOptions, FormatError, Source
+from .base import ExportOptions, FormatError, Progress, Source
 from .parsed import ParsedDataset
 
-Progress = Callable[[int, int], None]  # (images so far, annotations so far)
 Writer = Callable[[Source, Path, Progress], tuple[int, int]]
 Reader = Callable[[BinaryIO, str], ParsedDataset]
 
@@ -65,50 +64,44 @@ class Format:
         return [self.extension, "zip"] if zipped else [self.extension]
 
 
-def _entries(*formats: Format) -> dict[str, Format]:
-    return {f.name: f for f in formats}
-
-
-FORMATS: dict[str, Format] = _entries(
-    Format(
-        "coco",
-        "COCO JSON",
-        "json",
-        write=coco.write,
-        read=coco_import.read,
-        options=frozenset({"zip_images", "rle"}),
-        import_label="COCO JSON (.json, or a .zip with the JSON and images/)",
-    ),
-    Format(
-        "yolo_detect",
-        "YOLO detect",
-        "zip",
-        write=yolo.write_detect,
-        read=yolo_import.read,
-        options=frozenset({"val_ratio", "seed"}),
-        import_name="yolo",
-        import_label="YOLO detect / segment (.zip: data.yaml, labels/, images/)",
-    ),
-    Format(
-        "yolo_segment",
-        "YOLO segment",
-        "zip",
-        write=yolo.write_segment,
-        read=yolo_import.read,
-        options=frozenset({"val_ratio", "seed"}),
-        import_name="yolo",
-        import_label="YOLO detect / segment (.zip: data.yaml, labels/, images/)",
-    ),
-    Format(
-        "voc",
-        "Pascal VOC",
-        "zip",
-        write=voc.write,
-        read=voc_import.read,
-        options=frozenset({"val_ratio", "seed"}),
-        import_label="Pascal VOC (.zip: Annotations/, JPEGImages/, SegmentationObject/)",
-    ),
+COCO = Format(
+    "coco",
+    "COCO JSON",
+    "json",
+    write=coco.write,
+    read=coco_import.read,
+    options=frozenset({"zip_images", "rle"}),
+    import_label="COCO JSON (.json, or a .zip with the JSON and images/)",
 )
+YOLO_DETECT = Format(
+    "yolo_detect",
+    "YOLO detect",
+    "zip",
+    write=yolo.write_detect,
+    read=yolo_import.read,
+    options=frozenset({"val_ratio", "seed"}),
+    import_name="yolo",
+    import_label="YOLO detect / segment (.zip: data.yaml, labels/, images/)",
+)
+VOC = Format(
+    "voc",
+    "Pascal VOC",
+    "zip",
+    write=voc.write,
+    read=voc_import.read,
+    options=frozenset({"val_ratio", "seed"}),
+    import_label="Pascal VOC (.zip: Annotations/, JPEGImages/, SegmentationObject/)",
+)
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        COCO,
+        YOLO_DETECT,
+        replace(YOLO_DETECT, name="yolo_segment", label="YOLO segment", write=yolo.write_segment),
+        VOC,
+    )
+}
 
 
 # Export ----------------------------------------------------------------------------------------

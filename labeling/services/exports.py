@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -17,13 +16,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..formats import export_format
-from ..formats.base import ExportOptions, FormatError
+from ..formats.base import ExportOptions, FormatError, Progress
 from ..models import Export, JobStatus, Project
 from ..selectors.exports import ExportSource
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (images so far, annotations so far)
 
 
 def export_write(
