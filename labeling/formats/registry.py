@@ -4,7 +4,7 @@ A format is one module (a writer ``write(source, path, progress) -> (images, ann
 reads a ``base.Source``, and/or a reader ``read(fileobj, name) -> parsed.ParsedDataset``) plus
 one ``Format`` entry in ``FORMATS`` below. Everything else asks the registry: the export
 service and task, the export panel's and the API's format choices, ``Export.format``'s choices
-(a callable: no migration per format), the import service, form, API and command, and the
+(a callable: no migration per format), the import service, page form and API, and the
 ``export`` / ``import_annotations`` commands.
 
 Import names: formats that share a reader are imported under one name (``import_name``):
