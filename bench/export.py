@@ -13,7 +13,7 @@ Annotations are like the pre-labeler's: a box, a mask (COCO RLE) and its polygon
 library of blob, box and ring (with a hole) shapes on 640 × 480 images; one in ten is a box only.
 So the export does the real work: the faithful-polygon check, RLE for holes, JSON writing.
 
-The export runs in a child process (`manage.py export` equivalent: labeling.exports.export_write);
+The export runs in a child process (`manage.py export` equivalent: labeling.services.exports.export_write);
 its peak memory is the child's ru_maxrss (resource.getrusage(RUSAGE_CHILDREN)), its wall time is
 measured around it. Seeding is timed separately.
 

@@ -10,6 +10,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from .formats.registry import NAME_MAX_LENGTH, export_choices
+
 unit_interval = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a color like #1f77b4.")
 
@@ -424,16 +426,12 @@ class WorkerBeat(models.Model):
 
 
 class Export(models.Model):
-    class Format(models.TextChoices):
-        COCO = "coco", "COCO JSON"
-        YOLO_DETECT = "yolo_detect", "YOLO detect"
-        YOLO_SEGMENT = "yolo_segment", "YOLO segment"
-        VOC = "voc", "Pascal VOC"
-
     Status = JobStatus
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
-    format = models.CharField(max_length=16, choices=Format.choices)
+    # The choices are the format registry's, read when needed (a callable): a new format needs no
+    # migration. full_clean, the admin and get_format_display follow the registry.
+    format = models.CharField(max_length=NAME_MAX_LENGTH, choices=export_choices)
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
     file = models.FileField(upload_to="exports/", max_length=300, blank=True)

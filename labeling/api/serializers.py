@@ -17,8 +17,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
 
 from inference.masks import rle_string_runs
+from labeling.formats import export_choices, import_choices
 from labeling.selectors.prelabel import job_progress
-from labeling.services.imports import IMPORT_FORMATS
 from labeling.services.prelabel import SCOPES
 from labeling.services.review import MAX_BULK_UPDATES, StateUpdate
 
@@ -638,14 +638,23 @@ class ExportSerializer(serializers.ModelSerializer):
         return reverse("api-export-download", kwargs={"export_id": export.pk})
 
 
+class RegistryChoiceField(serializers.ChoiceField):
+    """A choice among the format registry's, read each time a serializer is made (DRF copies
+    declared fields per serializer, calling __init__ again): a format registered later counts."""
+
+    def __init__(self, choices_of, **kwargs):
+        self.choices_of = choices_of
+        super().__init__(choices=choices_of(), **kwargs)
+
+
 class ExportStartSerializer(Strict):
-    format = serializers.ChoiceField(choices=Export.Format.choices)
+    format = RegistryChoiceField(export_choices)
     options = serializers.DictField(required=False, default=dict)
 
 
 class ImportSerializer(Strict):
     file = serializers.FileField()
-    format = serializers.ChoiceField(choices=list(IMPORT_FORMATS.items()))
+    format = RegistryChoiceField(import_choices)
     create_classes = serializers.BooleanField(required=False, default=False)
 
 

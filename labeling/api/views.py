@@ -34,6 +34,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.selectors import review as review_selectors
+from labeling.selectors.exports import export_list
 from labeling.selectors.images import images_filter
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
@@ -56,7 +57,7 @@ from ..access import (
     project_for_user,
 )
 from ..formats.base import ExportOptions, FormatError
-from ..models import Annotation, Export, Image, LabelClass, PrelabelJob, Project
+from ..models import Annotation, Image, LabelClass, PrelabelJob, Project
 from . import serializers as s
 from .permissions import projects_with_role, require_manager
 
@@ -593,7 +594,7 @@ class ProjectExports(GenericAPIView):
     @extend_schema(responses=s.ExportSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(Export.objects.filter(project=project).order_by("-created_at", "-id"))
+        page = self.paginate_queryset(export_list(project=project))
         return self.get_paginated_response(s.ExportSerializer(page, many=True).data)
 
     @extend_schema(request=s.ExportStartSerializer, responses={201: s.ExportSerializer})

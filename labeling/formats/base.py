@@ -1,5 +1,6 @@
-"""What export and import share: the format names, the export options, the error, and the
-conventions of each layout (the exporter writes them; the importer inverts them).
+"""What export and import share: the export options, the error, what a writer reads (`Source`
+and its rows), and the conventions of each layout (the exporter writes them; the importer
+inverts them). The formats themselves are listed once, in registry.py.
 
 Coordinates everywhere are those of inference/masks.py: pixel (row i, column j) covers
 [j, j + 1] x [i, i + 1]; a box (x, y, w, h) is in pixels from the image's top-left corner.
@@ -63,18 +64,11 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from django.core.files.storage import default_storage
-
-FORMATS: dict[str, str] = {
-    "coco": "COCO JSON",
-    "yolo_detect": "YOLO detect",
-    "yolo_segment": "YOLO segment",
-    "voc": "Pascal VOC",
-}
 
 STATES = ("accepted", "proposed")
 
@@ -223,6 +217,30 @@ class ClassRow(NamedTuple):
     id: int
     name: str
     index: int  # 0-based position in the project's class order (YOLO class index, VOC index - 1)
+
+
+Progress = Callable[[int, int], None]  # a writer reports (images so far, annotations so far)
+
+
+class Source(Protocol):
+    """What a writer reads: the project's rows under some options, chunk by chunk (implemented
+    by labeling.selectors.exports.ExportSource)."""
+
+    project: Any  # its .name titles a COCO file
+    options: ExportOptions
+    classes: list[ClassRow]  # the exported classes
+    all_classes: list[ClassRow]  # every class of the project, in order (indices stay stable)
+
+    def chunks(
+        self, *, raw_json: bool = False
+    ) -> Iterator[tuple[list[ImageRow], dict[int, list[AnnotationRow]]]]:
+        """(images, their annotations by image id), chunk by chunk, images in id order. With
+        `raw_json`, AnnotationRow.mask and .polygons are the stored JSON text (None for NULL)."""
+        ...
+
+    def val_ids(self) -> frozenset[int]:
+        """The images of the val split (options.val_ratio, options.seed)."""
+        ...
 
 
 def copy_image(zf: zipfile.ZipFile, image: ImageRow, arcname: str) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
-from labeling.services.imports import (
+from .base import FormatError
+from .parsed import (
     ParsedAnnotation,
     ParsedDataset,
     ParsedImage,
@@ -21,8 +22,6 @@ from labeling.services.imports import (
     read_capped,
     read_zip,
 )
-
-from .base import FormatError
 
 
 def _is_int(value: Any) -> bool:
@@ -184,7 +183,8 @@ def parse_coco_json(
         )
 
 
-def parse_coco(fileobj: BinaryIO, name: str) -> ParsedDataset:
+def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
+    """The COCO reader (the registry's entry for "coco")."""
     dataset = ParsedDataset()
     if is_zip(fileobj):
         contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".json"))

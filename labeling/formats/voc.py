@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 
 from inference.masks import stored_mask
 
-from .base import AnnotationRow, ImageRow, copy_image, stem, voc_palette
+from .base import AnnotationRow, ImageRow, Progress, Source, copy_image, stem, voc_palette
 
 MAX_OBJECTS = 254  # SegmentationObject values 1..254 (255 is VOC's "boundary")
 
@@ -60,7 +60,7 @@ def _png(pixels: np.ndarray, palette: list[int]) -> bytes:
     return buffer.getvalue()
 
 
-def write(source, path: Path, progress) -> tuple[int, int]:
+def write(source: Source, path: Path, progress: Progress) -> tuple[int, int]:
     val_ids = source.val_ids()
     names = {c.id: c.name for c in source.all_classes}
     index_of = {c.id: c.index for c in source.all_classes}

@@ -23,9 +23,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from labeling.services.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
-
 from .base import FormatError
+from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
 
 
 def _folder_of(name: str) -> str:
@@ -93,7 +92,8 @@ def _object_masks(data: bytes, where: str, dataset: ParsedDataset) -> np.ndarray
         return None
 
 
-def parse_voc(fileobj: BinaryIO, name: str) -> ParsedDataset:
+def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
+    """The Pascal VOC reader (the registry's entry for "voc")."""
     if not is_zip(fileobj):
         raise FormatError(f"{name}: a Pascal VOC dataset is a .zip archive (Annotations/, JPEGImages/).")
     contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".xml"))

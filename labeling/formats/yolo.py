@@ -10,7 +10,7 @@ import yaml
 
 from inference.masks import mask_to_polygons, rle_to_mask
 
-from .base import AnnotationRow, ImageRow, copy_image, stem
+from .base import AnnotationRow, ImageRow, Progress, Source, copy_image, stem
 
 
 def _num(value: float) -> str:
@@ -49,7 +49,7 @@ def segment_lines(index: int, ann: AnnotationRow, image: ImageRow) -> list[str]:
     return lines
 
 
-def data_yaml(source, split: bool) -> str:
+def data_yaml(source: Source, split: bool) -> str:
     data = {
         "path": ".",
         "train": "images/train" if split else "images",
@@ -60,7 +60,7 @@ def data_yaml(source, split: bool) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _write(source, path: Path, progress, segment: bool) -> tuple[int, int]:
+def _write(source: Source, path: Path, progress: Progress, segment: bool) -> tuple[int, int]:
     val_ids = source.val_ids()
     split = source.options.val_ratio > 0
     index_of = {c.id: c.index for c in source.all_classes}
@@ -85,9 +85,9 @@ def _write(source, path: Path, progress, segment: bool) -> tuple[int, int]:
     return image_count, annotation_count
 
 
-def write_detect(source, path: Path, progress) -> tuple[int, int]:
+def write_detect(source: Source, path: Path, progress: Progress) -> tuple[int, int]:
     return _write(source, path, progress, segment=False)
 
 
-def write_segment(source, path: Path, progress) -> tuple[int, int]:
+def write_segment(source: Source, path: Path, progress: Progress) -> tuple[int, int]:
     return _write(source, path, progress, segment=True)

@@ -15,9 +15,8 @@ from typing import BinaryIO
 
 import yaml
 
-from labeling.services.imports import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
-
 from .base import FormatError
+from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
 
 NORMALISED_TOLERANCE = 1e-6
 
@@ -60,7 +59,9 @@ def _relative_key(name: str, root: str, folder: str) -> str | None:
     return os.path.splitext("/".join(after))[0]
 
 
-def parse_yolo(fileobj: BinaryIO, name: str) -> ParsedDataset:
+def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
+    """The YOLO reader, detect and segment alike (the registry's entries for "yolo_detect" and
+    "yolo_segment", imported as "yolo")."""
     if not is_zip(fileobj):
         raise FormatError(f"{name}: a YOLO dataset is a .zip archive (data.yaml, images/, labels/).")
     contents = read_zip(fileobj, want=lambda n: n.lower().endswith((".txt", ".yaml", ".yml")))

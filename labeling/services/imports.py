@@ -1,9 +1,10 @@
 """Annotation import (issue 5): COCO JSON, YOLO detect / segment and Pascal VOC into a project.
 
-The format readers (labeling/formats/*_import.py) turn a file into a `ParsedDataset`: the images
-it names (with their bytes when the archive brings them along) and its annotations, each with a
-location ("annotations[12]", "labels/train/cat.txt line 3", "Annotations/cat.xml object 2") for
-the messages. They know nothing of the database. `annotations_import` then
+The format's reader (labeling.formats.registry: import_format(name).read) turns a file into a
+`formats.parsed.ParsedDataset`: the images it names (with their bytes when the archive brings
+them along) and its annotations, each with a location ("annotations[12]", "labels/train/cat.txt
+line 3", "Annotations/cat.xml object 2") for the messages. Readers know nothing of the database
+and never import this module. `annotations_import` then
 
 1. matches the file's images to the project's (bytes brought along: validated like an upload
    by `prepare_image`, a duplicate of an existing image (same sha256) is that image; otherwise
@@ -18,13 +19,9 @@ the messages. They know nothing of the database. `annotations_import` then
 
 from __future__ import annotations
 
-import math
 import os
-import zipfile
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -41,59 +38,15 @@ from inference.masks import (
     rle_to_mask,
 )
 
+from ..formats import import_format
 from ..formats.base import FormatError, safe_name
-from ..ingest import IngestError, Limits, PreparedImage, iter_zip, prepare_image
+from ..formats.parsed import ParsedAnnotation, ParsedDataset, basename
+from ..ingest import IngestError, Limits, PreparedImage, prepare_image
 from ..models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
+from .images import image_store
 
-IMPORT_FORMATS: dict[str, str] = {
-    "coco": "COCO JSON (.json, or a .zip with the JSON and images/)",
-    "yolo": "YOLO detect / segment (.zip: data.yaml, labels/, images/)",
-    "voc": "Pascal VOC (.zip: Annotations/, JPEGImages/, SegmentationObject/)",
-}
-# The export format names are accepted too: both YOLO flavours read the same way.
-FORMAT_ALIASES = {"yolo_detect": "yolo", "yolo_segment": "yolo"}
 MAX_ERRORS = 200  # past this many, the report says how many more there were
 MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation (as the review API)
-
-
-# The readers' output -----------------------------------------------------------------------------
-
-
-@dataclass
-class ParsedImage:
-    """An image named by the file. `key` is the reader's own id for it (COCO id, YOLO stem...)."""
-
-    key: Any
-    name: str  # file name as written in the file (matched by basename)
-    location: str
-    data: bytes | None = None  # the image's bytes when the archive brings them along
-    width: int | None = None  # as declared by the file, checked when given
-    height: int | None = None
-    by_stem: bool = False  # match the project's images by stem (YOLO label files)
-
-
-@dataclass
-class ParsedAnnotation:
-    image_key: Any
-    class_name: str
-    location: str
-    box: tuple[float, float, float, float] | None = None  # x, y, w, h
-    polygons: list | None = None  # parts → rings → [x0, y0, ...]
-    rle: dict | None = None  # {"size": [h, w], "counts": str | list[int]}
-    mask: np.ndarray | None = None  # a decoded mask (VOC PNGs)
-    normalized: bool = False  # box and polygons divided by the image's width / height (YOLO)
-    score: float | None = None
-
-
-@dataclass
-class ParsedDataset:
-    images: list[ParsedImage] = field(default_factory=list)
-    annotations: list[ParsedAnnotation] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, what)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
-
-    def error(self, where: str, what: str) -> None:
-        self.errors.append((where, what))
 
 
 # The report ------------------------------------------------------------------------------------------
@@ -135,92 +88,6 @@ class ImportReport:
             "errors": [{"where": w, "message": m} for w, m in self.errors],
             "more_errors": self.more_errors,
         }
-
-
-# Reading files ------------------------------------------------------------------------------------
-
-
-def read_capped(fileobj: BinaryIO, *, what: str) -> bytes:
-    """The whole file, refused past LABELGPT_MAX_UPLOAD_BYTES."""
-    limit = settings.LABELGPT_MAX_UPLOAD_BYTES
-    if hasattr(fileobj, "seek"):
-        fileobj.seek(0)
-    data = fileobj.read(limit + 1)
-    if len(data) > limit:
-        raise FormatError(f"{what}: the file is over the limit of {limit / 1e6:.0f} MB.")
-    return data
-
-
-@dataclass
-class ZipContents:
-    """The files of an archive by their name inside it: images (bytes read by iter_zip, with its
-    caps) and the text files a reader asked for."""
-
-    files: dict[str, bytes]
-    images: set[str]  # names among `files` that look like images
-
-
-def read_zip(fileobj: BinaryIO, *, want: Callable[[str], bool], limits: Limits | None = None) -> ZipContents:
-    """Read an archive safely (labeling.ingest.iter_zip: no absolute paths, "..", symlinks, zip
-    bombs); FormatError naming the first refused entries. Non-image entries are read only when
-    `want(name)`, each capped by LABELGPT_MAX_UPLOAD_BYTES, all of them by the archive's limit."""
-    limits = limits or Limits.from_settings()
-    size = fileobj.seek(0, os.SEEK_END)
-    if size > settings.LABELGPT_MAX_UPLOAD_BYTES:
-        raise FormatError(
-            f"The archive is {size / 1e6:.0f} MB; "
-            f"the limit is {settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB."
-        )
-    fileobj.seek(0)
-    files: dict[str, bytes] = {}
-    images: set[str] = set()
-    wanted: list[str] = []
-    refused: list[str] = []
-    try:
-        for entry in iter_zip(fileobj, limits=limits):
-            if entry.error:
-                refused.append(f"{entry.name}: {entry.error}")
-            elif entry.data is not None:
-                files[entry.name] = entry.data
-                images.add(entry.name)
-            elif entry.skipped == "Not an image file." and want(entry.name):
-                wanted.append(entry.name)
-    except IngestError as exc:
-        raise FormatError(str(exc)) from exc
-    if refused:
-        raise FormatError("The archive is refused: " + "; ".join(refused[:5]))
-    total = sum(len(v) for v in files.values())
-    cap = settings.LABELGPT_MAX_UPLOAD_BYTES
-    fileobj.seek(0)
-    with zipfile.ZipFile(fileobj) as archive:
-        for name in wanted:
-            try:
-                with archive.open(name) as member:
-                    data = member.read(cap + 1)  # never trust the declared size
-            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
-                raise FormatError(f"{name}: cannot read this entry of the archive ({exc}).") from exc
-            total += len(data)
-            if len(data) > cap or total > limits.zip_max_total_bytes:
-                raise FormatError(
-                    f"{name}: the archive unpacks to more than the size limit (zip bomb protection)."
-                )
-            files[name] = data
-    return ZipContents(files=files, images=images)
-
-
-def is_zip(fileobj: BinaryIO) -> bool:
-    fileobj.seek(0)
-    result = zipfile.is_zipfile(fileobj)
-    fileobj.seek(0)
-    return result
-
-
-def basename(name: str) -> str:
-    return PurePosixPath(str(name).replace("\\", "/")).name
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # Matching images -------------------------------------------------------------------------------------
@@ -358,7 +225,6 @@ class _Bad(Exception):
 
 
 def _rle_runs(counts: Any) -> list[int]:
-
     if isinstance(counts, str):
         return rle_string_runs(counts)
     if isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
@@ -480,26 +346,15 @@ def _geometry(parsed: ParsedAnnotation, target: _Target) -> dict:
 # The service ----------------------------------------------------------------------------------------
 
 
-def _parse(format: str, fileobj: BinaryIO, name: str) -> ParsedDataset:
-    if format == "coco":
-        from ..formats.coco_import import parse_coco as parse
-    elif format == "yolo":
-        from ..formats.yolo_import import parse_yolo as parse
-    elif format == "voc":
-        from ..formats.voc_import import parse_voc as parse
-    else:
-        raise FormatError(f"Unknown import format {format!r}; use one of: {', '.join(IMPORT_FORMATS)}.")
-    return parse(fileobj, name)
-
-
 def annotations_import(
     *, project: Project, fileobj: BinaryIO, name: str, format: str, user=None, create_classes: bool = False
 ) -> ImportReport:
     """Import a dataset file into the project: all of it, or nothing when anything is wrong."""
-    format = FORMAT_ALIASES.get(format, format)
     report = ImportReport(format=format, file_name=name)
     try:
-        dataset = _parse(format, fileobj, name)
+        reader = import_format(format)
+        report.format = reader.import_name
+        dataset = reader.read(fileobj, name)
     except FormatError as exc:
         report.add_errors([(name, str(exc))])
         return report
@@ -567,8 +422,6 @@ def annotations_import(
                 report.created_classes.append(label_class.name)
                 order += 1
             for target in {id(t): t for t in targets.values() if t.prepared is not None}.values():
-                from labeling.services.images import image_store
-
                 image = image_store(project=project, name=target.name, prepared=target.prepared, user=user)
                 if image is None:
                     raise FormatError(f"{target.name}: the same image was uploaded meanwhile; import again.")

@@ -3,26 +3,28 @@ and the download (members)."""
 
 from __future__ import annotations
 
+import mimetypes
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.services import exports
-
 from ..access import can_manage, export_for_user, project_for_user
-from ..formats.base import FORMATS, ExportOptions, FormatError
+from ..formats import export_choices, export_format, option_formats
+from ..formats.base import ExportOptions, FormatError
 from ..models import Export, JobStatus, Project
+from ..selectors.exports import export_list
+from ..services.exports import export_start
 
 TRUE = ("1", "true", "on", "yes")
+RECENT = 10  # exports listed on the panel
 
 
 def options_from_post(post) -> tuple[str, ExportOptions]:
     """The format and options of the export form; FormatError saying what is wrong."""
-    fmt = post.get("format", "")
-    if fmt not in FORMATS:
-        raise FormatError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    fmt = export_format(post.get("format", "")).name
     data: dict = {
         "states": post.get("states", "accepted"),
         "include_empty": post.get("include_empty", "1").lower() in TRUE,
@@ -38,13 +40,14 @@ def options_from_post(post) -> tuple[str, ExportOptions]:
 
 
 def _context(project: Project, role: str, **extra) -> dict:
-    recent = exports.project_exports(project=project)
+    recent = list(export_list(project=project)[:RECENT])
     return {
         "project": project,
         "can_manage": can_manage(role),
         "exports": recent,
         "export_active": any(e.status in (JobStatus.QUEUED, JobStatus.RUNNING) for e in recent),
-        "export_formats": FORMATS.items(),
+        "export_formats": export_choices(),
+        "option_formats": option_formats(),
         "export_classes": list(project.classes.all()),
         **extra,
     }
@@ -61,7 +64,7 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = project_for_user(request.user, project_id, manage=True)
     try:
         fmt, options = options_from_post(request.POST)
-        exports.export_start(project=project, user=request.user, fmt=fmt, options=options)
+        export_start(project=project, user=request.user, fmt=fmt, options=options)
     except (FormatError, ValidationError) as exc:
         error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         if request.htmx:
@@ -69,7 +72,7 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
         return HttpResponse(f"Export not started: {error}", status=400, content_type="text/plain")
     if request.htmx:
         return _render(request, project, role)
-    messages.success(request, f"{FORMATS[fmt]} export started.")
+    messages.success(request, f"{export_format(fmt).label} export started.")
     return redirect("project-detail", project_id=project.pk)
 
 
@@ -98,5 +101,5 @@ def export_file_response(export: Export) -> FileResponse:
         raise Http404("The export's file is missing from storage.") from exc
     suffix = export.file.name.rsplit(".", 1)[-1]
     name = f"project-{export.project_id}-{export.format}-{export.pk}.{suffix}"
-    content_type = "application/json" if suffix == "json" else "application/zip"
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)

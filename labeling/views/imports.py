@@ -8,16 +8,22 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from labeling.services import imports
 from labeling.views.images import upload_too_large
 
 from ..access import project_for_user
+from ..formats import import_accept, import_choices
+from ..services.imports import annotations_import
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="COCO .json or .zip; YOLO .zip; Pascal VOC .zip.")
-    format = forms.ChoiceField(choices=list(imports.IMPORT_FORMATS.items()))
+    file = forms.FileField()
+    format = forms.ChoiceField(choices=import_choices)  # the registry's, read on each form
     create_classes = forms.BooleanField(required=False, label="Create unknown classes")
+
+
+def import_context() -> dict:
+    """What the project page's import section needs: the registry's formats and extensions."""
+    return {"import_formats": import_choices(), "import_accept": import_accept()}
 
 
 @require_POST
@@ -30,7 +36,7 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
     report = None
     if form.is_valid():
         upload = form.cleaned_data["file"]
-        report = imports.annotations_import(
+        report = annotations_import(
             project=project,
             fileobj=upload,
             name=upload.name,

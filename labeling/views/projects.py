@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from labeling.selectors.images import image_list, image_status_counts
 from labeling.selectors.projects import projects_of_user
 from labeling.services.projects import membership_remove, membership_set, project_save
+from labeling.views.imports import import_context
 from labeling.views.prelabel import jobs_context
 
 from ..access import can_create_projects, can_manage, project_for_user
@@ -107,6 +108,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "upload_form": UploadForm(),
         "prelabel_form": PrelabelForm(project=project),
         **jobs_context(project),
+        **import_context(),
         **_grid_context(request, project),
     }
     return render(request, "labeling/project_detail.html", context)

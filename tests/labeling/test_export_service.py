@@ -16,6 +16,7 @@ from pycocotools.coco import COCO
 from labeling import tasks
 from labeling.formats.base import ExportOptions
 from labeling.models import Export
+from labeling.selectors.exports import ExportSource
 from labeling.services import exports
 from tests.labeling import export_helpers as h
 from webapp import celery_app
@@ -184,7 +185,7 @@ def test_query_count_per_chunk_is_constant(project):
         h.add(image, cat, box=(1, 1, 4, 4))
 
     def count(n_images: int) -> int:
-        source = exports.ExportSource(project, ExportOptions(include_empty=False), chunk_size=2)
+        source = ExportSource(project, ExportOptions(include_empty=False), chunk_size=2)
         with CaptureQueriesContext(connection) as queries:
             chunks = list(source.chunks())
         assert sum(len(images) for images, _ in chunks) == n_images

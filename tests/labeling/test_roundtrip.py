@@ -1,4 +1,4 @@
-"""Round trips: export (labeling.exports.export_write, the export engineer's writers) → import into a
+"""Round trips: export (labeling.services.exports.export_write, the export engineer's writers) → import into a
 fresh project with the same images → the same boxes and masks, within each format's precision.
 
 COCO: boxes within 1e-6 px; RLE masks identical pixels; polygon masks IoU ≥ 0.99.

@@ -6,7 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.formats.base import FORMATS, ExportOptions, FormatError
+from labeling.formats import export_choices
+from labeling.formats.base import ExportOptions, FormatError
 from labeling.models import Project
 from labeling.services import exports
 
@@ -16,7 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
-        parser.add_argument("--format", required=True, choices=list(FORMATS))
+        parser.add_argument("--format", required=True, choices=[name for name, _ in export_choices()])
         parser.add_argument("--out", required=True, help="The file to write (.json or .zip).")
         parser.add_argument("--states", default="accepted", help='"accepted" or "accepted,proposed".')
         parser.add_argument("--classes", default="", help="Class names or ids, comma-separated.")

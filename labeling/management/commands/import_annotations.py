@@ -6,8 +6,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from labeling.formats import import_names
 from labeling.models import Project
-from labeling.services.imports import FORMAT_ALIASES, IMPORT_FORMATS, annotations_import
+from labeling.services.imports import annotations_import
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
         parser.add_argument("file", type=Path)
-        parser.add_argument("--format", required=True, choices=[*IMPORT_FORMATS, *FORMAT_ALIASES])
+        parser.add_argument("--format", required=True, choices=import_names())
         parser.add_argument(
             "--create-classes", action="store_true", help="Create classes the project does not have."
         )
