@@ -244,7 +244,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImageStatusEnum": "labeling.models.Image.Status",
         "JobStatusEnum": "labeling.models.JobStatus",
-        "ExportFormatEnum": "labeling.formats.export_choices",
+        "ExportFormatEnum": "labeling.formats.registry.export_choices",
     },
 }
 

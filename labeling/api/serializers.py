@@ -17,7 +17,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
 
 from inference.masks import rle_string_runs
-from labeling.formats import export_choices, import_choices
+from labeling.formats.registry import export_choices, import_choices
 from labeling.selectors.prelabel import job_progress
 from labeling.services.prelabel import SCOPES
 from labeling.services.review import MAX_BULK_UPDATES, StateUpdate

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import queues
-from ..formats import export_format
 from ..formats.base import ExportOptions, FormatError, Progress
+from ..formats.registry import export_format
 from ..models import Export, JobStatus, Project
 from ..selectors.exports import ExportSource
 

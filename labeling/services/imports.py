@@ -38,9 +38,9 @@ from inference.masks import (
     rle_to_mask,
 )
 
-from ..formats import import_format
 from ..formats.base import FormatError, safe_name
 from ..formats.parsed import ParsedAnnotation, ParsedDataset, basename
+from ..formats.registry import import_format
 from ..ingest import IngestError, Limits, PreparedImage, prepare_image
 from ..models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
 from .images import image_store

@@ -12,8 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import can_manage, export_for_user, project_for_user
-from ..formats import export_choices, export_format, option_formats
 from ..formats.base import ExportOptions, FormatError
+from ..formats.registry import export_choices, export_format, option_formats
 from ..models import Export, JobStatus, Project
 from ..selectors.exports import export_list
 from ..services.exports import export_start

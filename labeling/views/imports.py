@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from labeling.views.images import upload_too_large
 
 from ..access import project_for_user
-from ..formats import import_accept, import_choices
+from ..formats.registry import import_accept, import_choices
 from ..services.imports import annotations_import
 
 

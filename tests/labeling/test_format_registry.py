@@ -17,19 +17,17 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from labeling import formats
-from labeling.formats import (
+from labeling.formats import coco, yolo_import
+from labeling.formats.base import ExportOptions, FormatError
+from labeling.formats.registry import (
     FORMATS,
     Format,
-    FormatError,
-    coco,
     export_choices,
     export_format,
     import_choices,
     import_format,
     import_names,
-    yolo_import,
 )
-from labeling.formats.base import ExportOptions
 from labeling.models import Annotation, Export
 from labeling.services import exports
 from tests.labeling import dummy_format as dummy
@@ -119,7 +117,7 @@ def test_an_unregistered_format_is_refused_everywhere(project, manager, client_f
     response = token_client(manager).post(
         f"{V}/projects/{project.pk}/exports/", {"format": "dummy_csv"}, format="json"
     )
-    assert response.status_code == 400 and "format" in response.json()
+    assert response.status_code == 400 and "format" in response.json()["fields"]
     response = client_for(manager).post(reverse("project-export", args=[project.pk]), {"format": "dummy_csv"})
     assert response.status_code == 400 and b"Unknown format 'dummy_csv'" in response.content
     assert not Export.objects.exists()

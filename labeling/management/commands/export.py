@@ -6,8 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.formats import export_choices
 from labeling.formats.base import ExportOptions, FormatError
+from labeling.formats.registry import export_choices
 from labeling.models import Project
 from labeling.services import exports
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.formats import import_names
+from labeling.formats.registry import import_names
 from labeling.models import Project
 from labeling.services.imports import annotations_import
 
