@@ -25,6 +25,7 @@ from inference.masks import (
     polygons_to_mask,
     rle_to_mask,
 )
+from inference.models import tiny_sam
 
 # pycocotools 2.0.11's C decoder trips numpy 2's copy-keyword deprecation on every call.
 
@@ -401,9 +402,7 @@ def test_tiny_sam_masks_encode_fast_paths_faithfully(tiny_sam_dir):
     from PIL import Image
     from skimage import data
 
-    from inference.segmenter import Segmenter
-
-    segmenter = Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    segmenter = tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     image = Image.fromarray(data.astronaut())
     boxes = [(40, 30, 200, 180), (250, 100, 220, 300), (10, 300, 480, 200)]
     for prediction in segmenter.masks_for_boxes(segmenter.embed(image), boxes):

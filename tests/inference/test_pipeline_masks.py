@@ -8,16 +8,17 @@ from PIL import Image
 from skimage import data
 
 from inference.masks import clean_mask, mask_box, mask_iou, polygons_to_mask, rle_to_mask
+from inference.models import tiny_sam
 from inference.pipeline import BatchImage, DetectParams, prelabel_batch
 from inference.prompts import ClassPrompt
-from inference.segmenter import MaskPrediction, Segmenter
+from inference.protocols import MaskPrediction
 
 PROMPTS = [ClassPrompt(name=n, prompt=n) for n in ("person", "rocket", "cat")]
 
 
 @pytest.fixture(scope="module")
 def tiny_segmenter(tiny_sam_dir):
-    return Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    return tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from inference import registry
-from inference.sam_decoder import ImageEmbedding, SamDecoder
-from inference.segmenter import Segmenter
+from inference.models.sam import SamSegmenter
+from inference.models.sam_decoder import SamDecoder
+from inference.protocols import ImageEmbedding
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +60,8 @@ def reference(vit_b, embedding) -> SamPredictor:
 
 
 @pytest.fixture(scope="session")
-def segmenter(vit_b) -> Segmenter:
-    return Segmenter.load("vit_b", checkpoint=vit_b[0], device="cpu")
+def segmenter(vit_b) -> SamSegmenter:
+    return SamSegmenter.load("vit_b", checkpoint=vit_b[0], device="cpu")
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

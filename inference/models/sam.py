@@ -1,15 +1,19 @@
-"""Segment Anything behind a small numpy/PIL interface: image → embedding → masks.
+"""Segment Anything (segment-anything's SAM): the segmenter family of vit_b, vit_l and vit_h.
 
-    segmenter = Segmenter.load("vit_b", checkpoint="var/models/sam_vit_b_01ec64.pth")
+    segmenter = SamSegmenter.load("vit_b", checkpoint="var/models/sam_vit_b_01ec64.pth")
     embedding = segmenter.embed(pil_image)              # the heavy part: the image encoder
     embeddings = segmenter.embed_batch([a, b, c])       # several images in one encoder pass
     predictions = segmenter.masks_for_boxes(embedding, [(x, y, w, h), ...])
     clicked = segmenter.mask_from_prompts(embedding, points=[(120.0, 80.0)], labels=[1])
 
 The embedding is a plain numpy array, so it can be cached (inference.embeddings) and the light
-mask decoder run on it later without the encoder (`inference.sam_decoder.SamDecoder`, which a
-Segmenter also uses for its masks). The pre- and postprocessing are SamPredictor's, so masks
-are those segment-anything itself gives. Boxes are (x, y, w, h) in image pixels.
+mask decoder run on it later without the encoder (`inference.models.sam_decoder.SamDecoder`,
+which a SamSegmenter also uses for its masks). The pre- and postprocessing are SamPredictor's,
+so masks are those segment-anything itself gives. Boxes are (x, y, w, h) in image pixels.
+
+As a family (`inference.protocols.SegmenterFamily`, listed in `inference.registry`) this module
+offers `CHECKPOINTS` (the official files, sha256 pinned), `load_segmenter` (a `Segmenter`) and
+`load_click_segmenter` (a `ClickSegmenter`: the decoder alone).
 
 torch is imported on first use only: importing this module is cheap, and no tensor leaves it.
 """
@@ -23,19 +27,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
+from ..protocols import ImageEmbedding, MaskPrediction
 from .sam_decoder import (
-    SAM_TYPES,
-    TINY,
-    ImageEmbedding,
-    MaskPrediction,
+    CHECKPOINTS,
     SamDecoder,
+    check_model_name,
     how_to_provide,
     read_checkpoint,
     run_in_chunks,
 )
 
-__all__ = ["SAM_TYPES", "TINY", "ImageEmbedding", "MaskPrediction", "SamDecoder", "Segmenter"]
+__all__ = ["CHECKPOINTS", "SamSegmenter", "load_click_segmenter", "load_segmenter"]
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -77,18 +80,18 @@ def _build_real_sam(name: str, state: dict, path: Path) -> Sam:
     return sam.eval()
 
 
-class Segmenter:
-    """A loaded SAM (image encoder, prompt encoder, mask decoder). Thread-safe: calls on one
-    instance run one at a time."""
+class SamSegmenter:
+    """A loaded SAM (image encoder, prompt encoder, mask decoder): an
+    `inference.protocols.Segmenter`. Thread-safe: calls on one instance run one at a time."""
 
-    def __init__(self, model: Sam, *, name: str, device: str = "cpu") -> None:
+    def __init__(self, model: Sam, *, name: str, device: str = "cpu", checkpoint: Path | None = None) -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
 
         self.name = name
         self.device = device
         self.model = model.to(device).eval()
         self.transform = ResizeLongestSide(int(self.model.image_encoder.img_size))
-        self.decoder = SamDecoder.from_sam(self.model, name=name, device=device)
+        self.decoder = SamDecoder.from_sam(self.model, name=name, device=device, checkpoint=checkpoint)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ loading
@@ -102,34 +105,22 @@ class Segmenter:
         device: str = "auto",
         cache_dir: str | Path | None = None,
         sha256: str | None = None,
-    ) -> Segmenter:
-        """Load SAM `name` ("vit_b", "vit_l", "vit_h", or "tiny") from `checkpoint`.
+    ) -> SamSegmenter:
+        """Load SAM `name` ("vit_b", "vit_l" or "vit_h") from `checkpoint`.
 
         `checkpoint` is a local .pth file, or an http(s) URL fetched once into `cache_dir`
-        (default ~/.cache/labelgpt/checkpoints) and checked against `sha256` when given; for
-        "tiny" it is the folder written by `inference.tiny_sam.build_tiny_sam`. Every failure
-        (unknown name, missing file, unreadable file, weights of another architecture) raises
-        ModelLoadError saying what was tried and how to provide the weights.
+        (default ~/.cache/labelgpt/checkpoints) and checked against `sha256` when given. Every
+        failure (unknown name, missing file, unreadable file, weights of another architecture,
+        a download that fails or does not match `sha256`) raises ModelLoadError saying what was
+        tried and how to provide the weights.
         """
-        from .device import pick_device
-        from .download import fetch_checkpoint, is_url
+        from ..device import pick_device
+        from ..download import fetch_checkpoint, is_url
 
-        if name != TINY and name not in SAM_TYPES:
-            raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join((*SAM_TYPES, TINY))}.')
+        check_model_name(name)
         if checkpoint is None or str(checkpoint).strip() == "":
             raise ModelLoadError(f'No checkpoint given for the segmenter "{name}". {how_to_provide(name)}')
         resolved_device = pick_device(device)
-        if name == TINY:
-            from .tiny_sam import load_tiny_sam
-
-            if is_url(str(checkpoint)):
-                raise ModelLoadError(
-                    f"The tiny segmenter loads from a local folder, not a URL ({checkpoint})."
-                )
-            segmenter = cls(load_tiny_sam(Path(checkpoint)), name=name, device=resolved_device)
-            segmenter.decoder.checkpoint = Path(checkpoint)
-            return segmenter
-
         if is_url(str(checkpoint)):
             path = fetch_checkpoint(
                 str(checkpoint), Path(cache_dir) if cache_dir else default_cache_dir(), sha256=sha256
@@ -142,9 +133,7 @@ class Segmenter:
                 f"{'is a folder' if path.is_dir() else 'does not exist'}. {how_to_provide(name)}"
             )
         state = read_checkpoint(path, name)
-        segmenter = cls(_build_real_sam(name, state, path), name=name, device=resolved_device)
-        segmenter.decoder.checkpoint = path
-        return segmenter
+        return cls(_build_real_sam(name, state, path), name=name, device=resolved_device, checkpoint=path)
 
     # ---------------------------------------------------------------------------- embedding
 
@@ -244,3 +233,20 @@ class Segmenter:
     def mask_input_from_mask(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
         """A (256, 256) logits prompt from a full-resolution mask; see SamDecoder.mask_input_from_mask."""
         return self.decoder.mask_input_from_mask(embedding, mask)
+
+    def export_onnx(self, folder: Path) -> Path | None:
+        """The decoder's ONNX graph for the web processes' clicks; see SamDecoder.export_onnx."""
+        return self.decoder.export_onnx(folder)
+
+
+# -------------------------------------------------------------------- the family (registry)
+
+
+def load_segmenter(
+    name: str, *, checkpoint: str, device: str, cache_dir: Path, sha256: str | None = None
+) -> SamSegmenter:
+    return SamSegmenter.load(name, checkpoint=checkpoint, device=device, cache_dir=cache_dir, sha256=sha256)
+
+
+def load_click_segmenter(name: str, *, checkpoint: Path, device: str) -> SamDecoder:
+    return SamDecoder.load(name, checkpoint=checkpoint, device=device)
