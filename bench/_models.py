@@ -50,7 +50,7 @@ def log(message: str) -> None:
 def bert_layout_vocabulary(size: int = BERT_VOCAB_SIZE) -> list[str]:
     """`size` tokens laid out like bert-base-uncased where Grounding DINO cares: [PAD]=0,
     [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, "."=1012, "?"=1029 (the tiny vocabulary of
-    inference.tiny_gdino), padded with filler word pieces to BERT's 30522 entries so the word
+    inference.models.tiny_gdino), padded with filler word pieces to BERT's 30522 entries so the word
     embedding matrix has the real size."""
     from inference.models.tiny_gdino import tiny_vocabulary
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 _PREFERENCES = ("auto", "cpu", "cuda")
 # Compute dtypes a model may be asked to run in. "fp32" is the default everywhere (with TF32
-# matmuls allowed on CUDA: see inference.detector); "auto" is the best reduced precision the
+# matmuls allowed on CUDA: see inference.models.grounding_dino); "auto" is the best reduced precision the
 # device has (bf16 where it is supported, else fp16 on CUDA; fp32 on the CPU).
 DTYPES = ("fp32", "bf16", "fp16", "auto")
 

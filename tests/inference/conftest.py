@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_sam_dir(tmp_path_factory):
-    """A folder holding the tiny random SAM (inference.tiny_sam), built once per session."""
+    """A folder holding the tiny random SAM (inference.models.tiny_sam), built once per session."""
     from inference.models.tiny_sam import build_tiny_sam
 
     return build_tiny_sam(tmp_path_factory.mktemp("tiny-sam"), seed=0)
@@ -15,7 +15,7 @@ def tiny_sam_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_detector_dir(tmp_path_factory):
-    """A folder holding the tiny random Grounding DINO (inference.tiny_gdino), built once per session."""
+    """The tiny random Grounding DINO (inference.models.tiny_gdino) in a folder, built once per session."""
     from inference.models.tiny_gdino import build_tiny_grounding_dino
 
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny-grounding-dino"), seed=0)
