@@ -21,12 +21,10 @@ from .boxes import box_iou
 from .device import free_accelerator_memory, is_out_of_memory
 from .embeddings import EmbeddingCache
 from .masks import (
-    MAX_POLYGON_PARTS,
-    MAX_POLYGON_RINGS,
-    MAX_POLYGON_VERTICES,
     MIN_AREA_FRACTION,
     MIN_HOLE_AREA,
     MIN_PART_AREA,
+    PolygonCaps,
     clip_to_box,
     encode_mask,
 )
@@ -64,9 +62,7 @@ class DetectParams:
     # A box's mask is cut to the box grown by this fraction of its size on each side (SAM
     # answers a box prompt with the object in it; a mask running far outside is a leak). None: no cut.
     box_margin: float | None = 0.25
-    max_polygon_parts: int = MAX_POLYGON_PARTS
-    max_polygon_rings: int = MAX_POLYGON_RINGS
-    max_polygon_vertices: int = MAX_POLYGON_VERTICES
+    polygon_caps: PolygonCaps = field(default_factory=PolygonCaps)
 
 
 @dataclass(frozen=True)
@@ -145,9 +141,7 @@ def _segment(
             min_area=params.min_area,
             hole_area=params.hole_area,
             area_fraction=params.area_fraction,
-            max_parts=params.max_polygon_parts,
-            max_rings=params.max_polygon_rings,
-            max_vertices=params.max_polygon_vertices,
+            caps=params.polygon_caps,
         )
         if encoded.box is None:  # the segmenter found nothing (left after cleaning): keep the box alone
             proposals.append(_box_only(detection))

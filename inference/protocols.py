@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, Unpack
 
 import numpy as np
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .prompts import ClassPrompt
+
+
+Boxes = Sequence[Sequence[float]]  # (x, y, w, h) boxes in image pixels
 
 
 @dataclass(frozen=True)
@@ -64,24 +67,35 @@ class Checkpoint:
     sha256: str
 
 
+class DetectOptions(TypedDict):
+    """The keywords of `Detector.detect` (`inference.pipeline.DetectParams` holds them for a job)."""
+
+    box_threshold: float  # the review threshold: filters nothing, kept with the job
+    text_threshold: float  # caption tokens above it name the class
+    keep_threshold: float  # the lowest score returned
+    prompt_mode: NotRequired[str]  # "joint" (one caption for all classes) or "per_class"
+    nms_iou: NotRequired[float]  # overlapping boxes of one class above this IoU are suppressed
+
+
 class Detector(Protocol):
     """Images + class prompts → detections per image."""
 
     name: str
 
     def detect(
-        self,
-        images: Sequence[Image.Image],
-        prompts: Sequence[ClassPrompt],
-        *,
-        box_threshold: float,
-        text_threshold: float,
-        keep_threshold: float,
-        prompt_mode: str = "joint",
-        nms_iou: float = 0.5,
+        self, images: Sequence[Image.Image], prompts: Sequence[ClassPrompt], **options: Unpack[DetectOptions]
     ) -> list[list[Detection]]:
         """Detections per image, best first; every detection scoring >= keep_threshold."""
         ...
+
+
+class Prompts(TypedDict, total=False):
+    """The prompts of `mask_from_prompts`: at least one point or a box."""
+
+    points: Sequence[Sequence[float]]  # (x, y) in image pixels
+    labels: Sequence[int]  # one per point: 1 object, 0 background
+    box: Sequence[float] | None  # (x, y, w, h) in image pixels
+    mask_input: np.ndarray | None  # low-resolution logits of the same object
 
 
 class PromptMasks(Protocol):
@@ -91,24 +105,12 @@ class PromptMasks(Protocol):
     name: str
 
     def masks_for_boxes(
-        self,
-        embedding: ImageEmbedding,
-        boxes_xywh: Sequence[Sequence[float]],
-        *,
-        chunk_size: int | None = None,
+        self, embedding: ImageEmbedding, boxes_xywh: Boxes, *, chunk_size: int | None = None
     ) -> list[MaskPrediction]:
         """One mask per box (x, y, w, h in image pixels)."""
         ...
 
-    def mask_from_prompts(
-        self,
-        embedding: ImageEmbedding,
-        *,
-        points: Sequence[Sequence[float]] = (),
-        labels: Sequence[int] = (),
-        box: Sequence[float] | None = None,
-        mask_input: np.ndarray | None = None,
-    ) -> MaskPrediction:
+    def mask_from_prompts(self, embedding: ImageEmbedding, **prompts: Unpack[Prompts]) -> MaskPrediction:
         """The mask for clicks (x, y) labelled 1 (object) or 0 (background), a box and/or
         `mask_input` (a previous prediction's `low_res_logits`, or `mask_input_from_mask`)."""
         ...

@@ -8,7 +8,7 @@
 
 The embedding is a plain numpy array, so it can be cached (inference.embeddings) and the light
 mask decoder run on it later without the encoder (`inference.models.sam_decoder.SamDecoder`,
-which a SamSegmenter also uses for its masks). The pre- and postprocessing are SamPredictor's,
+which SamSegmenter extends with the image encoder). The pre- and postprocessing are SamPredictor's,
 so masks are those segment-anything itself gives. Boxes are (x, y, w, h) in image pixels.
 
 As a family (`inference.protocols.SegmenterFamily`, listed in `inference.registry`) this module
@@ -20,7 +20,6 @@ torch is imported on first use only: importing this module is cheap, and no tens
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,12 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..protocols import ImageEmbedding, MaskPrediction
+from ..protocols import ImageEmbedding
 from .sam_decoder import (
     CHECKPOINTS,
     SamDecoder,
     check_model_name,
     how_to_provide,
+    load_on_meta,
     read_checkpoint,
     run_in_chunks,
 )
@@ -64,35 +64,35 @@ def _build_real_sam(name: str, state: dict, path: Path) -> Sam:
     import torch
     from segment_anything import sam_model_registry
 
-    with torch.device("meta"):
-        sam = sam_model_registry[name](checkpoint=None)
-    try:
-        sam.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        raise ModelLoadError(
-            f"{path} does not fit the {name} architecture: {str(error)[:500]}. {how_to_provide(name)}"
-        ) from error
-    sam.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
-    sam.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
-    leftovers = [key for key, value in [*sam.named_parameters(), *sam.named_buffers()] if value.is_meta]
-    if leftovers:  # a segment-anything version with tensors this code does not know of
-        raise ModelLoadError(f"{path}: {name} tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
-    return sam.eval()
+    def pixel_statistics(sam: Sam) -> None:
+        sam.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
+        sam.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
+
+    return load_on_meta(
+        lambda: sam_model_registry[name](checkpoint=None),
+        state,
+        misfit=f"{path} does not fit the {name} architecture ({how_to_provide(name)})",
+        source=f"{path} ({name})",
+        finish=pixel_statistics,
+    )
 
 
-class SamSegmenter:
-    """A loaded SAM (image encoder, prompt encoder, mask decoder): an
+class SamSegmenter(SamDecoder):
+    """A loaded SAM: the image encoder on top of SamDecoder's prompt encoder and mask decoder
+    (the model's own modules: no copy of the weights), so its masks are the decoder's. An
     `inference.protocols.Segmenter`. Thread-safe: calls on one instance run one at a time."""
 
     def __init__(self, model: Sam, *, name: str, device: str = "cpu", checkpoint: Path | None = None) -> None:
-        from segment_anything.utils.transforms import ResizeLongestSide
-
-        self.name = name
-        self.device = device
-        self.model = model.to(device).eval()
-        self.transform = ResizeLongestSide(int(self.model.image_encoder.img_size))
-        self.decoder = SamDecoder.from_sam(self.model, name=name, device=device, checkpoint=checkpoint)
-        self._lock = threading.Lock()
+        model = model.to(device).eval()
+        super().__init__(
+            model.prompt_encoder,
+            model.mask_decoder,
+            img_size=int(model.image_encoder.img_size),
+            name=name,
+            device=device,
+            checkpoint=checkpoint,
+        )
+        self.model = model
 
     # ------------------------------------------------------------------------------ loading
 
@@ -202,41 +202,6 @@ class SamSegmenter:
                 what=f"SAM image encoder ({len(images)} images)",
                 device=self.device,
             )
-
-    # -------------------------------------------------------------------------------- masks
-
-    def masks_for_boxes(
-        self,
-        embedding: ImageEmbedding,
-        boxes_xywh: Sequence[Sequence[float]],
-        *,
-        chunk_size: int | None = None,
-    ) -> list[MaskPrediction]:
-        """One mask per box (x, y, w, h); see SamDecoder.masks_for_boxes (chunks of `chunk_size`
-        boxes per decoder call, by default 32 on a GPU and 4 on a CPU, halved on out-of-memory)."""
-        return self.decoder.masks_for_boxes(embedding, boxes_xywh, chunk_size=chunk_size)
-
-    def mask_from_prompts(
-        self,
-        embedding: ImageEmbedding,
-        *,
-        points: Sequence[Sequence[float]] = (),
-        labels: Sequence[int] = (),
-        box: Sequence[float] | None = None,
-        mask_input: np.ndarray | None = None,
-    ) -> MaskPrediction:
-        """The mask for clicks, a box and/or a previous mask; see SamDecoder.mask_from_prompts."""
-        return self.decoder.mask_from_prompts(
-            embedding, points=points, labels=labels, box=box, mask_input=mask_input
-        )
-
-    def mask_input_from_mask(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
-        """A (256, 256) logits prompt from a full-resolution mask; see SamDecoder.mask_input_from_mask."""
-        return self.decoder.mask_input_from_mask(embedding, mask)
-
-    def export_onnx(self, folder: Path) -> Path | None:
-        """The decoder's ONNX graph for the web processes' clicks; see SamDecoder.export_onnx."""
-        return self.decoder.export_onnx(folder)
 
 
 # -------------------------------------------------------------------- the family (registry)

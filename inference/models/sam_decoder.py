@@ -13,8 +13,8 @@
 the `prompt_encoder.*` / `mask_decoder.*` tensors of the checkpoint (memory-mapped, so the image
 encoder's weights are never read into memory): what a web process needs to answer clicks on an
 embedding computed elsewhere (an `inference.protocols.ClickSegmenter`). `SamSegmenter` (the
-whole SAM, for the workers, in `inference.models.sam`) runs the same code on its own modules
-(`SamDecoder.from_sam`), so the two paths cannot drift apart.
+whole SAM, for the workers, in `inference.models.sam`) is a SamDecoder over the whole model's
+own modules, plus the image encoder, so the two paths cannot drift apart.
 
 The computation is SamPredictor.predict's (same prompt transform, same decoder call), except:
 - only the best candidate mask is upsampled to the image size;
@@ -39,7 +39,7 @@ from ..masks import mask_box
 from ..protocols import Checkpoint, ImageEmbedding, MaskPrediction
 
 if TYPE_CHECKING:
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+    from segment_anything.modeling import MaskDecoder, PromptEncoder
 
 log = logging.getLogger(__name__)
 
@@ -183,29 +183,35 @@ def build_mask_decoder(arch: dict) -> MaskDecoder:
     )
 
 
-def load_decoder_modules(arch: dict, state: dict, *, source: str) -> tuple[PromptEncoder, MaskDecoder]:
-    """PromptEncoder and MaskDecoder of `arch` with the `prompt_encoder.*` / `mask_decoder.*`
-    tensors of `state` (copied: a memory-mapped file is not kept open). Built on the meta
-    device, so no random initialisation is made to be thrown away."""
+def load_on_meta(build: Callable[[], Any], state: dict, *, misfit: str, source: str, finish=None) -> Any:
+    """The module `build()` makes, built on the meta device (no random initialisation to throw
+    away) with the tensors of `state` assigned in, in eval mode. `misfit` starts the
+    ModelLoadError raised when they do not fit; `finish(module)` may set what no state_dict
+    holds before every tensor is checked to be set."""
     import torch
 
+    with torch.device("meta"):
+        module = build()
+    try:
+        module.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:
+        raise ModelLoadError(f"{misfit}: {str(error)[:500]}") from error
+    if finish is not None:
+        finish(module)
+    leftovers = [key for key, value in [*module.named_parameters(), *module.named_buffers()] if value.is_meta]
+    if leftovers:  # e.g. a segment-anything version with tensors this code does not know of
+        raise ModelLoadError(f"{source}: tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
+    return module.eval()
+
+
+def load_decoder_modules(arch: dict, state: dict, *, source: str) -> tuple[PromptEncoder, MaskDecoder]:
+    """PromptEncoder and MaskDecoder of `arch` with the `prompt_encoder.*` / `mask_decoder.*`
+    tensors of `state` (copied: a memory-mapped file is not kept open)."""
     modules = []
     for prefix, build in (("prompt_encoder.", build_prompt_encoder), ("mask_decoder.", build_mask_decoder)):
         part = {key[len(prefix) :]: value.clone() for key, value in state.items() if key.startswith(prefix)}
-        with torch.device("meta"):
-            module = build(arch)
-        try:
-            module.load_state_dict(part, strict=True, assign=True)
-        except RuntimeError as error:
-            raise ModelLoadError(
-                f"{source}: the {prefix[:-1]} weights do not fit SAM's architecture: {str(error)[:500]}"
-            ) from error
-        leftovers = [
-            key for key, value in [*module.named_parameters(), *module.named_buffers()] if value.is_meta
-        ]
-        if leftovers:
-            raise ModelLoadError(f"{source}: tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
-        modules.append(module.eval())
+        misfit = f"{source}: the {prefix[:-1]} weights do not fit SAM's architecture"
+        modules.append(load_on_meta(lambda build=build: build(arch), part, misfit=misfit, source=source))
     return modules[0], modules[1]
 
 
@@ -319,20 +325,6 @@ class SamDecoder:
         self.onnx = None  # an inference.models.sam_onnx.OnnxDecoder once `attach_onnx` succeeded
         self._lock = threading.Lock()
         self._pe = None
-
-    @classmethod
-    def from_sam(
-        cls, sam: Sam, *, name: str, device: str = "cpu", checkpoint: Path | None = None
-    ) -> SamDecoder:
-        """The decoder of a whole SAM (its own modules: no copy of the weights)."""
-        return cls(
-            sam.prompt_encoder,
-            sam.mask_decoder,
-            img_size=int(sam.image_encoder.img_size),
-            name=name,
-            device=device,
-            checkpoint=checkpoint,
-        )
 
     @classmethod
     def load(cls, name: str, *, checkpoint: str | Path, device: str = "cpu") -> SamDecoder:
@@ -546,8 +538,7 @@ class SamDecoder:
         )
 
     def _decode_torch(self, features, coords, labels, box, masks_prompt, multimask):
-        """PromptEncoder + MaskDecoder as SamPredictor.predict_torch calls them: the candidate
-        masks (1, 3 or 1, S, S) and their predicted IoU (3 or 1,)."""
+        """The candidate masks (1, 3 or 1, S, S) of one prompt set and their predicted IoU (3 or 1,)."""
         import torch
 
         point_prompt = None
@@ -557,15 +548,22 @@ class SamDecoder:
                 torch.as_tensor(labels, dtype=torch.int, device=self.device)[None],
             )
         box_prompt = None if box is None else torch.as_tensor(box, dtype=torch.float, device=self.device)
-        sparse, dense = self.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=masks_prompt)
-        low_res, iou = self.mask_decoder(
+        low_res, iou = self._decode(
+            features, points=point_prompt, boxes=box_prompt, masks=masks_prompt, multimask=multimask
+        )
+        return low_res, iou[0].to("cpu", torch.float32).numpy()
+
+    def _decode(self, features, *, points=None, boxes=None, masks=None, multimask: bool):
+        """PromptEncoder then MaskDecoder, as SamPredictor.predict_torch calls them: the low-res
+        masks (N, 1 or 3, S, S) and their predicted IoU (N, 1 or 3), as tensors."""
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        return self.mask_decoder(
             image_embeddings=features,
             image_pe=self._dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
-        return low_res, iou[0].to("cpu", torch.float32).numpy()
 
     def _decode_onnx(self, features, coords, labels, box, masks_prompt, multimask):
         """The same through onnxruntime: points as PromptEncoder embeds them (a padding point
@@ -618,15 +616,7 @@ class SamDecoder:
 
             def decode(start: int, stop: int) -> list[MaskPrediction]:
                 box_tensor = torch.as_tensor(scaled_all[start:stop], dtype=torch.float, device=self.device)
-                sparse, dense = self.prompt_encoder(points=None, boxes=box_tensor, masks=None)
-                low_res, iou = self.mask_decoder(
-                    image_embeddings=features,
-                    image_pe=self._dense_pe(),
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=False,
-                )
-                del sparse, dense
+                low_res, iou = self._decode(features, boxes=box_tensor, multimask=False)
                 scores = iou[:, 0].to("cpu", torch.float32).numpy()
                 height, width = original_size
                 per_mask = 4 * (height * width + self.img_size**2)

@@ -27,3 +27,13 @@ def tiny_detector(tiny_detector_dir):
     from inference.models.grounding_dino import GroundingDinoDetector
 
     return GroundingDinoDetector.load(tiny_detector_dir, device="cpu")
+
+
+@pytest.fixture
+def clean_registry():
+    """The registry's per-process model cache empty before and after the test."""
+    from inference import registry
+
+    registry.clear()
+    yield registry
+    registry.clear()

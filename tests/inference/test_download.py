@@ -124,7 +124,7 @@ def test_segmenter_load_fetches_a_url_checkpoint_into_the_cache_dir(server, tmp_
 
 
 @pytest.fixture
-def fetches(monkeypatch):
+def fetches(monkeypatch, clean_registry):
     """Records the fetch_checkpoint calls the loaders make, and refuses them (no network)."""
     from inference import download
 
@@ -135,9 +135,7 @@ def fetches(monkeypatch):
         raise ModelLoadError("not fetched in tests")
 
     monkeypatch.setattr(download, "fetch_checkpoint", record)
-    registry.clear()
-    yield calls
-    registry.clear()
+    return calls
 
 
 @pytest.mark.parametrize(

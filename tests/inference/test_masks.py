@@ -12,6 +12,7 @@ from skimage.draw import disk
 
 from inference.masks import (
     MAX_POLYGON_PARTS,
+    PolygonCaps,
     capped_polygons,
     clean_mask,
     clip_to_box,
@@ -332,10 +333,12 @@ def test_capped_polygons_give_up_on_too_many_parts_rings_or_vertices():
         separate[10:20, 3 + 9 * k : 9 + 9 * k] = True
 
     assert capped_polygons(separate) is None
-    assert len(capped_polygons(separate, max_parts=MAX_POLYGON_PARTS + 1)) == MAX_POLYGON_PARTS + 1
+    assert (
+        len(capped_polygons(separate, caps=PolygonCaps(parts=MAX_POLYGON_PARTS + 1))) == MAX_POLYGON_PARTS + 1
+    )
     assert capped_polygons(speckled()) is None  # hundreds of holes
-    assert capped_polygons(ring_with_hole(), max_rings=1) is None
-    assert capped_polygons(ring_with_hole(), max_vertices=10) is None
+    assert capped_polygons(ring_with_hole(), caps=PolygonCaps(rings=1)) is None
+    assert capped_polygons(ring_with_hole(), caps=PolygonCaps(vertices=10)) is None
 
 
 def test_polygon_coordinates_are_rounded_to_hundredths():

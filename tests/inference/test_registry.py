@@ -97,14 +97,11 @@ def load_click_segmenter(name, *, checkpoint, device) -> BoxFiller:
 
 
 @pytest.fixture
-def with_this_family(monkeypatch):
+def with_this_family(monkeypatch, clean_registry):
     """The one registry entry each (the detector family first: Grounding DINO takes any name)."""
     monkeypatch.setattr(registry, "DETECTOR_FAMILIES", (__name__, *registry.DETECTOR_FAMILIES))
     monkeypatch.setattr(registry, "SEGMENTER_FAMILIES", (*registry.SEGMENTER_FAMILIES, __name__))
     loads.clear()
-    registry.clear()
-    yield
-    registry.clear()
 
 
 def test_a_new_family_is_offered_and_loaded_through_the_registry(with_this_family, tmp_path):
@@ -166,13 +163,10 @@ def test_an_unknown_segmenter_lists_every_family_s_names(with_this_family, tmp_p
         registry.get_segmenter(config, "sam2_hiera_l")
 
 
-def test_tiny_mode_loads_the_tiny_sam_for_any_name(tmp_path):
+def test_tiny_mode_loads_the_tiny_sam_for_any_name(tmp_path, clean_registry):
     config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu", click_backend="torch")
-    registry.clear()
-    try:
-        segmenter = registry.get_segmenter(config, "vit_h")
-    finally:
-        registry.clear()
+
+    segmenter = registry.get_segmenter(config, "vit_h")
 
     assert segmenter.name == "tiny"
     assert registry.segmenter_cache_name(config, "vit_h") == "tiny"

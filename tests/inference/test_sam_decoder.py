@@ -122,13 +122,6 @@ def test_the_decoder_of_a_checkpoint_without_decoder_weights_is_refused(tmp_path
 # ------------------------------------------------------------------- registry: the web's path
 
 
-@pytest.fixture
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
-
-
 def test_the_click_segmenter_is_decoder_only_and_loaded_once(tmp_path, clean_registry, monkeypatch):
     config = registry.ModelConfig(mode="tiny", models_dir=tmp_path, device="cpu")
     registry.build_tiny_models(config.tiny_dir)  # as `manage.py build_tiny_models` does

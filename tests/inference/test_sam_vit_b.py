@@ -153,7 +153,9 @@ def test_the_vit_b_decoder_on_onnxruntime_equals_sam_predictor(decoder, embeddin
         check(onnx.mask_from_prompts(embedding, **refine), reference, refine)
 
 
-def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(vit_b, tmp_path, monkeypatch):
+def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(
+    vit_b, tmp_path, monkeypatch, clean_registry
+):
     def no_network(*args, **kwargs):
         raise AssertionError("the web process tried to download")
 
@@ -162,11 +164,8 @@ def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(vit_b, tmp_pa
     cached.parent.mkdir()
     cached.symlink_to(vit_b[0])
     config = registry.ModelConfig(mode="real", models_dir=tmp_path, device="cpu", click_backend="torch")
-    registry.clear()
-    try:
-        decoder = registry.get_click_segmenter(config, "vit_b")
-    finally:
-        registry.clear()
+
+    decoder = registry.get_click_segmenter(config, "vit_b")
 
     assert isinstance(decoder, SamDecoder)
     assert decoder.checkpoint == cached
