@@ -7,6 +7,8 @@ on it through the registry with nothing else changed.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference import registry
+from inference import protocols, registry
 from inference.errors import ModelLoadError
 from inference.masks import rle_to_mask
 from inference.pipeline import BatchImage, DetectParams, prelabel_batch
@@ -171,3 +173,57 @@ def test_tiny_mode_loads_the_tiny_sam_for_any_name(tmp_path, clean_registry):
     assert segmenter.name == "tiny"
     assert registry.segmenter_cache_name(config, "vit_h") == "tiny"
     assert (tmp_path / "tiny" / "sam").is_dir() and (tmp_path / "tiny" / "grounding-dino").is_dir()
+
+
+# The families in the registry implement the protocols (names of parameters and keywords) ----------
+
+
+def _parameters(function) -> dict[str, inspect.Parameter]:
+    return {name: p for name, p in inspect.signature(function).parameters.items() if name != "self"}
+
+
+def _check_implements(implementation, protocol) -> None:
+    members = [name for name in vars(protocol) if not name.startswith("_")]
+    for name in members:
+        if not callable(vars(protocol)[name]):
+            continue
+        wanted, offered = _parameters(vars(protocol)[name]), _parameters(getattr(implementation, name))
+        for parameter in wanted.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:  # **options: Unpack[SomeTypedDict]
+                typed_dict = getattr(
+                    protocols, parameter.annotation.removeprefix("Unpack[").removesuffix("]")
+                )
+                assert set(typed_dict.__annotations__) <= set(offered), (implementation, name)
+            else:
+                assert parameter.name in offered, (implementation, name, parameter.name)
+        accepted = {p.name for p in wanted.values()} | {
+            key
+            for p in wanted.values()
+            if p.kind is inspect.Parameter.VAR_KEYWORD
+            for key in getattr(
+                protocols, p.annotation.removeprefix("Unpack[").removesuffix("]")
+            ).__annotations__
+        }
+        required = {p.name for p in offered.values() if p.default is inspect.Parameter.empty}
+        assert required <= accepted, (implementation, name, required - accepted)
+
+
+@pytest.mark.parametrize(
+    ("implementation", "protocol"),
+    [
+        ("inference.models.grounding_dino", protocols.DetectorFamily),
+        ("inference.models.grounding_dino:GroundingDinoDetector", protocols.Detector),
+        ("inference.models.sam", protocols.SegmenterFamily),
+        ("inference.models.tiny_sam", protocols.SegmenterFamily),
+        ("inference.models.sam:SamSegmenter", protocols.Segmenter),
+        ("inference.models.sam:SamSegmenter", protocols.PromptMasks),
+        ("inference.models.sam_decoder:SamDecoder", protocols.ClickSegmenter),
+        ("inference.models.sam_decoder:SamDecoder", protocols.PromptMasks),
+    ],
+)
+def test_the_families_implement_the_protocols(implementation, protocol):
+    module, _, attribute = implementation.partition(":")
+    target = importlib.import_module(module)
+    target = getattr(target, attribute) if attribute else target
+
+    _check_implements(target, protocol)
