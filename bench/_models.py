@@ -9,9 +9,10 @@ RANDOM (seeded) weights: the compute is that of the trained models, only the out
   30522; d_model 256, 6 encoder + 6 decoder layers, FFN 2048, 8 heads, 4 points, 4 feature
   levels, 900 queries, max_text_len 256). Saved with a processor that has the real image
   defaults (shortest_edge 800, longest_edge 1333) and a BERT-layout vocabulary of 30522 tokens,
-  so `inference.detector.Detector.load(folder)` loads it like the downloaded checkpoint.
+  so `inference.models.grounding_dino.GroundingDinoDetector.load(folder)` loads it like the
+  downloaded checkpoint.
 - SAM vit_b: segment-anything's own `sam_model_registry["vit_b"]`, its state_dict saved like
-  the official .pth, so `inference.segmenter.Segmenter.load("vit_b", checkpoint=path)` loads it.
+  the official .pth, so `inference.models.sam.SamSegmenter.load("vit_b", checkpoint=path)` loads it.
 
 Both are built once into var/bench-models/ (git-ignored) and reused by later runs.
 """
@@ -49,9 +50,9 @@ def log(message: str) -> None:
 def bert_layout_vocabulary(size: int = BERT_VOCAB_SIZE) -> list[str]:
     """`size` tokens laid out like bert-base-uncased where Grounding DINO cares: [PAD]=0,
     [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, "."=1012, "?"=1029 (the tiny vocabulary of
-    inference.tiny_gdino), padded with filler word pieces to BERT's 30522 entries so the word
+    inference.models.tiny_gdino), padded with filler word pieces to BERT's 30522 entries so the word
     embedding matrix has the real size."""
-    from inference.tiny_gdino import tiny_vocabulary
+    from inference.models.tiny_gdino import tiny_vocabulary
 
     vocab = tiny_vocabulary()
     vocab += [f"##filler{i}" for i in range(size - len(vocab))]
@@ -113,7 +114,7 @@ def ensure_detector(folder: Path = DETECTOR_DIR, *, seed: int = SEED) -> Path:
         GroundingDinoProcessor,
     )
 
-    from inference.tiny_gdino import _make_tokenizer
+    from inference.models.tiny_gdino import _make_tokenizer
 
     log(f"building a random grounding-dino-tiny (real size) in {folder} ...")
     started = time.perf_counter()

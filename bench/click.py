@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from inference import registry
     from inference.masks import mask_box, mask_to_polygons, mask_to_rle
-    from inference.segmenter import MaskPrediction
+    from inference.protocols import MaskPrediction
     from labeling.services import prelabel
 
     bm.log("setting up the database, the image and its embedding (SAM vit_b encoder) ...")

@@ -14,9 +14,9 @@ What it prints (a compact table, then the JSON path):
    score first), max |score| difference over matched pairs, and ms per image.
 2. Whole pipeline (`inference.pipeline.prelabel_batch`: detector on the batch, SAM encoder,
    SAM decoder on every box, mask hygiene and encoding) in images/s at batch 1, 4 and 8.
-3. SAM encoder: `Segmenter.embed_batch` (batches of 8) vs `embed` one image at a time (ms per
+3. SAM encoder: `SamSegmenter.embed_batch` (batches of 8) vs `embed` one image at a time (ms per
    image, speed-up, max |feature| difference).
-4. Click latency: `Segmenter.mask_from_prompts` on a cached embedding (decoder only: 1-4
+4. Click latency: `SamSegmenter.mask_from_prompts` on a cached embedding (decoder only: 1-4
    points per click), p50 / p95.
 
 Random weights cost the same compute as trained ones, so throughput and latency are real; but
@@ -80,8 +80,8 @@ def build_models(smoke: bool, device: str, workdir: Path):
     if smoke:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        from inference.tiny_gdino import build_tiny_grounding_dino
-        from inference.tiny_sam import build_tiny_sam, load_tiny_sam
+        from inference.models.tiny_gdino import build_tiny_grounding_dino
+        from inference.models.tiny_sam import build_tiny_sam, load_tiny_sam
 
         folder = build_tiny_grounding_dino(workdir / "tiny-gdino", seed=bm.SEED)
         processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
@@ -96,7 +96,7 @@ def build_models(smoke: bool, device: str, workdir: Path):
         GroundingDinoProcessor,
     )
 
-    from inference.tiny_gdino import _make_tokenizer
+    from inference.models.tiny_gdino import _make_tokenizer
 
     tokenizer = _make_tokenizer(bm.bert_layout_vocabulary(), workdir / "vocab.txt")
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 800, "longest_edge": 1333})
@@ -164,8 +164,8 @@ def raw_outputs(detector, image, caption_prompts) -> tuple:
 def check_detector(model, processor, device: str, repeats: int) -> dict:
     import numpy as np
 
-    from inference.detector import Detector
     from inference.device import pick_dtype
+    from inference.models.grounding_dino import GroundingDinoDetector
 
     images = photos()
     caption_prompts = prompts()
@@ -176,7 +176,7 @@ def check_detector(model, processor, device: str, repeats: int) -> dict:
     except Exception as exc:  # a GPU without bf16: say so, measure the rest
         bm.log(f"bf16 skipped: {exc}")
     detectors = {
-        name: Detector(model, processor, name="gdino", device=device, batch_size=8, **options)
+        name: GroundingDinoDetector(model, processor, name="gdino", device=device, batch_size=8, **options)
         for name, options in variants.items()
     }
     results: dict = {"images": list(PHOTOS), "variants": {}}
@@ -266,7 +266,7 @@ def check_encoder(segmenter, repeats: int, size: tuple[int, int], batch: int) ->
     base = photos(size)
     images = (base + [ImageOps.mirror(image) for image in base])[:batch]
     if not hasattr(segmenter, "embed_batch"):
-        return {"skipped": "Segmenter.embed_batch is missing (merge the sam branch)"}
+        return {"skipped": "SamSegmenter.embed_batch is missing (merge the sam branch)"}
     segmenter.embed_batch(images[:2], batch_size=2)  # warm-up
     segmenter.embed(images[0])
     bm.sync()
@@ -378,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         index = torch.cuda.current_device()
         results["environment"]["capability"] = list(torch.cuda.get_device_capability(index))
-    from inference.detector import Detector
-    from inference.segmenter import Segmenter
+    from inference.models.grounding_dino import GroundingDinoDetector
+    from inference.models.sam import SamSegmenter
 
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as workdir:
         bm.log("building the models ...")
@@ -392,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         size = (320, 240) if args.smoke else (1024, 768)
         bm.log("detector fp32 / tf32 / bf16 ...")
         results["detector"] = check_detector(model, processor, device, args.repeats)
-        detector = Detector(model, processor, name="gdino", device=device, batch_size=max(args.batches))
-        segmenter = Segmenter(sam, name=sam_name, device=device)
+        detector = GroundingDinoDetector(
+            model, processor, name="gdino", device=device, batch_size=max(args.batches)
+        )
+        segmenter = SamSegmenter(sam, name=sam_name, device=device)
         bm.log("pipeline ...")
         results["pipeline"] = check_pipeline(detector, segmenter, args.batches, args.repeats, size)
         bm.log("SAM encoder ...")

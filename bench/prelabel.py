@@ -98,7 +98,7 @@ def swap_in_object_masks(segmenter) -> None:
     import numpy as np
 
     from inference.masks import mask_box
-    from inference.segmenter import MaskPrediction
+    from inference.protocols import MaskPrediction
 
     original = segmenter.masks_for_boxes
 
@@ -130,22 +130,22 @@ class Bench:
     @property
     def detector(self):
         if self._detector is None:
-            from inference.detector import Detector
+            from inference.models.grounding_dino import GroundingDinoDetector
 
             folder = bm.ensure_detector()
             started = time.perf_counter()
-            self._detector = Detector.load(folder, device="auto")
+            self._detector = GroundingDinoDetector.load(folder, device="auto")
             self.results.setdefault("load_s", {})["detector"] = time.perf_counter() - started
         return self._detector
 
     @property
     def segmenter(self):
         if self._segmenter is None:
-            from inference.segmenter import Segmenter
+            from inference.models.sam import SamSegmenter
 
             checkpoint = bm.ensure_sam_vit_b()
             started = time.perf_counter()
-            self._segmenter = Segmenter.load("vit_b", checkpoint=checkpoint, device="auto")
+            self._segmenter = SamSegmenter.load("vit_b", checkpoint=checkpoint, device="auto")
             self.results.setdefault("load_s", {})["segmenter"] = time.perf_counter() - started
         return self._segmenter
 

@@ -3,10 +3,10 @@
     .venv/bin/python bench/sam_boxes.py                  # 200 boxes, vit_b (real size, random weights)
     .venv/bin/python bench/sam_boxes.py --boxes 100 --chunks 8,32 --json var/bench-sam-boxes.json
 
-The image's embedding is made once by `Segmenter.embed` (SAM vit_b encoder, ~20 s on 2 CPU
+The image's embedding is made once by `SamSegmenter.embed` (SAM vit_b encoder, ~20 s on 2 CPU
 cores) and saved; each variant then runs in a FRESH Python process that loads the segmenter
-through the project's loader (`Segmenter.load("vit_b", ...)`), reads the embedding and calls
-`Segmenter.masks_for_boxes(embedding, boxes, chunk_size=N)` once. Reported per variant: the
+through the project's loader (`SamSegmenter.load("vit_b", ...)`), reads the embedding and calls
+`SamSegmenter.masks_for_boxes(embedding, boxes, chunk_size=N)` once. Reported per variant: the
 peak RSS growth during that call over the RSS just before it (sampled every 2 ms from
 /proc/self/statm, and checked against getrusage's ru_maxrss), and its wall time.
 
@@ -92,10 +92,11 @@ def child(embedding_path: str, boxes_path: str, chunk: int) -> dict:
 
     import numpy as np
 
-    from inference.segmenter import ImageEmbedding, Segmenter
+    from inference.models.sam import SamSegmenter
+    from inference.protocols import ImageEmbedding
 
     bm.set_threads()
-    segmenter = Segmenter.load("vit_b", checkpoint=bm.ensure_sam_vit_b(), device="cpu")
+    segmenter = SamSegmenter.load("vit_b", checkpoint=bm.ensure_sam_vit_b(), device="cpu")
     stored = np.load(embedding_path)
     embedding = ImageEmbedding(
         features=stored["features"],
@@ -154,9 +155,9 @@ def make_embedding(args: argparse.Namespace, folder: Path) -> tuple[Path, float]
         original = (args.height, args.width)
         input_size = ResizeLongestSide.get_preprocess_shape(*original, 1024)
     else:
-        from inference.segmenter import Segmenter
+        from inference.models.sam import SamSegmenter
 
-        segmenter = Segmenter.load("vit_b", checkpoint=bm.ensure_sam_vit_b(), device="cpu")
+        segmenter = SamSegmenter.load("vit_b", checkpoint=bm.ensure_sam_vit_b(), device="cpu")
         embedding = segmenter.embed(bm.test_image(args.width, args.height))
         features, original, input_size = embedding.features, embedding.original_size, embedding.input_size
         del segmenter

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 _PREFERENCES = ("auto", "cpu", "cuda")
 # Compute dtypes a model may be asked to run in. "fp32" is the default everywhere (with TF32
-# matmuls allowed on CUDA: see inference.detector); "auto" is the best reduced precision the
+# matmuls allowed on CUDA: see inference.models.grounding_dino); "auto" is the best reduced precision the
 # device has (bf16 where it is supported, else fp16 on CUDA; fp32 on the CPU).
 DTYPES = ("fp32", "bf16", "fp16", "auto")
 
@@ -80,3 +80,19 @@ def pick_dtype(device: str, preference: str = "auto") -> torch.dtype:
     if not cuda:
         raise InferenceError(f"fp16 was asked for on {device}: fp16 runs on CUDA only; use fp32 or bf16")
     return torch.float16
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` says the device ran out of memory: torch's OutOfMemoryError, or any error
+    whose message says so (a plain RuntimeError from older CUDA builds or the CPU allocator)."""
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def free_accelerator_memory() -> None:
+    """Give the CUDA memory torch cached but no longer uses back to the device (no-op without CUDA)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

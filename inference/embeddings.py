@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .segmenter import ImageEmbedding
+from .protocols import ImageEmbedding
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _HEX = re.compile(r"[0-9a-f]{2,128}")

@@ -31,8 +31,8 @@ Polygons = list[list[list[float]]]  # parts → rings (outer first, then holes) 
 # masks with 100), or than MIN_AREA_FRACTION of the mask's area when that is more (specks and
 # pinholes scale with the object: 0.2 % of a 1000x500 object is a 30x30 square). A mask needing
 # more than MAX_POLYGON_PARTS parts, MAX_POLYGON_RINGS rings
-# (outer rings and holes) or MAX_POLYGON_VERTICES vertices in all keeps its exact RLE and gets
-# no polygons: such lattices (random-weight SAM masks) took ~0.1-1 s to trace and 50-700 kB.
+# (outer rings and holes) or MAX_POLYGON_VERTICES vertices in all (`PolygonCaps`) keeps its exact
+# RLE and gets no polygons: such lattices (random-weight SAM masks) took ~0.1-1 s to trace and 50-700 kB.
 MIN_PART_AREA = 100
 MIN_HOLE_AREA = 100
 MIN_AREA_FRACTION = 0.002
@@ -40,6 +40,20 @@ MAX_POLYGON_PARTS = 20
 MAX_POLYGON_RINGS = 50
 MAX_POLYGON_VERTICES = 1000
 MIN_POLYGON_IOU = 0.99  # polygons kept only when they rasterise back to the mask this well
+
+
+@dataclass(frozen=True)
+class PolygonCaps:
+    """How fragmented a mask may be and still get polygons (`capped_polygons`, `encode_mask`):
+    at most `parts` parts, `rings` rings (outer rings and holes) and `vertices` vertices in all."""
+
+    parts: int = MAX_POLYGON_PARTS
+    rings: int = MAX_POLYGON_RINGS
+    vertices: int = MAX_POLYGON_VERTICES
+
+    def __post_init__(self) -> None:
+        if min(self.parts, self.rings, self.vertices) < 0:
+            raise ValueError("polygon caps (parts, rings, vertices) must be >= 0")
 
 
 def _as_bool_mask(mask: np.ndarray) -> np.ndarray:
@@ -248,16 +262,11 @@ def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> Polygons:
 
 
 def capped_polygons(
-    mask: np.ndarray,
-    tolerance: float = 1.0,
-    *,
-    max_parts: int = MAX_POLYGON_PARTS,
-    max_rings: int = MAX_POLYGON_RINGS,
-    max_vertices: int = MAX_POLYGON_VERTICES,
+    mask: np.ndarray, tolerance: float = 1.0, *, caps: PolygonCaps = PolygonCaps()
 ) -> Polygons | None:
     """`mask_to_polygons`, or None when the mask is too fragmented for polygons worth drawing,
-    storing or sending (keep its RLE instead): more than `max_parts` parts, `max_rings` rings
-    (outer rings and holes) or `max_vertices` vertices in all.
+    storing or sending (keep its RLE instead): more parts, rings (outer rings and holes) or
+    vertices in all than `caps` allows.
 
     Gives up before the costly per-ring work: parts and rings are counted on the traced
     contours (specks that simplification would drop count too: clean the mask first), the
@@ -265,14 +274,7 @@ def capped_polygons(
     counted exactly while the rings are simplified.
     """
     padded, offset = _padded_crop(_as_bool_mask(mask))
-    return _trace(padded, offset, tolerance, caps=_caps(max_parts, max_rings, max_vertices))
-
-
-def _caps(max_parts: int, max_rings: int, max_vertices: int) -> tuple[int, int, int]:
-    caps = (int(max_parts), int(max_rings), int(max_vertices))
-    if min(caps) < 0:
-        raise ValueError("max_parts, max_rings and max_vertices must be >= 0")
-    return caps
+    return _trace(padded, offset, tolerance, caps=caps)
 
 
 def _padded_crop(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
@@ -302,17 +304,16 @@ def _trace(
     offset: tuple[int, int],
     tolerance: float,
     *,
-    caps: tuple[int, int, int] | None,
+    caps: PolygonCaps | None,
 ) -> Polygons | None:
-    """Polygons of a padded crop (`_padded_crop`, or its `_contours`); None when over `caps`
-    (parts, rings, vertices)."""
+    """Polygons of a padded crop (`_padded_crop`, or its `_contours`); None when over `caps`."""
     contours, hierarchy = _contours(padded) if isinstance(padded, np.ndarray) else padded
     if hierarchy is None:
         return []
     max_vertices = None
     if caps is not None:
-        max_parts, max_rings, max_vertices = caps
-        if int(np.count_nonzero(hierarchy[:, 3] == -1)) > max_parts or len(contours) > max_rings:
+        max_vertices = caps.vertices
+        if int(np.count_nonzero(hierarchy[:, 3] == -1)) > caps.parts or len(contours) > caps.rings:
             return None
         # On the 2x grid a tolerance of t pixels is 2t; +1 for the staircases that corner
         # cutting straightens. It only decides to give up before simplifying every ring.
@@ -547,9 +548,7 @@ def encode_mask(
     min_area: int = MIN_PART_AREA,
     hole_area: int = MIN_HOLE_AREA,
     area_fraction: float = MIN_AREA_FRACTION,
-    max_parts: int = MAX_POLYGON_PARTS,
-    max_rings: int = MAX_POLYGON_RINGS,
-    max_vertices: int = MAX_POLYGON_VERTICES,
+    caps: PolygonCaps = PolygonCaps(),
     min_iou: float = MIN_POLYGON_IOU,
 ) -> EncodedMask:
     """`clean_mask`, then the cleaned mask's RLE, polygons, box and area: what the pipeline stores
@@ -561,7 +560,6 @@ def encode_mask(
     mask: the mask's box is cropped once for every step.
     """
     mask = _as_bool_mask(mask)
-    caps = _caps(max_parts, max_rings, max_vertices)
     padded, (x, y) = _padded_crop(mask)
     _clean_padded(padded, min_area, hole_area, area_fraction)
     box = mask_box(padded)

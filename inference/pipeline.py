@@ -1,6 +1,8 @@
-"""Pre-labeling of a batch of images: detector on the batch, then SAM on every box of each image
-in one decoder call, with the image embedding cached for click-to-segment. Plain Python: images
-in, `ImageResult` dataclasses out (masks already encoded as COCO RLE and polygons).
+"""Pre-labeling of a batch of images: detector on the batch, then the segmenter on every box of
+each image in one decoder call, with the image embedding cached for click-to-segment. Plain
+Python: images in, `ImageResult` dataclasses out (masks already encoded as COCO RLE and
+polygons). The models are any `inference.protocols.Detector` and `Segmenter` (the registry
+loads them): nothing here knows a model family.
 
 CUDA out-of-memory halves the batch and tries again; a single image that still does not fit, or
 that fails in any other way, is reported failed with its reason while the others go on.
@@ -13,23 +15,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image
 
-from .detector import Detection, Detector
+from .boxes import box_iou
+from .device import free_accelerator_memory, is_out_of_memory
 from .embeddings import EmbeddingCache
 from .masks import (
-    MAX_POLYGON_PARTS,
-    MAX_POLYGON_RINGS,
-    MAX_POLYGON_VERTICES,
     MIN_AREA_FRACTION,
     MIN_HOLE_AREA,
     MIN_PART_AREA,
+    PolygonCaps,
     clip_to_box,
     encode_mask,
 )
 from .prompts import ClassPrompt
-from .segmenter import Segmenter
+from .protocols import Detection, Detector, Segmenter
+
+# box_iou (from inference.boxes) is also this module's: the labeling code reads it from here.
+__all__ = [
+    "BatchImage",
+    "DetectParams",
+    "ImageResult",
+    "Proposal",
+    "box_iou",
+    "detect_with_backoff",
+    "prelabel_batch",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +62,7 @@ class DetectParams:
     # A box's mask is cut to the box grown by this fraction of its size on each side (SAM
     # answers a box prompt with the object in it; a mask running far outside is a leak). None: no cut.
     box_margin: float | None = 0.25
-    max_polygon_parts: int = MAX_POLYGON_PARTS
-    max_polygon_rings: int = MAX_POLYGON_RINGS
-    max_polygon_vertices: int = MAX_POLYGON_VERTICES
+    polygon_caps: PolygonCaps = field(default_factory=PolygonCaps)
 
 
 @dataclass(frozen=True)
@@ -80,27 +89,6 @@ class BatchImage:
     sha256: str
 
 
-def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    return "out of memory" in str(exc).lower()
-
-
-def _free_accelerator_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
-
-
 def detect_with_backoff(
     detector: Detector, images: Sequence[Image.Image], prompts: Sequence[ClassPrompt], params: DetectParams
 ) -> list[list[Detection] | str]:
@@ -118,9 +106,9 @@ def detect_with_backoff(
             )
         )
     except Exception as exc:
-        if not _is_oom(exc):
+        if not is_out_of_memory(exc):
             raise
-        _free_accelerator_memory()
+        free_accelerator_memory()
         if len(images) == 1:
             return ["Out of accelerator memory even for this image alone."]
         half = len(images) // 2
@@ -153,11 +141,9 @@ def _segment(
             min_area=params.min_area,
             hole_area=params.hole_area,
             area_fraction=params.area_fraction,
-            max_parts=params.max_polygon_parts,
-            max_rings=params.max_polygon_rings,
-            max_vertices=params.max_polygon_vertices,
+            caps=params.polygon_caps,
         )
-        if encoded.box is None:  # SAM found nothing (left after cleaning): keep the box alone
+        if encoded.box is None:  # the segmenter found nothing (left after cleaning): keep the box alone
             proposals.append(_box_only(detection))
             continue
         proposals.append(
@@ -196,7 +182,7 @@ def prelabel_batch(
     on_image: Callable[[int, ImageResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[ImageResult]:
-    """Run the detector on the whole batch, then SAM image by image; `on_image(index, result)`
+    """Run the detector on the whole batch, then the segmenter image by image; `on_image(index, result)`
     is called as each image finishes, so the caller can save it at once.
 
     `should_stop()` is asked before the detector and before each image: once it answers True
@@ -222,8 +208,8 @@ def prelabel_batch(
                     proposals = _segment(segmenter, cache, cache_name, item, detections, params)
                 result = ImageResult(proposals=proposals)
             except Exception as exc:  # one image's failure must not stop the batch
-                if _is_oom(exc):
-                    _free_accelerator_memory()
+                if is_out_of_memory(exc):
+                    free_accelerator_memory()
                 logger.exception("Segmentation failed for image %s", item.sha256)
                 result = ImageResult(error=f"Segmentation failed: {exc}")
         result.seconds = detect_share + (time.perf_counter() - image_started)
@@ -231,17 +217,3 @@ def prelabel_batch(
         if on_image is not None:
             on_image(index, result)
     return results
-
-
-def box_iou(a: Sequence[float], b: np.ndarray) -> np.ndarray:
-    """IoU of one (x, y, w, h) box against an (N, 4) array of them."""
-    if len(b) == 0:
-        return np.zeros(0)
-    b = np.asarray(b, dtype=float)
-    x1 = np.maximum(a[0], b[:, 0])
-    y1 = np.maximum(a[1], b[:, 1])
-    x2 = np.minimum(a[0] + a[2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[1] + a[3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)

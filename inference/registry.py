@@ -1,31 +1,46 @@
-"""Which weights a model name means, and a per-process cache so each model loads once.
+"""Which model family loads a model name, and a per-process cache so each model loads once.
 
-Plain Python: the caller (inference.tasks, the segment endpoint) builds a `ModelConfig` from
+Plain Python: the caller (the Celery tasks, the segment endpoint) builds a `ModelConfig` from
 Django's settings. `mode="tiny"` maps every detector and segmenter name to the tiny random
-models built by `manage.py build_tiny_models` (built on first use when missing), so tests, CI
-and offline demos run with no weights to download.
+models built by `build_tiny_models` (built on first use when missing), so tests, CI and offline
+demos run with no weights to download.
+
+A model family is one module under `inference/models/` implementing
+`inference.protocols.DetectorFamily` or `SegmenterFamily`, plus one entry in
+`DETECTOR_FAMILIES` or `SEGMENTER_FAMILIES` below: a segmenter family's `CHECKPOINTS` names
+the models a project may choose (SAM: vit_b, vit_l, vit_h), and the registry passes the
+official checkpoint's URL and pinned sha256 to its loader. Nothing else names a family.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from .protocols import ClickSegmenter, Detector, DetectorFamily, Segmenter, SegmenterFamily
+
 log = logging.getLogger(__name__)
 
-# Official Segment Anything checkpoints (segment-anything's README), by model type.
-SAM_CHECKPOINT_URLS = {
-    "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-    "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-    "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-}
+# Detector families, asked in order whether a project's detector name is theirs (`accepts`):
+# Grounding DINO takes any hub id or folder, so it stays last.
+DETECTOR_FAMILIES = ("inference.models.grounding_dino",)
+# Segmenter families; their `CHECKPOINTS` keys are the segmenter names a project may choose.
+SEGMENTER_FAMILIES = ("inference.models.sam",)
+# What tiny mode loads for every name: the folders (under `ModelConfig.tiny_dir`) that
+# `build_tiny_models` writes. The tiny Grounding DINO is a real checkpoint of that family; the
+# tiny SAM has its own family module (its weights are saved in a format of its own).
 TINY_DETECTOR_DIR = "grounding-dino"
 TINY_SAM_DIR = "sam"
+TINY_SEGMENTER_FAMILY = "inference.models.tiny_sam"
+TINY_SEGMENTER = "tiny"  # the segmenter name (and embedding cache name) in tiny mode
 
 
 @dataclass(frozen=True)
@@ -33,12 +48,12 @@ class ModelConfig:
     mode: str = "real"  # "real" or "tiny"
     models_dir: Path = Path("var/models")  # tiny models and downloaded checkpoints
     device: str = "auto"
-    # Model type → local path or URL of its checkpoint; the official URL when absent.
+    # Segmenter name → local path or URL of its checkpoint; the official URL when absent.
     sam_checkpoints: dict[str, str] = field(default_factory=dict)
-    # How the web process runs SAM's decoder for clicks: "onnx" (onnxruntime, exported once into
-    # models_dir/onnx; about twice as fast on a CPU) or "torch". "auto": onnx when installed.
+    # How the web process runs the segmenter's decoder for clicks: "onnx" (onnxruntime, exported
+    # once into models_dir/onnx; about twice as fast on a CPU) or "torch". "auto": onnx when installed.
     click_backend: str = "auto"
-    detector_dtype: str = "fp32"  # "fp32" (TF32 allowed on CUDA), "bf16" or "fp16": see Detector.load
+    detector_dtype: str = "fp32"  # "fp32" (TF32 allowed on CUDA), "bf16" or "fp16": see the detector's load
 
     @property
     def onnx_dir(self) -> Path:
@@ -48,26 +63,63 @@ class ModelConfig:
     def tiny_dir(self) -> Path:
         return self.models_dir / "tiny"
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where checkpoints given as URLs are downloaded to (once)."""
+        return self.models_dir / "checkpoints"
+
     def detector_source(self, name: str) -> str:
         if self.mode == "tiny":
             return str(self.tiny_dir / TINY_DETECTOR_DIR)
         return name
 
     def segmenter_source(self, name: str) -> tuple[str, str]:
-        """(model type, checkpoint path or URL) for a segmenter name such as "vit_b"."""
+        """(model name, checkpoint path or URL) for a segmenter name such as "vit_b"."""
         if self.mode == "tiny":
-            return "tiny", str(self.tiny_dir / TINY_SAM_DIR)
-        if name not in SAM_CHECKPOINT_URLS:
-            raise ModelLoadError(
-                f'Unknown segmenter "{name}": use one of {", ".join(sorted(SAM_CHECKPOINT_URLS))}.'
-            )
-        return name, self.sam_checkpoints.get(name) or SAM_CHECKPOINT_URLS[name]
+            return TINY_SEGMENTER, str(self.tiny_dir / TINY_SAM_DIR)
+        official = segmenter_family(name).CHECKPOINTS[name]
+        checkpoint = self.sam_checkpoints.get(name) or (official.url if official else "")
+        return name, checkpoint
+
+
+def _module(path: str):
+    return importlib.import_module(path)
+
+
+def segmenter_names() -> list[str]:
+    """Every segmenter name a project may choose, over all the families."""
+    return sorted(name for path in SEGMENTER_FAMILIES for name in _module(path).CHECKPOINTS)
+
+
+def segmenter_family(name: str) -> SegmenterFamily:
+    """The family module of a segmenter name; ModelLoadError for a name no family offers."""
+    for path in SEGMENTER_FAMILIES:
+        family = _module(path)
+        if name in family.CHECKPOINTS:
+            return family
+    raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join(segmenter_names())}.')
+
+
+def detector_family(source: str) -> DetectorFamily:
+    for path in DETECTOR_FAMILIES:
+        family = _module(path)
+        if family.accepts(source):
+            return family
+    raise ModelLoadError(f'No detector family loads "{source}".')
+
+
+def official_checkpoint_sha256(config: ModelConfig, name: str, checkpoint: str) -> str | None:
+    """The pinned sha256 when `checkpoint` is the official download of `name`, else None."""
+    if config.mode == "tiny":
+        return None
+    official = segmenter_family(name).CHECKPOINTS[name]
+    return official.sha256 if official is not None and checkpoint == official.url else None
 
 
 def build_tiny_models(folder: Path, *, seed: int = 0) -> Path:
     """Write the tiny random Grounding DINO and SAM under `folder` (idempotent)."""
-    from .tiny_gdino import build_tiny_grounding_dino
-    from .tiny_sam import build_tiny_sam
+    from .models.tiny_gdino import build_tiny_grounding_dino
+    from .models.tiny_sam import build_tiny_sam
 
     folder.mkdir(parents=True, exist_ok=True)
     build_tiny_grounding_dino(folder / TINY_DETECTOR_DIR, seed=seed)
@@ -76,9 +128,9 @@ def build_tiny_models(folder: Path, *, seed: int = 0) -> Path:
 
 
 _lock = threading.Lock()
-_detectors: dict[tuple, object] = {}
-_segmenters: dict[tuple, object] = {}
-_click_segmenters: dict[tuple, object] = {}
+_detectors: dict[tuple, Detector] = {}
+_segmenters: dict[tuple, Segmenter] = {}
+_click_segmenters: dict[tuple, ClickSegmenter] = {}
 
 
 def _ensure_tiny(config: ModelConfig) -> None:
@@ -86,69 +138,76 @@ def _ensure_tiny(config: ModelConfig) -> None:
         build_tiny_models(config.tiny_dir)
 
 
-def get_detector(config: ModelConfig, name: str):
-    """The loaded detector for a name (hub id or folder), loaded once per process."""
-    from .detector import Detector
+def _segmenter_loader(config: ModelConfig, name: str) -> tuple[SegmenterFamily, str, str]:
+    """(family, model name, checkpoint path or URL) for a segmenter name."""
+    model_name, checkpoint = config.segmenter_source(name)
+    family = _module(TINY_SEGMENTER_FAMILY) if config.mode == "tiny" else segmenter_family(name)
+    return family, model_name, checkpoint
 
+
+def get_detector(config: ModelConfig, name: str) -> Detector:
+    """The loaded detector for a name (hub id or folder), loaded once per process."""
     key = (config.detector_source(name), config.device, config.detector_dtype)
     with _lock:
         if key not in _detectors:
             _ensure_tiny(config)
-            _detectors[key] = Detector.load(key[0], device=config.device, dtype=config.detector_dtype)
+            _detectors[key] = detector_family(key[0]).load_detector(
+                key[0], device=config.device, dtype=config.detector_dtype
+            )
         return _detectors[key]
 
 
-def get_segmenter(config: ModelConfig, name: str):
-    """The loaded segmenter for a name (vit_b, vit_l, vit_h), loaded once per process."""
-    from .segmenter import Segmenter
-
-    model_type, checkpoint = config.segmenter_source(name)
-    key = (model_type, checkpoint, config.device)
+def get_segmenter(config: ModelConfig, name: str) -> Segmenter:
+    """The loaded segmenter for a name (vit_b, vit_l, vit_h), loaded once per process. An
+    official checkpoint URL is downloaded once into `config.checkpoint_dir` and checked against
+    its pinned sha256."""
+    family, model_name, checkpoint = _segmenter_loader(config, name)
+    key = (model_name, checkpoint, config.device)
     with _lock:
         if key not in _segmenters:
             _ensure_tiny(config)
-            segmenter = Segmenter.load(
-                model_type,
+            segmenter = family.load_segmenter(
+                model_name,
                 checkpoint=checkpoint,
                 device=config.device,
-                cache_dir=config.models_dir / "checkpoints",
+                cache_dir=config.checkpoint_dir,
+                sha256=official_checkpoint_sha256(config, name, checkpoint),
             )
             if config.click_backend != "torch":
                 try:  # ready for the web processes' clicks (~2 s, once per checkpoint)
-                    segmenter.decoder.export_onnx(config.onnx_dir)
+                    segmenter.export_onnx(config.onnx_dir)
                 except Exception:
-                    log.exception("ONNX export of the SAM %s decoder failed (clicks will use torch)", name)
+                    log.exception("ONNX export of the %s decoder failed (clicks will use torch)", name)
             _segmenters[key] = segmenter
         return _segmenters[key]
 
 
-def get_click_segmenter(config: ModelConfig, name: str):
-    """The decoder-only SAM (`inference.sam_decoder.SamDecoder`: prompt encoder + mask decoder,
-    no image encoder) for a segmenter name, loaded once per process: what a web process uses to
-    answer clicks on cached embeddings, through onnxruntime unless `click_backend` is "torch"
-    (or onnxruntime is missing). It NEVER downloads: when the configured checkpoint is a URL
-    whose file is not in the download cache yet, ModelLoadError says what to set."""
+def get_click_segmenter(config: ModelConfig, name: str) -> ClickSegmenter:
+    """The decoder-only segmenter (prompt encoder + mask decoder, no image encoder) for a
+    segmenter name, loaded once per process: what a web process uses to answer clicks on cached
+    embeddings, through onnxruntime unless `click_backend` is "torch" (or onnxruntime is
+    missing). It NEVER downloads: when the configured checkpoint is a URL whose file is not in
+    the download cache yet, ModelLoadError says what to set."""
     from .download import checkpoint_filename, is_url
-    from .sam_decoder import SamDecoder
 
-    model_type, checkpoint = config.segmenter_source(name)
-    key = (model_type, checkpoint, config.device, config.click_backend)
+    family, model_name, checkpoint = _segmenter_loader(config, name)
+    key = (model_name, checkpoint, config.device, config.click_backend)
     with _lock:
         if key not in _click_segmenters:
             _ensure_tiny(config)
             path = checkpoint
             if is_url(checkpoint):
-                cached = config.models_dir / "checkpoints" / checkpoint_filename(checkpoint)
+                cached = config.checkpoint_dir / checkpoint_filename(checkpoint)
                 if not cached.is_file():
-                    variable = f"LABELGPT_SAM_CHECKPOINT_{model_type.upper()}"
+                    variable = f"LABELGPT_SAM_CHECKPOINT_{model_name.upper()}"
                     raise ModelLoadError(
-                        f"No local {model_type} checkpoint on this server: the web process never "
+                        f"No local {model_name} checkpoint on this server: the web process never "
                         f"downloads weights. Set {variable}=/path/to/{checkpoint_filename(checkpoint)} "
                         f"(from {checkpoint}), or run a worker once so that it downloads the file "
                         f"into {cached}."
                     )
                 path = str(cached)
-            decoder = SamDecoder.load(model_type, checkpoint=path, device=config.device)
+            decoder = family.load_click_segmenter(model_name, checkpoint=Path(path), device=config.device)
             if config.click_backend != "torch":
                 decoder.attach_onnx(config.onnx_dir)
             _click_segmenters[key] = decoder
@@ -157,11 +216,11 @@ def get_click_segmenter(config: ModelConfig, name: str):
 
 def segmenter_cache_name(config: ModelConfig, name: str) -> str:
     """The name embeddings are cached under (tiny and real embeddings never mix)."""
-    model_type, checkpoint = config.segmenter_source(name)
+    model_name, checkpoint = config.segmenter_source(name)
     if config.mode == "tiny":
-        return "tiny"
+        return TINY_SEGMENTER
     # Another checkpoint of the same architecture gives other embeddings.
-    return f"{model_type}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:10]}"
+    return f"{model_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:10]}"
 
 
 def clear() -> None:

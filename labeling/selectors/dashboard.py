@@ -15,6 +15,7 @@ from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
+from inference.boxes import box_iou
 from labeling.selectors.images import image_status_counts
 from labeling.selectors.prelabel import jobs_of_project, worker_silence_seconds, workers_by_queue
 
@@ -205,17 +206,6 @@ def workers_status(*, now: datetime | None = None) -> dict:
 # Model quality ---------------------------------------------------------------------------------
 
 
-def box_iou(a, b) -> float:
-    """IoU of two [x, y, w, h] boxes."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def mask_iou(a: dict, b: dict) -> float | None:
     """IoU of two COCO RLE masks (None when they cannot be compared)."""
     try:
@@ -370,7 +360,7 @@ def model_quality(*, project: Project) -> list[Quality]:
     for class_id, job_id, x, y, w, h, original_box, mask, original_mask in edited:
         targets = [t for t in (by_class.get(class_id), prompt_row(class_id, job_id)) if t]
         try:
-            iou = box_iou(original_box, (x, y, w, h))
+            iou = float(box_iou(original_box, [(x, y, w, h)])[0])
         except (TypeError, ValueError):
             iou = None
         m_iou = mask_iou(original_mask, mask) if mask and original_mask else None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -248,7 +247,7 @@ class SegmentUnavailable(Exception):
 def _checkpoint_hint(segmenter_name: str, reason: str) -> str:
     """What to set, when the reason does not say it already."""
     variable = f"LABELGPT_SAM_CHECKPOINT_{(segmenter_name or '').upper()}"
-    if settings.LABELGPT_MODELS == "tiny" or not re.fullmatch(r"vit_[blh]", segmenter_name or ""):
+    if settings.LABELGPT_MODELS == "tiny" or segmenter_name not in registry.segmenter_names():
         return ""
     if variable in reason:
         return ""

@@ -7,16 +7,16 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_sam_dir(tmp_path_factory):
-    """A folder holding the tiny random SAM (inference.tiny_sam), built once per session."""
-    from inference.tiny_sam import build_tiny_sam
+    """A folder holding the tiny random SAM (inference.models.tiny_sam), built once per session."""
+    from inference.models.tiny_sam import build_tiny_sam
 
     return build_tiny_sam(tmp_path_factory.mktemp("tiny-sam"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_detector_dir(tmp_path_factory):
-    """A folder holding the tiny random Grounding DINO (inference.tiny_gdino), built once per session."""
-    from inference.tiny_gdino import build_tiny_grounding_dino
+    """The tiny random Grounding DINO (inference.models.tiny_gdino) in a folder, built once per session."""
+    from inference.models.tiny_gdino import build_tiny_grounding_dino
 
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("tiny-grounding-dino"), seed=0)
 
@@ -24,6 +24,16 @@ def tiny_detector_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_detector(tiny_detector_dir):
     """The tiny Grounding DINO loaded on the CPU (shared: tests must not change it)."""
-    from inference.detector import Detector
+    from inference.models.grounding_dino import GroundingDinoDetector
 
-    return Detector.load(tiny_detector_dir, device="cpu")
+    return GroundingDinoDetector.load(tiny_detector_dir, device="cpu")
+
+
+@pytest.fixture
+def clean_registry():
+    """The registry's per-process model cache empty before and after the test."""
+    from inference import registry
+
+    registry.clear()
+    yield registry
+    registry.clear()

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from inference import device as device_module
-from inference.detector import Detection, Detector, nms_per_class
 from inference.errors import InferenceError, ModelLoadError
+from inference.models.grounding_dino import GroundingDinoDetector, nms_per_class
+from inference.models.tiny_gdino import build_tiny_grounding_dino
 from inference.prompts import ClassPrompt, build_caption
-from inference.tiny_gdino import build_tiny_grounding_dino
+from inference.protocols import Detection
 
 NAMES = ["cat", "coffee cup"]
 PROMPTS = [ClassPrompt(name, name) for name in NAMES]
@@ -423,7 +424,7 @@ def test_load_of_a_missing_folder_names_it_and_says_how_to_get_weights(tmp_path,
     missing = tmp_path / "weights" / "grounding-dino-tiny"
 
     with pytest.raises(ModelLoadError) as error:
-        Detector.load(str(missing), device="cpu")
+        GroundingDinoDetector.load(str(missing), device="cpu")
 
     message = str(error.value)
     assert str(missing) in message
@@ -434,7 +435,7 @@ def test_load_of_a_missing_folder_names_it_and_says_how_to_get_weights(tmp_path,
 
 def test_load_of_an_unknown_hub_id_offline_says_how_to_get_weights(network_calls):
     with pytest.raises(ModelLoadError) as error:
-        Detector.load("no-such-org/no-such-detector", device="cpu")
+        GroundingDinoDetector.load("no-such-org/no-such-detector", device="cpu")
 
     message = str(error.value)
     assert "'no-such-org/no-such-detector'" in message
@@ -450,10 +451,10 @@ def test_load_of_a_folder_without_a_checkpoint_names_the_folder(tmp_path, networ
     not_a_folder.write_bytes(b"junk")
 
     with pytest.raises(ModelLoadError, match=r"config\.json") as error:
-        Detector.load(empty, device="cpu")
+        GroundingDinoDetector.load(empty, device="cpu")
     assert str(empty) in str(error.value)
     with pytest.raises(ModelLoadError, match="is a file"):
-        Detector.load(not_a_folder, device="cpu")
+        GroundingDinoDetector.load(not_a_folder, device="cpu")
     assert network_calls == []
 
 
@@ -478,7 +479,7 @@ def test_the_detector_computes_in_fp32_by_default(tiny_detector, monkeypatch, ch
 
 
 def test_bf16_on_the_cpu_is_honoured_and_post_processed_in_fp32(tiny_detector_dir, chelsea, monkeypatch):
-    detector = Detector.load(tiny_detector_dir, device="cpu", dtype="bf16")
+    detector = GroundingDinoDetector.load(tiny_detector_dir, device="cpu", dtype="bf16")
     seen = []
     forward = detector.model.forward
 
@@ -497,16 +498,16 @@ def test_bf16_on_the_cpu_is_honoured_and_post_processed_in_fp32(tiny_detector_di
 
 def test_fp16_on_the_cpu_and_unknown_dtypes_are_refused_before_loading(tiny_detector_dir):
     with pytest.raises(InferenceError, match="fp16 runs on CUDA only"):
-        Detector.load(tiny_detector_dir, device="cpu", dtype="fp16")
+        GroundingDinoDetector.load(tiny_detector_dir, device="cpu", dtype="fp16")
     with pytest.raises(ValueError, match="unknown detector dtype"):
-        Detector.load(tiny_detector_dir, device="cpu", dtype="half")
+        GroundingDinoDetector.load(tiny_detector_dir, device="cpu", dtype="half")
 
 
 def test_tf32_is_allowed_during_a_cuda_forward_and_restored_after(tiny_detector):
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     before = (matmul.allow_tf32, cudnn.allow_tf32)
-    on_cuda = Detector(tiny_detector.model, tiny_detector.processor, name="tiny", device="cuda")
-    strict = Detector(
+    on_cuda = GroundingDinoDetector(tiny_detector.model, tiny_detector.processor, name="tiny", device="cuda")
+    strict = GroundingDinoDetector(
         tiny_detector.model, tiny_detector.processor, name="tiny", device="cuda", allow_tf32=False
     )
     try:

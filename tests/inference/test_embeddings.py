@@ -11,7 +11,8 @@ from skimage import data
 
 from inference.embeddings import EmbeddingCache
 from inference.masks import mask_iou
-from inference.segmenter import ImageEmbedding, Segmenter
+from inference.models import tiny_sam
+from inference.protocols import ImageEmbedding
 
 SHA = hashlib.sha256(b"an image").hexdigest()
 BOXES = [(40, 30, 200, 160), (250, 100, 300, 250), (420, 10, 90, 60)]
@@ -99,7 +100,7 @@ def test_keys_must_be_hex_digests(cache):
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 def test_masks_from_a_cached_float16_embedding_match_fresh_ones(tiny_sam_dir, cache):
-    segmenter = Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    segmenter = tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     fresh = segmenter.embed(Image.fromarray(data.coffee()))
     cache.put(SHA, "tiny", fresh)
     cached = cache.get(SHA, "tiny")

@@ -12,6 +12,7 @@ from skimage.draw import disk
 
 from inference.masks import (
     MAX_POLYGON_PARTS,
+    PolygonCaps,
     capped_polygons,
     clean_mask,
     clip_to_box,
@@ -25,6 +26,7 @@ from inference.masks import (
     polygons_to_mask,
     rle_to_mask,
 )
+from inference.models import tiny_sam
 
 # pycocotools 2.0.11's C decoder trips numpy 2's copy-keyword deprecation on every call.
 
@@ -331,10 +333,12 @@ def test_capped_polygons_give_up_on_too_many_parts_rings_or_vertices():
         separate[10:20, 3 + 9 * k : 9 + 9 * k] = True
 
     assert capped_polygons(separate) is None
-    assert len(capped_polygons(separate, max_parts=MAX_POLYGON_PARTS + 1)) == MAX_POLYGON_PARTS + 1
+    assert (
+        len(capped_polygons(separate, caps=PolygonCaps(parts=MAX_POLYGON_PARTS + 1))) == MAX_POLYGON_PARTS + 1
+    )
     assert capped_polygons(speckled()) is None  # hundreds of holes
-    assert capped_polygons(ring_with_hole(), max_rings=1) is None
-    assert capped_polygons(ring_with_hole(), max_vertices=10) is None
+    assert capped_polygons(ring_with_hole(), caps=PolygonCaps(rings=1)) is None
+    assert capped_polygons(ring_with_hole(), caps=PolygonCaps(vertices=10)) is None
 
 
 def test_polygon_coordinates_are_rounded_to_hundredths():
@@ -401,9 +405,7 @@ def test_tiny_sam_masks_encode_fast_paths_faithfully(tiny_sam_dir):
     from PIL import Image
     from skimage import data
 
-    from inference.segmenter import Segmenter
-
-    segmenter = Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    segmenter = tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     image = Image.fromarray(data.astronaut())
     boxes = [(40, 30, 200, 180), (250, 100, 220, 300), (10, 300, 480, 200)]
     for prediction in segmenter.masks_for_boxes(segmenter.embed(image), boxes):

@@ -7,17 +7,18 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from inference.masks import clean_mask, mask_box, mask_iou, polygons_to_mask, rle_to_mask
+from inference.masks import PolygonCaps, clean_mask, mask_box, mask_iou, polygons_to_mask, rle_to_mask
+from inference.models import tiny_sam
 from inference.pipeline import BatchImage, DetectParams, prelabel_batch
 from inference.prompts import ClassPrompt
-from inference.segmenter import MaskPrediction, Segmenter
+from inference.protocols import MaskPrediction
 
 PROMPTS = [ClassPrompt(name=n, prompt=n) for n in ("person", "rocket", "cat")]
 
 
 @pytest.fixture(scope="module")
 def tiny_segmenter(tiny_sam_dir):
-    return Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    return tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +92,7 @@ def test_hygiene_can_be_turned_off(tiny_detector, tiny_segmenter, astronaut):
         min_area=0,
         hole_area=0,
         box_margin=None,
-        max_polygon_rings=10**6,
-        max_polygon_vertices=10**7,
-        max_polygon_parts=10**6,
+        polygon_caps=PolygonCaps(parts=10**6, rings=10**6, vertices=10**7),
     )
     (result,) = prelabel_batch(astronaut, PROMPTS, off, detector=tiny_detector, segmenter=tiny_segmenter)
     raw = tiny_segmenter.masks_for_boxes(

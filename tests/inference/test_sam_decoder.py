@@ -10,8 +10,9 @@ from skimage import data
 
 from inference import registry
 from inference.errors import InferenceError, ModelLoadError
-from inference.sam_decoder import SamDecoder
-from inference.segmenter import Segmenter
+from inference.models import tiny_sam
+from inference.models.sam import SamSegmenter
+from inference.models.sam_decoder import SamDecoder
 
 CLICKS = [
     {"points": [(150.0, 120.0)], "labels": [1]},
@@ -22,8 +23,8 @@ CLICKS = [
 
 
 @pytest.fixture(scope="module")
-def segmenter(tiny_sam_dir) -> Segmenter:
-    return Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+def segmenter(tiny_sam_dir) -> SamSegmenter:
+    return tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_decoder_loads_without_building_the_image_encoder(tiny_sam_dir, segmenter, no_image_encoder):
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
     modules = [*decoder.prompt_encoder.modules(), *decoder.mask_decoder.modules()]
     assert not any(isinstance(module, ImageEncoderViT) for module in modules)
@@ -65,7 +66,7 @@ def _named(decoder: SamDecoder, part: str):
 
 @pytest.mark.parametrize("prompts", CLICKS, ids=["point", "points", "point-and-box", "box"])
 def test_the_decoder_gives_the_masks_of_the_whole_segmenter(tiny_sam_dir, segmenter, embedding, prompts):
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
     alone = decoder.mask_from_prompts(embedding, **prompts)
     whole = segmenter.mask_from_prompts(embedding, **prompts)
@@ -76,7 +77,7 @@ def test_the_decoder_gives_the_masks_of_the_whole_segmenter(tiny_sam_dir, segmen
 
 
 def test_the_decoder_refines_with_the_previous_logits_like_the_segmenter(tiny_sam_dir, segmenter, embedding):
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     first = decoder.mask_from_prompts(embedding, points=[(150.0, 120.0)], labels=[1])
     prompts = {
         "points": [(150.0, 120.0), (420.0, 260.0)],
@@ -91,7 +92,7 @@ def test_the_decoder_refines_with_the_previous_logits_like_the_segmenter(tiny_sa
 
 
 def test_the_decoder_decodes_boxes_in_chunks(tiny_sam_dir, segmenter, embedding):
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     boxes = [(40, 30, 200, 160), (250, 100, 300, 250), (0, 0, 600, 400)]
 
     chunked = decoder.masks_for_boxes(embedding, boxes, chunk_size=1)
@@ -101,7 +102,7 @@ def test_the_decoder_decodes_boxes_in_chunks(tiny_sam_dir, segmenter, embedding)
 
 
 def test_the_decoder_of_an_unknown_model_is_refused(tmp_path):
-    with pytest.raises(ModelLoadError, match="vit_b, vit_l, vit_h, tiny"):
+    with pytest.raises(ModelLoadError, match="vit_b, vit_l, vit_h"):
         SamDecoder.load("vit_x", checkpoint=tmp_path)
 
 
@@ -119,13 +120,6 @@ def test_the_decoder_of_a_checkpoint_without_decoder_weights_is_refused(tmp_path
 
 
 # ------------------------------------------------------------------- registry: the web's path
-
-
-@pytest.fixture
-def clean_registry():
-    registry.clear()
-    yield
-    registry.clear()
 
 
 def test_the_click_segmenter_is_decoder_only_and_loaded_once(tmp_path, clean_registry, monkeypatch):
@@ -181,7 +175,7 @@ def test_the_click_segmenter_with_a_missing_local_checkpoint_names_it(tmp_path, 
 
 @pytest.fixture(scope="module")
 def onnx_decoder(tiny_sam_dir, tmp_path_factory) -> SamDecoder:
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     assert decoder.attach_onnx(tmp_path_factory.mktemp("onnx"))
     return decoder
 
@@ -229,12 +223,12 @@ def test_onnxruntime_takes_the_mask_input_like_torch(onnx_decoder, segmenter, em
 
 
 def test_the_onnx_export_is_made_once_per_checkpoint(tiny_sam_dir, tmp_path):
-    decoder = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+    decoder = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
     folder = tmp_path / "onnx"
 
     path = decoder.export_onnx(folder)
     stamp = path.stat().st_mtime_ns
-    again = SamDecoder.load("tiny", checkpoint=tiny_sam_dir, device="cpu").export_onnx(folder)
+    again = tiny_sam.load_click_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu").export_onnx(folder)
 
     assert again == path and path.stat().st_mtime_ns == stamp
     assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left behind

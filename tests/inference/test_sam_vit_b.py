@@ -13,8 +13,9 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from inference import registry
-from inference.sam_decoder import ImageEmbedding, SamDecoder
-from inference.segmenter import Segmenter
+from inference.models.sam import SamSegmenter
+from inference.models.sam_decoder import SamDecoder
+from inference.protocols import ImageEmbedding
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +60,8 @@ def reference(vit_b, embedding) -> SamPredictor:
 
 
 @pytest.fixture(scope="session")
-def segmenter(vit_b) -> Segmenter:
-    return Segmenter.load("vit_b", checkpoint=vit_b[0], device="cpu")
+def segmenter(vit_b) -> SamSegmenter:
+    return SamSegmenter.load("vit_b", checkpoint=vit_b[0], device="cpu")
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,7 +153,9 @@ def test_the_vit_b_decoder_on_onnxruntime_equals_sam_predictor(decoder, embeddin
         check(onnx.mask_from_prompts(embedding, **refine), reference, refine)
 
 
-def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(vit_b, tmp_path, monkeypatch):
+def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(
+    vit_b, tmp_path, monkeypatch, clean_registry
+):
     def no_network(*args, **kwargs):
         raise AssertionError("the web process tried to download")
 
@@ -161,11 +164,8 @@ def test_the_click_segmenter_uses_a_checkpoint_a_worker_downloaded(vit_b, tmp_pa
     cached.parent.mkdir()
     cached.symlink_to(vit_b[0])
     config = registry.ModelConfig(mode="real", models_dir=tmp_path, device="cpu", click_backend="torch")
-    registry.clear()
-    try:
-        decoder = registry.get_click_segmenter(config, "vit_b")
-    finally:
-        registry.clear()
+
+    decoder = registry.get_click_segmenter(config, "vit_b")
 
     assert isinstance(decoder, SamDecoder)
     assert decoder.checkpoint == cached

@@ -1,4 +1,4 @@
-"""The Segmenter over segment-anything, checked against SamPredictor itself (tiny random SAM)."""
+"""The SamSegmenter over segment-anything, checked against SamPredictor itself (tiny random SAM)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from skimage import data
 
 from inference.errors import InferenceError, ModelLoadError
 from inference.masks import mask_box
-from inference.segmenter import ImageEmbedding, MaskPrediction, Segmenter
-from inference.tiny_sam import CONFIG_NAME, WEIGHTS_NAME, build_tiny_sam, load_tiny_sam
+from inference.models import tiny_sam
+from inference.models.sam import SamSegmenter
+from inference.models.tiny_sam import CONFIG_NAME, WEIGHTS_NAME, build_tiny_sam, load_tiny_sam
+from inference.protocols import ImageEmbedding, MaskPrediction
 
 BOXES = [(40, 30, 200, 160), (250, 100, 300, 250), (0, 0, 600, 400), (420, 10, 90, 60), (10, 300, 60, 80)]
 
@@ -26,8 +28,8 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def segmenter(tiny_sam_dir) -> Segmenter:
-    return Segmenter.load("tiny", checkpoint=tiny_sam_dir, device="cpu")
+def segmenter(tiny_sam_dir) -> SamSegmenter:
+    return tiny_sam.load_segmenter("tiny", checkpoint=tiny_sam_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -437,7 +439,7 @@ def test_load_with_a_missing_checkpoint_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "sam_vit_b.pth"
 
     with pytest.raises(ModelLoadError, match=r"sam_vit_b\.pth") as raised:
-        Segmenter.load("vit_b", checkpoint=missing, device="cpu")
+        SamSegmenter.load("vit_b", checkpoint=missing, device="cpu")
 
     assert str(missing) in str(raised.value)
     assert "http" in str(raised.value)  # says where the official weights are
@@ -445,17 +447,17 @@ def test_load_with_a_missing_checkpoint_names_the_path(tmp_path):
 
 def test_load_of_a_missing_tiny_folder_names_the_path(tmp_path):
     with pytest.raises(ModelLoadError, match=re.escape(str(tmp_path / "absent"))):
-        Segmenter.load("tiny", checkpoint=tmp_path / "absent", device="cpu")
+        tiny_sam.load_segmenter("tiny", checkpoint=tmp_path / "absent", device="cpu")
 
 
 def test_load_without_a_checkpoint_explains_how_to_give_one():
     with pytest.raises(ModelLoadError, match="No checkpoint given"):
-        Segmenter.load("vit_h", checkpoint=None, device="cpu")
+        SamSegmenter.load("vit_h", checkpoint=None, device="cpu")
 
 
 def test_load_of_an_unknown_model_lists_the_known_ones(tmp_path):
-    with pytest.raises(ModelLoadError, match="vit_b, vit_l, vit_h, tiny"):
-        Segmenter.load("vit_x", checkpoint=tmp_path, device="cpu")
+    with pytest.raises(ModelLoadError, match="vit_b, vit_l, vit_h"):
+        SamSegmenter.load("vit_x", checkpoint=tmp_path, device="cpu")
 
 
 def test_load_of_a_file_that_is_not_a_checkpoint(tmp_path):
@@ -463,7 +465,7 @@ def test_load_of_a_file_that_is_not_a_checkpoint(tmp_path):
     garbage.write_bytes(b"<html>404 Not Found</html>")
 
     with pytest.raises(ModelLoadError, match="could not be read as PyTorch weights"):
-        Segmenter.load("vit_b", checkpoint=garbage, device="cpu")
+        SamSegmenter.load("vit_b", checkpoint=garbage, device="cpu")
 
 
 def test_load_of_a_checkpoint_of_another_architecture(tmp_path):
@@ -471,7 +473,7 @@ def test_load_of_a_checkpoint_of_another_architecture(tmp_path):
     torch.save({f"image_encoder.blocks.{i}.norm1.weight": torch.ones(1) for i in range(32)}, path)
 
     with pytest.raises(ModelLoadError, match="holds vit_h weights"):
-        Segmenter.load("vit_b", checkpoint=path, device="cpu")
+        SamSegmenter.load("vit_b", checkpoint=path, device="cpu")
 
 
 def test_load_of_a_checkpoint_with_wrong_tensors(tmp_path):
@@ -479,7 +481,7 @@ def test_load_of_a_checkpoint_with_wrong_tensors(tmp_path):
     torch.save({f"image_encoder.blocks.{i}.norm1.weight": torch.ones(1) for i in range(12)}, path)
 
     with pytest.raises(ModelLoadError, match="does not fit the vit_b architecture"):
-        Segmenter.load("vit_b", checkpoint=path, device="cpu")
+        SamSegmenter.load("vit_b", checkpoint=path, device="cpu")
 
 
 def test_load_of_weights_that_are_not_sam(tmp_path):
@@ -487,4 +489,4 @@ def test_load_of_weights_that_are_not_sam(tmp_path):
     torch.save({"conv1.weight": torch.ones(1)}, path)
 
     with pytest.raises(ModelLoadError, match="not a Segment Anything checkpoint"):
-        Segmenter.load("vit_l", checkpoint=path, device="cpu")
+        SamSegmenter.load("vit_l", checkpoint=path, device="cpu")

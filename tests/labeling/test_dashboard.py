@@ -164,12 +164,6 @@ def test_suggested_threshold_with_misses_and_nothing_decided():
     assert dashboard.suggest_threshold([], missed=3) is None
 
 
-def test_box_iou():
-    assert dashboard.box_iou([0, 0, 10, 10], [0, 0, 10, 20]) == pytest.approx(0.5)
-    assert dashboard.box_iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)
-    assert dashboard.box_iou([0, 0, 10, 10], [20, 20, 5, 5]) == 0.0
-
-
 def test_progress_counts_done_images_by_day(project, annotator):
     now = timezone.now()
     for days_ago, n in ((0, 3), (2, 1), (20, 5)):

@@ -1,41 +1,44 @@
-"""Segment Anything behind a small numpy/PIL interface: image → embedding → masks.
+"""Segment Anything (segment-anything's SAM): the segmenter family of vit_b, vit_l and vit_h.
 
-    segmenter = Segmenter.load("vit_b", checkpoint="var/models/sam_vit_b_01ec64.pth")
+    segmenter = SamSegmenter.load("vit_b", checkpoint="var/models/sam_vit_b_01ec64.pth")
     embedding = segmenter.embed(pil_image)              # the heavy part: the image encoder
     embeddings = segmenter.embed_batch([a, b, c])       # several images in one encoder pass
     predictions = segmenter.masks_for_boxes(embedding, [(x, y, w, h), ...])
     clicked = segmenter.mask_from_prompts(embedding, points=[(120.0, 80.0)], labels=[1])
 
 The embedding is a plain numpy array, so it can be cached (inference.embeddings) and the light
-mask decoder run on it later without the encoder (`inference.sam_decoder.SamDecoder`, which a
-Segmenter also uses for its masks). The pre- and postprocessing are SamPredictor's, so masks
-are those segment-anything itself gives. Boxes are (x, y, w, h) in image pixels.
+mask decoder run on it later without the encoder (`inference.models.sam_decoder.SamDecoder`,
+which SamSegmenter extends with the image encoder). The pre- and postprocessing are SamPredictor's,
+so masks are those segment-anything itself gives. Boxes are (x, y, w, h) in image pixels.
+
+As a family (`inference.protocols.SegmenterFamily`, listed in `inference.registry`) this module
+offers `CHECKPOINTS` (the official files, sha256 pinned), `load_segmenter` (a `Segmenter`) and
+`load_click_segmenter` (a `ClickSegmenter`: the decoder alone).
 
 torch is imported on first use only: importing this module is cheap, and no tensor leaves it.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
+from ..protocols import ImageEmbedding
 from .sam_decoder import (
-    SAM_TYPES,
-    TINY,
-    ImageEmbedding,
-    MaskPrediction,
+    CHECKPOINTS,
     SamDecoder,
+    check_model_name,
     how_to_provide,
+    load_on_meta,
     read_checkpoint,
     run_in_chunks,
 )
 
-__all__ = ["SAM_TYPES", "TINY", "ImageEmbedding", "MaskPrediction", "SamDecoder", "Segmenter"]
+__all__ = ["CHECKPOINTS", "SamSegmenter", "load_click_segmenter", "load_segmenter"]
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -61,35 +64,35 @@ def _build_real_sam(name: str, state: dict, path: Path) -> Sam:
     import torch
     from segment_anything import sam_model_registry
 
-    with torch.device("meta"):
-        sam = sam_model_registry[name](checkpoint=None)
-    try:
-        sam.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        raise ModelLoadError(
-            f"{path} does not fit the {name} architecture: {str(error)[:500]}. {how_to_provide(name)}"
-        ) from error
-    sam.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
-    sam.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
-    leftovers = [key for key, value in [*sam.named_parameters(), *sam.named_buffers()] if value.is_meta]
-    if leftovers:  # a segment-anything version with tensors this code does not know of
-        raise ModelLoadError(f"{path}: {name} tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
-    return sam.eval()
+    def pixel_statistics(sam: Sam) -> None:
+        sam.register_buffer("pixel_mean", torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1), False)
+        sam.register_buffer("pixel_std", torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1), False)
+
+    return load_on_meta(
+        lambda: sam_model_registry[name](checkpoint=None),
+        state,
+        misfit=f"{path} does not fit the {name} architecture ({how_to_provide(name)})",
+        source=f"{path} ({name})",
+        finish=pixel_statistics,
+    )
 
 
-class Segmenter:
-    """A loaded SAM (image encoder, prompt encoder, mask decoder). Thread-safe: calls on one
-    instance run one at a time."""
+class SamSegmenter(SamDecoder):
+    """A loaded SAM: the image encoder on top of SamDecoder's prompt encoder and mask decoder
+    (the model's own modules: no copy of the weights), so its masks are the decoder's. An
+    `inference.protocols.Segmenter`. Thread-safe: calls on one instance run one at a time."""
 
-    def __init__(self, model: Sam, *, name: str, device: str = "cpu") -> None:
-        from segment_anything.utils.transforms import ResizeLongestSide
-
-        self.name = name
-        self.device = device
-        self.model = model.to(device).eval()
-        self.transform = ResizeLongestSide(int(self.model.image_encoder.img_size))
-        self.decoder = SamDecoder.from_sam(self.model, name=name, device=device)
-        self._lock = threading.Lock()
+    def __init__(self, model: Sam, *, name: str, device: str = "cpu", checkpoint: Path | None = None) -> None:
+        model = model.to(device).eval()
+        super().__init__(
+            model.prompt_encoder,
+            model.mask_decoder,
+            img_size=int(model.image_encoder.img_size),
+            name=name,
+            device=device,
+            checkpoint=checkpoint,
+        )
+        self.model = model
 
     # ------------------------------------------------------------------------------ loading
 
@@ -102,34 +105,22 @@ class Segmenter:
         device: str = "auto",
         cache_dir: str | Path | None = None,
         sha256: str | None = None,
-    ) -> Segmenter:
-        """Load SAM `name` ("vit_b", "vit_l", "vit_h", or "tiny") from `checkpoint`.
+    ) -> SamSegmenter:
+        """Load SAM `name` ("vit_b", "vit_l" or "vit_h") from `checkpoint`.
 
         `checkpoint` is a local .pth file, or an http(s) URL fetched once into `cache_dir`
-        (default ~/.cache/labelgpt/checkpoints) and checked against `sha256` when given; for
-        "tiny" it is the folder written by `inference.tiny_sam.build_tiny_sam`. Every failure
-        (unknown name, missing file, unreadable file, weights of another architecture) raises
-        ModelLoadError saying what was tried and how to provide the weights.
+        (default ~/.cache/labelgpt/checkpoints) and checked against `sha256` when given. Every
+        failure (unknown name, missing file, unreadable file, weights of another architecture,
+        a download that fails or does not match `sha256`) raises ModelLoadError saying what was
+        tried and how to provide the weights.
         """
-        from .device import pick_device
-        from .download import fetch_checkpoint, is_url
+        from ..device import pick_device
+        from ..download import fetch_checkpoint, is_url
 
-        if name != TINY and name not in SAM_TYPES:
-            raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join((*SAM_TYPES, TINY))}.')
+        check_model_name(name)
         if checkpoint is None or str(checkpoint).strip() == "":
             raise ModelLoadError(f'No checkpoint given for the segmenter "{name}". {how_to_provide(name)}')
         resolved_device = pick_device(device)
-        if name == TINY:
-            from .tiny_sam import load_tiny_sam
-
-            if is_url(str(checkpoint)):
-                raise ModelLoadError(
-                    f"The tiny segmenter loads from a local folder, not a URL ({checkpoint})."
-                )
-            segmenter = cls(load_tiny_sam(Path(checkpoint)), name=name, device=resolved_device)
-            segmenter.decoder.checkpoint = Path(checkpoint)
-            return segmenter
-
         if is_url(str(checkpoint)):
             path = fetch_checkpoint(
                 str(checkpoint), Path(cache_dir) if cache_dir else default_cache_dir(), sha256=sha256
@@ -142,9 +133,7 @@ class Segmenter:
                 f"{'is a folder' if path.is_dir() else 'does not exist'}. {how_to_provide(name)}"
             )
         state = read_checkpoint(path, name)
-        segmenter = cls(_build_real_sam(name, state, path), name=name, device=resolved_device)
-        segmenter.decoder.checkpoint = path
-        return segmenter
+        return cls(_build_real_sam(name, state, path), name=name, device=resolved_device, checkpoint=path)
 
     # ---------------------------------------------------------------------------- embedding
 
@@ -214,33 +203,15 @@ class Segmenter:
                 device=self.device,
             )
 
-    # -------------------------------------------------------------------------------- masks
 
-    def masks_for_boxes(
-        self,
-        embedding: ImageEmbedding,
-        boxes_xywh: Sequence[Sequence[float]],
-        *,
-        chunk_size: int | None = None,
-    ) -> list[MaskPrediction]:
-        """One mask per box (x, y, w, h); see SamDecoder.masks_for_boxes (chunks of `chunk_size`
-        boxes per decoder call, by default 32 on a GPU and 4 on a CPU, halved on out-of-memory)."""
-        return self.decoder.masks_for_boxes(embedding, boxes_xywh, chunk_size=chunk_size)
+# -------------------------------------------------------------------- the family (registry)
 
-    def mask_from_prompts(
-        self,
-        embedding: ImageEmbedding,
-        *,
-        points: Sequence[Sequence[float]] = (),
-        labels: Sequence[int] = (),
-        box: Sequence[float] | None = None,
-        mask_input: np.ndarray | None = None,
-    ) -> MaskPrediction:
-        """The mask for clicks, a box and/or a previous mask; see SamDecoder.mask_from_prompts."""
-        return self.decoder.mask_from_prompts(
-            embedding, points=points, labels=labels, box=box, mask_input=mask_input
-        )
 
-    def mask_input_from_mask(self, embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray:
-        """A (256, 256) logits prompt from a full-resolution mask; see SamDecoder.mask_input_from_mask."""
-        return self.decoder.mask_input_from_mask(embedding, mask)
+def load_segmenter(
+    name: str, *, checkpoint: str, device: str, cache_dir: Path, sha256: str | None = None
+) -> SamSegmenter:
+    return SamSegmenter.load(name, checkpoint=checkpoint, device=device, cache_dir=cache_dir, sha256=sha256)
+
+
+def load_click_segmenter(name: str, *, checkpoint: Path, device: str) -> SamDecoder:
+    return SamDecoder.load(name, checkpoint=checkpoint, device=device)

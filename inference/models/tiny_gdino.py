@@ -1,7 +1,7 @@
 """A tiny, randomly initialised Grounding DINO for tests and offline smoke runs.
 
 `build_tiny_grounding_dino(folder)` writes a complete checkpoint folder — config, weights,
-image processor and tokenizer — that `Detector.load(folder)` (and transformers'
+image processor and tokenizer — that `GroundingDinoDetector.load(folder)` (and transformers'
 `AutoProcessor` / `AutoModelForZeroShotObjectDetection`) load offline. The architecture is the
 real one, only very small: a 2-stage Swin backbone, a 1-layer BERT, d_model 32, 30 queries and
 images resized to at most 160x256, so a forward pass takes a fraction of a second on a CPU and

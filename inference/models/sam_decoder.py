@@ -12,8 +12,9 @@
 `SamDecoder.load` builds only segment-anything's PromptEncoder and MaskDecoder and reads only
 the `prompt_encoder.*` / `mask_decoder.*` tensors of the checkpoint (memory-mapped, so the image
 encoder's weights are never read into memory): what a web process needs to answer clicks on an
-embedding computed elsewhere. `Segmenter` (the whole SAM, for the workers) runs the same code
-on its own modules (`SamDecoder.from_sam`), so the two paths cannot drift apart.
+embedding computed elsewhere (an `inference.protocols.ClickSegmenter`). `SamSegmenter` (the
+whole SAM, for the workers, in `inference.models.sam`) is a SamDecoder over the whole model's
+own modules, plus the image encoder, so the two paths cannot drift apart.
 
 The computation is SamPredictor.predict's (same prompt transform, same decoder call), except:
 - only the best candidate mask is upsampled to the image size;
@@ -27,22 +28,38 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InferenceError, ModelLoadError
-from .masks import mask_box
+from ..device import free_accelerator_memory, is_out_of_memory
+from ..errors import InferenceError, ModelLoadError
+from ..masks import mask_box
+from ..protocols import Checkpoint, ImageEmbedding, MaskPrediction
 
 if TYPE_CHECKING:
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+    from segment_anything.modeling import MaskDecoder, PromptEncoder
 
 log = logging.getLogger(__name__)
 
-SAM_TYPES = ("vit_b", "vit_l", "vit_h")
-TINY = "tiny"
+# The official Segment Anything checkpoints (segment-anything's README), by model type, with
+# the sha256 of each file (as micro-sam and others pin them; the hex in the file name is not a
+# sha256 prefix).
+CHECKPOINTS = {
+    "vit_b": Checkpoint(
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    ),
+    "vit_l": Checkpoint(
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    ),
+    "vit_h": Checkpoint(
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    ),
+}
 _DEPTH_TO_TYPE = {12: "vit_b", 24: "vit_l", 32: "vit_h"}
 DECODER_PREFIXES = ("prompt_encoder.", "mask_decoder.")
 
@@ -73,43 +90,21 @@ _POSTPROCESS_BYTES = 64 * 1024 * 1024
 DEFAULT_BOX_CHUNK = {"cuda": 32, "cpu": 4}
 
 
-@dataclass
-class ImageEmbedding:
-    """What SAM's image encoder made of one image: all the mask decoder needs."""
-
-    features: np.ndarray  # (1, C, h, w) float32 (C=256, h=w=64 for the real models)
-    original_size: tuple[int, int]  # (H, W) of the image
-    input_size: tuple[int, int]  # (H, W) of the resized image fed to the encoder (long side = img_size)
-
-
-@dataclass
-class MaskPrediction:
-    mask: np.ndarray  # (H, W) bool, at the image's resolution
-    score: float  # SAM's predicted IoU of the mask, clamped to [0, 1]
-    box: tuple[int, int, int, int] | None  # (x, y, w, h) tight around the mask; None when empty
-    # (256, 256) float32 low-resolution logits of this mask (SAM's input frame): give them back
-    # as `mask_input` with the next click on the same object. None for box masks.
-    low_res_logits: np.ndarray | None = None
-
-
 # ------------------------------------------------------------------------------ checkpoints
 
 
-def official_url(name: str) -> str | None:
-    try:
-        from .registry import SAM_CHECKPOINT_URLS
-    except ImportError:  # pragma: no cover - registry is optional for this module
-        return None
-    return SAM_CHECKPOINT_URLS.get(name)
-
-
 def how_to_provide(name: str) -> str:
-    url = official_url(name)
-    where = f" (the official one is {url})" if url else ""
+    official = CHECKPOINTS.get(name)
+    where = f" (the official one is {official.url})" if official else ""
     return (
         f"Give the path of a segment-anything {name} checkpoint{where}, or its http(s) URL to "
         f"download it once into the cache."
     )
+
+
+def check_model_name(name: str) -> None:
+    if name not in CHECKPOINTS:
+        raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join(CHECKPOINTS)}.')
 
 
 def sam_type_of(state: dict) -> str | None:
@@ -188,41 +183,39 @@ def build_mask_decoder(arch: dict) -> MaskDecoder:
     )
 
 
-def load_decoder_modules(arch: dict, state: dict, *, source: str) -> tuple[PromptEncoder, MaskDecoder]:
-    """PromptEncoder and MaskDecoder of `arch` with the `prompt_encoder.*` / `mask_decoder.*`
-    tensors of `state` (copied: a memory-mapped file is not kept open). Built on the meta
-    device, so no random initialisation is made to be thrown away."""
+def load_on_meta(build: Callable[[], Any], state: dict, *, misfit: str, source: str, finish=None) -> Any:
+    """The module `build()` makes, built on the meta device (no random initialisation to throw
+    away) with the tensors of `state` assigned in, in eval mode. `misfit` starts the
+    ModelLoadError raised when they do not fit; `finish(module)` may set what no state_dict
+    holds before every tensor is checked to be set."""
     import torch
 
+    with torch.device("meta"):
+        module = build()
+    try:
+        module.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:
+        raise ModelLoadError(f"{misfit}: {str(error)[:500]}") from error
+    if finish is not None:
+        finish(module)
+    leftovers = [key for key, value in [*module.named_parameters(), *module.named_buffers()] if value.is_meta]
+    if leftovers:  # e.g. a segment-anything version with tensors this code does not know of
+        raise ModelLoadError(f"{source}: tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
+    return module.eval()
+
+
+def load_decoder_modules(arch: dict, state: dict, *, source: str) -> tuple[PromptEncoder, MaskDecoder]:
+    """PromptEncoder and MaskDecoder of `arch` with the `prompt_encoder.*` / `mask_decoder.*`
+    tensors of `state` (copied: a memory-mapped file is not kept open)."""
     modules = []
     for prefix, build in (("prompt_encoder.", build_prompt_encoder), ("mask_decoder.", build_mask_decoder)):
         part = {key[len(prefix) :]: value.clone() for key, value in state.items() if key.startswith(prefix)}
-        with torch.device("meta"):
-            module = build(arch)
-        try:
-            module.load_state_dict(part, strict=True, assign=True)
-        except RuntimeError as error:
-            raise ModelLoadError(
-                f"{source}: the {prefix[:-1]} weights do not fit SAM's architecture: {str(error)[:500]}"
-            ) from error
-        leftovers = [
-            key for key, value in [*module.named_parameters(), *module.named_buffers()] if value.is_meta
-        ]
-        if leftovers:
-            raise ModelLoadError(f"{source}: tensors not set by the checkpoint: {', '.join(leftovers[:5])}")
-        modules.append(module.eval())
+        misfit = f"{source}: the {prefix[:-1]} weights do not fit SAM's architecture"
+        modules.append(load_on_meta(lambda build=build: build(arch), part, misfit=misfit, source=source))
     return modules[0], modules[1]
 
 
 # -------------------------------------------------------------------------- out of memory
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 def release_freed_memory() -> None:
@@ -252,8 +245,6 @@ def run_in_chunks(
 ) -> list:
     """`run(start, stop)` over [0, total) in chunks of at most `chunk_size`; on an out-of-memory
     error the chunk that failed is halved (and stays that small) down to 1, then InferenceError says so."""
-    import torch
-
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     results: list = []
@@ -266,7 +257,7 @@ def run_in_chunks(
             if not is_out_of_memory(error):
                 raise
             if str(device).startswith("cuda"):
-                torch.cuda.empty_cache()
+                free_accelerator_memory()
             if size == 1:
                 raise InferenceError(f"{what}: out of memory even one at a time ({error})") from error
             size = max(1, (stop - start) // 2)
@@ -319,6 +310,7 @@ class SamDecoder:
         img_size: int,
         name: str,
         device: str = "cpu",
+        checkpoint: Path | None = None,
     ) -> None:
         from segment_anything.utils.transforms import ResizeLongestSide
 
@@ -329,40 +321,21 @@ class SamDecoder:
         self.mask_decoder = mask_decoder.to(device).eval()
         self.transform = ResizeLongestSide(self.img_size)
         self.mask_threshold = MASK_THRESHOLD
-        self.checkpoint: Path | None = None  # where the weights came from (names the ONNX export)
-        self.onnx = None  # an inference.sam_onnx.OnnxDecoder once `attach_onnx` succeeded
+        self.checkpoint = checkpoint  # where the weights came from (names the ONNX export)
+        self.onnx = None  # an inference.models.sam_onnx.OnnxDecoder once `attach_onnx` succeeded
         self._lock = threading.Lock()
         self._pe = None
 
     @classmethod
-    def from_sam(cls, sam: Sam, *, name: str, device: str = "cpu") -> SamDecoder:
-        """The decoder of a whole SAM (its own modules: no copy of the weights)."""
-        return cls(
-            sam.prompt_encoder,
-            sam.mask_decoder,
-            img_size=int(sam.image_encoder.img_size),
-            name=name,
-            device=device,
-        )
-
-    @classmethod
     def load(cls, name: str, *, checkpoint: str | Path, device: str = "cpu") -> SamDecoder:
-        """The decoder of SAM `name` ("vit_b", "vit_l", "vit_h" or "tiny") from a LOCAL checkpoint
-        (a .pth file; for "tiny" the folder of `inference.tiny_sam`), without ever building the
-        image encoder or reading its weights. Every failure raises ModelLoadError."""
-        from .device import pick_device
+        """The decoder of SAM `name` ("vit_b", "vit_l" or "vit_h") from a LOCAL .pth checkpoint,
+        without ever building the image encoder or reading its weights. Every failure raises
+        ModelLoadError."""
+        from ..device import pick_device
 
-        if name != TINY and name not in SAM_TYPES:
-            raise ModelLoadError(f'Unknown segmenter "{name}": use one of {", ".join((*SAM_TYPES, TINY))}.')
+        check_model_name(name)
         resolved_device = pick_device(device)
         path = Path(checkpoint).expanduser()
-        if name == TINY:
-            from .tiny_sam import load_tiny_decoder
-
-            prompt_encoder, mask_decoder, img_size = load_tiny_decoder(path)
-            decoder = cls(prompt_encoder, mask_decoder, img_size=img_size, name=name, device=resolved_device)
-            decoder.checkpoint = path
-            return decoder
         if not path.is_file():
             raise ModelLoadError(
                 f'Checkpoint for the segmenter "{name}" not found: {path} '
@@ -371,15 +344,14 @@ class SamDecoder:
         state = read_checkpoint(path, name, mmap=True)
         prompt_encoder, mask_decoder = load_decoder_modules(REAL_ARCHITECTURE, state, source=str(path))
         del state
-        decoder = cls(
+        return cls(
             prompt_encoder,
             mask_decoder,
             img_size=REAL_ARCHITECTURE["img_size"],
             name=name,
             device=resolved_device,
+            checkpoint=path,
         )
-        decoder.checkpoint = path
-        return decoder
 
     def export_onnx(self, folder: Path) -> Path | None:
         """Write this decoder's ONNX graph into `folder` unless it is there already (a worker
@@ -403,7 +375,7 @@ class SamDecoder:
 
     def attach_onnx(self, folder: Path, *, threads: int = 0) -> bool:
         """Run clicks (`mask_from_prompts`) through onnxruntime from now on: the decoder is
-        exported into `folder` once per checkpoint (inference.sam_onnx). Only on the CPU and
+        exported into `folder` once per checkpoint (inference.models.sam_onnx). Only on the CPU and
         when onnx / onnxruntime are installed; on any failure the torch modules stay in use
         (logged). Returns whether onnxruntime is in use."""
         from . import sam_onnx
@@ -566,8 +538,7 @@ class SamDecoder:
         )
 
     def _decode_torch(self, features, coords, labels, box, masks_prompt, multimask):
-        """PromptEncoder + MaskDecoder as SamPredictor.predict_torch calls them: the candidate
-        masks (1, 3 or 1, S, S) and their predicted IoU (3 or 1,)."""
+        """The candidate masks (1, 3 or 1, S, S) of one prompt set and their predicted IoU (3 or 1,)."""
         import torch
 
         point_prompt = None
@@ -577,15 +548,22 @@ class SamDecoder:
                 torch.as_tensor(labels, dtype=torch.int, device=self.device)[None],
             )
         box_prompt = None if box is None else torch.as_tensor(box, dtype=torch.float, device=self.device)
-        sparse, dense = self.prompt_encoder(points=point_prompt, boxes=box_prompt, masks=masks_prompt)
-        low_res, iou = self.mask_decoder(
+        low_res, iou = self._decode(
+            features, points=point_prompt, boxes=box_prompt, masks=masks_prompt, multimask=multimask
+        )
+        return low_res, iou[0].to("cpu", torch.float32).numpy()
+
+    def _decode(self, features, *, points=None, boxes=None, masks=None, multimask: bool):
+        """PromptEncoder then MaskDecoder, as SamPredictor.predict_torch calls them: the low-res
+        masks (N, 1 or 3, S, S) and their predicted IoU (N, 1 or 3), as tensors."""
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        return self.mask_decoder(
             image_embeddings=features,
             image_pe=self._dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
-        return low_res, iou[0].to("cpu", torch.float32).numpy()
 
     def _decode_onnx(self, features, coords, labels, box, masks_prompt, multimask):
         """The same through onnxruntime: points as PromptEncoder embeds them (a padding point
@@ -638,15 +616,7 @@ class SamDecoder:
 
             def decode(start: int, stop: int) -> list[MaskPrediction]:
                 box_tensor = torch.as_tensor(scaled_all[start:stop], dtype=torch.float, device=self.device)
-                sparse, dense = self.prompt_encoder(points=None, boxes=box_tensor, masks=None)
-                low_res, iou = self.mask_decoder(
-                    image_embeddings=features,
-                    image_pe=self._dense_pe(),
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=False,
-                )
-                del sparse, dense
+                low_res, iou = self._decode(features, boxes=box_tensor, multimask=False)
                 scores = iou[:, 0].to("cpu", torch.float32).numpy()
                 height, width = original_size
                 per_mask = 4 * (height * width + self.img_size**2)

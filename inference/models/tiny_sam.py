@@ -5,6 +5,10 @@ TwoWayTransformer, Sam), so every code path of the real model runs, only with sm
 a 256-pixel input, a 16x16 embedding of 32 channels. Its masks mean nothing, but they are
 deterministic for a given seed. `build_tiny_sam` writes `sam_tiny.pth` (the state_dict, ~0.5 MB)
 and `sam_tiny.json` (the architecture); `load_tiny_sam` reads them back.
+
+As a family (`inference.protocols.SegmenterFamily`) it is what `inference.registry` loads for
+every segmenter name in tiny mode: `load_segmenter` gives a `SamSegmenter` and
+`load_click_segmenter` a `SamDecoder` (the SAM family's own classes), from the folder.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 if TYPE_CHECKING:
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+
+    from .sam import SamSegmenter
+    from .sam_decoder import SamDecoder
 
 WEIGHTS_NAME = "sam_tiny.pth"
 CONFIG_NAME = "sam_tiny.json"
@@ -115,7 +122,7 @@ def _read(folder: Path) -> tuple[dict, Path]:
         if not path.is_file():
             raise ModelLoadError(
                 f"Tiny SAM not found: {path} is missing. Build it with "
-                f"`python manage.py build_tiny_models` (or inference.tiny_sam.build_tiny_sam)."
+                f"`python manage.py build_tiny_models` (or inference.models.tiny_sam.build_tiny_sam)."
             )
     try:
         config = json.loads(config_path.read_text())
@@ -142,7 +149,7 @@ def load_tiny_sam(folder: Path) -> Sam:
 
 def load_tiny_decoder(folder: Path) -> tuple[PromptEncoder, MaskDecoder, int]:
     """Only the prompt encoder and mask decoder of the tiny SAM in `folder` (the image encoder
-    is never built), with the input image size: what `SamDecoder.load("tiny", ...)` needs."""
+    is never built), with the input image size."""
     import torch
 
     from .sam_decoder import load_decoder_modules
@@ -154,3 +161,50 @@ def load_tiny_decoder(folder: Path) -> tuple[PromptEncoder, MaskDecoder, int]:
         raise ModelLoadError(f"Tiny SAM weights {weights_path} do not load: {error}") from error
     prompt_encoder, mask_decoder = load_decoder_modules(config, state, source=str(weights_path))
     return prompt_encoder, mask_decoder, int(config["img_size"])
+
+
+# -------------------------------------------------------------------- the family (registry)
+
+CHECKPOINTS: dict = {}  # no name a project chooses: the registry uses this family in tiny mode
+
+
+def _folder(checkpoint: str | Path) -> Path:
+    from ..download import is_url
+
+    if is_url(str(checkpoint)):
+        raise ModelLoadError(f"The tiny segmenter loads from a local folder, not a URL ({checkpoint}).")
+    return Path(checkpoint)
+
+
+def load_segmenter(
+    name: str,
+    *,
+    checkpoint: str | Path,
+    device: str,
+    cache_dir: Path | None = None,
+    sha256: str | None = None,
+) -> SamSegmenter:
+    """The whole tiny SAM in the folder `checkpoint` (`cache_dir` and `sha256` are unused: it is
+    never downloaded)."""
+    from ..device import pick_device
+    from .sam import SamSegmenter
+
+    folder = _folder(checkpoint)
+    return SamSegmenter(load_tiny_sam(folder), name=name, device=pick_device(device), checkpoint=folder)
+
+
+def load_click_segmenter(name: str, *, checkpoint: str | Path, device: str) -> SamDecoder:
+    """The tiny SAM's prompt encoder and mask decoder alone (the image encoder is never built)."""
+    from ..device import pick_device
+    from .sam_decoder import SamDecoder
+
+    folder = _folder(checkpoint)
+    prompt_encoder, mask_decoder, img_size = load_tiny_decoder(folder)
+    return SamDecoder(
+        prompt_encoder,
+        mask_decoder,
+        img_size=img_size,
+        name=name,
+        device=pick_device(device),
+        checkpoint=folder,
+    )

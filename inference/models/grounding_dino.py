@@ -1,16 +1,17 @@
-"""Grounding DINO (text-prompted box detector) through transformers.
+"""Grounding DINO (text-prompted box detector) through transformers: the detector family
+`inference.registry` loads for any hub id or folder (`load_detector`).
 
-    detector = Detector.load("IDEA-Research/grounding-dino-tiny")   # or a local folder
+    detector = GroundingDinoDetector.load("IDEA-Research/grounding-dino-tiny")   # or a local folder
     per_image = detector.detect(images, prompts, box_threshold=0.35, text_threshold=0.25,
                                 keep_threshold=0.1)
 
 preprocess (processor: resize, normalise, pad; tokenizer with offsets) → forward (one batch per
 group of images with the same processed size, under `torch.inference_mode`; fp32 by default, with
-TF32 matmuls allowed on CUDA; bf16 / fp16 autocast only when asked, see `Detector.load`) →
+TF32 matmuls allowed on CUDA; bf16 / fp16 autocast only when asked, see `GroundingDinoDetector.load`) →
 postprocess (on float32 logits and boxes whatever the compute dtype; score = max over caption
 tokens of sigmoid(logits), as transformers does; class through token spans, see prompts.py;
-boxes scaled to the image and clipped; per-class NMS; max_instances). Nothing torch leaves
-this module: results are `Detection` dataclasses.
+boxes scaled to the image and clipped; per-class NMS with torchvision's `batched_nms`;
+max_instances). Nothing torch leaves this module: results are `inference.protocols.Detection`.
 
 Why batches are grouped by processed size: the processor pads a batch to its largest image, and
 the Swin backbone's windows see the padding, so a padded image gets other boxes and scores than
@@ -31,9 +32,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .device import DTYPES, pick_device, pick_dtype
-from .errors import InferenceError, ModelLoadError
-from .prompts import (
+from ..device import DTYPES, pick_device, pick_dtype
+from ..errors import InferenceError, ModelLoadError
+from ..prompts import (
     Caption,
     ClassPrompt,
     assign_classes,
@@ -41,6 +42,7 @@ from .prompts import (
     phrase_from_tokens,
     token_class_matrix,
 )
+from ..protocols import Detection
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 PROMPT_MODES = ("joint", "per_class")
@@ -50,17 +52,6 @@ _WEIGHTS_HELP = (
     "On a machine with internet access run `hf download {hub_id} --local-dir DIR`, copy DIR to "
     'the workers and set the project\'s detector to DIR (README, section "Real model weights").'
 )
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detected object: class index into the prompts given to `detect`, box as (x, y, w, h)
-    in image pixels clipped to the image, the model's score, and the caption words that fired."""
-
-    class_index: int
-    box: tuple[float, float, float, float]
-    score: float
-    phrase: str
 
 
 @dataclass(frozen=True)
@@ -82,8 +73,9 @@ class _Encoded:
     membership: np.ndarray
 
 
-class Detector:
-    """A loaded Grounding DINO model and its processor, ready to `detect`."""
+class GroundingDinoDetector:
+    """A loaded Grounding DINO model and its processor, ready to `detect` (an
+    `inference.protocols.Detector`)."""
 
     def __init__(
         self,
@@ -107,7 +99,7 @@ class Detector:
 
     def __repr__(self) -> str:
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"Detector({self.name!r}, device={self.device!r}, dtype={dtype})"
+        return f"GroundingDinoDetector({self.name!r}, device={self.device!r}, dtype={dtype})"
 
     # ---------------------------------------------------------------- loading
 
@@ -120,7 +112,7 @@ class Detector:
         batch_size: int = 8,
         dtype: str = "fp32",
         allow_tf32: bool = True,
-    ) -> Detector:
+    ) -> GroundingDinoDetector:
         """Load from a local folder (never touches the network) or a Hugging Face hub id.
 
         `dtype` is the compute precision: "fp32" (the default: the weights stay float32 and the
@@ -343,35 +335,19 @@ class Detector:
 def nms_per_class(
     boxes_xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float
 ) -> np.ndarray:
-    """Greedy non-maximum suppression within each class (torchvision's `batched_nms` rule: a box
-    is dropped when its IoU with a better box of the same class is > `iou_threshold`).
-    Returns the indices kept, best score first."""
-    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    class_ids = np.asarray(class_ids).reshape(-1)
-    order = np.argsort(-scores, kind="stable")
-    if iou_threshold >= 1.0 or len(order) < 2:
-        return order
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    suppressed = np.zeros(len(boxes), dtype=bool)
-    keep = []
-    for position, i in enumerate(order):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        rest = order[position + 1 :]
-        rest = rest[(class_ids[rest] == class_ids[i]) & ~suppressed[rest]]
-        if rest.size == 0:
-            continue
-        x1 = np.maximum(boxes[i, 0], boxes[rest, 0])
-        y1 = np.maximum(boxes[i, 1], boxes[rest, 1])
-        x2 = np.minimum(boxes[i, 2], boxes[rest, 2])
-        y2 = np.minimum(boxes[i, 3], boxes[rest, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        union = areas[i] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        suppressed[rest[iou > iou_threshold]] = True
-    return np.asarray(keep, dtype=np.int64)
+    """torchvision's `batched_nms` on numpy arrays: a box is dropped when its IoU with a better
+    box of the same class is > `iou_threshold`. Returns the indices kept, best score first."""
+    import torch
+    from torchvision.ops import batched_nms
+
+    boxes = torch.as_tensor(np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4))
+    kept = batched_nms(
+        boxes,
+        torch.as_tensor(np.asarray(scores, dtype=np.float64).reshape(-1)),
+        torch.as_tensor(np.asarray(class_ids, dtype=np.int64).reshape(-1)),
+        float(iou_threshold),
+    )
+    return kept.numpy()
 
 
 def _postprocess(
@@ -520,3 +496,16 @@ def _load_failure_message(source: str, local: bool, exc: Exception) -> str:
         f"could not load detector {source!r} from the Hugging Face hub or its local cache ({reason}). "
         f"If this machine cannot reach the hub: {_WEIGHTS_HELP.format(hub_id=source)}"
     )
+
+
+# -------------------------------------------------------------------- the family (registry)
+
+
+def accepts(source: str) -> bool:
+    """Grounding DINO takes any hub id or folder (`GroundingDinoDetector.load` checks the model
+    type it finds there), so it is the registry's last detector family."""
+    return True
+
+
+def load_detector(source: str, *, device: str, dtype: str) -> GroundingDinoDetector:
+    return GroundingDinoDetector.load(source, device=device, dtype=dtype)
