@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .download import checkpoint_filename, is_url
 from .errors import ModelLoadError
+from .models.tiny_gdino import build_tiny_grounding_dino
+from .models.tiny_sam import build_tiny_sam
 
 if TYPE_CHECKING:
     from .protocols import ClickSegmenter, Detector, DetectorFamily, Segmenter, SegmenterFamily
@@ -118,8 +121,6 @@ def official_checkpoint_sha256(config: ModelConfig, name: str, checkpoint: str) 
 
 def build_tiny_models(folder: Path, *, seed: int = 0) -> Path:
     """Write the tiny random Grounding DINO and SAM under `folder` (idempotent)."""
-    from .models.tiny_gdino import build_tiny_grounding_dino
-    from .models.tiny_sam import build_tiny_sam
 
     folder.mkdir(parents=True, exist_ok=True)
     build_tiny_grounding_dino(folder / TINY_DETECTOR_DIR, seed=seed)
@@ -188,7 +189,6 @@ def get_click_segmenter(config: ModelConfig, name: str) -> ClickSegmenter:
     embeddings, through onnxruntime unless `click_backend` is "torch" (or onnxruntime is
     missing). It NEVER downloads: when the configured checkpoint is a URL whose file is not in
     the download cache yet, ModelLoadError says what to set."""
-    from .download import checkpoint_filename, is_url
 
     family, model_name, checkpoint = _segmenter_loader(config, name)
     key = (model_name, checkpoint, config.device, config.click_backend)

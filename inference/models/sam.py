@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import download
+from ..device import pick_device
 from ..errors import ModelLoadError
 from ..protocols import ImageEmbedding
 from .sam_decoder import (
@@ -114,15 +116,13 @@ class SamSegmenter(SamDecoder):
         a download that fails or does not match `sha256`) raises ModelLoadError saying what was
         tried and how to provide the weights.
         """
-        from ..device import pick_device
-        from ..download import fetch_checkpoint, is_url
 
         check_model_name(name)
         if checkpoint is None or str(checkpoint).strip() == "":
             raise ModelLoadError(f'No checkpoint given for the segmenter "{name}". {how_to_provide(name)}')
         resolved_device = pick_device(device)
-        if is_url(str(checkpoint)):
-            path = fetch_checkpoint(
+        if download.is_url(str(checkpoint)):
+            path = download.fetch_checkpoint(
                 str(checkpoint), Path(cache_dir) if cache_dir else default_cache_dir(), sha256=sha256
             )
         else:

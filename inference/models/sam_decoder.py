@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..device import free_accelerator_memory, is_out_of_memory
+from ..device import free_accelerator_memory, is_out_of_memory, pick_device
 from ..errors import InferenceError, ModelLoadError
 from ..masks import mask_box
 from ..protocols import Checkpoint, ImageEmbedding, MaskPrediction
+from . import sam_onnx
 
 if TYPE_CHECKING:
     from segment_anything.modeling import MaskDecoder, PromptEncoder
@@ -331,7 +332,6 @@ class SamDecoder:
         """The decoder of SAM `name` ("vit_b", "vit_l" or "vit_h") from a LOCAL .pth checkpoint,
         without ever building the image encoder or reading its weights. Every failure raises
         ModelLoadError."""
-        from ..device import pick_device
 
         check_model_name(name)
         resolved_device = pick_device(device)
@@ -359,8 +359,6 @@ class SamDecoder:
         (no onnx installed, no checkpoint file known). Errors other than a missing package raise."""
         import copy
 
-        from . import sam_onnx
-
         if self.checkpoint is None or not sam_onnx.onnxruntime_available():
             return None
         path = sam_onnx.graph_path(Path(folder), self.name, self.checkpoint)
@@ -378,7 +376,6 @@ class SamDecoder:
         exported into `folder` once per checkpoint (inference.models.sam_onnx). Only on the CPU and
         when onnx / onnxruntime are installed; on any failure the torch modules stay in use
         (logged). Returns whether onnxruntime is in use."""
-        from . import sam_onnx
 
         if self.onnx is not None:
             return True

@@ -20,13 +20,15 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..device import pick_device
+from ..download import is_url
 from ..errors import ModelLoadError
+from .sam import SamSegmenter
+from .sam_decoder import SamDecoder, build_mask_decoder, build_prompt_encoder, load_decoder_modules
 
 if TYPE_CHECKING:
     from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
-    from .sam import SamSegmenter
-    from .sam_decoder import SamDecoder
 
 WEIGHTS_NAME = "sam_tiny.pth"
 CONFIG_NAME = "sam_tiny.json"
@@ -58,8 +60,6 @@ DEFAULT_CONFIG: dict = {
 def _build(config: dict) -> Sam:
     import torch
     from segment_anything.modeling import ImageEncoderViT, Sam
-
-    from .sam_decoder import build_mask_decoder, build_prompt_encoder
 
     sam = Sam(
         image_encoder=ImageEncoderViT(
@@ -152,8 +152,6 @@ def load_tiny_decoder(folder: Path) -> tuple[PromptEncoder, MaskDecoder, int]:
     is never built), with the input image size."""
     import torch
 
-    from .sam_decoder import load_decoder_modules
-
     config, weights_path = _read(folder)
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -169,7 +167,6 @@ CHECKPOINTS: dict = {}  # no name a project chooses: the registry uses this fami
 
 
 def _folder(checkpoint: str | Path) -> Path:
-    from ..download import is_url
 
     if is_url(str(checkpoint)):
         raise ModelLoadError(f"The tiny segmenter loads from a local folder, not a URL ({checkpoint}).")
@@ -186,8 +183,6 @@ def load_segmenter(
 ) -> SamSegmenter:
     """The whole tiny SAM in the folder `checkpoint` (`cache_dir` and `sha256` are unused: it is
     never downloaded)."""
-    from ..device import pick_device
-    from .sam import SamSegmenter
 
     folder = _folder(checkpoint)
     return SamSegmenter(load_tiny_sam(folder), name=name, device=pick_device(device), checkpoint=folder)
@@ -195,8 +190,6 @@ def load_segmenter(
 
 def load_click_segmenter(name: str, *, checkpoint: str | Path, device: str) -> SamDecoder:
     """The tiny SAM's prompt encoder and mask decoder alone (the image encoder is never built)."""
-    from ..device import pick_device
-    from .sam_decoder import SamDecoder
 
     folder = _folder(checkpoint)
     prompt_encoder, mask_decoder, img_size = load_tiny_decoder(folder)
