@@ -202,11 +202,14 @@ def test_dragging_a_corner_handle_changes_the_stored_box_by_the_dragged_amount(
     # The model's box is kept for the quality figures; fixing a proposal accepts it.
     assert list(after.original_box) == pytest.approx([x, y, w, h])
     assert after.state == Annotation.State.ACCEPTED
-    # The mask went along with the box: it lies inside the new box.
-    if after.mask:
-        mask = rle_to_mask(after.mask)
-        assert not mask[:, int(after.x + after.w) + 1 :].any()
-        assert not mask[int(after.y + after.h) + 1 :, :].any()
+    # The mask went along with the box: the proposal had one (the project segments: SAM gives
+    # every proposal a mask), it is kept as the model's, and the new one lies inside the new box.
+    assert before.mask is not None and after.mask is not None
+    assert after.original_mask == before.mask
+    mask = rle_to_mask(after.mask)
+    assert mask.any()
+    assert not mask[:, int(after.x + after.w) + 1 :].any()
+    assert not mask[int(after.y + after.h) + 1 :, :].any()
     screenshot(page, "review-resized")
 
     # Space + drag pans by the dragged amount; F fits the image again.

@@ -162,22 +162,48 @@ def test_form_fields_work_like_json(client_for, annotator, cached):
 
 
 def test_an_htmx_click_gets_the_mask_as_svg(client_for, annotator, cached):
+    """The tiny model's mask is a fragmented lattice: RLE only, so the SVG shows it as a PNG."""
     response = post_json(client_for(annotator), cached, CLICK, **HTMX)
 
     assert response.status_code == 200
     text = response.content.decode().strip()
     assert text.startswith('<svg class="segment-result" viewBox="0 0 451 300"')
     assert re.search(r'data-area="[1-9]\d*"', text)
-    # Polygons as paths; a mask too fragmented for polygons (the tiny model's) as a PNG image.
     as_json = post_json(client_for(annotator), cached, CLICK).json()
-    if as_json["polygons"]:
-        assert re.search(r'<path fill-rule="evenodd" d="M[\d.]+,[\d.]+ ', text)
-    else:
-        uri = re.search(r'<image href="data:image/png;base64,([A-Za-z0-9+/=]+)"', text).group(1)
-        png = PILImage.open(io.BytesIO(base64.b64decode(uri)))
-        assert png.size == (451, 300)
-        drawn = np.asarray(png)[..., 3] > 0
-        assert (drawn == rle_to_mask(as_json["mask"])).all()
+    assert as_json["polygons"] == [] and as_json["area"] > 0
+    assert "<path" not in text
+    uri = re.search(r'<image href="data:image/png;base64,([A-Za-z0-9+/=]+)"', text).group(1)
+    png = PILImage.open(io.BytesIO(base64.b64decode(uri)))
+    assert png.size == (451, 300)
+    drawn = np.asarray(png)[..., 3] > 0
+    assert (drawn == rle_to_mask(as_json["mask"])).all()
+
+
+def test_an_htmx_answer_with_polygons_draws_them_as_paths(client_for, annotator, cached, monkeypatch):
+    """A mask with polygons (an object-shaped one: not what the tiny model gives) as SVG paths,
+    one per part, holes as further rings of the same path (even-odd)."""
+    square_with_hole = [[10, 20, 30, 20, 30, 40, 10, 40], [15, 25, 20, 25, 20, 30, 15, 30]]
+    body = {
+        "status": "ok",
+        "mask": {"size": [300, 451], "counts": "x"},
+        "polygons": [square_with_hole, [[50, 50, 60, 50, 60, 60]]],
+        "box": [10, 20, 50, 40],
+        "score": 0.9,
+        "area": 425,
+        "refined": None,
+    }
+    monkeypatch.setattr(segmentation, "segment_answer", lambda **kwargs: (200, body))
+
+    response = post_json(client_for(annotator), cached, CLICK, **HTMX)
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    paths = re.findall(r'<path fill-rule="evenodd" d="([^"]*)"', text)
+    assert [" ".join(p.split()) for p in paths] == [
+        "M10,20 30,20 30,40 10,40 Z M15,25 20,25 20,30 15,30 Z",
+        "M50,50 60,50 60,60 Z",
+    ]
+    assert "<image" not in text
 
 
 def test_an_unusable_segmenter_answers_503_with_the_reason(client_for, annotator, image, settings):
