@@ -91,7 +91,7 @@ def policy_problems(policy: dict[str, tuple[str, ...]]) -> list[str]:
 
 
 def sent_policy(response) -> dict[str, tuple[str, ...]]:
-    """The enforced policy of a response: exactly one header, none of it report-only."""
+    """The enforced policy of a response (a report-only policy enforces nothing: none of that)."""
     assert f"{HEADER}-Report-Only" not in response, "report-only enforces nothing"
     assert HEADER in response, f"no {HEADER} header ({response.status_code})"
     return parse_policy(response[HEADER])

@@ -3,6 +3,7 @@ convention, defusedxml + Pillow for VOC."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import zipfile
@@ -109,7 +110,8 @@ def detections(exported: COCO, truth: COCO, iou_type: str) -> list[dict]:
 
 
 def evaluate(truth: COCO, results: list[dict], iou_type: str) -> COCOeval:
-    evaluator = COCOeval(truth, truth.loadRes(results), iou_type)
+    # loadRes renumbers the results' ids in place: give it a copy.
+    evaluator = COCOeval(truth, truth.loadRes(copy.deepcopy(results)), iou_type)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
