@@ -1,4 +1,5 @@
-"""Shared fixtures: users with roles, a project, and image bytes made with Pillow."""
+"""Shared fixtures: users with roles, a project, and image bytes made with Pillow; and, under
+CI=true, every skip (and every xfail but a strict one with a reason) is a failure (tests/ci_strict.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from PIL import Image as PILImage
 
 from labeling.models import Membership
 from labeling.services.projects import membership_set, project_create
+
+# The hooks apply to every test under tests/ once they are names of this conftest.
+from tests.ci_strict import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -202,11 +202,14 @@ def test_dragging_a_corner_handle_changes_the_stored_box_by_the_dragged_amount(
     # The model's box is kept for the quality figures; fixing a proposal accepts it.
     assert list(after.original_box) == pytest.approx([x, y, w, h])
     assert after.state == Annotation.State.ACCEPTED
-    # The mask went along with the box: it lies inside the new box.
-    if after.mask:
-        mask = rle_to_mask(after.mask)
-        assert not mask[:, int(after.x + after.w) + 1 :].any()
-        assert not mask[int(after.y + after.h) + 1 :, :].any()
+    # The mask went along with the box: the proposal had one (the project segments: SAM gives
+    # every proposal a mask), it is kept as the model's, and the new one lies inside the new box.
+    assert before.mask is not None and after.mask is not None
+    assert after.original_mask == before.mask
+    mask = rle_to_mask(after.mask)
+    assert mask.any()
+    assert not mask[:, int(after.x + after.w) + 1 :].any()
+    assert not mask[int(after.y + after.h) + 1 :, :].any()
     screenshot(page, "review-resized")
 
     # Space + drag pans by the dragged amount; F fits the image again.
@@ -610,7 +613,7 @@ def test_five_correct_and_two_wrong_proposals_take_eight_key_presses(
     assert len(keys) == 8
 
 
-def test_an_image_with_1000_annotations_stays_responsive(
+def test_an_image_with_1000_annotations_lists_a_screenful_handles_every_key_and_draws_all(
     page, login, creator, tiny_models_settings, inline_tasks, screenshot
 ):
     import random
@@ -639,39 +642,44 @@ def test_an_image_with_1000_annotations_stays_responsive(
         )
     Annotation.objects.bulk_create(annotations)
     Image.objects.filter(pk=image.pk).update(status=Image.Status.PRELABELED)
-    started = time.perf_counter()
     open_review(page, login, creator, project)
-    assert page.evaluate("window.labelgpt.review.visible.length") == 1000
+    order = page.evaluate("window.labelgpt.review.visible.map(r => r.id)")
+    assert sorted(order) == sorted(a.pk for a in annotations)
     # The side list is virtualised: a screenful of rows in the DOM, not 1,000.
     assert page.locator(".ann-row").count() < 80
 
-    # 30 Tab presses and an accept, dispatched in one go: the handlers' time per key.
-    per_key_ms = page.evaluate(
+    # 30 Tab presses and an accept, dispatched in one go: each key is handled, in order (how long
+    # they take is measured by bench/review_keys.py, not here).
+    start = order.index(selected_id(page))
+    target, after = order[(start + 30) % len(order)], order[(start + 31) % len(order)]
+    page.evaluate(
         """() => {
-          const t = performance.now();
           const press = (key) => document.dispatchEvent(new KeyboardEvent("keydown", {key, bubbles: true}));
           for (let i = 0; i < 30; i++) press("Tab");
           press("a");
-          return (performance.now() - t) / 31;
         }"""
     )
-    # Zoom and pan, then read how long the frames took to draw.
+    wait_saved(page)
+    accepted = Annotation.objects.filter(image=image, state=Annotation.State.ACCEPTED)
+    assert list(accepted.values_list("pk", flat=True)) == [target]
+    assert selected_id(page) == after  # accepting moves on to the next proposal
+
+    # Zoom and pan redraw the canvas; F fits the image again, with every annotation drawn.
+    fit_scale = page.evaluate("window.labelgpt.canvas.scale")
+    frames = page.evaluate("window.labelgpt.canvas.stats.frames")
     stage = page.locator("#stage").bounding_box()
     page.mouse.move(stage["x"] + 300, stage["y"] + 300)
     for _ in range(5):
         page.mouse.wheel(0, -120)
-        page.wait_for_timeout(30)
+    page.wait_for_function(f"() => window.labelgpt.canvas.scale > {fit_scale} * 1.5")
     page.keyboard.press("f")
-    page.wait_for_timeout(100)
-    draw_ms = page.evaluate("window.labelgpt.canvas.stats.maxDrawMs")
-    wait_saved(page)
+    assert page.evaluate("window.labelgpt.canvas.scale") == pytest.approx(fit_scale)
+    # Frames are drawn on animation frames: wait for one after the zoom that drew all 1,000.
+    page.wait_for_function(
+        f"() => window.labelgpt.canvas.stats.frames > {frames} + 1"
+        " && window.labelgpt.canvas.stats.drawn === 1000"
+    )
     screenshot(page, "review-1000")
-    print(f"\n1000 annotations: page ready {time.perf_counter() - started:.2f} s, "
-          f"{per_key_ms:.2f} ms per key, slowest frame {draw_ms:.1f} ms")  # fmt: skip
-    # The times are printed, not asserted: a busy CI machine must pass too (speed belongs in
-    # bench/). What must hold on any machine: every key was handled (the 31st accepted one).
-    assert per_key_ms > 0 and draw_ms > 0
-    assert Annotation.objects.filter(image=image, state=Annotation.State.ACCEPTED).count() == 1
 
 
 # Threshold ----------------------------------------------------------------------------------------

@@ -135,12 +135,120 @@ def test_word_pieces_are_joined_in_the_phrase():
     assert phrase_from_tokens(token_scores, offsets, caption.text, 0.5) == "xyz mug"
 
 
-def test_the_vectorised_assignment_agrees_with_the_single_detection_mapping():
-    rng = np.random.default_rng(7)
-    many = rng.uniform(0, 1, size=(200, len(OFFSETS)))
-    classes, strengths = assign_classes(many, token_class_matrix(OFFSETS, SPANS), 0.5)
+# A real WordPiece tokenizer over a tiny vocabulary, and detections worked out by hand ----------------
 
-    for row, (cls, strength) in enumerate(zip(classes, strengths, strict=True)):
-        expected = map_tokens_to_class(many[row], OFFSETS, SPANS, 0.5)
-        assert (None if cls < 0 else int(cls), float(strength)) == expected
-    assert {int(c) for c in classes} == {-1, 0, 1}
+# "cup . coffee cups . xyz mug .": "cup" twice (classes 0 and 1), "cups" and "xyz" in word pieces.
+PROMPTS = ["cup", "coffee cups", "xyz mug"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", ".", "cat", "coffee", "cup", "mug", "##s", "x", "##y", "##z"]
+TOKENS = ["[CLS]", "cup", ".", "coffee", "cup", "##s", ".", "x", "##y", "##z", "mug", ".", "[SEP]"]
+# The class of each token above, by hand: None for [CLS], [SEP] and the " . " separators.
+TOKEN_CLASSES = [None, 0, None, 1, 1, 1, None, 2, 2, 2, 2, None, None]
+THRESHOLD = 0.3
+PADDED = 16  # the model pads its text positions; the columns past the tokens must be ignored
+
+# name: ({token index: probability}, expected class or None, its strength, the phrase, the phrase
+# within the class's span). Every other token is at 0.05, the padding columns at 0.99.
+DETECTIONS = {
+    "one token": ({1: 0.8}, 0, 0.8, "cup", "cup"),
+    "part of a prompt": ({3: 0.6}, 1, 0.6, "coffee", "coffee"),
+    "word pieces": ({4: 0.5, 5: 0.7}, 1, 0.7, "cups", "cups"),
+    "merged, first class strongest": ({1: 0.9, 3: 0.4, 4: 0.35}, 0, 0.9, "cup coffee cup", "cup"),
+    "merged, last class strongest": ({1: 0.4, 3: 0.35, 10: 0.95}, 2, 0.95, "cup coffee mug", "mug"),
+    # The sum of class 2's four tokens (2.6) beats 0.7; the strongest token decides.
+    "long prompt, weaker tokens": (
+        {1: 0.7, 7: 0.65, 8: 0.65, 9: 0.65, 10: 0.65},
+        0,
+        0.7,
+        "cup xyz mug",
+        "cup",
+    ),
+    "tie, more tokens win": ({1: 0.5, 3: 0.5, 4: 0.5}, 1, 0.5, "cup coffee cup", "coffee cup"),
+    "tie, same count, lower index": ({3: 0.5, 10: 0.5}, 1, 0.5, "coffee mug", "coffee"),
+    "tie of the first and last": ({1: 0.5, 10: 0.5}, 0, 0.5, "cup mug", "cup"),
+    "stronger delimiters beside a class token": ({0: 0.95, 1: 0.6, 2: 0.9}, 0, 0.6, "cup", "cup"),
+    "only delimiters and specials": ({0: 0.99, 2: 0.9, 6: 0.9, 11: 0.9, 12: 0.99}, None, 0.0, "", None),
+    "at the threshold": ({1: 0.3}, None, 0.0, "", None),
+    "just above it": ({1: 0.3001}, 0, 0.3001, "cup", "cup"),
+    "nothing": ({}, None, 0.0, "", None),
+}
+CLASSIFIED = [name for name, row in DETECTIONS.items() if row[1] is not None]
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    """The caption of PROMPTS through a BERT WordPiece tokenizer (the `tokenizers` library, as
+    transformers' fast BERT tokenizer): (caption, offsets)."""
+    from tokenizers import BertWordPieceTokenizer
+
+    tokenizer = BertWordPieceTokenizer({token: i for i, token in enumerate(VOCAB)}, lowercase=True)
+    caption = build_caption(PROMPTS)
+    encoding = tokenizer.encode(caption.text)
+    assert encoding.tokens == TOKENS
+    return caption, [tuple(pair) for pair in encoding.offsets]
+
+
+def detection_scores(probabilities: dict[int, float]) -> np.ndarray:
+    row = np.full(PADDED, 0.05)
+    row[len(TOKENS) :] = 0.99
+    for token, value in probabilities.items():
+        row[token] = value
+    return row
+
+
+def test_the_caption_spans_and_offsets_of_the_tokenizer(encoded):
+    caption, offsets = encoded
+
+    assert caption.text == "cup . coffee cups . xyz mug ."
+    assert caption.spans == [(0, 3), (6, 17), (20, 27)]
+    pieces = [caption.text[a:b] for a, b in offsets]
+    assert pieces == ["", "cup", ".", "coffee", "cup", "s", ".", "x", "y", "z", "mug", ".", ""]
+
+
+def test_each_token_belongs_to_the_class_whose_prompt_holds_it(encoded):
+    caption, offsets = encoded
+    matrix = token_class_matrix(offsets, caption.spans)
+
+    assert matrix.shape == (3, len(TOKENS))
+    assert matrix.sum(axis=0).max() == 1  # no token in two classes
+    assert [int(column.argmax()) if column.any() else None for column in matrix.T] == TOKEN_CLASSES
+
+
+def test_assign_classes_gives_the_hand_worked_class_and_strength_of_each_detection(encoded):
+    caption, offsets = encoded
+    rows = np.stack([detection_scores(p) for p, *_ in DETECTIONS.values()])
+
+    classes, strengths = assign_classes(rows, token_class_matrix(offsets, caption.spans), THRESHOLD)
+
+    expected = {name: (-1 if row[1] is None else row[1], row[2]) for name, row in DETECTIONS.items()}
+    got = {name: (int(c), float(s)) for name, c, s in zip(DETECTIONS, classes, strengths, strict=True)}
+    assert got == {name: (c, pytest.approx(s)) for name, (c, s) in expected.items()}
+
+
+@pytest.mark.parametrize("name", DETECTIONS)
+def test_map_tokens_to_class_gives_the_hand_worked_class_and_strength(encoded, name):
+    caption, offsets = encoded
+    probabilities, expected_class, expected_strength, *_ = DETECTIONS[name]
+
+    result = map_tokens_to_class(detection_scores(probabilities), offsets, caption.spans, THRESHOLD)
+
+    assert result == (expected_class, pytest.approx(expected_strength))
+
+
+@pytest.mark.parametrize("name", DETECTIONS)
+def test_the_phrase_is_the_text_of_the_selected_tokens(encoded, name):
+    caption, offsets = encoded
+    probabilities, _, _, phrase, _ = DETECTIONS[name]
+
+    assert phrase_from_tokens(detection_scores(probabilities), offsets, caption.text, THRESHOLD) == phrase
+
+
+@pytest.mark.parametrize("name", CLASSIFIED)
+def test_the_phrase_within_the_winning_span_keeps_that_class_words_only(encoded, name):
+    caption, offsets = encoded
+    probabilities, cls, _, _, phrase = DETECTIONS[name]
+    span = caption.spans[cls]
+
+    assert (
+        phrase_from_tokens(detection_scores(probabilities), offsets, caption.text, THRESHOLD, span=span)
+        == phrase
+    )

@@ -3,7 +3,6 @@ token, against the WSGI app and the test database: whatever the input, no 5xx.""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import hypothesis
@@ -23,8 +22,7 @@ _clear_throttles, world = api_helpers._clear_throttles, api_helpers.world
 # The tiny models: a valid click-to-segment gets its 202 (a server without SAM weights answers 503).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "tiny_models")]
 
-MAX_EXAMPLES = 12
-BUDGET_S = 60
+MAX_EXAMPLES = 12  # per operation: what bounds the run's length (no time limit is asserted)
 # Revoking the fuzzer's own token would turn the rest of the run into 401s.
 SKIP = {("DELETE", "/api/v1/auth/token/")}
 
@@ -52,7 +50,6 @@ def test_fuzzing_every_operation_gives_no_server_error(world, manager, settings)
         "job_id": world.job.pk,
         "export_id": world.export.pk,
     }
-    started = time.monotonic()
     failures: list[str] = []
     statuses: Counter[int] = Counter()
     operations = 0
@@ -84,9 +81,7 @@ def test_fuzzing_every_operation_gives_no_server_error(world, manager, settings)
                 )
 
         run()
-    elapsed = time.monotonic() - started
     assert operations >= 30
     assert not failures, failures[:10]
     # The run reached the services, not only the input checks.
     assert sum(n for code, n in statuses.items() if code < 300) >= operations, statuses
-    assert elapsed < BUDGET_S

@@ -16,6 +16,7 @@ from django.utils import timezone
 from inference.masks import mask_to_rle
 from labeling.models import Annotation, Image, PrelabelJob, WorkerBeat
 from labeling.selectors import dashboard
+from labeling.services.projects import project_create
 
 A, R, P = Annotation.State.ACCEPTED, Annotation.State.REJECTED, Annotation.State.PROPOSED
 MODEL, HUMAN = Annotation.Source.MODEL, Annotation.Source.HUMAN
@@ -222,14 +223,27 @@ def test_dashboard_access_by_role(client, client_for, project, admin_user, manag
 
 def test_dashboard_index_by_role(client_for, project, admin_user, manager, annotator, outsider):
     url = reverse("dashboard")
-    staff = client_for(admin_user).get(url)
-    assert staff.status_code in (200, 302)
+    staff = client_for(admin_user).get(url)  # staff see every project: one here, so straight to it
+    assert staff.status_code == 302
+    assert staff["Location"] == reverse("dashboard-project", args=[project.pk])
     managed = client_for(manager).get(url)
     assert managed.status_code == 302 and managed["Location"] == reverse(
         "dashboard-project", args=[project.pk]
     )
     assert client_for(annotator).get(url).status_code == 403
     assert client_for(outsider).get(url).status_code == 403
+
+
+def test_dashboard_index_lists_the_projects_when_there_are_several(client_for, project, admin_user, manager):
+    other = project_create(user=manager, name="Garden", classes=[{"name": "snail"}])
+    for user in (admin_user, manager):
+        response = client_for(user).get(reverse("dashboard"))
+        assert response.status_code == 200
+        # By name: Garden, Kitchen.
+        assert [p.pk for p in response.context["projects"]] == [other.pk, project.pk], user
+        html = response.content.decode()
+        for target in (project, other):
+            assert reverse("dashboard-project", args=[target.pk]) in html
 
 
 def test_nav_link_for_staff_and_project_page_link_for_managers(client_for, project, admin_user, manager):

@@ -3,6 +3,7 @@ convention, defusedxml + Pillow for VOC."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import zipfile
@@ -12,12 +13,14 @@ import pytest
 import yaml
 from defusedxml import ElementTree
 from PIL import Image as PILImage
+from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from inference.masks import mask_iou, rle_to_mask
 from labeling.formats.base import ExportOptions, FormatError, safe_image_names, voc_palette
 from labeling.formats.coco import decoded
+from labeling.models import Annotation, Image
 from labeling.selectors.exports import ExportSource
 from labeling.services.exports import export_write
 from tests.labeling import export_helpers as h
@@ -38,50 +41,155 @@ def export(project, tmp_path, fmt="coco", name=None, **options):
     return path, counts
 
 
-def self_eval(coco: COCO, iou_type: str) -> float:
+def fixture_masks(data) -> dict[int, np.ndarray]:
+    """The masks the fixture drew with numpy, by annotation id (the box-only annotation has none)."""
+    anns = data["anns"]
+    return {
+        anns["holed"].pk: h.holed(),
+        anns["two_parts"].pk: h.two_parts(),
+        anns["disk"].pk: h.disk(24, 30, 12),
+    }
+
+
+def ground_truth(project, masks: dict[int, np.ndarray]) -> COCO:
+    """The accepted annotations as a COCO ground truth built from the database rows, without the
+    export writer: image ids and sizes from the Image rows, categories numbered here (1, 2, ... by
+    class name), boxes from the rows' x / y / w / h, masks from the numpy masks the fixture drew
+    (`masks`, encoded by pycocotools)."""
+    classes = sorted(project.classes.values_list("name", flat=True))
+    category = {name: i for i, name in enumerate(classes, start=1)}
+    images = [
+        {"id": i.pk, "file_name": i.original_name, "width": i.width, "height": i.height}
+        for i in Image.objects.filter(project=project).order_by("pk")
+    ]
+    annotations = []
+    for ann in Annotation.objects.filter(image__project=project, state="accepted").select_related(
+        "label_class"
+    ):
+        entry = {
+            "id": ann.pk,
+            "image_id": ann.image_id,
+            "category_id": category[ann.label_class.name],
+            "bbox": [ann.x, ann.y, ann.w, ann.h],
+            "area": ann.w * ann.h,
+            "iscrowd": 0,
+        }
+        if ann.pk in masks:
+            rle = coco_mask.encode(np.asfortranarray(masks[ann.pk].astype(np.uint8)))
+            entry["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+            entry["area"] = float(masks[ann.pk].sum())
+        annotations.append(entry)
+    truth = COCO()
+    truth.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name} for name, i in category.items()],
+    }
+    truth.createIndex()
+    return truth
+
+
+def detections(exported: COCO, truth: COCO, iou_type: str) -> list[dict]:
+    """The exported annotations as COCO results (score 1.0) in the ground truth's terms: images
+    matched by file name, categories by name (so a wrong id in the export is a miss)."""
+    image_of = {i["file_name"]: i["id"] for i in truth.dataset["images"]}
+    category_of = {c["name"]: c["id"] for c in truth.dataset["categories"]}
+    images = {i["id"]: image_of[i["file_name"]] for i in exported.dataset["images"]}
+    categories = {c["id"]: category_of[c["name"]] for c in exported.dataset["categories"]}
     results = []
-    for ann in coco.dataset["annotations"]:
+    for ann in exported.dataset["annotations"]:
         result = {
-            "image_id": ann["image_id"],
-            "category_id": ann["category_id"],
-            "bbox": ann["bbox"],
+            "id": ann["id"],
+            "image_id": images[ann["image_id"]],
+            "category_id": categories[ann["category_id"]],
+            "bbox": list(ann["bbox"]),
             "score": 1.0,
         }
         if iou_type == "segm":
-            result["segmentation"] = coco.annToRLE(ann)
+            result["segmentation"] = exported.annToRLE(ann)
         results.append(result)
-    evaluator = COCOeval(coco, coco.loadRes(results), iou_type)
+    return results
+
+
+def evaluate(truth: COCO, results: list[dict], iou_type: str) -> COCOeval:
+    # loadRes renumbers the results' ids in place: give it a copy.
+    evaluator = COCOeval(truth, truth.loadRes(copy.deepcopy(results)), iou_type)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
-    return evaluator.stats[0]
+    return evaluator
+
+
+# Recall points where precision stays 1 when 2 of a class's 3 objects are found first: COCOeval
+# reads precision at recall 0, 0.01, ..., 1; 0.00 to 0.66 are at most 2/3: 67 of the 101.
+TWO_OF_THREE_AP = 67 / 101
 
 
 # COCO --------------------------------------------------------------------------------------------
 
 
-def test_coco_loads_and_bbox_self_eval_is_perfect(project, data, tmp_path):
+def test_coco_export_scores_perfect_ap_against_a_ground_truth_built_from_the_rows(project, data, tmp_path):
     path, (images, annotations) = export(project, tmp_path)
-    coco = COCO(str(path))
+    exported = COCO(str(path))
     assert (images, annotations) == (4, 4)  # accepted only: holed, two parts, disk, box
-    assert len(coco.dataset["images"]) == 4
-    assert {c["name"] for c in coco.dataset["categories"]} == {"cat", "coffee cup"}
-    for ann in coco.dataset["annotations"]:
+    assert len(exported.dataset["images"]) == 4
+    assert {c["name"] for c in exported.dataset["categories"]} == {"cat", "coffee cup"}
+    for ann in exported.dataset["annotations"]:
         assert ann["iscrowd"] == 0
-    box = coco.anns[data["anns"]["box"].pk]
+    box = exported.anns[data["anns"]["box"].pk]
     assert box["bbox"] == [3.25, 5.5, 10.125, 7.75] and box["segmentation"] == []
-    assert self_eval(coco, "bbox") == pytest.approx(1.0)
+    truth = ground_truth(project, fixture_masks(data))
+    assert len(truth.dataset["annotations"]) == 4
+
+    evaluator = evaluate(truth, detections(exported, truth, "bbox"), "bbox")
+
+    assert evaluator.stats[0] == pytest.approx(1.0)  # AP over IoU 0.50:0.95
+    assert evaluator.stats[8] == pytest.approx(1.0)  # AR with 100 detections: none missing
 
 
-def test_coco_segm_self_eval_is_perfect_and_masks_are_faithful(project, data, tmp_path):
+def test_the_ap_check_sees_a_dropped_box_and_a_shifted_one(project, data, tmp_path):
+    """What the check above gives when the export loses or moves a box, worked out by hand: the
+    ground truth has 3 cats and 1 cup."""
+    path, _ = export(project, tmp_path)
+    exported = COCO(str(path))
+    truth = ground_truth(project, fixture_masks(data))
+    results = detections(exported, truth, "bbox")
+    anns = data["anns"]
+
+    # One cat missing at every IoU threshold: cat AP 67/101, cup AP 1.
+    dropped = [r for r in results if r["id"] != anns["disk"].pk]
+    assert evaluate(truth, dropped, "bbox").stats[0] == pytest.approx((TWO_OF_THREE_AP + 1) / 2)
+
+    # The fractional box moved right by w / 5: IoU (w - w/5) / (w + w/5) = 2/3, a match at the
+    # thresholds 0.50, 0.55, 0.60, 0.65 only. At the 6 others it is a false positive; scored lower
+    # than the two true cats it comes last, so precision stays 1 up to recall 2/3.
+    shifted = []
+    for result in results:
+        if result["id"] == anns["box"].pk:
+            x, y, w, h_ = result["bbox"]
+            result = {**result, "bbox": [x + w / 5, y, w, h_], "score": 0.5}
+        shifted.append(result)
+    stats = evaluate(truth, shifted, "bbox").stats
+    cat_ap = (4 * 1.0 + 6 * TWO_OF_THREE_AP) / 10
+    assert stats[0] == pytest.approx((cat_ap + 1) / 2)
+    assert stats[1] == pytest.approx(1.0)  # AP at IoU 0.50
+    assert stats[2] == pytest.approx((TWO_OF_THREE_AP + 1) / 2)  # AP at IoU 0.75
+
+
+def test_coco_segm_ap_against_the_fixture_masks_is_perfect_and_masks_are_faithful(project, data, tmp_path):
     data["anns"]["box"].delete()  # COCOeval's segm needs a segmentation on every object
     path, _ = export(project, tmp_path)
-    coco = COCO(str(path))
-    assert self_eval(coco, "segm") == pytest.approx(1.0)
-    expected = {"holed": h.holed(), "two_parts": h.two_parts(), "disk": h.disk(24, 30, 12)}
-    for key, mask in expected.items():
-        ann = coco.anns[data["anns"][key].pk]
-        assert mask_iou(coco.annToMask(ann).astype(bool), mask) >= 0.99
+    exported = COCO(str(path))
+    truth = ground_truth(project, fixture_masks(data))
+    assert len(truth.dataset["annotations"]) == 3
+
+    evaluator = evaluate(truth, detections(exported, truth, "segm"), "segm")
+
+    assert evaluator.stats[0] == pytest.approx(1.0)
+    assert evaluator.stats[8] == pytest.approx(1.0)
+    for pk, mask in fixture_masks(data).items():
+        ann = exported.anns[pk]
+        assert mask_iou(exported.annToMask(ann).astype(bool), mask) >= 0.99
         assert ann["area"] == mask.sum()
 
 
