@@ -142,13 +142,13 @@ def test_annotators_may_triage_draw_and_submit(client_for, annotator, project, i
         ("get", reverse("review-next", kwargs=pid)): 302,  # leases the image, opens it
         ("get", reverse("image-review", kwargs=iid)): 200,
         ("get", reverse("image-previous", kwargs=iid)): 302,  # to the review page of the previous image
-        ("get", reverse("image-annotations", kwargs=iid)): 200,
-        ("post", reverse("image-annotations", kwargs=iid)): 201,
-        ("get", reverse("annotation-detail", kwargs=aid)): 200,
-        ("patch", reverse("annotation-detail", kwargs=aid)): 200,
-        ("delete", reverse("annotation-detail", kwargs=aid)): 409,  # a model proposal: rejected, not deleted
-        ("post", reverse("image-annotations-bulk", kwargs=iid)): 200,
-        ("post", reverse("image-submit", kwargs=iid)): 200,
+        ("get", reverse("api-image-annotations", kwargs=iid)): 200,
+        ("post", reverse("api-image-annotations", kwargs=iid)): 201,
+        ("get", reverse("api-annotation", kwargs=aid)): 200,
+        ("patch", reverse("api-annotation", kwargs=aid)): 200,
+        ("delete", reverse("api-annotation", kwargs=aid)): 409,  # a model proposal: rejected, not deleted
+        ("post", reverse("api-image-annotation-states", kwargs=iid)): 200,
+        ("post", reverse("api-image-submit", kwargs=iid)): 200,
     }
     answered = {}
     for method, url, body in routes(project, image, proposal):
