@@ -18,7 +18,7 @@ plus the parts of (b) that are not the decoder, timed alone on the same clicks: 
 embedding file (EmbeddingCache.get, once per request in labeling.segmentation.segment_click) and
 encoding the mask (mask_to_rle + mask_to_polygons).
 
-Budgets (DESIGN.md "Performance budgets", issue 9): click → mask p95 <= 50 ms bare and <= 80 ms
+Budgets (docs/architecture.md "Performance budgets", issue 9): click → mask p95 <= 50 ms bare and <= 80 ms
 through HTTP on the server's CPU. The parity of (a) and (a') with SamPredictor (low-res logits,
 mask IoU) is checked on 20 of the clicks and printed.
 """
@@ -45,7 +45,7 @@ sys.path.insert(0, str(_ROOT))
 from bench import _models as bm  # noqa: E402 (after the sys.path fix above)
 
 WORK_DIR = bm.ROOT / "var" / "bench-click"
-BUDGET_P95_MS = 50.0  # the bare click decoder (DESIGN.md, issue 9)
+BUDGET_P95_MS = 50.0  # the bare click decoder (docs/architecture.md, issue 9)
 BUDGET_HTTP_P95_MS = 80.0  # through HTTP (issue 9)
 
 

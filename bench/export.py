@@ -17,7 +17,7 @@ The export runs in a child process (`manage.py export` equivalent: labeling.serv
 its peak memory is the child's ru_maxrss (resource.getrusage(RUSAGE_CHILDREN)), its wall time is
 measured around it. Seeding is timed separately.
 
-Budget (DESIGN.md "Performance budgets"): 100k images / 1M annotations to COCO in ≤ 60 s with
+Budget (docs/architecture.md "Performance budgets"): 100k images / 1M annotations to COCO in ≤ 60 s with
 < 1 GB memory.
 """
 

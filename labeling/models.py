@@ -1,4 +1,4 @@
-"""The domain model (see DESIGN.md, "Data")."""
+"""The domain model (see docs/architecture.md, "Data")."""
 
 from __future__ import annotations
 

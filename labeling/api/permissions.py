@@ -1,6 +1,6 @@
 """Access for the API: the same helpers as the pages (labeling.access), plus DRF's pieces.
 
-Rules (DESIGN.md, issue 6): staff are admins of everything; a project's manager manages it, its
+Rules (docs/architecture.md; issue 6): staff are admins of everything; a project's manager manages it, its
 jobs and exports; an annotator reads its projects and edits annotations and image status.
 Outsiders get 404 for anything in a project (its existence is not revealed), members without the
 needed role 403, anonymous callers 401.

@@ -1,4 +1,4 @@
-"""Reads of the review workspace (DESIGN.md, flow 3): leases (who holds what), the review page's
+"""Reads of the review workspace (docs/architecture.md, "Flows" 3): leases (who holds what), the review page's
 data, the annotations as the page and the API give them, and the image to go back to.
 
 The writes (leasing, triage, edits, submit / skip, thresholds) are labeling.services.review.

@@ -1,4 +1,4 @@
-"""Dataset export (DESIGN.md, flow 4): start, run (Celery task labeling.tasks.export_run), and
+"""Dataset export (docs/architecture.md, "Flows" 5): start, run (Celery task labeling.tasks.export_run), and
 write the file: the format's writer (labeling.formats.registry) reads the rows from
 labeling.selectors.exports.ExportSource and streams them out, chunk by chunk.
 """

@@ -1,4 +1,4 @@
-"""Pre-labeling jobs (DESIGN.md, flow 2): start, dispatch, run a batch, cancel, and the image
+"""Pre-labeling jobs (docs/architecture.md, "Flows" 2): start, dispatch, run a batch, cancel, and the image
 embeddings that make click-to-segment instant. The Celery tasks in labeling/tasks.py call these;
 the reads (progress, live workers) are in labeling.selectors.prelabel.
 

@@ -1,4 +1,4 @@
-"""Review writes (DESIGN.md, flow 3): leasing images from the queue, triage, box and mask edits,
+"""Review writes (docs/architecture.md, "Flows" 3): leasing images from the queue, triage, box and mask edits,
 drawn annotations, submit / skip, and the review thresholds. The reads (the page's data, who
 holds what, the annotations as JSON) are labeling.selectors.review.
 

@@ -1,5 +1,6 @@
 """Click-to-segment: SAM image embeddings computed ahead of time (on a worker of the
-"interactive" queue) and the light mask decoder run on them inside a request (DESIGN.md, flow 3).
+"interactive" queue) and the light mask decoder run on them inside a request
+(docs/architecture.md, "Flows" 4).
 
 An embedding that cannot be made leaves a failure record next to where its .npz would go (the
 embedding folder is shared by the web and the workers in every deployment, unlike Django's
