@@ -9,21 +9,10 @@ needed role 403, anonymous callers 401.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, QuerySet, Subquery, Value
 
-from ..access import can_manage, projects_for_user
-from ..models import Membership, Project
+from ..access import can_manage
 
 
 def require_manager(role: str | None) -> None:
     if not can_manage(role):
         raise PermissionDenied("Only the project's managers can do this.")
-
-
-def projects_with_role(user) -> QuerySet[Project]:
-    """The projects the user may see, each annotated with `role` (one query, no per-row lookups)."""
-    projects = projects_for_user(user)
-    if user.is_staff:
-        return projects.annotate(api_role=Value("admin"))
-    member = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
-    return projects.annotate(api_role=Subquery(member))

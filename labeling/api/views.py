@@ -16,12 +16,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ParseError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import GenericAPIView
@@ -35,7 +33,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
-from labeling.selectors.images import images_filter
+from labeling.selectors.images import image_with_counts, images_with_counts
+from labeling.selectors.prelabel import job_list
+from labeling.selectors.projects import class_list, member_list, projects_with_role
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
 from labeling.services.projects import (
@@ -44,6 +44,8 @@ from labeling.services.projects import (
     membership_remove,
     project_create,
     project_update,
+    token_issue,
+    token_revoke,
 )
 from labeling.services.review import UNSET, ReviewError
 from labeling.views.exports import export_file_response
@@ -57,9 +59,9 @@ from ..access import (
     project_for_user,
 )
 from ..formats.base import ExportOptions, FormatError
-from ..models import Annotation, Image, LabelClass, PrelabelJob, Project
+from ..models import Annotation, Project
 from . import serializers as s
-from .permissions import projects_with_role, require_manager
+from .permissions import require_manager
 
 
 def _messages(detail: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -119,18 +121,6 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def _count(queryset: QuerySet, link: str, **filters) -> Coalesce:
-    """A correlated COUNT(*) subquery (no join fan-out in list queries)."""
-    counted = (
-        queryset.filter(**{link: OuterRef("pk")}, **filters)
-        .order_by()
-        .values(link)
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 def _input(
     serializer_class, request: Request, data: Any = None, *, partial: bool = False, **context: Any
 ) -> dict:
@@ -176,12 +166,11 @@ class TokenView(GenericAPIView):
     def post(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
-        return Response({"token": token.key})
+        return Response({"token": token_issue(user=serializer.validated_data["user"])})
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        token_revoke(user=request.user)
         return Response(status=204)
 
 
@@ -192,10 +181,7 @@ class ProjectList(GenericAPIView):
     serializer_class = s.ProjectSerializer
 
     def get_queryset(self) -> QuerySet[Project]:
-        return projects_with_role(self.request.user).annotate(
-            image_count=_count(Image.objects, "project"),
-            class_count=_count(LabelClass.objects, "project"),
-        )
+        return projects_with_role(user=self.request.user)
 
     @extend_schema(responses=s.ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -234,7 +220,7 @@ class ProjectClasses(GenericAPIView):
     @extend_schema(responses=s.LabelClassSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(project.classes.order_by("order", "id"))
+        page = self.paginate_queryset(class_list(project=project))
         return self.get_paginated_response(s.LabelClassSerializer(page, many=True).data)
 
     @extend_schema(responses={201: s.LabelClassSerializer})
@@ -253,8 +239,7 @@ class ProjectMembers(GenericAPIView):
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id, manage=True)
-        members = project.memberships.select_related("user").order_by("role", "user__username", "id")
-        page = self.paginate_queryset(members)
+        page = self.paginate_queryset(member_list(project=project))
         return self.get_paginated_response(s.MembershipSerializer(page, many=True).data)
 
     @extend_schema(request=s.MembershipInputSerializer, responses={200: s.MembershipSerializer})
@@ -277,23 +262,16 @@ class ProjectMember(GenericAPIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, membership_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id, manage=True)
-        if not project.memberships.filter(pk=membership_id).exists():
-            raise Http404("No such member.")
         try:
-            membership_remove(project=project, membership_id=membership_id)
+            removed = membership_remove(project=project, membership_id=membership_id)
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
+        if not removed:
+            raise Http404("No such member.")
         return Response(status=204)
 
 
 # Images ----------------------------------------------------------------------------------------
-
-
-def _images(project_id: int) -> QuerySet[Image]:
-    return Image.objects.filter(project_id=project_id).annotate(
-        annotation_count=_count(Annotation.objects, "image"),
-        proposal_count=_count(Annotation.objects, "image", state=Annotation.State.PROPOSED),
-    )
 
 
 class ProjectImages(GenericAPIView):
@@ -309,8 +287,8 @@ class ProjectImages(GenericAPIView):
         ?has_proposals=true|false."""
         project, _ = project_for_user(request.user, project_id)
         filters = _input(s.ImageFilterSerializer, request, data=request.query_params)
-        images = images_filter(
-            images=_images(project.pk).order_by("id"),
+        images = images_with_counts(
+            project=project,
             status=filters.get("status"),
             class_id=filters.get("class_id"),
             has_proposals=filters.get("has_proposals"),
@@ -332,7 +310,7 @@ class ImageDetail(GenericAPIView):
 
     def get(self, request: Request, image_id: int) -> Response:
         image_for_user(request.user, image_id)
-        return Response(s.ImageSerializer(_images_by_id(image_id)).data)
+        return Response(s.ImageSerializer(image_with_counts(image_id=image_id)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, image_id: int) -> Response:
@@ -340,17 +318,6 @@ class ImageDetail(GenericAPIView):
         require_manager(role)
         image_delete(image=image)
         return Response(status=204)
-
-
-def _images_by_id(image_id: int) -> Image:
-    return (
-        Image.objects.filter(pk=image_id)
-        .annotate(
-            annotation_count=_count(Annotation.objects, "image"),
-            proposal_count=_count(Annotation.objects, "image", state=Annotation.State.PROPOSED),
-        )
-        .get()
-    )
 
 
 class ImageClose(GenericAPIView):
@@ -544,9 +511,7 @@ class ProjectJobs(GenericAPIView):
     @extend_schema(responses=s.JobSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(
-            PrelabelJob.objects.filter(project=project).order_by("-created_at", "-id")
-        )
+        page = self.paginate_queryset(job_list(project=project))
         return self.get_paginated_response(s.JobSerializer(page, many=True).data)
 
     @extend_schema(request=s.JobStartSerializer, responses={201: s.JobSerializer})

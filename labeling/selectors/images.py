@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Exists, OuterRef, QuerySet
 
 from ..models import Annotation, Image, Project
+from .projects import count_of
 
 
 def image_status_counts(*, project: Project) -> dict[str, int]:
@@ -24,15 +25,17 @@ def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image
     return images
 
 
-def images_filter(
+def images_with_counts(
     *,
-    images: QuerySet[Image],
+    project: Project,
     status: str | None = None,
     class_id: int | None = None,
     has_proposals: bool | None = None,
 ) -> QuerySet[Image]:
-    """The images with the given status, with an annotation of the class, and with (True) or
-    without (False) open proposals; None: no filter on that."""
+    """The project's images by id, each with its annotation and open-proposal counts: those with
+    the given status, with an annotation of the class, and with (True) or without (False) open
+    proposals; None: no filter on that."""
+    images = _with_counts(Image.objects.filter(project=project)).order_by("id")
     if status is not None:
         images = images.filter(status=status)
     if class_id is not None:
@@ -43,3 +46,14 @@ def images_filter(
         proposed = Exists(Annotation.objects.filter(image=OuterRef("pk"), state=Annotation.State.PROPOSED))
         images = images.filter(proposed if has_proposals else ~proposed)
     return images
+
+
+def image_with_counts(*, image_id: int) -> Image:
+    return _with_counts(Image.objects.filter(pk=image_id)).get()
+
+
+def _with_counts(images: QuerySet[Image]) -> QuerySet[Image]:
+    return images.annotate(
+        annotation_count=count_of(Annotation.objects, "image"),
+        proposal_count=count_of(Annotation.objects, "image", state=Annotation.State.PROPOSED),
+    )

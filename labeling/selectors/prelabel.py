@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import queues
-from ..models import PrelabelJob, Project, WorkerBeat
+from ..models import PrelabelJob, PrelabelJobItem, Project, WorkerBeat
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,13 @@ def workers_by_queue(*, now: datetime | None = None) -> dict[str, list[str]]:
         for queue in names.split(","):
             by_queue.setdefault(queue, []).append(hostname)
     return by_queue
+
+
+def job_list(*, project: Project) -> QuerySet[PrelabelJob]:
+    """The project's jobs, newest first."""
+    return PrelabelJob.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+def job_failures(*, job: PrelabelJob, limit: int = 500) -> QuerySet[PrelabelJobItem]:
+    """The job's failed images with their reasons, in order."""
+    return job.items.filter(status="failed").select_related("image").order_by("id")[:limit]

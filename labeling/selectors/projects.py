@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from ..access import projects_for_user
-from ..models import Image, Project
+from ..models import Image, LabelClass, Membership, Project
 
 
 def projects_of_user(*, user) -> QuerySet[Project]:
@@ -18,3 +19,39 @@ def projects_of_user(*, user) -> QuerySet[Project]:
         .annotate(image_count=Count("images"), **status_counts)
         .order_by("-created_at", "-id")
     )
+
+
+def count_of(queryset: QuerySet, link: str, **filters) -> Coalesce:
+    """A correlated COUNT(*) subquery of `queryset` rows whose `link` is the outer row (no join
+    fan-out in list queries)."""
+    counted = (
+        queryset.filter(**{link: OuterRef("pk")}, **filters)
+        .order_by()
+        .values(link)
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def projects_with_role(*, user) -> QuerySet[Project]:
+    """The projects the user may see, each with the user's `api_role` (staff: "admin"), and its
+    image and class counts (one query, no per-row lookups)."""
+    projects = projects_for_user(user)
+    if user.is_staff:
+        projects = projects.annotate(api_role=Value("admin"))
+    else:
+        member = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+        projects = projects.annotate(api_role=Subquery(member))
+    return projects.annotate(
+        image_count=count_of(Image.objects, "project"), class_count=count_of(LabelClass.objects, "project")
+    )
+
+
+def class_list(*, project: Project) -> QuerySet[LabelClass]:
+    return project.classes.order_by("order", "id")
+
+
+def member_list(*, project: Project) -> QuerySet[Membership]:
+    """The project's members with their users, managers first, then by user name."""
+    return project.memberships.select_related("user").order_by("role", "user__username", "id")

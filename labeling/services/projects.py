@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from rest_framework.authtoken.models import Token
 
 from ..models import PALETTE, LabelClass, Membership, Project
 
@@ -112,19 +113,20 @@ def membership_set(*, project: Project, user, role: str) -> Membership:
     return membership
 
 
-def membership_remove(*, project: Project, membership_id) -> None:
-    """Remove a member; a project always keeps at least one manager."""
+def membership_remove(*, project: Project, membership_id) -> bool:
+    """Remove a member (False: no such member); a project always keeps at least one manager."""
     membership = (
         project.memberships.filter(pk=membership_id).first() if str(membership_id).isdigit() else None
     )
     if membership is None:
-        return
+        return False
     if (
         membership.role == Membership.Role.MANAGER
         and project.memberships.filter(role=Membership.Role.MANAGER).count() == 1
     ):
         raise ValueError(LAST_MANAGER)
     membership.delete()
+    return True
 
 
 # API writes ------------------------------------------------------------------------------------
@@ -156,3 +158,13 @@ def membership_add_by_username(*, project: Project, username: str, role: str) ->
     if user is None:
         raise ValidationError(f"No active user named {username!r:.150}.")
     return membership_set(project=project, user=user, role=role)
+
+
+def token_issue(*, user) -> str:
+    """The user's API token, made on first use."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+def token_revoke(*, user) -> None:
+    Token.objects.filter(user=user).delete()

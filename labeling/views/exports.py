@@ -16,6 +16,7 @@ from ..formats.base import ExportOptions, FormatError
 from ..formats.registry import export_choices, export_format, option_formats
 from ..models import Export, JobStatus, Project
 from ..selectors.exports import export_list
+from ..selectors.projects import class_list
 from ..services.exports import export_start
 
 TRUE = ("1", "true", "on", "yes")
@@ -48,7 +49,7 @@ def _context(project: Project, role: str, **extra) -> dict:
         "export_active": any(e.status in (JobStatus.QUEUED, JobStatus.RUNNING) for e in recent),
         "export_formats": export_choices(),
         "option_formats": option_formats(),
-        "export_classes": list(project.classes.all()),
+        "export_classes": list(class_list(project=project)),
         **extra,
     }
 

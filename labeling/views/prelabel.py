@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.selectors.prelabel import job_progress, jobs_of_project
+from labeling.selectors.prelabel import job_failures, job_progress, jobs_of_project
 from labeling.services import prelabel
 
 from ..access import can_manage, job_for_user, project_for_user
@@ -72,7 +72,7 @@ def project_jobs(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job, role = job_for_user(request.user, job_id)
-    failures = job.items.filter(status="failed").select_related("image").order_by("id")[:500]
+    failures = job_failures(job=job)
     return render(
         request,
         "labeling/job_detail.html",

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.selectors.images import image_list, image_status_counts
-from labeling.selectors.projects import projects_of_user
+from labeling.selectors.projects import class_list, member_list, projects_of_user
 from labeling.services.projects import membership_remove, membership_set, project_save
 from labeling.views.imports import import_context
 from labeling.views.prelabel import jobs_context
@@ -104,7 +104,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "role": role,
         "can_manage": can_manage(role),
-        "classes": list(project.classes.all()),
+        "classes": list(class_list(project=project)),
         "upload_form": UploadForm(),
         "prelabel_form": PrelabelForm(project=project),
         **jobs_context(project),
@@ -148,7 +148,7 @@ def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
                     request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}."
                 )
                 return redirect("project-members", project_id=project.pk)
-    members = project.memberships.select_related("user").order_by("role", "user__username")
+    members = member_list(project=project)
     return render(
         request,
         "labeling/project_members.html",
