@@ -114,12 +114,12 @@ def ensure_detector(folder: Path = DETECTOR_DIR, *, seed: int = SEED) -> Path:
         GroundingDinoProcessor,
     )
 
-    from inference.models.tiny_gdino import _make_tokenizer
+    from inference.models.tiny_gdino import make_tokenizer
 
     log(f"building a random grounding-dino-tiny (real size) in {folder} ...")
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = _make_tokenizer(bert_layout_vocabulary(), folder / "vocab.txt")
+    tokenizer = make_tokenizer(bert_layout_vocabulary(), folder / "vocab.txt")
     config = detector_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -96,9 +96,9 @@ def build_models(smoke: bool, device: str, workdir: Path):
         GroundingDinoProcessor,
     )
 
-    from inference.models.tiny_gdino import _make_tokenizer
+    from inference.models.tiny_gdino import make_tokenizer
 
-    tokenizer = _make_tokenizer(bm.bert_layout_vocabulary(), workdir / "vocab.txt")
+    tokenizer = make_tokenizer(bm.bert_layout_vocabulary(), workdir / "vocab.txt")
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 800, "longest_edge": 1333})
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     with torch.random.fork_rng(devices=[]):

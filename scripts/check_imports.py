@@ -6,7 +6,9 @@ Reports
   "module → the modules it imports when it is first imported", packages' __init__ included),
   and the cycles that imports inside functions hide (the same graph with those imports added);
 - imports of these packages' own modules inside functions or methods (the usual way a cycle is
-  hidden), except those allowed below with their reason. Imports under `if TYPE_CHECKING:` never
+  hidden), except those allowed below with their reason;
+- private names (a leading underscore) of one module used by another: `from m import _name`, or
+  `m._name` where m names one of these modules. Imports under `if TYPE_CHECKING:` never
   run and are skipped; a function's lazy import of a third-party library (torch in a web
   process) is not reported.
 
@@ -101,6 +103,40 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Import]:
     return found
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(module: str, path: Path, known: set[str]) -> list[str]:
+    """Private names of other modules that this file imports or reads as `module._name`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bound: dict[str, str] = {}  # a local name → the module of ours it names
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in known and alias.asname:
+                    bound[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _base(module, path, node)
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                if target in known:
+                    bound[alias.asname or alias.name] = target
+                elif base in known and base != module and _private(alias.name):
+                    found.append(f"{node.lineno}: imports {alias.name} from {base}")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in bound
+            and bound[node.value.id] != module
+            and _private(node.attr)
+        ):
+            found.append(f"{node.lineno}: uses {bound[node.value.id]}.{node.attr}")
+    return found
+
+
 def parents(name: str) -> list[str]:
     """The packages Python imports before a module: a and a.b for a.b.c."""
     parts = name.split(".")
@@ -168,6 +204,8 @@ def check(packages: list[str], root: Path = ROOT) -> list[str]:
             elif (name, imp.function) not in ALLOWED_IN_FUNCTIONS:
                 where = path.relative_to(root)
                 problems.append(f"{where}:{imp.line}: import of {imp.target} inside {imp.function}()")
+        where = path.relative_to(root)
+        problems.extend(f"{where}:{use} (private to that module)" for use in private_uses(name, path, known))
     found = cycles(graph)
     for component in found:
         problems.append(f"import cycle: {' ↔ '.join(component)}")

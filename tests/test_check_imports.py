@@ -1,4 +1,5 @@
-"""scripts/check_imports.py: import cycles and imports inside functions, found from the source."""
+"""scripts/check_imports.py: import cycles, imports inside functions and private names used across
+modules, found from the source."""
 
 from __future__ import annotations
 
@@ -65,6 +66,25 @@ def test_a_method_import_of_the_standard_library_is_not_reported(tree):
     assert not [p for p in check_imports.check(["app"], tree) if "app/d.py" in p]
 
 
+def test_private_names_of_another_module_are_reported(tmp_path):
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/a.py": "def _helper():\n    pass\n\ndef public():\n    return _helper()\n",
+            "app/b.py": "from app.a import _helper, public\n",
+            "app/c.py": "from app import a\n\ndef run():\n    return a._helper(), a.public(), a.__name__\n",
+            "app/d.py": "import app.a as alias\n\nVALUE = alias._helper\n",
+        },
+    )
+
+    assert check_imports.check(["app"], tmp_path) == [
+        "app/b.py:1: imports _helper from app.a (private to that module)",
+        "app/c.py:4: uses app.a._helper (private to that module)",
+        "app/d.py:3: uses app.a._helper (private to that module)",
+    ]
+
+
 def test_the_command_exits_1_and_prints_each_problem(tree):
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "check_imports.py"), "--root", str(tree), "app"],
@@ -76,5 +96,5 @@ def test_the_command_exits_1_and_prints_each_problem(tree):
     assert "import cycle: app.a ↔ app.b" in done.stdout
 
 
-def test_the_application_has_no_import_cycle_and_no_import_inside_a_function():
+def test_the_application_has_no_import_cycle_no_hidden_import_and_no_private_name_crossing():
     assert check_imports.check(list(check_imports.PACKAGES)) == []

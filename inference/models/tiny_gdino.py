@@ -73,7 +73,7 @@ def tiny_vocabulary() -> list[str]:
     return vocab
 
 
-def _make_tokenizer(vocab: list[str], vocab_file: Path):
+def make_tokenizer(vocab: list[str], vocab_file: Path):
     """A BERT WordPiece tokenizer over `vocab`, with offsets (tokenizers backend).
 
     transformers 5 made `BertTokenizer` the tokenizers-backed class (`BertTokenizerFast` is an
@@ -112,7 +112,7 @@ def build_tiny_grounding_dino(folder: Path, *, seed: int = 0) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocabulary()
-    tokenizer = _make_tokenizer(vocab, folder / _VOCAB_FILE)
+    tokenizer = make_tokenizer(vocab, folder / _VOCAB_FILE)
 
     config = GroundingDinoConfig(
         backbone_config=SwinConfig(

@@ -57,7 +57,7 @@ def build_world(project: Project, *, user, annotator=None) -> World:
 
 
 @pytest.fixture(autouse=True)
-def _clear_throttles():
+def clear_throttles():
     """Throttle counters live in the cache: every test starts with none."""
     cache.clear()
     yield

@@ -20,8 +20,8 @@ from tests.labeling.api_helpers import snapshot
 from tests.labeling.conftest import plain_images
 
 # Fixtures shared by the API tests.
-_clear_throttles, api_for, foreign, users, world = (
-    api_helpers._clear_throttles,
+clear_throttles, api_for, foreign, users, world = (
+    api_helpers.clear_throttles,
     api_helpers.api_for,
     api_helpers.foreign,
     api_helpers.users,

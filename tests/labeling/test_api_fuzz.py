@@ -17,7 +17,7 @@ from tests.labeling import api_helpers
 from webapp.wsgi import application
 
 # Fixtures shared by the API tests.
-_clear_throttles, world = api_helpers._clear_throttles, api_helpers.world
+clear_throttles, world = api_helpers.clear_throttles, api_helpers.world
 
 # The tiny models: a valid click-to-segment gets its 202 (a server without SAM weights answers 503).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "tiny_models")]

@@ -17,8 +17,8 @@ from tests.labeling import api_helpers
 from tests.labeling.api_helpers import ROLES, World, coco_bytes, snapshot
 
 # Fixtures shared by the API tests.
-_clear_throttles, api_for, foreign, users, world = (
-    api_helpers._clear_throttles,
+clear_throttles, api_for, foreign, users, world = (
+    api_helpers.clear_throttles,
     api_helpers.api_for,
     api_helpers.foreign,
     api_helpers.users,

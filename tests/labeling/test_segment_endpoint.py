@@ -14,6 +14,7 @@ from inference.masks import rle_to_mask
 from labeling import queues
 from labeling.models import Image
 from labeling.services import segmentation
+from labeling.services.prelabel import embedding_cache
 from tests.labeling.conftest import ingest_photos
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
@@ -480,9 +481,7 @@ def test_refining_an_annotation_starts_from_its_box_and_mask(client_for, annotat
     assert response.json()["refined"] == annotation.pk
     first, second = decoder_spy.calls
     assert first["box"] == annotation.box and second["box"] == annotation.box
-    expected = decoder_spy.decoder.mask_input_from_mask(
-        segmentation._recent_embedding(cached.sha256, "tiny"), mask
-    )
+    expected = decoder_spy.decoder.mask_input_from_mask(embedding_cache().get(cached.sha256, "tiny"), mask)
     np.testing.assert_allclose(first["mask_input"], expected, atol=1e-6)
     # The added click starts from the refined mask, not from the stored one again.
     np.testing.assert_allclose(
