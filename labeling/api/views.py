@@ -19,7 +19,8 @@ from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import GenericAPIView
@@ -214,21 +215,47 @@ class ProjectDetail(ProjectList):
         return Response(s.ProjectSerializer(self.get_queryset().get(pk=project_id)).data)
 
 
-class ProjectClasses(GenericAPIView):
-    serializer_class = s.LabelClassSerializer
+class ProjectCollection(GenericAPIView):
+    """A project's list (GET, members: a selector's rows) and the POST that makes one more
+    (managers: the input serializer, then one service), answered 201. Subclasses name the three."""
 
-    @extend_schema(responses=s.LabelClassSerializer(many=True))
+    input_serializer: type[serializers.Serializer]
+
+    def rows(self, project: Project) -> QuerySet:
+        raise NotImplementedError
+
+    def create(self, *, project: Project, user, data: dict) -> Any:
+        raise NotImplementedError
+
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(class_list(project=project))
-        return self.get_paginated_response(s.LabelClassSerializer(page, many=True).data)
+        page = self.paginate_queryset(self.rows(project))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(responses={201: s.LabelClassSerializer})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id, manage=True)
-        data = _input(s.LabelClassSerializer, request)
-        label_class = label_class_create(project=project, **data)
-        return Response(s.LabelClassSerializer(label_class).data, status=201)
+        created = self.create(project=project, user=request.user, data=_input(self.input_serializer, request))
+        return Response(self.get_serializer(created).data, status=201)
+
+
+def collection_schema(output, create_input):
+    return extend_schema_view(
+        get=extend_schema(responses=output(many=True)),
+        post=extend_schema(request=create_input, responses={201: output}),
+    )
+
+
+@collection_schema(s.LabelClassSerializer, s.LabelClassSerializer)
+class ProjectClasses(ProjectCollection):
+    """The project's classes (members); POST adds one (managers)."""
+
+    serializer_class = input_serializer = s.LabelClassSerializer
+
+    def rows(self, project: Project) -> QuerySet:
+        return class_list(project=project)
+
+    def create(self, *, project: Project, user, data: dict) -> Any:
+        return label_class_create(project=project, **data)
 
 
 class ProjectMembers(GenericAPIView):
@@ -505,27 +532,24 @@ class ProjectThreshold(GenericAPIView):
 # Jobs ------------------------------------------------------------------------------------------
 
 
-class ProjectJobs(GenericAPIView):
+@collection_schema(s.JobSerializer, s.JobStartSerializer)
+class ProjectJobs(ProjectCollection):
+    """The project's pre-label jobs, newest first (members); POST starts one (managers)."""
+
     serializer_class = s.JobSerializer
+    input_serializer = s.JobStartSerializer
 
-    @extend_schema(responses=s.JobSerializer(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
-        project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(job_list(project=project))
-        return self.get_paginated_response(s.JobSerializer(page, many=True).data)
+    def rows(self, project: Project) -> QuerySet:
+        return job_list(project=project)
 
-    @extend_schema(request=s.JobStartSerializer, responses={201: s.JobSerializer})
-    def post(self, request: Request, project_id: int) -> Response:
-        project, _ = project_for_user(request.user, project_id, manage=True)
-        data = _input(s.JobStartSerializer, request)
+    def create(self, *, project: Project, user, data: dict) -> Any:
         options = prelabel.JobOptions(
             class_ids=data.get("class_ids"),
             box_threshold=data.get("box_threshold"),
             text_threshold=data.get("text_threshold"),
             scope=data["scope"],
         )
-        job = prelabel.prelabel_job_start(project=project, user=request.user, options=options)
-        return Response(s.JobSerializer(job).data, status=201)
+        return prelabel.prelabel_job_start(project=project, user=user, options=options)
 
 
 class JobDetail(GenericAPIView):
@@ -553,22 +577,19 @@ class JobCancel(GenericAPIView):
 # Exports and imports ---------------------------------------------------------------------------
 
 
-class ProjectExports(GenericAPIView):
+@collection_schema(s.ExportSerializer, s.ExportStartSerializer)
+class ProjectExports(ProjectCollection):
+    """The project's exports, newest first (members); POST starts one (managers)."""
+
     serializer_class = s.ExportSerializer
+    input_serializer = s.ExportStartSerializer
 
-    @extend_schema(responses=s.ExportSerializer(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
-        project, _ = project_for_user(request.user, project_id)
-        page = self.paginate_queryset(export_list(project=project))
-        return self.get_paginated_response(s.ExportSerializer(page, many=True).data)
+    def rows(self, project: Project) -> QuerySet:
+        return export_list(project=project)
 
-    @extend_schema(request=s.ExportStartSerializer, responses={201: s.ExportSerializer})
-    def post(self, request: Request, project_id: int) -> Response:
-        project, _ = project_for_user(request.user, project_id, manage=True)
-        data = _input(s.ExportStartSerializer, request)
+    def create(self, *, project: Project, user, data: dict) -> Any:
         options = ExportOptions.from_json(data.get("options") or {})
-        export = exports.export_start(project=project, user=request.user, fmt=data["format"], options=options)
-        return Response(s.ExportSerializer(export).data, status=201)
+        return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
 
 
 class ExportDetail(GenericAPIView):
