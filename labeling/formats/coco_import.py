@@ -9,6 +9,7 @@ is a part of its own), compressed RLE ({"size": [h, w], "counts": str}) or uncom
 from __future__ import annotations
 
 import json
+from collections.abc import Container, Iterator
 from typing import Any, BinaryIO
 
 from .base import FormatError
@@ -86,21 +87,11 @@ def parse_coco_json(
     for name in archive_images:
         lower_archive.setdefault(basename(name).lower(), []).append(name)
     image_ids: set = set()
-    for index, image in enumerate(document["images"]):
-        path = f"images[{index}]"
-        if not isinstance(image, dict):
-            dataset.error(path, "an image must be an object.")
+    for path, image in _objects(dataset, document, "images", "an image"):
+        named = _id_and_name(dataset, path, image, "file_name", seen=image_ids, what="image")
+        if named is None:
             continue
-        image_id, file_name = image.get("id"), image.get("file_name")
-        if not _is_int(image_id):
-            dataset.error(f"{path}.id", f"must be an integer (got {image_id!r:.40}).")
-            continue
-        if not isinstance(file_name, str) or not file_name.strip():
-            dataset.error(f"{path}.file_name", f"must be a non-empty string (got {file_name!r:.40}).")
-            continue
-        if image_id in image_ids:
-            dataset.error(f"{path}.id", f"image id {image_id} appears twice.")
-            continue
+        image_id, file_name = named
         width, height = image.get("width"), image.get("height")
         if (width is not None or height is not None) and not (
             _is_int(width) and _is_int(height) and width > 0 and height > 0
@@ -123,26 +114,12 @@ def parse_coco_json(
         )
 
     categories: dict[int, str] = {}
-    for index, category in enumerate(document["categories"]):
-        path = f"categories[{index}]"
-        if not isinstance(category, dict):
-            dataset.error(path, "a category must be an object.")
-            continue
-        category_id, name = category.get("id"), category.get("name")
-        if not _is_int(category_id):
-            dataset.error(f"{path}.id", f"must be an integer (got {category_id!r:.40}).")
-        elif not isinstance(name, str) or not name.strip():
-            dataset.error(f"{path}.name", f"must be a non-empty string (got {name!r:.40}).")
-        elif category_id in categories:
-            dataset.error(f"{path}.id", f"category id {category_id} appears twice.")
-        else:
-            categories[category_id] = name.strip()
+    for path, category in _objects(dataset, document, "categories", "a category"):
+        named = _id_and_name(dataset, path, category, "name", seen=categories, what="category")
+        if named is not None:
+            categories[named[0]] = named[1].strip()
 
-    for index, annotation in enumerate(document["annotations"]):
-        path = f"annotations[{index}]"
-        if not isinstance(annotation, dict):
-            dataset.error(path, "an annotation must be an object.")
-            continue
+    for path, annotation in _objects(dataset, document, "annotations", "an annotation"):
         image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
         if not _is_int(image_id):
             dataset.error(f"{path}.image_id", f"must be an integer (got {image_id!r:.40}).")
@@ -205,3 +182,29 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     else:
         parse_coco_json(read_capped(fileobj, what=name), name, dataset, {})
     return dataset
+
+
+def _objects(dataset: ParsedDataset, document: dict, key: str, what: str) -> Iterator[tuple[str, dict]]:
+    """(path, entry) for each entry of document[key] that is an object; an error for the others."""
+    for index, entry in enumerate(document[key]):
+        path = f"{key}[{index}]"
+        if isinstance(entry, dict):
+            yield path, entry
+        else:
+            dataset.error(path, f"{what} must be an object.")
+
+
+def _id_and_name(
+    dataset: ParsedDataset, path: str, entry: dict, name_key: str, *, seen: Container, what: str
+) -> tuple[int, str] | None:
+    """The entry's integer id (not in `seen`) and non-empty name; None with the error recorded."""
+    entry_id, name = entry.get("id"), entry.get(name_key)
+    if not _is_int(entry_id):
+        dataset.error(f"{path}.id", f"must be an integer (got {entry_id!r:.40}).")
+    elif not isinstance(name, str) or not name.strip():
+        dataset.error(f"{path}.{name_key}", f"must be a non-empty string (got {name!r:.40}).")
+    elif entry_id in seen:
+        dataset.error(f"{path}.id", f"{what} id {entry_id} appears twice.")
+    else:
+        return entry_id, name
+    return None
