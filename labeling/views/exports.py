@@ -18,6 +18,7 @@ from ..models import Export, JobStatus, Project
 from ..selectors.exports import export_list
 from ..selectors.projects import class_list
 from ..services.exports import export_start
+from .shared import project_panel_view
 
 TRUE = ("1", "true", "on", "yes")
 RECENT = 10  # exports listed on the panel
@@ -77,12 +78,9 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("project-detail", project_id=project.pk)
 
 
-@require_GET
-def project_exports(request: HttpRequest, project_id: int) -> HttpResponse:
+@project_panel_view
+def project_exports(request: HttpRequest, project: Project, role: str) -> HttpResponse:
     """The exports panel (members): the form for managers, the recent exports and their progress."""
-    project, role = project_for_user(request.user, project_id)
-    if not request.htmx:
-        return redirect("project-detail", project_id=project.pk)
     return _render(request, project, role)
 
 

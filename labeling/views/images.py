@@ -4,40 +4,21 @@ from __future__ import annotations
 
 import mimetypes
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from labeling.services.images import IngestReport, images_ingest
 
-from ..access import image_for_user, project_for_user
+from ..access import image_for_user
 from ..forms import UploadForm
+from ..models import Project
+from .shared import project_upload_view
 
 
-def upload_too_large(request: HttpRequest) -> HttpResponse | None:
-    """413 with the reason when the request declares more than LABELGPT_MAX_UPLOAD_BYTES."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared <= settings.LABELGPT_MAX_UPLOAD_BYTES:
-        return None
-    return HttpResponse(
-        f"The upload is {declared / 1e6:.0f} MB; the limit is "
-        f"{settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB per upload. Send fewer files at once.",
-        status=413,
-        content_type="text/plain",
-    )
-
-
-@require_POST
-def project_upload(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, manage=True)
-    too_large = upload_too_large(request)
-    if too_large:
-        return too_large
+@project_upload_view
+def project_upload(request: HttpRequest, project: Project) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES)
     report = None
     if form.is_valid():

@@ -6,13 +6,11 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
-from labeling.views.images import upload_too_large
-
-from ..access import project_for_user
 from ..formats.registry import import_accept, import_choices
+from ..models import Project
 from ..services.imports import annotations_import
+from .shared import project_upload_view
 
 
 class ImportForm(forms.Form):
@@ -26,12 +24,8 @@ def import_context() -> dict:
     return {"import_formats": import_choices(), "import_accept": import_accept()}
 
 
-@require_POST
-def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, manage=True)
-    too_large = upload_too_large(request)
-    if too_large:
-        return too_large
+@project_upload_view
+def project_import(request: HttpRequest, project: Project) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     report = None
     if form.is_valid():

@@ -14,6 +14,7 @@ from labeling.services import prelabel
 from ..access import can_manage, job_for_user, project_for_user
 from ..forms import PrelabelForm
 from ..models import Project
+from .shared import project_panel_view
 
 # Pre-labeling ------------------------------------------------------------------------------------
 
@@ -58,12 +59,9 @@ def project_prelabel(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("project-detail", project_id=project.pk)
 
 
-@require_GET
-def project_jobs(request: HttpRequest, project_id: int) -> HttpResponse:
+@project_panel_view
+def project_jobs(request: HttpRequest, project: Project, role: str) -> HttpResponse:
     """The jobs panel: live progress of the active job (polled by htmx) and the recent ones."""
-    project, role = project_for_user(request.user, project_id)
-    if not request.htmx:
-        return redirect("project-detail", project_id=project.pk)
     response = _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
     response["HX-Trigger"] = "images-changed"  # images turn "pre-labeled" as the job goes
     return response

@@ -20,6 +20,7 @@ from labeling.views.prelabel import jobs_context
 from ..access import can_create_projects, can_manage, project_for_user
 from ..forms import MemberForm, PrelabelForm, ProjectForm, UploadForm, label_class_formset
 from ..models import Image, Membership, Project
+from .shared import project_panel_view
 
 IMAGES_PER_PAGE = 48
 
@@ -114,12 +115,9 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, "labeling/project_detail.html", context)
 
 
-@require_GET
-def project_images(request: HttpRequest, project_id: int) -> HttpResponse:
+@project_panel_view
+def project_images(request: HttpRequest, project: Project, role: str) -> HttpResponse:
     """The image grid alone (htmx: filter and page without reloading the page)."""
-    project, _ = project_for_user(request.user, project_id)
-    if not request.htmx:  # plain link: the whole page, filtered the same way
-        return redirect(f"{project.get_absolute_url()}?{request.GET.urlencode()}")
     return render(
         request, "labeling/project_detail.html#grid", {"project": project, **_grid_context(request, project)}
     )
