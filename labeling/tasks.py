@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 
-import torch
 from celery import shared_task
 
 from labeling import queues
@@ -28,6 +27,8 @@ def ping() -> dict:
 @shared_task(name=queues.GPU_PING.name)
 def gpu_ping() -> dict:
     """Answered by a worker on the gpu queue, with the accelerator it would use."""
+    import torch  # here, not at the top: importing the tasks must not load torch
+
     cuda = torch.cuda.is_available()
     return {
         "queue": queues.GPU,
