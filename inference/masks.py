@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -647,3 +648,19 @@ def rle_string_runs(counts: str) -> list[int]:
             value += values[-2]
         values.append(value)
     return values
+
+
+def rle_runs_checked(counts: Any, *, height: int, width: int) -> list[int]:
+    """The run lengths of a COCO RLE's counts (a compressed string or a list of integers), checked
+    to cover exactly height × width pixels; ValueError saying what is wrong otherwise."""
+    if isinstance(counts, str):
+        runs = rle_string_runs(counts)
+    elif isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        runs = counts
+    else:
+        raise ValueError("counts must be a COCO string or a list of integers")
+    if any(run < 0 or run >= 2**32 for run in runs):
+        raise ValueError("a run length is out of range")
+    if sum(runs) != height * width:
+        raise ValueError(f"the runs cover {sum(runs)} pixels, not {height} × {width}")
+    return runs

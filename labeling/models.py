@@ -283,6 +283,7 @@ class Annotation(models.Model):
 
 
 BOX_TOLERANCE = 1e-6
+MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation (API and import alike)
 
 
 def box_errors(box: tuple[float, float, float, float], *, width: int, height: int) -> list[str]:

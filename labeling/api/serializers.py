@@ -16,15 +16,24 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
 
-from inference.masks import rle_string_runs
+from inference.masks import rle_runs_checked
 from labeling.formats.registry import export_choices, import_choices
 from labeling.selectors.prelabel import job_progress
 from labeling.services.prelabel import SCOPES
 from labeling.services.review import MAX_BULK_UPDATES, StateUpdate
 
-from ..models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project, box_errors
+from ..models import (
+    MAX_POLYGON_VALUES,
+    Annotation,
+    Export,
+    Image,
+    LabelClass,
+    Membership,
+    PrelabelJob,
+    Project,
+    box_errors,
+)
 
-MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation
 MAX_SEGMENT_POINTS = 64
 
 
@@ -190,18 +199,7 @@ class MaskField(serializers.JSONField):
                 f"mask size must be [height, width] = [{image.height}, {image.width}] (got {size!r:.40})."
             )
         try:
-            if isinstance(counts, str):
-                runs = rle_string_runs(counts)
-            elif isinstance(counts, list) and all(
-                isinstance(c, int) and not isinstance(c, bool) for c in counts
-            ):
-                runs = counts
-            else:
-                raise ValueError("counts must be a COCO string or a list of integers")
-            if any(run < 0 or run >= 2**32 for run in runs):
-                raise ValueError("a run length is out of range")
-            if sum(runs) != image.height * image.width:
-                raise ValueError(f"the runs cover {sum(runs)} pixels, not {image.height} × {image.width}")
+            rle_runs_checked(counts, height=image.height, width=image.width)
         except ValueError as exc:
             raise serializers.ValidationError(f"mask is not a valid COCO RLE: {exc}.") from exc
         return {"size": [image.height, image.width], "counts": counts}

@@ -34,7 +34,7 @@ from inference.masks import (
     mask_to_polygons,
     mask_to_rle,
     polygons_to_mask,
-    rle_string_runs,
+    rle_runs_checked,
     rle_to_mask,
 )
 
@@ -42,11 +42,19 @@ from ..formats.base import FormatError, safe_name
 from ..formats.parsed import ParsedAnnotation, ParsedDataset, basename
 from ..formats.registry import import_format
 from ..ingest import IngestError, Limits, PreparedImage, prepare_image
-from ..models import BOX_TOLERANCE, PALETTE, Annotation, Image, LabelClass, Project, box_errors
+from ..models import (
+    BOX_TOLERANCE,
+    MAX_POLYGON_VALUES,
+    PALETTE,
+    Annotation,
+    Image,
+    LabelClass,
+    Project,
+    box_errors,
+)
 from .images import image_store
 
 MAX_ERRORS = 200  # past this many, the report says how many more there were
-MAX_POLYGON_VALUES = 200_000  # coordinates in all rings of one annotation (as the review API)
 
 
 # The report ------------------------------------------------------------------------------------------
@@ -224,14 +232,6 @@ class _Bad(Exception):
     pass
 
 
-def _rle_runs(counts: Any) -> list[int]:
-    if isinstance(counts, str):
-        return rle_string_runs(counts)
-    if isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-        return counts
-    raise ValueError("counts must be a COCO string or a list of integers")
-
-
 def _clean_rle(rle: dict, target: _Target) -> np.ndarray:
     size = rle.get("size")
     if size != [target.height, target.width]:
@@ -240,11 +240,7 @@ def _clean_rle(rle: dict, target: _Target) -> np.ndarray:
             f"[height, width] = [{target.height}, {target.width}]"
         )
     try:
-        runs = _rle_runs(rle.get("counts"))
-        if any(run < 0 or run >= 2**32 for run in runs):
-            raise ValueError("a run length is out of range")
-        if sum(runs) != target.height * target.width:
-            raise ValueError(f"the runs cover {sum(runs)} pixels, not {target.height} × {target.width}")
+        rle_runs_checked(rle.get("counts"), height=target.height, width=target.width)
         return rle_to_mask({"size": size, "counts": rle["counts"]})
     except ValueError as exc:
         raise _Bad(f"not a valid COCO RLE: {exc}") from exc

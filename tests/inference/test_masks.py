@@ -24,6 +24,7 @@ from inference.masks import (
     mask_to_rle,
     polygons_are_faithful,
     polygons_to_mask,
+    rle_runs_checked,
     rle_to_mask,
 )
 from inference.models import tiny_sam
@@ -443,3 +444,20 @@ def test_encode_mask_traces_small_shapes_finer_until_faithful():
 
     assert encoded.polygons
     assert mask_iou(polygons_to_mask(encoded.polygons, 60, 60), mask) >= 0.99
+
+
+def test_rle_runs_checked_takes_both_count_forms_and_refuses_what_does_not_cover_the_image():
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[1, 1:3] = True
+    rle = mask_to_rle(mask)  # a compressed string
+    runs = rle_runs_checked(rle["counts"], height=3, width=4)
+
+    assert sum(runs) == 12 and rle_runs_checked(runs, height=3, width=4) == runs
+    with pytest.raises(ValueError, match="cover 12 pixels, not 4 × 4"):
+        rle_runs_checked(runs, height=4, width=4)
+    with pytest.raises(ValueError, match="out of range"):
+        rle_runs_checked([13, -1], height=3, width=4)
+    with pytest.raises(ValueError, match="a COCO string or a list of integers"):
+        rle_runs_checked([6.0, 6.0], height=3, width=4)
+    with pytest.raises(ValueError, match="a COCO string or a list of integers"):
+        rle_runs_checked([True, 11], height=3, width=4)
