@@ -176,11 +176,12 @@ if LABELGPT_CLICK_BACKEND not in ("auto", "onnx", "torch"):
     raise ImproperlyConfigured(
         f"LABELGPT_CLICK_BACKEND must be auto, onnx or torch, got {LABELGPT_CLICK_BACKEND!r}"
     )
-# Local path or URL of each SAM checkpoint; the official download URL when unset.
+# Local path or URL of each segmenter's checkpoint, by name (LABELGPT_SAM_CHECKPOINT_VIT_B → vit_b,
+# for every name a segmenter family offers); the official download URL when unset.
 LABELGPT_SAM_CHECKPOINTS = {
-    name: os.environ[f"LABELGPT_SAM_CHECKPOINT_{name.upper()}"]
-    for name in ("vit_b", "vit_l", "vit_h")
-    if os.environ.get(f"LABELGPT_SAM_CHECKPOINT_{name.upper()}")
+    key.removeprefix("LABELGPT_SAM_CHECKPOINT_").lower(): value
+    for key, value in os.environ.items()
+    if key.startswith("LABELGPT_SAM_CHECKPOINT_") and value
 }
 # SAM image embeddings, shared by the gpu workers (write) and the web (click-to-segment);
 # empty means MEDIA_ROOT/embeddings.

@@ -1,4 +1,4 @@
-"""Pre-label jobs through their services (labeling/prelabel.py), with the tiny random models.
+"""Pre-label jobs through their services (labeling/services/prelabel.py), with the tiny random models.
 
 The Celery tasks are not run: their `.delay` is recorded (tests/labeling/conftest.py) and the
 tests call the services a worker would call, in the order a worker would.
