@@ -170,5 +170,5 @@ class PrelabelForm(forms.Form):
 class ClassThresholdForm(forms.Form):
     """A class's own review threshold (the dashboard's "Apply" of a suggested threshold)."""
 
-    class_id = forms.IntegerField()
+    class_id = forms.IntegerField(min_value=1, max_value=2**63 - 1)
     box_threshold = forms.FloatField(min_value=0.0, max_value=1.0)

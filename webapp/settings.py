@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Request size limits: before anything that reads the body (CsrfViewMiddleware does).
+    "labeling.middleware.RequestSizeLimitMiddleware",
     "labeling.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -149,10 +151,20 @@ LABELGPT_MAX_UPLOAD_FILES = env_int("LABELGPT_MAX_UPLOAD_FILES", 1000)
 LABELGPT_ZIP_MAX_ENTRIES = env_int("LABELGPT_ZIP_MAX_ENTRIES", 10_000)
 LABELGPT_ZIP_MAX_TOTAL_BYTES = env_int("LABELGPT_ZIP_MAX_TOTAL_BYTES", 4 * 1024 * 1024 * 1024)
 LABELGPT_THUMBNAIL_SIZE = env_int("LABELGPT_THUMBNAIL_SIZE", 320)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # non-file fields
 DATA_UPLOAD_MAX_NUMBER_FILES = LABELGPT_MAX_UPLOAD_FILES
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # bigger files spool to disk
 FILE_UPLOAD_PERMISSIONS = 0o644
+
+# Request size (issue 11; labeling.middleware.RequestSizeLimitMiddleware) ------------------------
+# The largest request body by route: 413 from the declared Content-Length before the body is
+# read (a chunked body is counted and stopped at the limit). Image uploads (page and API) take
+# LABELGPT_MAX_UPLOAD_BYTES (above), dataset imports (page and API) LABELGPT_MAX_IMPORT_BYTES,
+# every other route (JSON bodies, forms) LABELGPT_MAX_REQUEST_BYTES.
+LABELGPT_MAX_IMPORT_BYTES = env_int("LABELGPT_MAX_IMPORT_BYTES", LABELGPT_MAX_UPLOAD_BYTES)
+LABELGPT_MAX_REQUEST_BYTES = env_int("LABELGPT_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+# Django's own caps: a body read whole into memory (JSON, a form's fields), and the size past
+# which an uploaded file (or a counted chunked body) spools to disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = LABELGPT_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Models (pre-labeling) ------------------------------------------------------------------------
 # "real": Grounding DINO / SAM weights named by each project; "tiny": tiny random models built
@@ -230,6 +242,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("LABELGPT_AUTH_THROTTLE", "10/min")},
     "EXCEPTION_HANDLER": "labeling.api.views.exception_handler",
+    # Issue 11: JSON bodies parsed with limits (depth, integer length, finite numbers); JSON
+    # answers only (no browsable API: ?format=api is a 404, Accept: text/html a 406).
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.api.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LabelGPT API",

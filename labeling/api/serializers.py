@@ -7,9 +7,11 @@ clean, typed values and enforce the business rules (versions, leases, states, ro
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -35,6 +37,9 @@ from ..models import (
 )
 
 MAX_SEGMENT_POINTS = 64
+# Ids and versions fit the database's bigint; a JSON number fits a float (finite).
+MAX_ID = 2**63 - 1
+MAX_NUMBER = sys.float_info.max
 
 
 class StrictMixin:
@@ -67,6 +72,8 @@ class UnitFloat(serializers.FloatField):
         super().__init__(min_value=0.0, max_value=1.0, **kwargs)
 
     def to_internal_value(self, data):
+        if is_integer(data) and not is_number(data):
+            self.fail("invalid")  # past a float's range (float() would raise OverflowError)
         value = super().to_internal_value(data)
         if not math.isfinite(value):
             self.fail("invalid")
@@ -76,9 +83,26 @@ class UnitFloat(serializers.FloatField):
 # Strict JSON values --------------------------------------------------------------------------------
 
 
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_number(value: Any) -> bool:
-    """A finite JSON number (not a boolean, not a string)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number that a float holds (not a boolean, not a string; an integer of 400
+    digits is not one: comparing it with the largest float does not convert it)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
+
+
+def numbers_array(values: list) -> np.ndarray | None:
+    """The list as float64 when it holds only finite numbers (not booleans); None otherwise.
+    Checked in C (types, conversion, finiteness): a long list costs no Python loop."""
+    if not set(map(type, values)) <= {int, float}:
+        return None
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    return array if np.isfinite(array).all() else None
 
 
 def _image(field: serializers.Field) -> Image:
@@ -89,26 +113,25 @@ def _image(field: serializers.Field) -> Image:
 
 
 class JSONInteger(serializers.IntegerField):
-    """An integer as JSON writes it: "1", 1.0 and true are refused. `message` is the reason given
-    (formatted with {value}); by default "<field> must be an integer"."""
+    """An integer as JSON writes it: "1", 1.0 and true are refused, and so is one past a bigint
+    (max_value defaults to MAX_ID). `message` is the reason given (formatted with {value}); by
+    default "<field> must be an integer"."""
 
     def __init__(self, *, message: str = "", **kwargs) -> None:
+        kwargs.setdefault("max_value", MAX_ID)
+        kwargs.setdefault("min_value", -MAX_ID)
         super().__init__(**kwargs)
         self.message = message
 
     def to_internal_value(self, data):
-        if (
-            not isinstance(data, int)
-            or isinstance(data, bool)
-            or (self.min_value is not None and data < self.min_value)
-        ):
+        if not is_integer(data) or not self.min_value <= data <= self.max_value:
             default = (
-                "{name} must be a positive integer (got {value!r:.40})."
-                if self.min_value == 1
-                else "{name} must be an integer (got {value!r:.40})."
+                "{name} must be a positive integer" if self.min_value == 1 else "{name} must be an integer"
             )
+            if is_integer(data) and data > self.max_value:
+                default += f" up to {self.max_value}"
             raise serializers.ValidationError(
-                (self.message or default).format(name=self.field_name, value=data)
+                (self.message or default + " (got {value!r:.40}).").format(name=self.field_name, value=data)
             )
         return data
 
@@ -171,7 +194,7 @@ class BoxField(serializers.ListField):
         super().__init__(child=serializers.FloatField(), min_length=4, max_length=4, **kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, list | tuple) or len(data) != 4 or not all(is_number(v) for v in data):
+        if not isinstance(data, list | tuple) or len(data) != 4 or not all(map(is_number, data)):
             raise serializers.ValidationError(self.SHAPE)
         box = tuple(float(v) for v in data)
         image = _image(self)
@@ -198,6 +221,12 @@ class MaskField(serializers.JSONField):
             raise serializers.ValidationError(
                 f"mask size must be [height, width] = [{image.height}, {image.width}] (got {size!r:.40})."
             )
+        if isinstance(counts, list | str) and len(counts) > image.height * image.width + 1:
+            # Counted before any run is read: no mask of this size has that many runs.
+            raise serializers.ValidationError(
+                f"mask is not a valid COCO RLE: more runs than the image's {image.width} × "
+                f"{image.height} pixels."
+            )
         try:
             rle_runs_checked(counts, height=image.height, width=image.width)
         except ValueError as exc:
@@ -217,6 +246,7 @@ class PolygonsField(serializers.JSONField):
         if not isinstance(polygons, list):
             raise serializers.ValidationError(self.SHAPE)
         image = _image(self)
+        # The sizes first (a count per ring, no value read): a huge polygon is refused at once.
         total = 0
         for part in polygons:
             if not isinstance(part, list) or not part:
@@ -224,15 +254,18 @@ class PolygonsField(serializers.JSONField):
             for ring in part:
                 if not isinstance(ring, list) or len(ring) < 6 or len(ring) % 2:
                     raise serializers.ValidationError(self.SHAPE)
-                if not all(is_number(v) for v in ring):
-                    raise serializers.ValidationError(self.SHAPE)
                 total += len(ring)
                 if total > MAX_POLYGON_VALUES:
                     raise serializers.ValidationError(
                         f"polygons have more than {MAX_POLYGON_VALUES} coordinates."
                     )
-                xs, ys = ring[0::2], ring[1::2]
-                if min(xs) < 0 or min(ys) < 0 or max(xs) > image.width or max(ys) > image.height:
+        for part in polygons:
+            for ring in part:
+                values = numbers_array(ring)
+                if values is None:
+                    raise serializers.ValidationError(self.SHAPE)
+                xs, ys = values[0::2], values[1::2]
+                if xs.min() < 0 or ys.min() < 0 or xs.max() > image.width or ys.max() > image.height:
                     raise serializers.ValidationError(
                         f"A polygon goes outside the {image.width} × {image.height} image."
                     )
@@ -244,12 +277,12 @@ class PointsField(serializers.JSONField):
 
     def to_internal_value(self, data):
         points = super().to_internal_value(data) or []
+        if isinstance(points, list) and len(points) > MAX_SEGMENT_POINTS:
+            raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} points.")
         if not isinstance(points, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(is_number(v) for v in p) for p in points
         ):
             raise serializers.ValidationError("points must be a list of [x, y] pairs of numbers.")
-        if len(points) > MAX_SEGMENT_POINTS:
-            raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} points.")
         image = _image(self)
         for x, y in points:
             if not (0 <= x <= image.width and 0 <= y <= image.height):
@@ -264,6 +297,8 @@ class LabelsField(serializers.JSONField):
 
     def to_internal_value(self, data):
         labels = super().to_internal_value(data) or []
+        if isinstance(labels, list) and len(labels) > MAX_SEGMENT_POINTS:
+            raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} labels.")
         if not isinstance(labels, list) or not all(
             label in (0, 1) and isinstance(label, int) and not isinstance(label, bool) for label in labels
         ):
@@ -287,7 +322,10 @@ class VersionedSerializer(Strict):
         header = (self.context.get("if_match") or "").strip()
         if header:
             value = header.removeprefix("W/").strip().strip('"')
-            if not value.isdigit() or int(value) < 1:
+            if (
+                not (value.isascii() and value.isdigit() and len(value) <= 19)
+                or not 1 <= int(value) <= MAX_ID
+            ):
                 raise serializers.ValidationError(
                     {
                         "If-Match": [
@@ -399,7 +437,7 @@ class ImageFilterSerializer(Strict):
     """The only filters the image list takes (no client-chosen ORM lookups)."""
 
     status = serializers.ChoiceField(choices=Image.Status.choices, required=False)
-    class_id = serializers.IntegerField(required=False, min_value=1)
+    class_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     has_proposals = serializers.BooleanField(required=False, allow_null=True, default=None)
     page = serializers.IntegerField(required=False, min_value=1)
 
@@ -610,7 +648,9 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobStartSerializer(Strict):
-    class_ids = serializers.ListField(child=serializers.IntegerField(), required=False, allow_null=True)
+    class_ids = serializers.ListField(
+        child=JSONInteger(min_value=1), required=False, allow_null=True, max_length=1000
+    )
     box_threshold = UnitFloat(required=False, allow_null=True)
     text_threshold = UnitFloat(required=False, allow_null=True)
     scope = serializers.ChoiceField(choices=list(SCOPES), default="new")

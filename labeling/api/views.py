@@ -145,6 +145,30 @@ def _annotation_response(annotation: dict, *, code: int = 200) -> Response:
     return response
 
 
+PAGED = frozenset({"page"})  # the query of a paginated list (PageNumberPagination)
+
+
+class ApiView(GenericAPIView):
+    """Every API view's base: the query parameters a route takes are its `query_params` (and
+    ?format=json); any other one is a 400 naming it, after authentication and permissions."""
+
+    query_params: frozenset[str] = frozenset()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        taken = self.query_params | {api_settings.URL_FORMAT_OVERRIDE}
+        unknown = sorted(set(request.query_params) - taken)
+        if unknown:
+            raise DRFValidationError(
+                {
+                    "query": [
+                        f"Unknown query parameter(s): {', '.join(unknown)}. This route takes: "
+                        f"{', '.join(sorted(taken))}."
+                    ]
+                }
+            )
+
+
 IF_MATCH = OpenApiParameter(
     "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description='The version edited, e.g. "3".'
 )
@@ -153,7 +177,7 @@ IF_MATCH = OpenApiParameter(
 # Auth ------------------------------------------------------------------------------------------
 
 
-class TokenView(GenericAPIView):
+class TokenView(ApiView):
     """POST username / password → a token (throttled). DELETE → revoke your own token."""
 
     throttle_classes = [ScopedRateThrottle]
@@ -178,8 +202,9 @@ class TokenView(GenericAPIView):
 # Projects and classes --------------------------------------------------------------------------
 
 
-class ProjectList(GenericAPIView):
+class ProjectList(ApiView):
     serializer_class = s.ProjectSerializer
+    query_params = PAGED
 
     def get_queryset(self) -> QuerySet[Project]:
         return projects_with_role(user=self.request.user)
@@ -201,6 +226,7 @@ class ProjectList(GenericAPIView):
 
 class ProjectDetail(ProjectList):
     http_method_names = ["get", "patch", "head", "options"]
+    query_params = frozenset()
 
     @extend_schema(responses=s.ProjectSerializer)
     def get(self, request: Request, project_id: int) -> Response:
@@ -215,11 +241,12 @@ class ProjectDetail(ProjectList):
         return Response(s.ProjectSerializer(self.get_queryset().get(pk=project_id)).data)
 
 
-class ProjectCollection(GenericAPIView):
+class ProjectCollection(ApiView):
     """A project's list (GET, members: a selector's rows) and the POST that makes one more
     (managers: the input serializer, then one service), answered 201. Subclasses name the three."""
 
     input_serializer: type[serializers.Serializer]
+    query_params = PAGED
 
     def rows(self, project: Project) -> QuerySet:
         raise NotImplementedError
@@ -258,10 +285,11 @@ class ProjectClasses(ProjectCollection):
         return label_class_create(project=project, **data)
 
 
-class ProjectMembers(GenericAPIView):
+class ProjectMembers(ApiView):
     """The project's members and their roles (managers)."""
 
     serializer_class = s.MembershipSerializer
+    query_params = PAGED
 
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
@@ -283,7 +311,7 @@ class ProjectMembers(GenericAPIView):
         return Response(s.MembershipSerializer(membership).data)
 
 
-class ProjectMember(GenericAPIView):
+class ProjectMember(ApiView):
     serializer_class = s.MembershipSerializer
 
     @extend_schema(responses={204: None})
@@ -301,9 +329,10 @@ class ProjectMember(GenericAPIView):
 # Images ----------------------------------------------------------------------------------------
 
 
-class ProjectImages(GenericAPIView):
+class ProjectImages(ApiView):
     serializer_class = s.ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
+    query_params = frozenset(s.ImageFilterSerializer().fields)
 
     @extend_schema(
         parameters=[s.ImageFilterSerializer],
@@ -332,7 +361,7 @@ class ProjectImages(GenericAPIView):
         return Response(report.as_dict(), status=201 if report.created else 200)
 
 
-class ImageDetail(GenericAPIView):
+class ImageDetail(ApiView):
     serializer_class = s.ImageSerializer
 
     def get(self, request: Request, image_id: int) -> Response:
@@ -347,7 +376,7 @@ class ImageDetail(GenericAPIView):
         return Response(status=204)
 
 
-class ImageClose(GenericAPIView):
+class ImageClose(ApiView):
     """Submit (done) or skip the image: its status, recorded as the caller's review; "next" is the
     review queue (it leases the next image), where the review page goes on."""
 
@@ -381,8 +410,9 @@ class ImageSkip(ImageClose):
 # Annotations -----------------------------------------------------------------------------------
 
 
-class ImageAnnotations(GenericAPIView):
+class ImageAnnotations(ApiView):
     serializer_class = s.AnnotationSerializer
+    query_params = PAGED
 
     @extend_schema(responses=s.AnnotationSerializer(many=True))
     def get(self, request: Request, image_id: int) -> Response:
@@ -399,7 +429,7 @@ class ImageAnnotations(GenericAPIView):
         return _annotation_response(annotation, code=201)
 
 
-class AnnotationDetail(GenericAPIView):
+class AnnotationDetail(ApiView):
     serializer_class = s.AnnotationSerializer
 
     def get(self, request: Request, annotation_id: int) -> Response:
@@ -428,7 +458,7 @@ class AnnotationDetail(GenericAPIView):
         return Response(status=204)
 
 
-class AnnotationTriage(GenericAPIView):
+class AnnotationTriage(ApiView):
     serializer_class = s.VersionSerializer
     state = Annotation.State.ACCEPTED
 
@@ -450,7 +480,7 @@ class AnnotationReject(AnnotationTriage):
     state = Annotation.State.REJECTED
 
 
-class ImageAnnotationStates(GenericAPIView):
+class ImageAnnotationStates(ApiView):
     """Change the state of many annotations of the image at once, each on its version: the
     saved ones in "annotations", the stale ones' ids in "conflicts" and as they are now in
     "current"."""
@@ -466,7 +496,7 @@ class ImageAnnotationStates(GenericAPIView):
         )
 
 
-class AcceptAbove(GenericAPIView):
+class AcceptAbove(ApiView):
     """Accept every proposal of the image scoring at least min_score (at their current versions)."""
 
     serializer_class = s.AcceptAboveSerializer
@@ -480,7 +510,7 @@ class AcceptAbove(GenericAPIView):
         )
 
 
-class ImageSegment(GenericAPIView):
+class ImageSegment(ApiView):
     """Points / labels / box (and an annotation to refine) → a mask on the image's cached SAM
     embedding; 202 while it is prepared (with Retry-After); 503 / 422 with the reason when it
     cannot be made."""
@@ -515,7 +545,7 @@ class ImageSegment(GenericAPIView):
         return response
 
 
-class ProjectThreshold(GenericAPIView):
+class ProjectThreshold(ApiView):
     """The review threshold (managers): the project's, or one class's ({"class_id": ...}; null
     clears the class's own threshold). The review page's slider saves here."""
 
@@ -552,7 +582,7 @@ class ProjectJobs(ProjectCollection):
         return prelabel.prelabel_job_start(project=project, user=user, options=options)
 
 
-class JobDetail(GenericAPIView):
+class JobDetail(ApiView):
     serializer_class = s.JobSerializer
 
     def get(self, request: Request, job_id: int) -> Response:
@@ -560,7 +590,7 @@ class JobDetail(GenericAPIView):
         return Response(s.JobSerializer(job).data)
 
 
-class JobCancel(GenericAPIView):
+class JobCancel(ApiView):
     serializer_class = s.JobSerializer
 
     @extend_schema(request=None, responses=s.JobSerializer)
@@ -592,14 +622,14 @@ class ProjectExports(ProjectCollection):
         return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
 
 
-class ExportDetail(GenericAPIView):
+class ExportDetail(ApiView):
     serializer_class = s.ExportSerializer
 
     def get(self, request: Request, export_id: int) -> Response:
         return Response(s.ExportSerializer(export_for_user(request.user, export_id)).data)
 
 
-class ExportDownload(GenericAPIView):
+class ExportDownload(ApiView):
     serializer_class = None
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
@@ -607,7 +637,7 @@ class ExportDownload(GenericAPIView):
         return export_file_response(export_for_user(request.user, export_id))
 
 
-class ProjectImports(GenericAPIView):
+class ProjectImports(ApiView):
     serializer_class = s.ImportSerializer
     parser_classes = [MultiPartParser, FormParser]
 

@@ -77,6 +77,9 @@ class FormatError(Exception):
     """Bad input or options: the message says what and where (file, line, field)."""
 
 
+MAX_OPTION_INTEGER = 10**18 - 1  # class ids and the seed: a bigint holds them
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     states: tuple = ("accepted",)  # ("accepted",) or ("accepted", "proposed"): proposals ≥ threshold
@@ -119,8 +122,10 @@ class ExportOptions:
                 raise FormatError("Option class_ids: give a list of class ids.")
             try:
                 class_ids = tuple(int(c) for c in class_ids)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise FormatError(f"Option class_ids: not a list of integers ({class_ids!r:.80}).") from exc
+            if not all(0 < c <= MAX_OPTION_INTEGER for c in class_ids):
+                raise FormatError("Option class_ids: not a list of class ids.")
         flags = {}
         for name in ("include_empty", "zip_images", "rle"):
             value = data.get(name, getattr(cls, name))
@@ -130,10 +135,12 @@ class ExportOptions:
         try:
             val_ratio = float(data.get("val_ratio", 0.0))
             seed = int(data.get("seed", 0))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise FormatError("Options val_ratio and seed must be numbers.") from exc
-        if not 0.0 <= val_ratio < 1.0:
-            raise FormatError(f"Option val_ratio must be in [0, 1) (got {val_ratio}).")
+        if not 0.0 <= val_ratio < 1.0:  # NaN and infinities too
+            raise FormatError(f"Option val_ratio must be in [0, 1) (got {val_ratio:.6g}).")
+        if not -MAX_OPTION_INTEGER <= seed <= MAX_OPTION_INTEGER:
+            raise FormatError(f"Option seed must be an integer of at most 18 digits (got {str(seed)[:24]}).")
         return cls(states=states, class_ids=class_ids, val_ratio=val_ratio, seed=seed, **flags)
 
 

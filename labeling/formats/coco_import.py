@@ -3,15 +3,17 @@
 Segmentations: polygons (a list of flat [x0, y0, ...] rings: COCO has no holes, so each ring
 is a part of its own), compressed RLE ({"size": [h, w], "counts": str}) or uncompressed RLE
 (counts a list of ints). Every wrong type is reported with its JSON path
-("annotations[12].bbox"); malformed JSON with its line and column.
+("annotations[12].bbox"); malformed JSON with its line and column. The JSON is parsed with
+labeling.safejson's limits (as the API's bodies): a number past them (an integer of more than 20
+digits, one past a float's range) or nesting too deep refuses the file, with the JSON path.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Container, Iterator
 from typing import Any, BinaryIO
 
+from .. import safejson
 from .base import FormatError
 from .parsed import (
     ParsedAnnotation,
@@ -68,13 +70,13 @@ def parse_coco_json(
     data: bytes, where: str, dataset: ParsedDataset, archive_images: dict[str, bytes]
 ) -> None:
     try:
-        document = json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
-    except json.JSONDecodeError as exc:
-        raise FormatError(
-            f"{where}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
-        ) from exc
+        document = safejson.loads(data)
+    except safejson.JSONError as exc:
+        if exc.lineno is not None:
+            raise FormatError(
+                f"{where}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.reason}."
+            ) from exc
+        raise FormatError(f"{where}: {exc}.") from exc
     if not isinstance(document, dict):
         raise FormatError(
             f"{where}: the top level must be a JSON object with images, categories, annotations."

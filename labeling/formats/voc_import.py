@@ -65,8 +65,13 @@ def _text(element, path: str) -> str | None:
     return found.text.strip()
 
 
+MAX_NUMBER_CHARS = 32  # a number written longer is not taken as one
+
+
 def _number(element, path: str) -> float | None:
     text = _text(element, path)
+    if text is not None and len(text) > MAX_NUMBER_CHARS:
+        return None
     try:
         value = float(text) if text is not None else None
     except ValueError:

@@ -19,6 +19,11 @@ from .base import FormatError
 from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
 
 NORMALISED_TOLERANCE = 1e-6
+# Numbers on one label line (as labeling.models.MAX_POLYGON_VALUES, which the formats cannot
+# import): a longer line is refused before any of it is converted. A number has at most 32
+# characters ("0.123456789012345678" is 20).
+MAX_LINE_VALUES = 200_000
+MAX_NUMBER_CHARS = 32
 
 
 def _names(data: bytes, where: str) -> dict[int, str]:
@@ -116,10 +121,16 @@ def _parse_labels(data: bytes, where: str, key: str, names: dict[int, str], data
         dataset.error(where, "not UTF-8 text.")
         return
     for number, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
+        tokens = line.split(maxsplit=MAX_LINE_VALUES + 1)
         if not tokens:
             continue
         location = f"{where} line {number}"
+        if len(tokens) > MAX_LINE_VALUES + 1:
+            dataset.error(location, f"more than {MAX_LINE_VALUES} numbers on one line.")
+            continue
+        if max(map(len, tokens)) > MAX_NUMBER_CHARS:
+            dataset.error(location, f"a number longer than {MAX_NUMBER_CHARS} characters.")
+            continue
         try:
             cls = int(tokens[0])
             values = [float(t) for t in tokens[1:]]
