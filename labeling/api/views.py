@@ -21,7 +21,7 @@ from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -118,6 +118,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         message = str(response.data["detail"])
         if isinstance(exc, ParseError) and message.startswith("JSON parse error - "):
             message = f"The body is not valid JSON: {message.removeprefix('JSON parse error - ')}"
+        elif isinstance(exc, NotAcceptable):
+            accept = context["request"].headers.get("Accept", "")
+            message = f"This API answers JSON only (application/json), not {accept[:80]}."
         response.data = {"error": message}
     return response
 
@@ -342,7 +345,8 @@ class ProjectImages(ApiView):
         """Images of the project; filters: ?status=, ?class_id= (has an annotation of the class),
         ?has_proposals=true|false."""
         project, _ = project_for_user(request.user, project_id)
-        filters = _input(s.ImageFilterSerializer, request, data=request.query_params)
+        query = {k: v for k, v in request.query_params.items() if k != api_settings.URL_FORMAT_OVERRIDE}
+        filters = _input(s.ImageFilterSerializer, request, data=query)
         images = images_with_counts(
             project=project,
             status=filters.get("status"),

@@ -79,7 +79,7 @@ def test_a_symlink_in_the_archive_is_refused(client_for, manager, project, image
 
 
 def test_an_upload_over_the_limit_is_refused_before_reading(client_for, manager, project, settings):
-    settings.LABELGPT_MAX_UPLOAD_BYTES = 10
+    settings.LABELGPT_MAX_IMPORT_BYTES = 10
     response = post(client_for(manager), project, b"{}" * 100)
     assert response.status_code == 413
 
