@@ -4,9 +4,9 @@ finite numbers only. A refusal is a JSONError naming where: the line and column 
 JSON, or the JSON path (`annotations[3].bbox[0]`) of the value past a limit.
 
 The usual text is parsed once by orjson (C; it refuses infinite numbers, NaN and more than 1024
-levels); the depth and the longest run of digits are then measured on the text with its strings
-blanked (numpy, no walk over the values). Only a text that may break a limit is parsed again by
-the standard library with hooks, to find the path of what is refused.
+levels); the depth (numpy) and the runs of digits (a substring search) are then measured on the
+text with its strings blanked, with no walk over the values. Only a text that may break a limit
+is parsed again by the standard library with hooks, to find the path of what is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ MAX_INTEGER_DIGITS = 20  # an unsigned 64-bit integer has 20
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * (MAX_INTEGER_DIGITS + 1)
 
 
 class JSONError(ValueError):
@@ -57,7 +59,7 @@ def loads(data: bytes | str) -> Any:
     blanked = _STRING.sub(b'""', raw)
     if _depth(blanked) > MAX_DEPTH:
         raise JSONError(_too_deep(), path=_deep_path(value))
-    if _longest_digit_run(blanked) > MAX_INTEGER_DIGITS:
+    if _LONG_RUN in blanked.translate(_DIGITS_AS_ZERO):
         return _checked(raw)  # a long integer, or only a long fraction or exponent
     return value
 
@@ -72,14 +74,6 @@ def _depth(blanked: bytes) -> int:
         return 0
     steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
     return int(np.cumsum(steps).max())
-
-
-def _longest_digit_run(blanked: bytes) -> int:
-    """The longest run of digits of the text (its strings blanked: the numbers' digits only)."""
-    codes = np.frombuffer(blanked, dtype=np.uint8)
-    is_digit = np.concatenate(([False], (codes >= ord("0")) & (codes <= ord("9")), [False]))
-    edges = np.flatnonzero(is_digit[1:] != is_digit[:-1])  # starts and ends of the runs, in turn
-    return int((edges[1::2] - edges[0::2]).max()) if edges.size else 0
 
 
 class _Refused:

@@ -208,7 +208,7 @@ class MaskField(serializers.JSONField):
     """A COCO RLE of the image's size: {"size": [height, width], "counts": string or run lengths}."""
 
     def to_internal_value(self, data):
-        mask = super().to_internal_value(data)
+        mask = data  # not JSONField's check (a json.dumps of it all): the shape is checked here
         if mask is None:
             return None
         if not isinstance(mask, dict) or set(mask) != {"size", "counts"}:
@@ -240,7 +240,7 @@ class PolygonsField(serializers.JSONField):
     SHAPE = "polygons must be a list of parts, each a list of rings [x0, y0, x1, y1, ...] (3+ points)."
 
     def to_internal_value(self, data):
-        polygons = super().to_internal_value(data)
+        polygons = data  # not JSONField's check (a json.dumps of it all): the shape is checked here
         if polygons is None:
             return None
         if not isinstance(polygons, list):
@@ -276,9 +276,9 @@ class PointsField(serializers.JSONField):
     """Click points [[x, y], ...] inside the image (at most MAX_SEGMENT_POINTS): a list of tuples."""
 
     def to_internal_value(self, data):
-        points = super().to_internal_value(data) or []
-        if isinstance(points, list) and len(points) > MAX_SEGMENT_POINTS:
+        if isinstance(data, list) and len(data) > MAX_SEGMENT_POINTS:
             raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} points.")
+        points = super().to_internal_value(data) or []
         if not isinstance(points, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(is_number(v) for v in p) for p in points
         ):
@@ -296,9 +296,9 @@ class LabelsField(serializers.JSONField):
     """One label per point: 1 (the object) or 0 (background)."""
 
     def to_internal_value(self, data):
-        labels = super().to_internal_value(data) or []
-        if isinstance(labels, list) and len(labels) > MAX_SEGMENT_POINTS:
+        if isinstance(data, list) and len(data) > MAX_SEGMENT_POINTS:
             raise serializers.ValidationError(f"At most {MAX_SEGMENT_POINTS} labels.")
+        labels = super().to_internal_value(data) or []
         if not isinstance(labels, list) or not all(
             label in (0, 1) and isinstance(label, int) and not isinstance(label, bool) for label in labels
         ):
