@@ -21,7 +21,8 @@ from inference.masks import polygons_are_faithful, rle_to_mask
 from labeling.models import Annotation, Image, Project
 from labeling.services.images import images_ingest
 from labeling.services.projects import project_create
-from tests.e2e.conftest import XSS_NAME, wait_for_review, wait_saved
+from tests.e2e.browser import crowd, wait_for_review, wait_saved
+from tests.e2e.conftest import XSS_NAME
 from tests.labeling.conftest import photo_png
 
 SELECTED = "window.labelgpt.review.selected"
@@ -616,30 +617,13 @@ def test_five_correct_and_two_wrong_proposals_take_eight_key_presses(
 def test_an_image_with_1000_annotations_lists_a_screenful_handles_every_key_and_draws_all(
     page, login, creator, tiny_models_settings, inline_tasks, screenshot
 ):
-    import random
-
     project = project_create(user=creator, name="Crowd", classes=[{"name": "bean"}, {"name": "cup"}])
     image = photo_image(project)
     classes = list(project.classes.all())
-    rng = random.Random(7)
-    annotations = []
-    for i in range(1000):
-        w, h = rng.uniform(8, 60), rng.uniform(8, 60)
-        x, y = rng.uniform(0, image.width - w), rng.uniform(0, image.height - h)
-        ring = [x, y + h / 2, x + w / 2, y, x + w, y + h / 2, x + w / 2, y + h]
-        annotations.append(
-            Annotation(
-                image=image,
-                label_class=classes[i % 2],
-                x=x,
-                y=y,
-                w=w,
-                h=h,
-                polygons=[[ring]],
-                score=rng.uniform(0.4, 1.0),
-                source=Annotation.Source.MODEL,
-            )
-        )
+    annotations = [
+        Annotation(image=image, label_class=classes[i % 2], source=Annotation.Source.MODEL, **fields)
+        for i, fields in enumerate(crowd(1000, image.width, image.height))
+    ]
     Annotation.objects.bulk_create(annotations)
     Image.objects.filter(pk=image.pk).update(status=Image.Status.PRELABELED)
     open_review(page, login, creator, project)
