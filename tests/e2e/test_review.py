@@ -547,6 +547,38 @@ def test_an_image_someone_else_holds_opens_read_only(page, login, seeded):
     expect(page.locator("#submit-button")).to_be_disabled()
 
 
+def test_the_page_opened_by_its_url_claims_its_image_by_a_post(page, login, seeded):
+    image = seeded.images[1]
+    login(page, seeded.annotator)
+    claims = []
+    page.on(
+        "request", lambda r: claims.append(r.method) if r.url.endswith(f"/images/{image.pk}/lease/") else None
+    )
+    page.goto(f"/images/{image.pk}/review/")
+    wait_for_review(page)
+    assert claims == ["POST"]
+    image.refresh_from_db()
+    assert image.assignee_id == seeded.annotator.pk
+    expect(page.locator("#lease")).to_contain_text("yours for 30 min")
+    expect(page.locator("#held-banner")).to_be_hidden()
+    expect(page.locator("#submit-button")).to_be_enabled()
+
+
+def test_a_failed_claim_leaves_the_page_read_only_and_says_why(page, login, seeded):
+    image = seeded.images[0]
+    login(page, seeded.annotator)
+    page.route("**/lease/", lambda route: route.fulfill(status=404, json={"error": "No such image."}))
+    page.goto(f"/images/{image.pk}/review/")
+    wait_for_review(page)
+    expect(message(page)).to_contain_text("could not be taken for you (No such image.)")
+    expect(page.locator("#submit-button")).to_be_disabled()
+    page.keyboard.press("Tab")
+    page.keyboard.press("a")
+    assert not image.annotations.exclude(state=Annotation.State.PROPOSED).exists()
+    image.refresh_from_db()
+    assert image.assignee_id is None
+
+
 def test_markup_in_a_class_and_file_name_shows_as_text_and_runs_nothing(page, login, seeded, screenshot):
     image = seeded.images[0]
     Image.objects.filter(pk=image.pk).update(original_name=f"{XSS_NAME}.png")
