@@ -19,6 +19,7 @@ Both are built once into var/bench-models/ (git-ignored) and reused by later run
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -63,41 +64,34 @@ def bert_layout_vocabulary(size: int = BERT_VOCAB_SIZE) -> list[str]:
     return vocab
 
 
+# grounding-dino-tiny's published config.json, where the architecture is set: attribute paths of
+# GroundingDinoConfig (the backbone's and the text encoder's own configs under theirs).
+PUBLISHED_DETECTOR = {
+    "num_queries": 900, "d_model": 256, "max_text_len": 256, "two_stage": True,
+    "encoder_layers": 6, "encoder_ffn_dim": 2048, "encoder_attention_heads": 8, "encoder_n_points": 4,
+    "decoder_layers": 6, "decoder_ffn_dim": 2048, "decoder_attention_heads": 8, "decoder_n_points": 4,
+    "num_feature_levels": 4,
+    "backbone_config.model_type": "swin", "backbone_config.embed_dim": 96,
+    "backbone_config.depths": [2, 2, 6, 2], "backbone_config.num_heads": [3, 6, 12, 24],
+    "backbone_config.window_size": 7, "backbone_config.out_indices": [2, 3, 4],
+    "text_config.model_type": "bert", "text_config.hidden_size": 768, "text_config.num_hidden_layers": 12,
+    "text_config.num_attention_heads": 12, "text_config.intermediate_size": 3072,
+    "text_config.vocab_size": BERT_VOCAB_SIZE,
+}  # fmt: skip
+
+
 def detector_config():
     """grounding-dino-tiny's architecture: transformers' defaults, checked field by field
     against the published config (so a transformers change of defaults cannot go unnoticed)."""
     from transformers import GroundingDinoConfig
 
     config = GroundingDinoConfig()
-    backbone, text = config.backbone_config, config.text_config
-    published = {
-        "num_queries": (config.num_queries, 900),
-        "d_model": (config.d_model, 256),
-        "encoder_layers": (config.encoder_layers, 6),
-        "decoder_layers": (config.decoder_layers, 6),
-        "encoder_ffn_dim": (config.encoder_ffn_dim, 2048),
-        "decoder_ffn_dim": (config.decoder_ffn_dim, 2048),
-        "encoder_attention_heads": (config.encoder_attention_heads, 8),
-        "decoder_attention_heads": (config.decoder_attention_heads, 8),
-        "num_feature_levels": (config.num_feature_levels, 4),
-        "encoder_n_points": (config.encoder_n_points, 4),
-        "decoder_n_points": (config.decoder_n_points, 4),
-        "max_text_len": (config.max_text_len, 256),
-        "two_stage": (config.two_stage, True),
-        "backbone": (backbone.model_type, "swin"),
-        "backbone.embed_dim": (backbone.embed_dim, 96),
-        "backbone.depths": (list(backbone.depths), [2, 2, 6, 2]),
-        "backbone.num_heads": (list(backbone.num_heads), [3, 6, 12, 24]),
-        "backbone.window_size": (backbone.window_size, 7),
-        "backbone.out_indices": (list(backbone.out_indices), [2, 3, 4]),
-        "text": (text.model_type, "bert"),
-        "text.hidden_size": (text.hidden_size, 768),
-        "text.num_hidden_layers": (text.num_hidden_layers, 12),
-        "text.num_attention_heads": (text.num_attention_heads, 12),
-        "text.intermediate_size": (text.intermediate_size, 3072),
-        "text.vocab_size": (text.vocab_size, BERT_VOCAB_SIZE),
-    }
-    wrong = {key: got for key, (got, want) in published.items() if got != want}
+    wrong = {}
+    for path, want in PUBLISHED_DETECTOR.items():
+        got = functools.reduce(getattr, path.split("."), config)
+        got = list(got) if isinstance(got, tuple | list) else got
+        if got != want:
+            wrong[path] = got
     if wrong:
         raise RuntimeError(f"GroundingDinoConfig() no longer matches grounding-dino-tiny: {wrong}")
     return config
@@ -356,3 +350,20 @@ def latency(times_ms: list[float]) -> dict:
 def write_json(path: str | os.PathLike, payload: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def run_and_report(args, run: Callable[[object], dict], report: Callable[[dict, dict], None]) -> int:
+    """A benchmark's main once its options are parsed: torch on every CPU, `run(args)` with the
+    share of the CPU that other processes used meanwhile added to its results
+    (`others_cpu_share`), `report(results, environment)`, and with `--json PATH` the environment,
+    the options and the results written to PATH. Returns the exit status (0)."""
+    set_threads()
+    env = environment()
+    since = cpu_snapshot()
+    results = run(args)
+    results["others_cpu_share"] = others_cpu_share(since)
+    report(results, env)
+    if args.json:
+        write_json(args.json, {"environment": env, "options": vars(args), "results": results})
+        print(f"wrote {args.json}")
+    return 0

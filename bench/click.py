@@ -439,17 +439,7 @@ def report(r: dict, env: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    bm.set_threads()
-    env = bm.environment()
-    since = bm.cpu_snapshot()
-    results = run(args)
-    results["others_cpu_share"] = bm.others_cpu_share(since)
-    report(results, env)
-    if args.json:
-        bm.write_json(args.json, {"environment": env, "options": vars(args), "results": results})
-        print(f"wrote {args.json}")
-    return 0
+    return bm.run_and_report(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

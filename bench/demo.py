@@ -24,31 +24,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 # `python bench/demo.py` puts bench/ first on sys.path, where bench/click.py would shadow the
 # `click` package (Celery imports it): put the repository there instead.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-WORK_DIR = ROOT / "var" / "bench-demo"
+_HERE, _ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_ROOT))
+
+from bench import _server as srv  # noqa: E402 (after the sys.path fix above)
+from tests.e2e import browser  # noqa: E402
+
+WORK_DIR = srv.ROOT / "var" / "bench-demo"
 PASSWORD = "bench-demo-password-not-secret"  # noqa: S105 (a throwaway local user)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 # skimage's bundled photos (no download); grey ones are made RGB. Each is resized to the bench size.
 PHOTOS = [
     "astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "hubble_deep_field",
@@ -96,12 +87,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def photo_files(count: int, size: tuple[int, int]) -> list[tuple[str, bytes]]:
     from PIL import Image
     from skimage import data
@@ -115,19 +100,6 @@ def photo_files(count: int, size: tuple[int, int]) -> list[tuple[str, bytes]]:
     return files
 
 
-def wait_http(url: str, seconds: float, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the app stopped while starting (exit {server.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local server)
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
-
-
 def setup_project(args) -> tuple[int, int]:
     """The bench user and project, with the photos uploaded; returns (project id, image count)."""
     from django.contrib.auth import get_user_model
@@ -136,7 +108,7 @@ def setup_project(args) -> tuple[int, int]:
     from labeling.services.images import images_ingest
     from labeling.services.projects import project_create
 
-    user = get_user_model().objects.create_user("bench", password=PASSWORD, is_staff=True)
+    user = get_user_model().objects.create_user(srv.USERNAME, password=PASSWORD, is_staff=True)
     project = project_create(user=user, name="Bench demo", classes=DEMO_CLASSES)
     files = [
         (name, io.BytesIO(content)) for name, content in photo_files(args.images, (args.width, args.height))
@@ -181,23 +153,12 @@ def run_job(project_id: int, timeout: float) -> dict:
 
 
 def review(base_url: str, project_id: int, count: int) -> dict:
-    from playwright.sync_api import sync_playwright
-
     opens, nexts, sizes = [], [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with browser.chromium() as chromium:
         # bypass_csp: Playwright's wait_for_function evaluates strings, which the app's CSP forbids.
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, base_url=base_url, bypass_csp=True
-        )
-        context.set_default_timeout(30_000)
-        context.add_init_script(INIT_SCRIPT)
-        page = context.new_page()
-        page.goto("/accounts/login/")
-        page.fill("input[name=username]", "bench")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base_url}/")
+        page = browser.new_page(chromium, base_url, timeout_ms=30_000, bypass_csp=True)
+        page.add_init_script(INIT_SCRIPT)
+        browser.log_in(page, srv.USERNAME, PASSWORD)
 
         def on_response(response):
             if (
@@ -208,7 +169,8 @@ def review(base_url: str, project_id: int, count: int) -> dict:
                 sizes.append(len(response.body()))
 
         page.on("response", on_response)
-        page.goto(f"/projects/{project_id}/review/")
+        page.goto(f"/projects/{project_id}/")
+        page.click("#start-reviewing")  # a POST: the queue leases the first image and opens it
         for index in range(count):
             page.wait_for_function("window.__bench && window.__bench.ready !== null")
             bench = page.evaluate("window.__bench")
@@ -225,7 +187,6 @@ def review(base_url: str, project_id: int, count: int) -> dict:
             page.wait_for_load_state("networkidle")
             page.keyboard.press("Enter")
             page.wait_for_url(lambda u, before=url: u != before)
-        browser.close()
     return {
         "open_ms": [round(v, 1) for v in opens],
         "enter_to_next_ms": [round(v, 1) for v in nexts if v is not None],
@@ -241,37 +202,20 @@ def summary(values: list[float]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    shutil.rmtree(WORK_DIR, ignore_errors=True)
-    WORK_DIR.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "LABELGPT_VAR_DIR": str(WORK_DIR),
-        "LABELGPT_MODELS": "tiny",
+    port = srv.free_port()
+    srv.local_app_env(
+        WORK_DIR,
+        LABELGPT_MODELS="tiny",
         # Build the tiny models once, where every run finds them (not part of what is timed).
-        "LABELGPT_MODELS_DIR": str(ROOT / "var" / "models"),
-        "DEBUG": "1",
-        "PORT": str(port),
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-    }
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "REDIS_URL"):
-        env.pop(name, None)  # the embedded default, as `make run`
-    os.environ.clear()
-    os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "build_tiny_models"], cwd=ROOT, env=env, check=True)
-
-    log = (WORK_DIR / "devserver.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "devserver", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base_url}/healthz/", 180, server)
+        LABELGPT_MODELS_DIR=str(srv.ROOT / "var" / "models"),
+        PORT=str(port),
+    )
+    srv.manage("build_tiny_models")
+    serving = ["devserver", "--port", str(port)]
+    with srv.app_served(serving, port=port, log=WORK_DIR / "devserver.log", start_s=180) as base_url:
         import django
 
         django.setup()
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
         project_id, uploaded = setup_project(args)
         print(f"app at {base_url}, project {project_id}: {uploaded} photos of {args.width}x{args.height}")
         job = run_job(project_id, args.timeout)
@@ -295,13 +239,6 @@ def main(argv=None) -> int:
         )
         if kb:
             print(f"review page HTML: max {max(kb):.0f} kB (budget {BUDGET_PAGE_KB:.0f} kB)")
-    finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-        log.close()
     result = {"options": vars(args), "job": job, "review": pages}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

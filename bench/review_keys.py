@@ -11,7 +11,8 @@ machine (every key handled, all annotations drawn), this measures, on this machi
    only: nothing here runs a model);
 2. two projects on the same photo (skimage's coffee, 400 × 600): the **baseline** with
    `--baseline` annotations (default 10) and the **crowd** with `--annotations` (default 1,000),
-   random diamonds of 8-60 px (seeded, as in the e2e test), all proposed;
+   random diamonds of 8-60 px (seeded: tests/e2e/browser.py's `crowd`, as in the e2e test), all
+   proposed;
 3. in headless Chromium (Debian's /usr/bin/chromium, through Playwright) the manager opens each
    review page in turn, round after round (baseline, crowd, baseline, crowd, ...: a slow spell
    hits both), and measures *in the page* with performance.now():
@@ -37,31 +38,21 @@ import argparse
 import io
 import json
 import os
-import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 # `python bench/review_keys.py` puts bench/ first on sys.path, where bench/click.py would shadow
 # the `click` package: put the repository there instead.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-WORK_DIR = ROOT / "var" / "bench-review-keys"
+_HERE, _ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_ROOT))
+
+from bench import _server as srv  # noqa: E402 (after the sys.path fix above)
+from tests.e2e import browser  # noqa: E402
+
+WORK_DIR = srv.ROOT / "var" / "bench-review-keys"
 PASSWORD = "bench-keys-password-not-secret"  # noqa: S105 (a throwaway local user)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 BUDGET_KEY_MS = 16.0
 BUDGET_FRAME_MS = 50.0
 
@@ -105,25 +96,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, seconds: float, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the app stopped while starting (exit {server.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local server)
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
-
-
 def photo_png(name: str = "coffee") -> bytes:
     from PIL import Image
     from skimage import data
@@ -142,7 +114,7 @@ def setup_projects(counts: dict[str, int]) -> dict[str, int]:
     from labeling.services.images import images_ingest
     from labeling.services.projects import project_create
 
-    user = get_user_model().objects.create_user("bench", password=PASSWORD, is_staff=True)
+    user = get_user_model().objects.create_user(srv.USERNAME, password=PASSWORD, is_staff=True)
     png = photo_png()
     images = {}
     for name, count in counts.items():
@@ -150,25 +122,10 @@ def setup_projects(counts: dict[str, int]) -> dict[str, int]:
         report = images_ingest(project=project, files=[("coffee.png", io.BytesIO(png))], user=user)
         image = Image.objects.get(pk=report.created[0][1])
         classes = list(project.classes.all())
-        rng = random.Random(7)
-        rows = []
-        for i in range(count):
-            w, h = rng.uniform(8, 60), rng.uniform(8, 60)
-            x, y = rng.uniform(0, image.width - w), rng.uniform(0, image.height - h)
-            ring = [x, y + h / 2, x + w / 2, y, x + w, y + h / 2, x + w / 2, y + h]
-            rows.append(
-                Annotation(
-                    image=image,
-                    label_class=classes[i % 2],
-                    x=x,
-                    y=y,
-                    w=w,
-                    h=h,
-                    polygons=[[ring]],
-                    score=rng.uniform(0.4, 1.0),
-                    source=Annotation.Source.MODEL,
-                )
-            )
+        rows = [
+            Annotation(image=image, label_class=classes[i % 2], source=Annotation.Source.MODEL, **fields)
+            for i, fields in enumerate(browser.crowd(count, image.width, image.height))
+        ]
         Annotation.objects.bulk_create(rows)
         Image.objects.filter(pk=image.pk).update(status=Image.Status.PRELABELED)
         images[name] = image.pk
@@ -182,35 +139,21 @@ def reset(image_id: int) -> None:
 
 
 def measure(base_url: str, images: dict[str, int], args) -> dict[str, list[dict]]:
-    from playwright.sync_api import sync_playwright
-
     results: dict[str, list[dict]] = {name: [] for name in images}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
-        context.set_default_timeout(60_000)
-        page = context.new_page()
+    with browser.chromium() as chromium:
+        page = browser.new_page(chromium, base_url, timeout_ms=60_000)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto("/accounts/login/")
-        page.fill("input[name=username]", "bench")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base_url}/")
+        browser.log_in(page, srv.USERNAME, PASSWORD)
         for _ in range(args.rounds):
             for name, image_id in images.items():
                 reset(image_id)
                 page.goto(f"/images/{image_id}/review/")
-                page.wait_for_function(
-                    "() => window.labelgpt && window.labelgpt.canvas.loaded"
-                    " && window.labelgpt.canvas.stats.frames > 0"
-                )
+                browser.wait_for_review(page)
                 shown = page.evaluate("() => window.labelgpt.review.visible.length")
                 tab_ms = page.evaluate(MEASURE_KEYS, ["Tab", args.keys])
                 accept_ms = page.evaluate(MEASURE_KEYS, ["a", args.accepts])
-                page.wait_for_function(
-                    "() => window.labelgpt.review.queue.pending === 0 && !window.labelgpt.review.queue.busy"
-                )
+                browser.wait_saved(page)
                 frames = page.evaluate(MEASURE_FRAMES, args.frames)
                 drawn = page.evaluate("() => window.labelgpt.canvas.stats.drawn")
                 results[name].append(
@@ -224,7 +167,6 @@ def measure(base_url: str, images: dict[str, int], args) -> dict[str, list[dict]
                         "frames": len(frames),
                     }
                 )
-        browser.close()
     if errors:
         raise SystemExit(f"errors in the page: {errors[:3]}")
     return results
@@ -238,45 +180,18 @@ def figure(rounds: list[dict], key: str) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    shutil.rmtree(WORK_DIR, ignore_errors=True)
-    WORK_DIR.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "LABELGPT_VAR_DIR": str(WORK_DIR),
-        "DEBUG": "1",
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-    }
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "REDIS_URL"):
-        env.pop(name, None)  # the embedded SQLite and filesystem broker, as `make run`
-    os.environ.clear()
-    os.environ.update(env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True
-    )
+    port = srv.free_port()
+    srv.local_app_env(WORK_DIR)
+    srv.manage("migrate", "--verbosity", "0")
     load_before = os.getloadavg()
 
     import django
 
     django.setup()
     images = setup_projects({"baseline": args.baseline, "crowd": args.annotations})
-    log = (WORK_DIR / "runserver.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base_url}/healthz/", 120, server)
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
+    serving = ["runserver", f"127.0.0.1:{port}", "--noreload"]
+    with srv.app_served(serving, port=port, log=WORK_DIR / "runserver.log", start_s=120) as base_url:
         results = measure(base_url, images, args)
-    finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-        log.close()
     load_after = os.getloadavg()
 
     print(

@@ -224,6 +224,9 @@ def report(r: dict, env: dict) -> None:
             f"{ratio:.2f}x the baseline; {verdict} the {r['budget_mb']:.0f} MB budget), "
             f"{v['seconds']:.1f} s ({v['seconds'] / baseline['seconds']:.2f}x), masks {v['masks_mb']:.0f} MB"
         )
+    share = r["others_cpu_share"]
+    if share is not None:
+        print(f"CPU time used by OTHER processes during the run: {share:.0%} (memory does not depend on it)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,19 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], int(args.child[2]))))
         return 0
-    bm.set_threads()
-    env = bm.environment()
-    since = bm.cpu_snapshot()
-    results = run(args)
-    results["others_cpu_share"] = bm.others_cpu_share(since)
-    report(results, env)
-    share = results["others_cpu_share"]
-    if share is not None:
-        print(f"CPU time used by OTHER processes during the run: {share:.0%} (memory does not depend on it)")
-    if args.json:
-        bm.write_json(args.json, {"environment": env, "options": vars(args), "results": results})
-        print(f"wrote {args.json}")
-    return 0
+    return bm.run_and_report(args, run, report)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ v1 = [
     path("projects/<int:project_id>/exports/", api(v.ProjectExports), name="api-project-exports"),
     path("projects/<int:project_id>/imports/", api(v.ProjectImports), name="api-project-imports"),
     path("images/<int:image_id>/", api(v.ImageDetail), name="api-image"),
+    path("images/<int:image_id>/lease/", api(v.ImageLease), name="api-image-lease"),
     path("images/<int:image_id>/submit/", api(v.ImageSubmit), name="api-image-submit"),
     path("images/<int:image_id>/skip/", api(v.ImageSkip), name="api-image-skip"),
     path("images/<int:image_id>/annotations/", api(v.ImageAnnotations), name="api-image-annotations"),

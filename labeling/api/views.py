@@ -54,6 +54,7 @@ from labeling.views.exports import export_file_response
 from ..access import (
     annotation_for_user,
     can_create_projects,
+    can_manage,
     export_for_user,
     image_for_user,
     job_for_user,
@@ -382,7 +383,8 @@ class ImageDetail(ApiView):
 
 class ImageClose(ApiView):
     """Submit (done) or skip the image: its status, recorded as the caller's review; "next" is the
-    review queue (it leases the next image), where the review page goes on."""
+    review queue page, where the review page goes on with a POST (a form with the CSRF token: it
+    leases the next image and opens it)."""
 
     serializer_class = s.ImageCloseSerializer
     close = staticmethod(review.image_submit)
@@ -409,6 +411,31 @@ class ImageSubmit(ImageClose):
 
 class ImageSkip(ImageClose):
     close = staticmethod(review.image_skip)
+
+
+# Review leases (taken by POST only: no GET leases or queues anything) ---------------------------
+
+
+class ImageLease(GenericAPIView):
+    """The review page claims its image: lease it to the caller (or renew their lease) and queue
+    the embeddings for click-to-segment; the answer is the page's data with the lease
+    (lease_expires_at, lease_seconds). 409 with "held_by" and "lease_expires_at" when someone
+    else holds it: the page opens read-only. Takes no fields."""
+
+    serializer_class = None
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            409: OpenApiResponse(description="Someone else holds the image (held_by, lease_expires_at)."),
+        },
+    )
+    def post(self, request: Request, image_id: int) -> Response:
+        image, role = image_for_user(request.user, image_id)
+        if request.data:
+            raise DRFValidationError("This endpoint takes no fields.")
+        return Response(review.image_lease_claim(image=image, user=request.user, can_manage=can_manage(role)))
 
 
 # Annotations -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -63,15 +63,15 @@ def image_leases(*, project, now: datetime | None = None, limit: int = 200) -> l
     )
 
 
-def images_held_by_others(*, project, user: User, now: datetime | None = None) -> int:
-    """How many images still to review are leased to other annotators now (one query)."""
+def review_queue_counts(*, project, user: User, now: datetime | None = None) -> dict[str, int]:
+    """The review queue as the user sees it now (one query): `free`, the images still to review
+    the user may take (free, expired, or already theirs); `held_by_others`, those other
+    annotators hold."""
     now = now or timezone.now()
-    return (
-        Image.objects.filter(
-            project=project, status__in=QUEUE_ORDER, assignee__isnull=False, lease_expires_at__gt=now
-        )
-        .exclude(assignee=user)
-        .count()
+    held_by_others = Q(assignee__isnull=False, lease_expires_at__gt=now) & ~Q(assignee=user)
+    return Image.objects.filter(project=project, status__in=QUEUE_ORDER).aggregate(
+        free=Count("pk", filter=images_free_for(user=user, now=now)),
+        held_by_others=Count("pk", filter=held_by_others),
     )
 
 
@@ -128,15 +128,19 @@ def image_proposals_above(*, image: Image, min_score: float, limit: int) -> list
 
 
 def review_next_url(*, project_id: int) -> str:
-    """Where the page goes after submit / skip: the queue, which leases the next image."""
+    """The review queue of the project: a POST there (a form with the CSRF token) leases the next
+    image and goes to it (303); a GET shows the queue and takes nothing. The review page POSTs
+    there after submit / skip, the project page's "Start reviewing" too."""
     return reverse("review-next", kwargs={"project_id": project_id})
 
 
 def review_urls(*, image: Image) -> dict:
     """The URLs the review page calls: the JSON API (/api/v1/, with the session and the CSRF
-    header) for every write and click-to-segment; pages for "previous" and the project."""
+    header) for the lease claim, every write and click-to-segment; pages for "previous" and the
+    project."""
     image_kw, project_kw = {"image_id": image.pk}, {"project_id": image.project_id}
     return {
+        "lease": reverse("api-image-lease", kwargs=image_kw),
         "annotations": reverse("api-image-annotations", kwargs=image_kw),
         "annotation": reverse("api-annotation", kwargs={"annotation_id": 0}),
         "bulk": reverse("api-image-annotation-states", kwargs=image_kw),
@@ -186,6 +190,22 @@ def review_data(
         ),
         "held_by_other": held_by_other,
     }
+
+
+def review_page_data(*, image: Image, user: User, can_manage: bool, now: datetime | None = None) -> dict:
+    """The review page's data as a GET gives it: nothing is leased (the page claims the image
+    with a POST to urls.lease). `held_by_other` names whoever else holds an unexpired lease now,
+    with its end; the user's own lease or none gives neither (three queries)."""
+    now = now or timezone.now()
+    holder = image_lease_holder(image_id=image.pk)
+    expires = holder.get("lease_expires_at")
+    held = holder.get("assignee_id") not in (None, user.pk) and expires is not None and expires > now
+    return review_data(
+        image=image,
+        can_manage=can_manage,
+        lease_expires_at=expires if held else None,
+        held_by_other=holder.get("assignee__username") if held else None,
+    )
 
 
 def image_previous(*, image: Image, user: User) -> int:

@@ -6,10 +6,11 @@ Inputs come validated and typed (labeling.api.serializers, or a page's form); th
 enforce the business rules: leases, versions, and what each state allows.
 
 Leases: an image handed to an annotator is theirs for LABELGPT_LEASE_MINUTES; every write on it
-renews the lease; an expired lease is free for anyone. Claims are conditional UPDATEs that
-re-check the lease, so two annotators never get the same image, and on PostgreSQL the queue
-reads its candidate with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent claims do not even wait
-on each other.
+renews the lease; an expired lease is free for anyone. Leases are taken by POSTs only (the queue's
+"next image", the review page's claim, the writes): no GET leases or queues anything. Claims are
+conditional UPDATEs that re-check the lease, so two annotators never get the same image, and on
+PostgreSQL the queue reads its candidate with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent
+claims do not even wait on each other.
 
 Annotations: each carries a version. A write names the version it was made on and is one
 conditional UPDATE (`filter(pk=..., version=v).update(..., version=F("version") + 1)`): of two
@@ -163,24 +164,28 @@ def image_lease_next(*, project: Project, user: User, now: datetime | None = Non
     return None
 
 
-def image_review_open(*, image: Image, user: User, can_manage: bool, now: datetime | None = None) -> dict:
-    """Open an image for review: lease it to the user if nobody else holds it (else it opens
-    read-only: `held_by_other`), queue the SAM embeddings of it and the next images, and give
-    the page's data (selectors.review.review_data). A constant number of queries whatever the
-    number of annotations."""
+def image_lease_claim(*, image: Image, user: User, can_manage: bool, now: datetime | None = None) -> dict:
+    """The review page claims its image (a POST, never a GET): lease it to the user, or renew
+    their lease, unless someone else holds it (Conflict, with `held_by` and `lease_expires_at`:
+    the page opens read-only); queue the SAM embeddings of it and the next images; give the
+    page's data (selectors.review.review_data). A constant number of queries whatever the number
+    of annotations."""
     now = now or timezone.now()
-    if _lease_take(image_id=image.pk, user=user, now=now):
-        lease_expires_at, held_by_other = now + lease_duration(), None
-    else:
+    if not _lease_take(image_id=image.pk, user=user, now=now):
         holder = image_lease_holder(image_id=image.pk)
-        lease_expires_at = holder.get("lease_expires_at")
-        held_by_other = holder.get("assignee__username") or "someone else"
+        name = holder.get("assignee__username") or "someone else"
+        expires = holder.get("lease_expires_at")
+        raise Conflict(
+            f"{name} is reviewing this image; it is read-only for you until they finish.",
+            held_by=name,
+            lease_expires_at=expires.isoformat() if expires else None,
+        )
     try:
         segmentation.embeddings_prefetch(image=image)
     except Exception:  # the page works without it: the first click just waits for the embedding
         logger.exception("Image %s: the embeddings could not be queued", image.pk)
     return review_data(
-        image=image, can_manage=can_manage, lease_expires_at=lease_expires_at, held_by_other=held_by_other
+        image=image, can_manage=can_manage, lease_expires_at=now + lease_duration(), held_by_other=None
     )
 
 

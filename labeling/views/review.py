@@ -1,6 +1,10 @@
 """The review workspace's pages: the queue, the review page, "previous" and who holds what.
 Views are adapters: check access, call one service or selector, render or redirect.
 
+No GET leases or queues anything (a link or an <img> on another site must not take images for a
+logged-in annotator): the next image is leased by a POST to the queue, and the review page claims
+its image by a POST to the API once its script runs.
+
 The review page's script (static/js/review.js) saves through the JSON API (/api/v1/, with the
 session and the CSRF header): the URLs it calls come in the page's data
 (labeling.selectors.review.review_urls).
@@ -8,10 +12,11 @@ session and the CSRF header): the URLs it calls come in the page's data
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.selectors import review as review_selectors
 from labeling.selectors.images import image_status_counts
@@ -20,31 +25,45 @@ from labeling.services import review
 from ..access import can_manage, image_for_user, project_for_user
 
 
-@require_GET
+def _see_other(url: str) -> HttpResponseRedirect:
+    """A 303: after a POST the browser GETs the new page (a reload does not POST again)."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+@require_http_methods(["GET", "POST"])
 def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Lease the next image to review and go there; the "nothing left" page when none is."""
+    """The review queue. POST (a form with the CSRF token: "Start reviewing", "look again", and
+    the review page after submit / skip) leases the next image and goes there (303), or comes
+    back here when none is left. GET only shows the queue (how many images the user may take,
+    how many others hold) with that form: it takes nothing."""
     project, role = project_for_user(request.user, project_id)
-    image_id = review.image_lease_next(project=project, user=request.user)
-    if image_id is not None:
-        return redirect("image-review", image_id=image_id)
+    if request.method == "POST":
+        image_id = review.image_lease_next(project=project, user=request.user)
+        if image_id is not None:
+            return _see_other(reverse("image-review", kwargs={"image_id": image_id}))
+        return _see_other(reverse("review-next", kwargs={"project_id": project.pk}))
     return render(
         request,
-        "labeling/review_done.html",
+        "labeling/review_queue.html",
         {
             "project": project,
             "role": role,
             "can_manage": can_manage(role),
             "counts": image_status_counts(project=project),
-            "held_by_others": review_selectors.images_held_by_others(project=project, user=request.user),
+            "queue": review_selectors.review_queue_counts(project=project, user=request.user),
         },
     )
 
 
 @require_GET
 def review_page(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The review page, as a read: it leases nothing and queues nothing. Its script claims the
+    image with a POST to the API (urls.lease: the lease and fresh data, or 409 and read-only)."""
     image, role = image_for_user(request.user, image_id)
     manage = can_manage(role)
-    data = review.image_review_open(image=image, user=request.user, can_manage=manage)
+    data = review_selectors.review_page_data(image=image, user=request.user, can_manage=manage)
     return render(
         request,
         "labeling/review.html",

@@ -2,8 +2,9 @@
 // (AnnotationSync) and recorded for undo (History). No DOM: what the page shows goes through the
 // hooks, so tests drive it under node with a fake server.
 //
-// A read-only page (someone else holds the image) changes nothing: every edit, undo and redo
-// says so and leaves the records and both history stacks as they are. An edit the server
+// A read-only page (someone else holds the image, or the page could not claim it) changes
+// nothing: every edit, undo and redo says so and leaves the records and both history stacks as
+// they are. An edit the server
 // refuses is reverted on the page and leaves the history.
 
 import { History } from "./history.js";
@@ -11,11 +12,13 @@ import { AnnotationSync } from "./save-queue.js";
 import { EDITABLE, pick } from "./state.js";
 
 export class Editor {
-  /** `heldBy`: who holds the image (a name) when the page is read only, else null.
+  /** `heldBy`: who holds the image (a name) when the page is read only, else null; `locked`: why
+   * the page is read only otherwise (a sentence, e.g. the claim failed), else null.
    * hooks: notify(text, kind, options), changed(), select(key, {reveal}), saved(record). */
-  constructor({ state, queue, request, urls, heldBy = null, hooks = {}, historyLimit = 500 }) {
+  constructor({ state, queue, request, urls, heldBy = null, locked = null, hooks = {}, historyLimit = 500 }) {
     this.state = state;
     this.heldBy = heldBy || null;
+    this.locked = this.heldBy ? `Read only: ${this.heldBy} is reviewing this image.` : locked || null;
     this.hooks = { notify: () => {}, changed: () => {}, select: () => {}, saved: () => {}, ...hooks };
     this.history = new History({ limit: historyLimit });
     this.sync = new AnnotationSync({
@@ -34,13 +37,13 @@ export class Editor {
   }
 
   get readOnly() {
-    return this.heldBy !== null;
+    return this.locked !== null;
   }
 
   /** True when the page may be edited; otherwise says why and returns false. */
   guard() {
     if (!this.readOnly) return true;
-    this.hooks.notify(`Read only: ${this.heldBy} is reviewing this image.`, "warning");
+    this.hooks.notify(this.locked, "warning");
     return false;
   }
 

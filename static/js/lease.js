@@ -1,6 +1,7 @@
 // The hold on the image, shown in the review page's header: the image is ours for a while after
-// opening it, and again after every saved write (the server renews the lease on each). Once it
-// has run out the page says so, once, until the next write renews it.
+// the page has claimed it (a POST: opening the page with GET takes nothing), and again after every
+// saved write (the server renews the lease on each). Once it has run out the page says so, once,
+// until the next write renews it. claimOutcome: what the page is built from after its claim.
 
 export class LeaseTimer {
   /** element: the header's #lease; seconds: the lease length (0: no lease shown, e.g. read
@@ -50,4 +51,33 @@ export class LeaseTimer {
       );
     }
   }
+}
+
+/** What the page is built from once it has claimed its image (POST data.urls.lease): the GET
+ * gave `pageData` and took no lease; `answer` is request()'s {status, json}, or the Error it threw.
+ *   200: the answer is the page's data, fresh, with the lease: editable.
+ *   409: someone else holds the image: the GET's data, read-only, naming them (`heldBy`).
+ *   anything else: the GET's data, read-only, with why (`locked`); reloading tries again.
+ * Returns { data, heldBy, locked } (heldBy and locked are null when the page is editable). */
+export function claimOutcome(pageData, answer) {
+  if (!(answer instanceof Error) && answer.status === 200 && answer.json?.image) {
+    return { data: answer.json, heldBy: null, locked: null };
+  }
+  if (!(answer instanceof Error) && answer.status === 409) {
+    const heldBy = answer.json?.held_by || pageData.held_by_other || "someone else";
+    const data = {
+      ...pageData,
+      held_by_other: heldBy,
+      lease_expires_at: answer.json?.lease_expires_at ?? pageData.lease_expires_at ?? null,
+      lease_seconds: null,
+    };
+    return { data, heldBy, locked: null };
+  }
+  const why =
+    answer instanceof Error ? answer.message : answer.json?.error || `the server answered ${answer.status}`;
+  return {
+    data: { ...pageData, lease_seconds: null },
+    heldBy: null,
+    locked: `Read only: this image could not be taken for you (${why}). Reload the page to try again.`,
+  };
 }

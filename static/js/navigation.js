@@ -1,12 +1,31 @@
 // Leaving the review page: submit (Enter), skip (S) and previous (P). Every edit is saved first;
-// submit and skip are POSTs whose answer names the next page ({"next": url}); while leaving, a
-// second press does nothing. A page left with unsaved edits asks the browser to confirm.
+// submit and skip are POSTs whose answer names the review queue ({"next": url}), which the page
+// then POSTs to as a form with the CSRF token (postForm): the queue leases the next image and
+// answers 303 to it, and never leases on a GET. While leaving, a second press does nothing. A
+// page left with unsaved edits asks the browser to confirm.
+
+/** Go to `url` by a POST, as a form with the CSRF token does (the browser follows the answer). */
+export function postForm(url, csrfToken, doc = globalThis.document) {
+  const form = doc.createElement("form");
+  form.method = "post";
+  form.action = url;
+  form.hidden = true;
+  const token = doc.createElement("input");
+  token.type = "hidden";
+  token.name = "csrfmiddlewaretoken";
+  token.value = csrfToken;
+  form.append(token);
+  doc.body.append(form);
+  form.submit();
+  return form;
+}
 
 export class Navigation {
   /** queue: the SaveQueue; request: save-queue.js's request; notify(text, kind): a message;
-   * setBusy(busy): disable the submit and skip buttons meanwhile. */
-  constructor({ queue, request, notify, setBusy }) {
-    Object.assign(this, { queue, request, notify, setBusy });
+   * setBusy(busy): disable the submit and skip buttons meanwhile; post(url): go on by a POST
+   * (postForm with the page's CSRF token). */
+  constructor({ queue, request, notify, setBusy, post }) {
+    Object.assign(this, { queue, request, notify, setBusy, post });
     this.navigating = false;
     this.submitArmed = false; // Enter was pressed once with undecided proposals
     window.addEventListener("pageshow", (event) => {
@@ -37,7 +56,7 @@ export class Navigation {
     this.leave(url, "submit");
   }
 
-  /** what: "submit" | "skip" (POST url, go to its answer's `next`) or "previous" (go to url). */
+  /** what: "submit" | "skip" (POST url, then POST to its answer's `next`) or "previous" (go to url). */
   async leave(url, what) {
     if (this.navigating) return;
     this.navigating = true;
@@ -66,7 +85,7 @@ export class Navigation {
       return;
     }
     if (res.status === 200 && res.json?.next) {
-      window.location.assign(res.json.next); // still "navigating": a second Enter does nothing
+      this.post(res.json.next); // still "navigating": a second Enter does nothing
       return;
     }
     done(`Could not ${what}: ${res.json?.error || `the server answered ${res.status}`}`);

@@ -7,7 +7,7 @@
 //   keymap.js      key press → action (no DOM)
 //   tools.js       click-to-segment and mask refining
 //   modes.js       the tool modes (select, draw, segment): buttons, hint, segment status
-//   lease.js       the hold on the image, in the header
+//   lease.js       the hold on the image, in the header; what the page's claim answered
 //   list.js        the side list (virtualised)
 //   panels.js      threshold, counts and selection panels
 //   navigation.js  submit, skip, previous
@@ -16,25 +16,27 @@
 //
 // Every URL comes from the page's data (data.urls). Everything user-supplied is put in the page
 // with textContent, never as markup.
+//
+// The GET that opened the page leased nothing: the page first claims its image with a POST (the
+// CSRF header) to data.urls.lease, and is built from the answer: the fresh data with the lease,
+// or read-only (409: someone else holds it; or the claim failed). Until then it takes no input.
 
 import { ReviewCanvas } from "./canvas.js";
 import { Editor } from "./editor.js";
 import { transformGeometry } from "./geometry.js";
 import { keyAction } from "./keymap.js";
-import { LeaseTimer } from "./lease.js";
+import { LeaseTimer, claimOutcome } from "./lease.js";
 import { AnnotationList } from "./list.js";
 import { Messages, PendingStatus } from "./messages.js";
 import { Modes, showSegmentStatus } from "./modes.js";
-import { Navigation } from "./navigation.js";
+import { Navigation, postForm } from "./navigation.js";
 import { ThresholdPanel, renderCounts, renderSelection } from "./panels.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
 import { ReviewState } from "./state.js";
 import { SegmentTool } from "./tools.js";
 
 const $ = (id) => document.getElementById(id);
-const data = JSON.parse($("review-data").textContent);
-const urls = data.urls;
-const readOnly = Boolean(data.held_by_other);
+const pageData = JSON.parse($("review-data").textContent);
 const csrfToken = (() => {
   try {
     return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
@@ -42,6 +44,18 @@ const csrfToken = (() => {
     return "";
   }
 })();
+const request = createRequest({ fetch: (...args) => window.fetch(...args), csrfToken });
+
+// The claim: the lease (and the page's data as it is now), or read-only.
+const claim = claimOutcome(
+  pageData,
+  await request("POST", pageData.urls.lease, {}).catch((error) => error),
+);
+const data = claim.data;
+const urls = data.urls;
+const readOnly = claim.heldBy !== null || claim.locked !== null;
+$("held-banner").hidden = claim.heldBy === null;
+$("held-by").textContent = claim.heldBy || "";
 
 // ------------------------------------------------------------------------------------ parts
 
@@ -53,8 +67,6 @@ const reload = { label: "Reload", run: () => window.location.reload() };
 function flash(text, kind = "info", { reload: withReload = false, ...options } = {}) {
   messages.flash(text, kind, withReload ? { ...options, action: reload } : options);
 }
-
-const request = createRequest({ fetch: (...args) => window.fetch(...args), csrfToken });
 const queue = new SaveQueue({
   onChange: () => pending.render(),
   onError: (error) => {
@@ -78,7 +90,8 @@ const editor = new Editor({
   queue,
   request,
   urls,
-  heldBy: data.held_by_other || null,
+  heldBy: claim.heldBy,
+  locked: claim.locked,
   hooks: { notify: flash, changed: refresh, select, saved: () => lease.renewed() },
 });
 const list = new AnnotationList({
@@ -107,7 +120,13 @@ const seg = new SegmentTool({
 });
 const modes = new Modes({ state, canvas, segment: seg, editor });
 const thresholds = new ThresholdPanel({ state, request, url: urls.threshold, notify: flash, onChange: refresh });
-const navigation = new Navigation({ queue, request, notify: flash, setBusy });
+const navigation = new Navigation({
+  queue,
+  request,
+  notify: flash,
+  setBusy,
+  post: (url) => postForm(url, csrfToken),
+});
 
 // ------------------------------------------------------------------------------- selection
 
@@ -340,6 +359,7 @@ for (const c of data.classes) {
 if (readOnly) {
   for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = true;
 }
+if (claim.locked) flash(claim.locked, "error", { sticky: true, reload: true });
 setBusy(false);
 thresholds.render();
 lease.start();

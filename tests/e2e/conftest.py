@@ -7,7 +7,6 @@ are skipped, except under CI=true, where that is an error.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +15,8 @@ from django.contrib.auth.models import Permission
 
 from labeling.models import Image, LabelClass, Project
 from tests.conftest import PASSWORD, make_user
+from tests.e2e.browser import CHROMIUM, chromium, log_in, new_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "e2e"
 TIMEOUT_MS = 10_000
 XSS_NAME = '"><img src=x onerror=alert(1)>'
@@ -38,31 +30,14 @@ def browser():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an asyncio loop running in this thread while it is up, so
-    # Django would refuse the plain synchronous ORM calls the tests and fixtures make here.
-    # Allowed for these tests only: the rest of the suite keeps Django's check.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def page(browser, live_server):
     """A fresh browser context (no cookies) per test; `page.dialogs` lists every dialog opened."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
+    page = new_page(browser, live_server.url, timeout_ms=TIMEOUT_MS)
     page.dialogs = []
 
     def on_dialog(dialog):
@@ -71,7 +46,7 @@ def page(browser, live_server):
 
     page.on("dialog", on_dialog)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture
@@ -91,16 +66,12 @@ def screenshot():
 def login():
     """`login(page, user)` logs in through the login form and lands on the project list."""
 
-    def log_in(page, user):
-        page.goto("/accounts/login/")
-        page.fill("input[name=username]", user.get_username())
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r"^https?://[^/]+/$"))  # LOGIN_REDIRECT_URL: the project list
+    def log_in_as(page, user):
+        log_in(page, user.get_username(), PASSWORD)
         assert page.locator("h1").inner_text() == "Projects"
         return page
 
-    return log_in
+    return log_in_as
 
 
 @pytest.fixture
@@ -218,19 +189,4 @@ def seeded(transactional_db, creator, tiny_models_settings, inline_tasks) -> See
         annotator=annotator,
         images=images,
         classes={c.name: c for c in project.classes.all()},
-    )
-
-
-def wait_for_review(page) -> None:
-    """Until the review page's script has started and the image is drawn."""
-    # A function, not an expression: the page's CSP forbids eval, which a string expression needs.
-    page.wait_for_function(
-        "() => window.labelgpt && window.labelgpt.canvas.loaded && window.labelgpt.canvas.stats.frames > 0"
-    )
-
-
-def wait_saved(page) -> None:
-    """Until every edit has been answered by the server."""
-    page.wait_for_function(
-        "() => window.labelgpt.review.queue.pending === 0 && !window.labelgpt.review.queue.busy"
     )

@@ -21,7 +21,8 @@ from inference.masks import polygons_are_faithful, rle_to_mask
 from labeling.models import Annotation, Image, Project
 from labeling.services.images import images_ingest
 from labeling.services.projects import project_create
-from tests.e2e.conftest import XSS_NAME, wait_for_review, wait_saved
+from tests.e2e.browser import crowd, wait_for_review, wait_saved
+from tests.e2e.conftest import XSS_NAME
 from tests.labeling.conftest import photo_png
 
 SELECTED = "window.labelgpt.review.selected"
@@ -546,6 +547,38 @@ def test_an_image_someone_else_holds_opens_read_only(page, login, seeded):
     expect(page.locator("#submit-button")).to_be_disabled()
 
 
+def test_the_page_opened_by_its_url_claims_its_image_by_a_post(page, login, seeded):
+    image = seeded.images[1]
+    login(page, seeded.annotator)
+    claims = []
+    page.on(
+        "request", lambda r: claims.append(r.method) if r.url.endswith(f"/images/{image.pk}/lease/") else None
+    )
+    page.goto(f"/images/{image.pk}/review/")
+    wait_for_review(page)
+    assert claims == ["POST"]
+    image.refresh_from_db()
+    assert image.assignee_id == seeded.annotator.pk
+    expect(page.locator("#lease")).to_contain_text("yours for 30 min")
+    expect(page.locator("#held-banner")).to_be_hidden()
+    expect(page.locator("#submit-button")).to_be_enabled()
+
+
+def test_a_failed_claim_leaves_the_page_read_only_and_says_why(page, login, seeded):
+    image = seeded.images[0]
+    login(page, seeded.annotator)
+    page.route("**/lease/", lambda route: route.fulfill(status=404, json={"error": "No such image."}))
+    page.goto(f"/images/{image.pk}/review/")
+    wait_for_review(page)
+    expect(message(page)).to_contain_text("could not be taken for you (No such image.)")
+    expect(page.locator("#submit-button")).to_be_disabled()
+    page.keyboard.press("Tab")
+    page.keyboard.press("a")
+    assert not image.annotations.exclude(state=Annotation.State.PROPOSED).exists()
+    image.refresh_from_db()
+    assert image.assignee_id is None
+
+
 def test_markup_in_a_class_and_file_name_shows_as_text_and_runs_nothing(page, login, seeded, screenshot):
     image = seeded.images[0]
     Image.objects.filter(pk=image.pk).update(original_name=f"{XSS_NAME}.png")
@@ -616,30 +649,13 @@ def test_five_correct_and_two_wrong_proposals_take_eight_key_presses(
 def test_an_image_with_1000_annotations_lists_a_screenful_handles_every_key_and_draws_all(
     page, login, creator, tiny_models_settings, inline_tasks, screenshot
 ):
-    import random
-
     project = project_create(user=creator, name="Crowd", classes=[{"name": "bean"}, {"name": "cup"}])
     image = photo_image(project)
     classes = list(project.classes.all())
-    rng = random.Random(7)
-    annotations = []
-    for i in range(1000):
-        w, h = rng.uniform(8, 60), rng.uniform(8, 60)
-        x, y = rng.uniform(0, image.width - w), rng.uniform(0, image.height - h)
-        ring = [x, y + h / 2, x + w / 2, y, x + w, y + h / 2, x + w / 2, y + h]
-        annotations.append(
-            Annotation(
-                image=image,
-                label_class=classes[i % 2],
-                x=x,
-                y=y,
-                w=w,
-                h=h,
-                polygons=[[ring]],
-                score=rng.uniform(0.4, 1.0),
-                source=Annotation.Source.MODEL,
-            )
-        )
+    annotations = [
+        Annotation(image=image, label_class=classes[i % 2], source=Annotation.Source.MODEL, **fields)
+        for i, fields in enumerate(crowd(1000, image.width, image.height))
+    ]
     Annotation.objects.bulk_create(annotations)
     Image.objects.filter(pk=image.pk).update(status=Image.Status.PRELABELED)
     open_review(page, login, creator, project)

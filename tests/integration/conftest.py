@@ -302,7 +302,8 @@ def celery_worker(celery_worker_process):
 
 
 VISIBILITY_TIMEOUT_S = 5
-LEASE_S = 3  # batch lease of the sweeper the tests run (in the test process)
+LEASE_S = 5  # batch lease of the sweeper the tests run (in the test process); a busy CI machine
+# can starve a heartbeat thread for a few seconds: a shorter lease then hands out a live batch again
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import { ReviewState } from "../../static/js/state.js";
 import { answer, fakeFetch, fakeTimers, idle, pageData } from "./support.mjs";
 
 /** An editor over a fake server: `handler` answers every request (default: every write lands). */
-function setup({ heldBy = null, handler = null } = {}) {
+function setup({ heldBy = null, locked = null, handler = null } = {}) {
   const data = pageData({ heldBy });
   const state = new ReviewState(data);
   const versions = new Map(state.records.map((r) => [r.id, r.version]));
@@ -35,6 +35,7 @@ function setup({ heldBy = null, handler = null } = {}) {
     request: createRequest({ fetch }),
     urls: data.urls,
     heldBy,
+    locked,
     hooks: {
       notify: (text, kind) => messages.push([kind, text]),
       select: (key) => {
@@ -97,6 +98,20 @@ describe("Editor: undo and redo", () => {
     assert.equal(state.byKey.get(2).state, "proposed");
     assert.equal(editor.history.canUndo, false);
     assert.equal(fetch.requests.length, 0);
+  });
+
+  test("a page that could not claim its image is read only and says why", () => {
+    const why = "Read only: this image could not be taken for you (the server answered 500).";
+    const { state, editor, fetch, messages } = setup({ locked: why });
+    assert.equal(editor.readOnly, true);
+    editor.decide(state.byKey.get(2), "accepted");
+    assert.equal(editor.create({ class_id: 10, box: [0, 0, 5, 5] }, "draw"), null);
+    assert.equal(state.byKey.get(2).state, "proposed");
+    assert.equal(fetch.requests.length, 0);
+    assert.deepEqual(messages, [
+      ["warning", why],
+      ["warning", why],
+    ]);
   });
 
   test("nothing to undo says so", () => {

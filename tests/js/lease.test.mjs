@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { LeaseTimer } from "../../static/js/lease.js";
+import { LeaseTimer, claimOutcome } from "../../static/js/lease.js";
+import { pageData } from "./support.mjs";
 
 function element() {
   const classes = new Set();
@@ -45,5 +46,52 @@ describe("LeaseTimer", () => {
     lease.renewed();
     assert.equal(el.hidden, true);
     assert.equal(el.textContent, "");
+  });
+});
+
+describe("claimOutcome: the page built from its claim's answer", () => {
+  const got = pageData();
+
+  test("200: the answer's fresh data, with the lease, editable", () => {
+    const fresh = { ...pageData(), image: { id: 7 }, annotations: [], lease_seconds: 1800, lease_expires_at: "2026-11-29T23:30:00+00:00" };
+    const outcome = claimOutcome(got, { status: 200, json: fresh });
+    assert.equal(outcome.data, fresh);
+    assert.equal(outcome.heldBy, null);
+    assert.equal(outcome.locked, null);
+  });
+
+  test("409: the GET's data, read only, naming who holds the image, no lease timer", () => {
+    const answer = {
+      status: 409,
+      json: { error: "bob is reviewing this image", held_by: "bob", lease_expires_at: "2026-11-29T23:10:00+00:00" },
+    };
+    const outcome = claimOutcome({ ...got, lease_seconds: 12 }, answer);
+    assert.equal(outcome.heldBy, "bob");
+    assert.equal(outcome.locked, null);
+    assert.equal(outcome.data.held_by_other, "bob");
+    assert.equal(outcome.data.lease_expires_at, "2026-11-29T23:10:00+00:00");
+    assert.equal(outcome.data.lease_seconds, null);
+    assert.equal(outcome.data.annotations, got.annotations);
+  });
+
+  test("409 without a name: someone else", () => {
+    assert.equal(claimOutcome(got, { status: 409, json: null }).heldBy, "someone else");
+  });
+
+  test("a failed claim (an error, a refusal, a 200 without data): read only with the reason", () => {
+    const cases = [
+      [new Error("the server cannot be reached"), "the server cannot be reached"],
+      [{ status: 404, json: { error: "No such image." } }, "No such image."],
+      [{ status: 403, json: null }, "the server answered 403"],
+      [{ status: 200, json: null }, "the server answered 200"],
+    ];
+    for (const [answer, why] of cases) {
+      const outcome = claimOutcome(got, answer);
+      assert.equal(outcome.heldBy, null);
+      assert.match(outcome.locked, /^Read only: this image could not be taken for you/);
+      assert.ok(outcome.locked.includes(`(${why})`), outcome.locked);
+      assert.equal(outcome.data.lease_seconds, null);
+      assert.equal(outcome.data.annotations, got.annotations);
+    }
   });
 });

@@ -52,6 +52,10 @@ def review_url(image) -> str:
     return reverse("image-review", kwargs={"image_id": image.pk})
 
 
+def claim_url(image) -> str:
+    return reverse("api-image-lease", kwargs={"image_id": image.pk})
+
+
 def stored(annotation: Annotation) -> Annotation:
     annotation.refresh_from_db()
     return annotation
@@ -102,7 +106,7 @@ def test_the_review_page_embeds_the_image_classes_and_annotations(api, project, 
     ]
     assert data["can_manage"] is False
     assert data["held_by_other"] is None
-    assert data["lease_expires_at"]
+    assert data["lease_expires_at"] is None  # the GET leases nothing: the page's claim does
     # The page embeds it for the canvas as JSON (json_script: escaped for HTML).
     assert 'id="review-data"' in response.content.decode()
 
@@ -110,6 +114,7 @@ def test_the_review_page_embeds_the_image_classes_and_annotations(api, project, 
 def test_the_review_page_urls_lead_to_the_api(api, project, image, task_calls):
     urls = api.get(review_url(image)).context["review_data"]["urls"]
     assert urls == {
+        "lease": f"/api/v1/images/{image.pk}/lease/",
         "annotations": f"/api/v1/images/{image.pk}/annotations/",
         "annotation": "/api/v1/annotations/0/",
         "bulk": f"/api/v1/images/{image.pk}/annotations/states/",
@@ -124,9 +129,25 @@ def test_the_review_page_urls_lead_to_the_api(api, project, image, task_calls):
         resolve(url)
 
 
-def test_the_review_page_queues_the_embeddings_of_this_and_the_next_images(api, project, task_calls):
+def test_the_claim_answers_the_page_data_with_the_lease(api, project, image, proposal, task_calls):
+    page = api.get(review_url(image)).context["review_data"]
+    response = call(api, "post", claim_url(image), {})
+    assert response.status_code == 200
+    claimed = response.json()
+    image.refresh_from_db()
+    assert claimed["lease_expires_at"] == image.lease_expires_at.isoformat()
+    assert claimed["lease_seconds"] > 0
+    leased = {"lease_expires_at", "lease_seconds"}
+    assert {k: v for k, v in claimed.items() if k not in leased} == {
+        k: v for k, v in page.items() if k not in leased
+    }
+
+
+def test_the_claim_not_the_page_queues_the_embeddings_of_this_and_the_next_images(api, project, task_calls):
     images = add_images(project, 5)
     api.get(review_url(images[1]))
+    assert task_calls.calls == []
+    assert call(api, "post", claim_url(images[1]), {}).status_code == 200
     assert task_calls.of(queues.EMBEDDINGS_COMPUTE) == [([i.pk for i in images[1:5]],)]
 
 
@@ -136,9 +157,11 @@ def test_the_review_page_tells_managers_they_can_save_thresholds(client_for, man
 
 
 def review_page_queries(api, image) -> int:
+    """The queries of opening the review page: its GET and its claim."""
     with CaptureQueriesContext(connection) as ctx:
         response = api.get(review_url(image))
-    assert response.status_code == 200
+        claimed = call(api, "post", claim_url(image), {})
+    assert (response.status_code, claimed.status_code) == (200, 200)
     return len(ctx.captured_queries)
 
 

@@ -100,6 +100,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{V}/projects/{{project_id}}/imports/"): Route(MANAGERS, ok=201, body=_import, multipart=True),
     ("GET", f"{V}/images/{{image_id}}/"): Route(MEMBERS),
     ("DELETE", f"{V}/images/{{image_id}}/"): Route(MANAGERS, ok=204, ids={"image_id": "other_image"}),
+    ("POST", f"{V}/images/{{image_id}}/lease/"): Route(MEMBERS, body=lambda w: {}),
     ("POST", f"{V}/images/{{image_id}}/submit/"): Route(MEMBERS, body=lambda w: {}),
     ("POST", f"{V}/images/{{image_id}}/skip/"): Route(MEMBERS, body=lambda w: {}),
     ("GET", f"{V}/images/{{image_id}}/annotations/"): Route(MEMBERS),

@@ -164,7 +164,7 @@ def test_error_pages_and_the_login_page_have_the_policy_too(client, client_for, 
     assert_strict_policy(response, "404")
 
 
-def test_the_review_done_page_has_the_policy(client_for, annotator, project):
+def test_the_review_queue_page_has_the_policy(client_for, annotator, project):
     response = client_for(annotator).get(reverse("review-next", kwargs={"project_id": project.pk}))
     assert response.status_code == 200
     assert_strict_policy(response)

@@ -35,7 +35,9 @@ def routes(project, image, proposal) -> list[tuple[str, str, dict | None]]:
     cat = project.classes.first().pk
     return [
         ("get", reverse("review-next", kwargs=pid), None),
+        ("post", reverse("review-next", kwargs=pid), None),
         ("get", reverse("image-review", kwargs=iid), None),
+        ("post", reverse("api-image-lease", kwargs=iid), {}),
         ("get", reverse("image-previous", kwargs=iid), None),
         ("get", reverse("project-leases", kwargs=pid), None),
         ("get", reverse("api-image-annotations", kwargs=iid), None),
@@ -139,8 +141,10 @@ def test_annotators_may_triage_draw_and_submit(client_for, annotator, project, i
     aid = {"annotation_id": proposal.pk}
     # One expected answer per route, in the order routes() lists them.
     expected = {
-        ("get", reverse("review-next", kwargs=pid)): 302,  # leases the image, opens it
+        ("get", reverse("review-next", kwargs=pid)): 200,  # the queue page: takes nothing
+        ("post", reverse("review-next", kwargs=pid)): 303,  # leases the image, opens it
         ("get", reverse("image-review", kwargs=iid)): 200,
+        ("post", reverse("api-image-lease", kwargs=iid)): 200,  # the page's claim (its own lease)
         ("get", reverse("image-previous", kwargs=iid)): 302,  # to the review page of the previous image
         ("get", reverse("api-image-annotations", kwargs=iid)): 200,
         ("post", reverse("api-image-annotations", kwargs=iid)): 201,
@@ -195,8 +199,95 @@ def test_writes_need_the_csrf_token(annotator, image, proposal):
 
 
 def test_a_lease_is_not_taken_by_an_outsider_opening_the_page(client_for, outsider, project, image):
-    client_for(outsider).get(reverse("image-review", kwargs={"image_id": image.pk}))
-    client_for(outsider).get(reverse("review-next", kwargs={"project_id": project.pk}))
+    client = client_for(outsider)
+    client.get(reverse("image-review", kwargs={"image_id": image.pk}))
+    client.get(reverse("review-next", kwargs={"project_id": project.pk}))
+    client.post(reverse("review-next", kwargs={"project_id": project.pk}))
+    call(client, "post", reverse("api-image-lease", kwargs={"image_id": image.pk}), {})
     image.refresh_from_db()
     assert image.assignee_id is None
     assert image_leases(project=project) == []
+
+
+# Leases only by POST (a link or an <img src> on any site must not take images) ---------------------
+
+
+def get_routes(project, image, proposal) -> list[str]:
+    """Every review route a GET reaches (the API's claim answers GET with 405)."""
+    pid, iid = {"project_id": project.pk}, {"image_id": image.pk}
+    return [
+        reverse("review-next", kwargs=pid),
+        reverse("image-review", kwargs=iid),
+        reverse("image-previous", kwargs=iid),
+        reverse("project-leases", kwargs=pid),
+        reverse("api-image", kwargs=iid),
+        reverse("api-image-lease", kwargs=iid),
+        reverse("api-image-annotations", kwargs=iid),
+        reverse("api-annotation", kwargs={"annotation_id": proposal.pk}),
+    ]
+
+
+def leases(project) -> list[tuple]:
+    return list(project.images.order_by("pk").values_list("pk", "assignee_id", "lease_expires_at"))
+
+
+@pytest.mark.parametrize("role", ["annotator", "manager"])
+def test_no_get_of_a_review_route_leases_or_queues_anything(
+    request, client_for, role, project, image, proposal, task_calls
+):
+    add_images(project, 3, start=10)  # more images to prefetch, were anything prefetched
+    client = client_for(request.getfixturevalue(role))
+    before = leases(project)
+    answers = {url: client.get(url).status_code for url in get_routes(project, image, proposal)}
+    assert answers[reverse("api-image-lease", kwargs={"image_id": image.pk})] == 405
+    assert answers[reverse("image-review", kwargs={"image_id": image.pk})] == 200
+    assert answers[reverse("review-next", kwargs={"project_id": project.pk})] == 200
+    assert leases(project) == before
+    assert all(holder is None for _, holder, _ in before)
+    assert task_calls.calls == []
+
+
+def cross_site_client(user) -> Client:
+    """A logged-in browser that enforces CSRF, as on another site's page: no token, a foreign
+    Origin / Referer (what an <img src> or a link from there sends)."""
+    client = Client(
+        enforce_csrf_checks=True,
+        HTTP_SEC_FETCH_SITE="cross-site",
+        HTTP_ORIGIN="https://evil.example",
+        HTTP_REFERER="https://evil.example/page.html",
+    )
+    client.force_login(user)
+    return client
+
+
+def test_a_cross_site_get_cannot_take_a_lease(annotator, project, image, proposal, task_calls):
+    client = cross_site_client(annotator)
+    for url in get_routes(project, image, proposal):
+        client.get(url)
+    # The review page, loaded on its own, holds no lease: only its script's claim (a POST) would.
+    assert client.get(reverse("image-review", kwargs={"image_id": image.pk})).status_code == 200
+    assert leases(project) == [(image.pk, None, None)]
+    assert task_calls.calls == []
+
+
+def test_lease_posts_without_the_csrf_token_are_refused(annotator, project, image, task_calls):
+    client = cross_site_client(annotator)
+    take_next = reverse("review-next", kwargs={"project_id": project.pk})
+    claim = reverse("api-image-lease", kwargs={"image_id": image.pk})
+    assert client.post(take_next).status_code == 403
+    refused = call(client, "post", claim, {})
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["error"]
+    assert leases(project) == [(image.pk, None, None)]
+    assert task_calls.calls == []
+
+    # The same browser on our own page: the token from the cookie, our origin.
+    same_site = Client(enforce_csrf_checks=True)
+    same_site.force_login(annotator)
+    same_site.get(reverse("project-detail", kwargs={"project_id": project.pk}))  # sets the cookie
+    token = same_site.cookies["csrftoken"].value
+    taken = same_site.post(take_next, {"csrfmiddlewaretoken": token})
+    assert taken.status_code == 303
+    assert taken["Location"] == reverse("image-review", kwargs={"image_id": image.pk})
+    assert call(same_site, "post", claim, {}, HTTP_X_CSRFTOKEN=token).status_code == 200
+    assert leases(project)[0][1] == annotator.pk

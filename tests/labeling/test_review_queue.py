@@ -27,6 +27,10 @@ def review_url(image_id: int) -> str:
     return reverse("image-review", kwargs={"image_id": image_id})
 
 
+def claim_url(image_id: int) -> str:
+    return reverse("api-image-lease", kwargs={"image_id": image_id})
+
+
 @pytest.fixture
 def bob(project):
     return member(project, "bob")
@@ -159,50 +163,122 @@ def test_two_threads_never_lease_the_same_image(project, annotator, bob):
 # The pages --------------------------------------------------------------------------------------
 
 
-def test_start_reviewing_leases_an_image_and_opens_it(client_for, annotator, project, task_calls):
+def test_start_reviewing_posts_leases_an_image_and_opens_it(client_for, annotator, project, task_calls):
     (image,) = add_images(project, 1)
-    response = client_for(annotator).get(next_url(project))
-    assert response.status_code == 302
+    response = client_for(annotator).post(next_url(project))
+    assert response.status_code == 303  # the browser GETs the review page: a reload posts nothing
     assert response["Location"] == review_url(image.pk)
     assert lease(image)[0] == annotator.pk
 
 
-def test_with_nothing_left_the_done_page_says_so(client_for, annotator, bob, project):
+def test_with_nothing_left_the_queue_says_so(client_for, annotator, bob, project):
     add_images(project, 2, status=Image.Status.DONE)
     (held,) = add_images(project, 1, start=5)
     review.image_lease_next(project=project, user=bob)
-    response = client_for(annotator).get(next_url(project))
+    client = client_for(annotator)
+    response = client.post(next_url(project))
+    assert response.status_code == 303
+    assert response["Location"] == next_url(project)
+    response = client.get(next_url(project))
     assert response.status_code == 200
-    assert response.templates[0].name == "labeling/review_done.html"
+    assert response.templates[0].name == "labeling/review_queue.html"
     content = response.content.decode()
     assert "Nothing left to review" in content
     assert "1 image still to review is being reviewed by others" in content
+    assert f'<form method="post" action="{next_url(project)}"' in content  # "look again"
     assert lease(held)[0] == bob.pk
 
 
-def test_the_project_page_has_a_start_reviewing_button_for_annotators(client_for, annotator, project):
+def test_the_queue_page_shows_what_is_left_and_takes_nothing(client_for, annotator, project, task_calls):
+    images = add_images(project, 3)
+    response = client_for(annotator).get(next_url(project))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "3 images to review" in content
+    assert f'<form method="post" action="{next_url(project)}"' in content
+    assert 'id="start-reviewing"' in content
+    assert [lease(image) for image in images] == [(None, None)] * 3
+    assert task_calls.calls == []
+
+
+def test_the_project_page_has_a_start_reviewing_form_for_annotators(client_for, annotator, project):
     content = client_for(annotator).get(project.get_absolute_url()).content.decode()
-    assert f'href="{next_url(project)}"' in content
+    assert f'<form method="post" action="{next_url(project)}"' in content
+    assert 'name="csrfmiddlewaretoken"' in content
+    assert f'href="{next_url(project)}"' not in content  # a link would be a GET: it takes nothing
     assert "Start reviewing" in content
     assert reverse("project-leases", kwargs={"project_id": project.pk}) not in content
 
 
-def test_opening_a_free_image_leases_it(client_for, annotator, project, task_calls):
+def test_opening_a_free_image_takes_nothing_and_its_claim_leases_it(
+    client_for, annotator, project, task_calls
+):
     (image,) = add_images(project, 1)
-    response = client_for(annotator).get(review_url(image.pk))
+    client = client_for(annotator)
+    response = client.get(review_url(image.pk))
     assert response.status_code == 200
-    assert response.context["review_data"]["held_by_other"] is None
-    assert lease(image)[0] == annotator.pk
+    data = response.context["review_data"]
+    assert (data["held_by_other"], data["lease_expires_at"], data["lease_seconds"]) == (None, None, None)
+    assert data["urls"]["lease"] == claim_url(image.pk)
+    assert lease(image) == (None, None)
+    assert task_calls.calls == []
+
+    claimed = call(client, "post", claim_url(image.pk), {})
+    assert claimed.status_code == 200
+    body = claimed.json()
+    holder, expires = lease(image)
+    assert holder == annotator.pk
+    assert expires > timezone.now() + timedelta(minutes=29)
+    assert body["held_by_other"] is None
+    assert body["lease_expires_at"] == expires.isoformat()
+    assert 1790 <= body["lease_seconds"] <= 1800
+    assert body["image"]["id"] == image.pk
+    assert body["urls"] == data["urls"]
 
 
 def test_an_image_leased_to_someone_else_opens_read_only(client_for, annotator, bob, project, task_calls):
     (image,) = add_images(project, 1)
     review.image_lease_next(project=project, user=bob)
     before = lease(image)
-    data = client_for(annotator).get(review_url(image.pk)).context["review_data"]
+    client = client_for(annotator)
+    data = client.get(review_url(image.pk)).context["review_data"]
     assert data["held_by_other"] == "bob"
     assert data["lease_expires_at"] == before[1].isoformat()
+    claimed = call(client, "post", claim_url(image.pk), {})
+    assert claimed.status_code == 409
+    assert claimed.json() == {
+        "error": "bob is reviewing this image; it is read-only for you until they finish.",
+        "held_by": "bob",
+        "lease_expires_at": before[1].isoformat(),
+    }
     assert lease(image) == before
+    assert task_calls.calls == []  # nothing to prefetch for a page that cannot segment
+
+
+def test_the_holder_claiming_again_renews_the_lease(client_for, annotator, project, task_calls):
+    (image,) = add_images(project, 1)
+    review.image_lease_next(project=project, user=annotator, now=timezone.now() - timedelta(minutes=20))
+    client = client_for(annotator)
+    assert client.get(review_url(image.pk)).context["review_data"]["held_by_other"] is None
+    assert call(client, "post", claim_url(image.pk), {}).status_code == 200
+    assert lease(image)[1] > timezone.now() + timedelta(minutes=29)
+
+
+def test_an_expired_lease_of_someone_else_is_claimed(client_for, annotator, bob, project, task_calls):
+    (image,) = add_images(project, 1)
+    review.image_lease_next(project=project, user=bob, now=timezone.now() - timedelta(hours=1))
+    client = client_for(annotator)
+    assert client.get(review_url(image.pk)).context["review_data"]["held_by_other"] is None
+    assert call(client, "post", claim_url(image.pk), {}).status_code == 200
+    assert lease(image)[0] == annotator.pk
+
+
+def test_the_claim_takes_no_fields(client_for, annotator, project, task_calls):
+    (image,) = add_images(project, 1)
+    response = call(client_for(annotator), "post", claim_url(image.pk), {"user": 1})
+    assert response.status_code == 400
+    assert response.json()["error"] == "This endpoint takes no fields."
+    assert lease(image) == (None, None)
 
 
 def test_an_annotation_write_renews_the_lease(client_for, annotator, project):
@@ -259,11 +335,11 @@ def test_skip_marks_the_image_skipped_and_releases_the_lease(client_for, annotat
 def test_after_submit_the_next_image_is_handed_out(client_for, annotator, project, task_calls):
     first, second = add_images(project, 2)
     client = client_for(annotator)
-    assert client.get(next_url(project))["Location"] == review_url(first.pk)
+    assert client.post(next_url(project))["Location"] == review_url(first.pk)
     call(client, "post", image_url("api-image-submit", first))
-    assert client.get(next_url(project))["Location"] == review_url(second.pk)
+    assert client.post(next_url(project))["Location"] == review_url(second.pk)
     call(client, "post", image_url("api-image-skip", second))
-    assert client.get(next_url(project)).status_code == 200  # nothing left
+    assert client.post(next_url(project))["Location"] == next_url(project)  # nothing left
 
 
 def test_submitting_an_image_someone_else_holds_is_refused(client_for, annotator, bob, project):
