@@ -416,7 +416,7 @@ class ImageSkip(ImageClose):
 # Review leases (taken by POST only: no GET leases or queues anything) ---------------------------
 
 
-class ImageLease(GenericAPIView):
+class ImageLease(ApiView):
     """The review page claims its image: lease it to the caller (or renew their lease) and queue
     the embeddings for click-to-segment; the answer is the page's data with the lease
     (lease_expires_at, lease_seconds). 409 with "held_by" and "lease_expires_at" when someone
