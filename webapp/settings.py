@@ -154,6 +154,13 @@ DATA_UPLOAD_MAX_NUMBER_FILES = LABELGPT_MAX_UPLOAD_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # bigger files spool to disk
 FILE_UPLOAD_PERMISSIONS = 0o644
 
+# Imports (issue 11: archives read lazily, imports run as background tasks) ------------------
+# An archive entry an import reads may unpack to at most this many times its compressed size
+# (1 MiB past it is forgiven, all entries together): a zip bomb under the total caps above is
+# refused at its first such entry. The uploaded file waits under MEDIA_ROOT/imports/ for the
+# task (queue "default") and is deleted once the import has ended.
+LABELGPT_ZIP_MAX_RATIO = env_int("LABELGPT_ZIP_MAX_RATIO", 100)
+
 # Models (pre-labeling) ------------------------------------------------------------------------
 # "real": Grounding DINO / SAM weights named by each project; "tiny": tiny random models built
 # on first use under LABELGPT_MODELS_DIR/tiny (tests, CI, offline demos).

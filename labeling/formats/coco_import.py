@@ -20,8 +20,9 @@ from .parsed import (
     basename,
     is_number,
     is_zip,
+    open_archive,
     read_capped,
-    read_zip,
+    read_entry,
 )
 
 
@@ -64,9 +65,9 @@ def _segmentation(value: Any, path: str, dataset: ParsedDataset) -> dict | None:
     return None
 
 
-def parse_coco_json(
-    data: bytes, where: str, dataset: ParsedDataset, archive_images: dict[str, bytes]
-) -> None:
+def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_images: list[str]) -> None:
+    """`archive_images`: the image entries of the archive the JSON came in (their names only:
+    the ones the JSON names become ParsedImage.member, the others are never read)."""
     try:
         document = json.loads(data)
     except UnicodeDecodeError as exc:
@@ -107,7 +108,7 @@ def parse_coco_json(
                 key=image_id,
                 name=base,
                 location=f"{path} ({file_name})",
-                data=archive_images[found[0]] if len(found) == 1 else None,
+                member=found[0] if len(found) == 1 else None,
                 width=width,
                 height=height,
             )
@@ -164,8 +165,8 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     """The COCO reader (the registry's entry for "coco")."""
     dataset = ParsedDataset()
     if is_zip(fileobj):
-        contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".json"))
-        documents = sorted(n for n in contents.files if n.lower().endswith(".json"))
+        dataset.archive = archive = open_archive(fileobj)
+        documents = sorted(n for n in archive.names if n.lower().endswith(".json"))
         if not documents:
             raise FormatError(f"{name}: the archive holds no .json file.")
         if len(documents) > 1:
@@ -177,10 +178,9 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
                     f"{name}: the archive holds several JSON files ({', '.join(documents[:5])})."
                 )
             documents = preferred
-        images = {n: contents.files[n] for n in contents.images}
-        parse_coco_json(contents.files[documents[0]], documents[0], dataset, images)
+        parse_coco_json(read_entry(archive, documents[0]), documents[0], dataset, archive.images)
     else:
-        parse_coco_json(read_capped(fileobj, what=name), name, dataset, {})
+        parse_coco_json(read_capped(fileobj, what=name), name, dataset, [])
     return dataset
 
 
