@@ -84,8 +84,10 @@ def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_ima
         if not isinstance(document.get(key), list):
             raise FormatError(f"{where}: {key} must be a list (got {type(document.get(key)).__name__}).")
 
-    lower_archive = {}
+    exact_archive: dict[str, list[str]] = {}
+    lower_archive: dict[str, list[str]] = {}
     for name in archive_images:
+        exact_archive.setdefault(basename(name), []).append(name)
         lower_archive.setdefault(basename(name).lower(), []).append(name)
     image_ids: set = set()
     for path, image in _objects(dataset, document, "images", "an image"):
@@ -101,8 +103,7 @@ def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_ima
             continue
         image_ids.add(image_id)
         base = basename(file_name)
-        exact = [n for n in archive_images if basename(n) == base]
-        found = exact or lower_archive.get(base.lower(), [])
+        found = exact_archive.get(base) or lower_archive.get(base.lower(), [])
         dataset.images.append(
             ParsedImage(
                 key=image_id,
