@@ -253,6 +253,7 @@ SPECTACULAR_SETTINGS = {
         "ImageStatusEnum": "labeling.models.Image.Status",
         "JobStatusEnum": "labeling.models.JobStatus",
         "ExportFormatEnum": "labeling.formats.registry.export_choices",
+        "ImportFormatEnum": "labeling.formats.registry.import_choices",  # ImportJob and its input
     },
 }
 
