@@ -196,13 +196,21 @@ def _resolve_images(
     limits = Limits.from_settings()
     targets: dict[Any, _Target] = {}
     new_by_sha: dict[str, _Target] = {}
+    by_member: dict[str, _Target | None] = {}  # archive entry → its target (None: refused)
     total = len(dataset.images)
     for done, parsed in enumerate(dataset.images, start=1):
         progress(done - 1, total)
         shown = (
             f"{parsed.location} ({parsed.name})" if parsed.name not in parsed.location else parsed.location
         )
-        if parsed.member is not None and dataset.archive is not None:
+        if parsed.member in by_member:  # named twice (two label files, two XMLs): read once
+            target = by_member[parsed.member]
+            if target is None:
+                continue  # refused, reported the first time
+            if target.image_id is not None:
+                report.matched_images.append((parsed.name, target.image_id))
+        elif parsed.member is not None and dataset.archive is not None:
+            by_member[parsed.member] = None
             try:
                 data = dataset.archive.read(parsed.member, max_bytes=limits.max_image_bytes)
             except ArchiveRefused as exc:
@@ -230,6 +238,7 @@ def _resolve_images(
                     stored.append(target.image)
                 new_by_sha[prepared.sha256] = target
             del prepared
+            by_member[parsed.member] = target
         else:
             found = known.find(parsed.name, by_stem=parsed.by_stem)
             if not found:

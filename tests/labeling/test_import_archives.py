@@ -196,3 +196,15 @@ def test_an_entry_that_lies_about_its_size_is_refused(project, zeros_40mb, reads
     report = do_import(project, data, format="coco", name="d.zip", create_classes=True)
     assert "images/liar.png: cannot read this entry of the archive" in errors_text(report)
     assert reads["images/liar.png"] == 1 and snapshot(project) == before
+
+
+def test_an_image_named_twice_is_read_once(project, reads):
+    """labels/cat.txt and labels/train/cat.txt both land on images/cat.png (the second by stem)."""
+    data = zip_bytes(
+        {"data.yaml": "names: [cat]\n", "images/cat.png": png(), "labels/cat.txt": "0 0.5 0.5 0.5 0.5\n",
+         "labels/train/cat.txt": "0 0.25 0.25 0.25 0.25\n"}
+    )  # fmt: skip
+    report = do_import(project, data, format="yolo", create_classes=True)
+    assert report.ok and report.created_annotations == 2, errors_text(report)
+    assert [name for name, _ in report.created_images] == ["cat.png"]
+    assert reads["images/cat.png"] == 1
