@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from .models import Annotation, Export, Image, Membership, PrelabelJob, Project
+from .models import Annotation, Export, Image, ImportJob, Membership, PrelabelJob, Project
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -82,3 +82,10 @@ def export_for_user(user: User, export_id: int) -> Export:
     export = Export.objects.select_related("project").filter(pk=export_id).first()
     _for_user(user, export, export and export.project, "export")
     return export
+
+
+def import_for_user(user: User, import_id: int) -> ImportJob:
+    """An import of a project the user is a member of (404 otherwise)."""
+    job = ImportJob.objects.select_related("project").filter(pk=import_id).first()
+    _for_user(user, job, job and job.project, "import")
+    return job

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from .models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+from .models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
 
 
 class LabelClassInline(admin.TabularInline):
@@ -121,3 +121,12 @@ class ExportAdmin(admin.ModelAdmin):
     list_filter = ("format", "status", "project")
     search_fields = ("project__name",)
     list_select_related = ("project",)
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "format", "file_name", "status", "annotation_count", "created_at")
+    list_filter = ("format", "status", "project")
+    search_fields = ("project__name", "file_name")
+    list_select_related = ("project",)
+    readonly_fields = ("created_at", "started_at", "finished_at")

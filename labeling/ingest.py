@@ -35,6 +35,7 @@ class Limits:
     max_image_pixels: int
     zip_max_entries: int
     zip_max_total_bytes: int
+    zip_max_ratio: int = 100  # an entry's uncompressed / compressed size (ZipArchive.read)
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -45,6 +46,7 @@ class Limits:
             max_image_pixels=settings.LABELGPT_MAX_IMAGE_PIXELS,
             zip_max_entries=settings.LABELGPT_ZIP_MAX_ENTRIES,
             zip_max_total_bytes=settings.LABELGPT_ZIP_MAX_TOTAL_BYTES,
+            zip_max_ratio=settings.LABELGPT_ZIP_MAX_RATIO,
         )
 
 
@@ -243,3 +245,116 @@ def iter_zip(fileobj: BinaryIO, *, limits: Limits) -> Iterator[ZipEntry]:
             if total_read > limits.zip_max_total_bytes:
                 raise IngestError("The archive unpacks to more than the size limit (zip bomb protection).")
             yield ZipEntry(name, data=data)
+
+
+class ArchiveRefused(IngestError):
+    """The whole archive is refused (unsafe names, a zip bomb): nothing of it is taken."""
+
+
+RATIO_GRACE_BYTES = 1024 * 1024  # bytes past the ratio cap forgiven, all entries together
+READ_CHUNK = 1024 * 1024
+
+
+class ZipArchive:
+    """A zip archive read lazily: its entries are listed from the central directory, and each
+    is decompressed only when asked for (`read`), once, streamed in chunks and counted.
+
+    Opening refuses the whole archive (ArchiveRefused) when it is not a zip, has too many
+    entries, declares too many bytes in all, or holds an absolute path, a ".." or a symbolic
+    link. Reading an entry refuses the archive as soon as the entry unpacks past `max_bytes`,
+    past `limits.zip_max_ratio` times its compressed size (the ratio cap: a few highly
+    compressible entries cannot unpack to gigabytes; RATIO_GRACE_BYTES past the cap are
+    forgiven in all, for small text files), or the entries read so far past
+    `limits.zip_max_total_bytes`: the error names the entry and the cap. Hidden and system
+    files (``__MACOSX/``, ``.name``) are not listed.
+    """
+
+    def __init__(self, fileobj: BinaryIO, *, limits: Limits) -> None:
+        self.limits = limits
+        try:
+            self._zip = zipfile.ZipFile(fileobj)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ArchiveRefused(f"Not a valid zip archive ({exc}).") from exc
+        infos = self._zip.infolist()
+        if len(infos) > limits.zip_max_entries:
+            self._zip.close()
+            raise ArchiveRefused(
+                f"The archive has {len(infos):,} entries; the limit is {limits.zip_max_entries:,}."
+            )
+        declared = sum(info.file_size for info in infos)
+        if declared > limits.zip_max_total_bytes:
+            self._zip.close()
+            raise ArchiveRefused(
+                f"The archive unpacks to {_human(declared)}; the limit is "
+                f"{_human(limits.zip_max_total_bytes)} (zip bomb protection)."
+            )
+        refused = []
+        self._infos: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            if info.is_dir():
+                continue
+            reason = _unsafe_name_reason(info.filename)
+            if not reason and _is_symlink(info):
+                reason = "symbolic link"
+            if reason:
+                refused.append(f"{info.filename}: Refused: {reason} in the archive.")
+                continue
+            base = PurePosixPath(info.filename).name
+            if not (info.filename.startswith("__MACOSX/") or base.startswith(".")):
+                self._infos.setdefault(info.filename, info)
+        if refused:
+            self._zip.close()
+            raise ArchiveRefused("The archive is refused: " + "; ".join(refused[:5]))
+        self.total_read = 0
+        self._grace_left = RATIO_GRACE_BYTES
+
+    @property
+    def names(self) -> list[str]:
+        """The archive's files, in archive order (no folders, hidden or system files)."""
+        return list(self._infos)
+
+    @property
+    def images(self) -> list[str]:
+        """The files whose name says they are images (read one at a time with `read`)."""
+        return [name for name in self._infos if _looks_like_image_name(name)]
+
+    def read(self, name: str, *, max_bytes: int) -> bytes:
+        """The entry's bytes, decompressed once, in chunks (see the class for the caps)."""
+        info = self._infos[name]
+        if info.file_size > max_bytes:
+            raise ArchiveRefused(
+                f"{name}: the entry is {_human(info.file_size)}; the limit is {_human(max_bytes)}."
+            )
+        ratio_cap = self.limits.zip_max_ratio * max(info.compress_size, 1)
+        allowed = min(max_bytes, ratio_cap + self._grace_left)
+        if info.file_size > allowed:  # said by the archive itself: refused before decompressing
+            raise self._bomb(name, info)
+        out = io.BytesIO()
+        count = 0
+        try:
+            with self._zip.open(info) as member:
+                while chunk := member.read(READ_CHUNK):
+                    count += len(chunk)
+                    if count > allowed:
+                        raise self._bomb(name, info)
+                    if self.total_read + count > self.limits.zip_max_total_bytes:
+                        raise ArchiveRefused(
+                            f"{name}: the entries read unpack to more than "
+                            f"{_human(self.limits.zip_max_total_bytes)} (zip bomb protection)."
+                        )
+                    out.write(chunk)
+        except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
+            raise ArchiveRefused(f"{name}: cannot read this entry of the archive ({exc}).") from exc
+        self.total_read += count
+        self._grace_left -= max(0, count - ratio_cap)
+        return out.getvalue()
+
+    def _bomb(self, name: str, info: zipfile.ZipInfo) -> ArchiveRefused:
+        return ArchiveRefused(
+            f"{name}: the entry unpacks to more than {self.limits.zip_max_ratio} times its "
+            f"compressed size of {_human(info.compress_size)} (zip bomb protection: "
+            f"LABELGPT_ZIP_MAX_RATIO)."
+        )
+
+    def close(self) -> None:
+        self._zip.close()

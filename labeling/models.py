@@ -10,7 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
-from .formats.registry import NAME_MAX_LENGTH, export_choices
+from .formats.registry import NAME_MAX_LENGTH, export_choices, import_choices
 
 unit_interval = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 color_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a color like #1f77b4.")
@@ -451,3 +451,43 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_format_display()} export {self.pk} ({self.status})"
+
+
+def import_upload_path(instance: ImportJob, filename: str) -> str:
+    return f"imports/{instance.project_id}/{filename}"
+
+
+class ImportJob(models.Model):
+    """An annotation import run in the background (labeling.services.imports): the uploaded file
+    waits in storage for the task and is deleted once the import has ended; the report stays."""
+
+    Status = JobStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    format = models.CharField(max_length=NAME_MAX_LENGTH, choices=import_choices)  # a reader's import name
+    options = models.JSONField(default=dict, blank=True)  # {"create_classes": bool}
+    file = models.FileField(upload_to=import_upload_path, max_length=300, blank=True)
+    file_name = models.CharField(max_length=255)  # as uploaded (the report's and the messages' name)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    images_done = models.PositiveIntegerField(default=0)  # images of the file matched or read so far
+    images_total = models.PositiveIntegerField(default=0)
+    annotation_count = models.PositiveIntegerField(default=0)  # created, once succeeded
+    report = models.JSONField(null=True, blank=True)  # ImportReport.as_dict() once ended
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="import_project_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_format_display()} import {self.pk} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -4,7 +4,7 @@ labeling/tasks.py registers each task under the name given here, webapp/celery.p
 name to its queue from this table, and the services enqueue through `task_send`, which sends by
 name: services never import labeling.tasks (the tasks import the services, never the other way).
 
-Queues: "default" (light work: thumbnails, exports, the pre-label sweeper), "gpu" (pre-label
+Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper), "gpu" (pre-label
 batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
 under review), so that an export, an embedding and a pre-label batch never wait behind one another.
 """
@@ -38,6 +38,7 @@ PING = TaskRoute("labeling.tasks.ping", DEFAULT)
 GPU_PING = TaskRoute("labeling.tasks.gpu_ping", GPU)
 IMAGE_THUMBNAIL_REBUILD = TaskRoute("labeling.tasks.image_thumbnail_rebuild", DEFAULT)
 EXPORT_RUN = TaskRoute("labeling.tasks.export_run", DEFAULT)
+IMPORT_RUN = TaskRoute("labeling.tasks.import_run", DEFAULT)
 PRELABEL_JOB_DISPATCH = TaskRoute("labeling.tasks.prelabel_job_dispatch", DEFAULT)
 PRELABEL_BATCH_RUN = TaskRoute("labeling.tasks.prelabel_batch_run", GPU)
 PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
@@ -48,6 +49,7 @@ TASKS = (
     GPU_PING,
     IMAGE_THUMBNAIL_REBUILD,
     EXPORT_RUN,
+    IMPORT_RUN,
     PRELABEL_JOB_DISPATCH,
     PRELABEL_BATCH_RUN,
     PRELABEL_JOBS_SWEEP,

@@ -15,7 +15,7 @@ import socket
 from celery import shared_task
 
 from labeling import queues
-from labeling.services import exports, images, prelabel, segmentation
+from labeling.services import exports, images, imports, prelabel, segmentation
 
 
 @shared_task(name=queues.PING.name)
@@ -49,6 +49,12 @@ def image_thumbnail_rebuild(image_id: int) -> bool:
 def export_run(export_id: int) -> bool:
     """Write an export's file (idempotent: only a queued export is run)."""
     return exports.export_run(export_id=export_id)
+
+
+@shared_task(name=queues.IMPORT_RUN.name)
+def import_run(import_id: int) -> bool:
+    """Import a dataset file into its project, all or nothing (idempotent: only a queued import is run)."""
+    return imports.import_run(import_id=import_id)
 
 
 @shared_task(name=queues.PRELABEL_JOB_DISPATCH.name)

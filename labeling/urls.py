@@ -32,6 +32,7 @@ urlpatterns = [
     path("projects/<int:project_id>/exports/new/", exports.project_export, name="project-export"),
     path("exports/<int:export_id>/download/", exports.export_download, name="export-download"),
     path("projects/<int:project_id>/import/", imports.project_import, name="project-import"),
+    path("projects/<int:project_id>/imports/", imports.project_imports, name="project-imports"),
     # Dashboard: progress, throughput, workers and model quality
     path("dashboard/", dashboard.dashboard_index, name="dashboard"),
     path("dashboard/projects/<int:project_id>/", dashboard.dashboard_project, name="dashboard-project"),

@@ -166,6 +166,13 @@ LABELGPT_MAX_REQUEST_BYTES = env_int("LABELGPT_MAX_REQUEST_BYTES", 10 * 1024 * 1
 DATA_UPLOAD_MAX_MEMORY_SIZE = LABELGPT_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# Imports (issue 11: archives read lazily, imports run as background tasks) ------------------
+# An archive entry an import reads may unpack to at most this many times its compressed size
+# (1 MiB past it is forgiven, all entries together): a zip bomb under the total caps above is
+# refused at its first such entry. The uploaded file waits under MEDIA_ROOT/imports/ for the
+# task (queue "default") and is deleted once the import has ended.
+LABELGPT_ZIP_MAX_RATIO = env_int("LABELGPT_ZIP_MAX_RATIO", 100)
+
 # Models (pre-labeling) ------------------------------------------------------------------------
 # "real": Grounding DINO / SAM weights named by each project; "tiny": tiny random models built
 # on first use under LABELGPT_MODELS_DIR/tiny (tests, CI, offline demos).
@@ -266,6 +273,7 @@ SPECTACULAR_SETTINGS = {
         "ImageStatusEnum": "labeling.models.Image.Status",
         "JobStatusEnum": "labeling.models.JobStatus",
         "ExportFormatEnum": "labeling.formats.registry.export_choices",
+        "ImportFormatEnum": "labeling.formats.registry.import_choices",  # ImportJob and its input
     },
 }
 

@@ -29,6 +29,7 @@ from ..models import (
     Annotation,
     Export,
     Image,
+    ImportJob,
     LabelClass,
     Membership,
     PrelabelJob,
@@ -707,3 +708,21 @@ class ImportReportSerializer(serializers.Serializer):
     skipped = serializers.ListField(child=serializers.DictField())
     errors = serializers.ListField(child=serializers.DictField())
     more_errors = serializers.IntegerField()
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    """An import: its status and progress while it runs, its report once it has ended."""
+
+    report = ImportReportSerializer(allow_null=True, read_only=True)
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "project", "format", "options", "file_name", "status", "images_done", "images_total",
+            "annotation_count", "report", "error", "created_at", "started_at", "finished_at", "status_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_status_url(self, job: ImportJob) -> str:
+        return reverse("api-import", kwargs={"import_id": job.pk})

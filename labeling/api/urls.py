@@ -56,6 +56,7 @@ v1 = [
     path("jobs/<int:job_id>/cancel/", api(v.JobCancel), name="api-job-cancel"),
     path("exports/<int:export_id>/", api(v.ExportDetail), name="api-export"),
     path("exports/<int:export_id>/download/", api(v.ExportDownload), name="api-export-download"),
+    path("imports/<int:import_id>/", api(v.ImportDetail), name="api-import"),
 ]
 
 urlpatterns = [

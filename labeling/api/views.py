@@ -57,6 +57,7 @@ from ..access import (
     can_manage,
     export_for_user,
     image_for_user,
+    import_for_user,
     job_for_user,
     project_for_user,
 )
@@ -672,18 +673,28 @@ class ProjectImports(ApiView):
     serializer_class = s.ImportSerializer
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses={201: s.ImportReportSerializer, 400: s.ImportReportSerializer})
+    @extend_schema(responses={202: s.ImportJobSerializer})
     def post(self, request: Request, project_id: int) -> Response:
-        """Import annotations from a dataset file (all or nothing; the report says why)."""
+        """Start importing annotations from a dataset file (managers): 202 with the import, whose
+        `status_url` tells its progress and, once it has ended, its report (all or nothing)."""
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.ImportSerializer, request)
         upload = data["file"]
-        report = imports.annotations_import(
+        job = imports.import_start(
             project=project,
+            user=request.user,
             fileobj=upload,
             name=upload.name,
             format=data["format"],
-            user=request.user,
             create_classes=data["create_classes"],
         )
-        return Response(report.as_dict(), status=201 if report.ok else 400)
+        body = s.ImportJobSerializer(job).data
+        return Response(body, status=202, headers={"Location": body["status_url"]})
+
+
+class ImportDetail(GenericAPIView):
+    serializer_class = s.ImportJobSerializer
+
+    def get(self, request: Request, import_id: int) -> Response:
+        """An import's status, progress and report (members of its project)."""
+        return Response(s.ImportJobSerializer(import_for_user(request.user, import_id)).data)

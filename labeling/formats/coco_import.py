@@ -22,8 +22,9 @@ from .parsed import (
     basename,
     is_number,
     is_zip,
+    open_archive,
     read_capped,
-    read_zip,
+    read_entry,
 )
 
 
@@ -66,9 +67,9 @@ def _segmentation(value: Any, path: str, dataset: ParsedDataset) -> dict | None:
     return None
 
 
-def parse_coco_json(
-    data: bytes, where: str, dataset: ParsedDataset, archive_images: dict[str, bytes]
-) -> None:
+def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_images: list[str]) -> None:
+    """`archive_images`: the image entries of the archive the JSON came in (their names only:
+    the ones the JSON names become ParsedImage.member, the others are never read)."""
     try:
         document = safejson.loads(data)
     except safejson.JSONError as exc:
@@ -85,8 +86,10 @@ def parse_coco_json(
         if not isinstance(document.get(key), list):
             raise FormatError(f"{where}: {key} must be a list (got {type(document.get(key)).__name__}).")
 
-    lower_archive = {}
+    exact_archive: dict[str, list[str]] = {}
+    lower_archive: dict[str, list[str]] = {}
     for name in archive_images:
+        exact_archive.setdefault(basename(name), []).append(name)
         lower_archive.setdefault(basename(name).lower(), []).append(name)
     image_ids: set = set()
     for path, image in _objects(dataset, document, "images", "an image"):
@@ -102,14 +105,13 @@ def parse_coco_json(
             continue
         image_ids.add(image_id)
         base = basename(file_name)
-        exact = [n for n in archive_images if basename(n) == base]
-        found = exact or lower_archive.get(base.lower(), [])
+        found = exact_archive.get(base) or lower_archive.get(base.lower(), [])
         dataset.images.append(
             ParsedImage(
                 key=image_id,
                 name=base,
                 location=f"{path} ({file_name})",
-                data=archive_images[found[0]] if len(found) == 1 else None,
+                member=found[0] if len(found) == 1 else None,
                 width=width,
                 height=height,
             )
@@ -166,8 +168,8 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     """The COCO reader (the registry's entry for "coco")."""
     dataset = ParsedDataset()
     if is_zip(fileobj):
-        contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".json"))
-        documents = sorted(n for n in contents.files if n.lower().endswith(".json"))
+        dataset.archive = archive = open_archive(fileobj)
+        documents = sorted(n for n in archive.names if n.lower().endswith(".json"))
         if not documents:
             raise FormatError(f"{name}: the archive holds no .json file.")
         if len(documents) > 1:
@@ -179,10 +181,9 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
                     f"{name}: the archive holds several JSON files ({', '.join(documents[:5])})."
                 )
             documents = preferred
-        images = {n: contents.files[n] for n in contents.images}
-        parse_coco_json(contents.files[documents[0]], documents[0], dataset, images)
+        parse_coco_json(read_entry(archive, documents[0]), documents[0], dataset, archive.images)
     else:
-        parse_coco_json(read_capped(fileobj, what=name), name, dataset, {})
+        parse_coco_json(read_capped(fileobj, what=name), name, dataset, [])
     return dataset
 
 

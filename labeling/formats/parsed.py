@@ -1,6 +1,8 @@
 """What the readers (*_import.py) produce — a ParsedDataset of images and annotations, each with
 its location in the file for the messages — and the helpers they share to read files and
-archives safely. Nothing here touches the database: labeling.services.imports matches a parsed
+archives safely. Archives are read lazily: a reader reads the entries it parses, and an image
+brought along is named by its entry (ParsedImage.member), which the import service reads when
+it ingests it. Nothing here touches the database: labeling.services.imports matches a parsed
 dataset to a project and writes it.
 """
 
@@ -9,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
@@ -17,7 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from django.conf import settings
 
-from ..ingest import IngestError, Limits, iter_zip
+from ..ingest import IngestError, Limits, ZipArchive
 from .base import FormatError
 
 # The readers' output ---------------------------------------------------------------------------
@@ -30,7 +31,7 @@ class ParsedImage:
     key: Any
     name: str  # file name as written in the file (matched by basename)
     location: str
-    data: bytes | None = None  # the image's bytes when the archive brings them along
+    member: str | None = None  # the archive entry of the image it brings along (read when ingested)
     width: int | None = None  # as declared by the file, checked when given
     height: int | None = None
     by_stem: bool = False  # match the project's images by stem (YOLO label files)
@@ -55,6 +56,7 @@ class ParsedDataset:
     annotations: list[ParsedAnnotation] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (where, what)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
+    archive: ZipArchive | None = None  # where the images' `member`s are read from
 
     def error(self, where: str, what: str) -> None:
         self.errors.append((where, what))
@@ -64,8 +66,8 @@ class ParsedDataset:
 
 
 def read_capped(fileobj: BinaryIO, *, what: str) -> bytes:
-    """The whole file, refused past LABELGPT_MAX_UPLOAD_BYTES."""
-    limit = settings.LABELGPT_MAX_UPLOAD_BYTES
+    """The whole file, refused past LABELGPT_MAX_IMPORT_BYTES."""
+    limit = settings.LABELGPT_MAX_IMPORT_BYTES
     if hasattr(fileobj, "seek"):
         fileobj.seek(0)
     data = fileobj.read(limit + 1)
@@ -74,61 +76,31 @@ def read_capped(fileobj: BinaryIO, *, what: str) -> bytes:
     return data
 
 
-@dataclass
-class ZipContents:
-    """The files of an archive by their name inside it: images (bytes read by iter_zip, with its
-    caps) and the text files a reader asked for."""
-
-    files: dict[str, bytes]
-    images: set[str]  # names among `files` that look like images
-
-
-def read_zip(fileobj: BinaryIO, *, want: Callable[[str], bool], limits: Limits | None = None) -> ZipContents:
-    """Read an archive safely (labeling.ingest.iter_zip: no absolute paths, "..", symlinks, zip
-    bombs); FormatError naming the first refused entries. Non-image entries are read only when
-    `want(name)`, each capped by LABELGPT_MAX_UPLOAD_BYTES, all of them by the archive's limit."""
-    limits = limits or Limits.from_settings()
+def open_archive(fileobj: BinaryIO, *, limits: Limits | None = None) -> ZipArchive:
+    """The archive, read lazily (labeling.ingest.ZipArchive: no absolute paths, "..", symlinks,
+    zip bombs); FormatError naming the refused entries. Readers read only the entries they need
+    (`read_entry`) and name images by their entry (ParsedImage.member): the import service reads
+    each image when it ingests it."""
     size = fileobj.seek(0, os.SEEK_END)
-    if size > settings.LABELGPT_MAX_UPLOAD_BYTES:
+    if size > settings.LABELGPT_MAX_IMPORT_BYTES:
         raise FormatError(
             f"The archive is {size / 1e6:.0f} MB; "
-            f"the limit is {settings.LABELGPT_MAX_UPLOAD_BYTES / 1e6:.0f} MB."
+            f"the limit is {settings.LABELGPT_MAX_IMPORT_BYTES / 1e6:.0f} MB."
         )
     fileobj.seek(0)
-    files: dict[str, bytes] = {}
-    images: set[str] = set()
-    wanted: list[str] = []
-    refused: list[str] = []
     try:
-        for entry in iter_zip(fileobj, limits=limits):
-            if entry.error:
-                refused.append(f"{entry.name}: {entry.error}")
-            elif entry.data is not None:
-                files[entry.name] = entry.data
-                images.add(entry.name)
-            elif entry.skipped == "Not an image file." and want(entry.name):
-                wanted.append(entry.name)
+        return ZipArchive(fileobj, limits=limits or Limits.from_settings())
     except IngestError as exc:
         raise FormatError(str(exc)) from exc
-    if refused:
-        raise FormatError("The archive is refused: " + "; ".join(refused[:5]))
-    total = sum(len(v) for v in files.values())
-    cap = settings.LABELGPT_MAX_UPLOAD_BYTES
-    fileobj.seek(0)
-    with zipfile.ZipFile(fileobj) as archive:
-        for name in wanted:
-            try:
-                with archive.open(name) as member:
-                    data = member.read(cap + 1)  # never trust the declared size
-            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
-                raise FormatError(f"{name}: cannot read this entry of the archive ({exc}).") from exc
-            total += len(data)
-            if len(data) > cap or total > limits.zip_max_total_bytes:
-                raise FormatError(
-                    f"{name}: the archive unpacks to more than the size limit (zip bomb protection)."
-                )
-            files[name] = data
-    return ZipContents(files=files, images=images)
+
+
+def read_entry(archive: ZipArchive, name: str, *, max_bytes: int | None = None) -> bytes:
+    """One entry's bytes (a text file: capped by LABELGPT_MAX_IMPORT_BYTES unless `max_bytes`
+    says less); FormatError when the entry is refused (the whole import is)."""
+    try:
+        return archive.read(name, max_bytes=max_bytes or settings.LABELGPT_MAX_IMPORT_BYTES)
+    except IngestError as exc:
+        raise FormatError(str(exc)) from exc
 
 
 def is_zip(fileobj: BinaryIO) -> bool:

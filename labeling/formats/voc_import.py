@@ -24,7 +24,15 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from .base import FormatError
-from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
+from .parsed import (
+    ParsedAnnotation,
+    ParsedDataset,
+    ParsedImage,
+    basename,
+    is_zip,
+    open_archive,
+    read_entry,
+)
 
 
 def _folder_of(name: str) -> str:
@@ -101,22 +109,22 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     """The Pascal VOC reader (the registry's entry for "voc")."""
     if not is_zip(fileobj):
         raise FormatError(f"{name}: a Pascal VOC dataset is a .zip archive (Annotations/, JPEGImages/).")
-    contents = read_zip(fileobj, want=lambda n: n.lower().endswith(".xml"))
-    xmls = sorted(n for n in contents.files if n.lower().endswith(".xml") and _folder_of(n) == "Annotations")
+    archive = open_archive(fileobj)
+    xmls = sorted(n for n in archive.names if n.lower().endswith(".xml") and _folder_of(n) == "Annotations")
     if not xmls:
         raise FormatError(f"{name}: no Annotations/*.xml in the archive.")
-    jpeg_images = {basename(n): n for n in contents.images if _folder_of(n) == "JPEGImages"}
+    jpeg_images = {basename(n): n for n in archive.images if _folder_of(n) == "JPEGImages"}
     jpeg_lower: dict[str, list[str]] = {}
     for base, entry in jpeg_images.items():
         jpeg_lower.setdefault(base.lower(), []).append(entry)
     object_pngs = {
-        os.path.splitext(basename(n))[0]: n for n in contents.images if _folder_of(n) == "SegmentationObject"
+        os.path.splitext(basename(n))[0]: n for n in archive.images if _folder_of(n) == "SegmentationObject"
     }
-    dataset = ParsedDataset()
+    dataset = ParsedDataset(archive=archive)
     brought = set()
     for xml_name in xmls:
         try:
-            root = parse_xml(contents.files[xml_name], xml_name)
+            root = parse_xml(read_entry(archive, xml_name), xml_name)
         except FormatError as exc:
             dataset.error(xml_name, str(exc).removeprefix(f"{xml_name}: "))
             continue
@@ -139,9 +147,7 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
             entry = stems[0] if len(stems) == 1 else None
         if entry is not None:
             brought.add(entry)
-            image = ParsedImage(
-                key=xml_name, name=basename(entry), location=xml_name, data=contents.files[entry]
-            )
+            image = ParsedImage(key=xml_name, name=basename(entry), location=xml_name, member=entry)
         else:
             image = ParsedImage(
                 key=xml_name, name=basename(filename or xml_stem), location=xml_name, by_stem=not filename
@@ -152,7 +158,9 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
 
         indices = None
         if xml_stem in object_pngs:
-            indices = _object_masks(contents.files[object_pngs[xml_stem]], object_pngs[xml_stem], dataset)
+            png = object_pngs[xml_stem]
+            data = read_entry(archive, png, max_bytes=settings.LABELGPT_MAX_IMAGE_BYTES)
+            indices = _object_masks(data, png, dataset)
         for number, obj in enumerate(root.iter("object"), start=1):
             location = f"{xml_name} object {number}"
             class_name = _text(obj, "name")
@@ -184,7 +192,5 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
             )
     # Images in JPEGImages/ that no XML names come in too (images without objects).
     for entry in sorted(set(jpeg_images.values()) - brought):
-        dataset.images.append(
-            ParsedImage(key=entry, name=basename(entry), location=entry, data=contents.files[entry])
-        )
+        dataset.images.append(ParsedImage(key=entry, name=basename(entry), location=entry, member=entry))
     return dataset

@@ -16,7 +16,15 @@ from typing import BinaryIO
 import yaml
 
 from .base import FormatError
-from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, read_zip
+from .parsed import (
+    ParsedAnnotation,
+    ParsedDataset,
+    ParsedImage,
+    basename,
+    is_zip,
+    open_archive,
+    read_entry,
+)
 
 NORMALISED_TOLERANCE = 1e-6
 # Numbers on one label line (as labeling.models.MAX_POLYGON_VALUES, which the formats cannot
@@ -69,9 +77,9 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     "yolo_segment", imported as "yolo")."""
     if not is_zip(fileobj):
         raise FormatError(f"{name}: a YOLO dataset is a .zip archive (data.yaml, images/, labels/).")
-    contents = read_zip(fileobj, want=lambda n: n.lower().endswith((".txt", ".yaml", ".yml")))
+    archive = open_archive(fileobj)
     yamls = sorted(
-        (n for n in contents.files if basename(n).lower() in ("data.yaml", "data.yml")),
+        (n for n in archive.names if basename(n).lower() in ("data.yaml", "data.yml")),
         key=lambda n: (n.count("/"), n),
     )
     if not yamls:
@@ -79,19 +87,19 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
     root = yamls[0][: -len(basename(yamls[0]))]
     if root.count("/") > 1:
         raise FormatError(f"{name}: data.yaml must be at the root of the archive or in one top folder.")
-    names = _names(contents.files[yamls[0]], yamls[0])
-    dataset = ParsedDataset()
+    names = _names(read_entry(archive, yamls[0]), yamls[0])
+    dataset = ParsedDataset(archive=archive)
 
     images: dict[str, str] = {}  # key (split/stem) → entry name
     by_stem: dict[str, list[str]] = {}
-    for entry in sorted(contents.images):
+    for entry in sorted(archive.images):
         key = _relative_key(entry, root, "images")
         if key is None:
             continue
         images[key] = entry
         by_stem.setdefault(os.path.basename(key), []).append(entry)
     labels = {}
-    for entry in sorted(contents.files):
+    for entry in sorted(archive.names):
         if entry.lower().endswith(".txt"):
             key = _relative_key(entry, root, "labels")
             if key is not None:
@@ -105,12 +113,12 @@ def read(fileobj: BinaryIO, name: str) -> ParsedDataset:
             candidates = by_stem.get(os.path.basename(key), [])
             entry = candidates[0] if len(candidates) == 1 else None
         if entry is not None:
-            image = ParsedImage(key=key, name=basename(entry), location=entry, data=contents.files[entry])
+            image = ParsedImage(key=key, name=basename(entry), location=entry, member=entry)
         else:
             image = ParsedImage(key=key, name=os.path.basename(key), location=labels[key], by_stem=True)
         dataset.images.append(image)
         if key in labels:
-            _parse_labels(contents.files[labels[key]], labels[key], key, names, dataset)
+            _parse_labels(read_entry(archive, labels[key]), labels[key], key, names, dataset)
     return dataset
 
 

@@ -119,7 +119,9 @@ def _ingest_one(*, project, name, data, user, limits, seen, report: IngestReport
     seen[prepared.sha256] = name
 
 
-def image_store(*, project: Project, name: str, prepared: PreparedImage, user) -> Image | None:
+def image_files_save(*, project: Project, name: str, prepared: PreparedImage, user) -> Image:
+    """An Image whose file and thumbnail are in storage and whose row is not saved yet (the
+    caller saves it, or deletes the files when it does not)."""
     image = Image(
         project=project,
         sha256=prepared.sha256,
@@ -132,6 +134,13 @@ def image_store(*, project: Project, name: str, prepared: PreparedImage, user) -
     )
     image.file.save(f"{prepared.sha256}{prepared.extension}", ContentFile(prepared.content), save=False)
     image.thumbnail.save(f"{prepared.sha256}.jpg", ContentFile(prepared.thumbnail), save=False)
+    return image
+
+
+def image_store(*, project: Project, name: str, prepared: PreparedImage, user) -> Image | None:
+    """Store a prepared image (files and row); None, with nothing stored, when the project has
+    an image of the same bytes already (a concurrent upload)."""
+    image = image_files_save(project=project, name=name, prepared=prepared, user=user)
     try:
         with transaction.atomic():
             image.save()

@@ -1,33 +1,47 @@
-"""Annotation import (issue 5): COCO JSON, YOLO detect / segment and Pascal VOC into a project.
+"""Annotation import (issues 5 and 11): COCO JSON, YOLO detect / segment and Pascal VOC into a
+project, as a background task.
+
+`import_start` stores the uploaded file (MEDIA_ROOT/imports/<project>/) with an ImportJob row
+and sends `import_run` (queue "default") on commit; the task (`import_run`) runs
+`annotations_import` on it, keeps its progress and its report on the row, and deletes the file.
+The import_annotations command runs `annotations_import` directly.
 
 The format's reader (labeling.formats.registry: import_format(name).read) turns a file into a
-`formats.parsed.ParsedDataset`: the images it names (with their bytes when the archive brings
-them along) and its annotations, each with a location ("annotations[12]", "labels/train/cat.txt
-line 3", "Annotations/cat.xml object 2") for the messages. Readers know nothing of the database
-and never import this module. `annotations_import` then
+`formats.parsed.ParsedDataset`: the images it names (with their archive entry when the archive
+brings them along: read lazily, one at a time, by labeling.ingest.ZipArchive with its caps) and
+its annotations, each with a location ("annotations[12]", "labels/train/cat.txt line 3",
+"Annotations/cat.xml object 2") for the messages. Readers know nothing of the database and never
+import this module. `annotations_import` then
 
-1. matches the file's images to the project's (bytes brought along: validated like an upload
-   by `prepare_image`, a duplicate of an existing image (same sha256) is that image; otherwise
+1. matches classes by name (case-insensitive); unknown ones are created or reported,
+2. matches the file's images to the project's (an entry brought along: read, validated like an
+   upload by `prepare_image`, a duplicate of an existing image (same sha256) is that image, a
+   new one has its files stored at once so that one image at a time is in memory; otherwise
    by file name: `original_name`'s basename, case-sensitive first, then case-insensitive, then
    as the exporters write it (`safe_name`); two candidates are an ambiguity, an error),
-2. matches classes by name (case-insensitive); unknown ones are created or reported,
 3. checks every geometry against its image (box inside, RLE size, polygons inside),
-4. and only when nothing is wrong writes it all in one transaction (new images, new classes,
-   one bulk_create of the annotations: source "import", state "accepted"). Any error: nothing
-   is written and no file is left in storage.
+4. and only when nothing is wrong writes the rows in one transaction (new images, new classes,
+   one bulk_create of the annotations: source "import", state "accepted"). Any error: no row is
+   written and the files stored in step 2 are deleted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from inference.masks import (
     mask_box,
@@ -38,23 +52,29 @@ from inference.masks import (
     rle_to_mask,
 )
 
+from .. import queues
 from ..formats.base import FormatError, safe_name
 from ..formats.parsed import ParsedAnnotation, ParsedDataset, basename
 from ..formats.registry import import_format
-from ..ingest import IngestError, Limits, PreparedImage, prepare_image
+from ..ingest import ArchiveRefused, IngestError, Limits, prepare_image
 from ..models import (
     BOX_TOLERANCE,
     MAX_POLYGON_VALUES,
     PALETTE,
     Annotation,
     Image,
+    ImportJob,
+    JobStatus,
     LabelClass,
     Project,
     box_errors,
 )
-from .images import image_store
+from .images import image_files_save
+
+logger = logging.getLogger(__name__)
 
 MAX_ERRORS = 200  # past this many, the report says how many more there were
+PROGRESS_EVERY_S = 0.5  # how often a running import writes its counters
 
 
 # The report ------------------------------------------------------------------------------------------
@@ -144,14 +164,14 @@ class _ProjectImages:
 
 @dataclass
 class _Target:
-    """Where a file's image lands: an existing image, or one to create from `prepared`."""
+    """Where a file's image lands: an existing image, or a new one (`image`: its files are in
+    storage, its row is saved in the import's transaction)."""
 
     name: str
     width: int
     height: int
     image_id: int | None = None
-    prepared: PreparedImage | None = None
-    image: Image | None = None  # set once stored
+    image: Image | None = None
 
     @property
     def pk(self) -> int:
@@ -159,24 +179,49 @@ class _Target:
 
 
 def _resolve_images(
-    project: Project, dataset: ParsedDataset, report: ImportReport, errors: list
+    project: Project,
+    dataset: ParsedDataset,
+    report: ImportReport,
+    errors: list,
+    *,
+    user,
+    stored: list[Image],
+    progress: Callable[[int, int], None],
 ) -> dict[Any, _Target]:
+    """Each of the file's images → its target. An image the archive brings along is read now
+    (one entry at a time, with the archive's caps: an ArchiveRefused refuses the import) and,
+    while nothing is wrong yet, its files are stored at once (`stored`), so that only one
+    image's bytes are in memory at a time."""
     known = _ProjectImages(project)
     limits = Limits.from_settings()
     targets: dict[Any, _Target] = {}
     new_by_sha: dict[str, _Target] = {}
-    for parsed in dataset.images:
+    by_member: dict[str, _Target | None] = {}  # archive entry → its target (None: refused)
+    total = len(dataset.images)
+    for done, parsed in enumerate(dataset.images, start=1):
+        progress(done - 1, total)
         shown = (
             f"{parsed.location} ({parsed.name})" if parsed.name not in parsed.location else parsed.location
         )
-        if parsed.data is not None:
+        if parsed.member in by_member:  # named twice (two label files, two XMLs): read once
+            target = by_member[parsed.member]
+            if target is None:
+                continue  # refused, reported the first time
+            if target.image_id is not None:
+                report.matched_images.append((parsed.name, target.image_id))
+        elif parsed.member is not None and dataset.archive is not None:
+            by_member[parsed.member] = None
             try:
-                prepared = prepare_image(
-                    parsed.data, limits=limits, thumbnail_size=settings.LABELGPT_THUMBNAIL_SIZE
-                )
+                data = dataset.archive.read(parsed.member, max_bytes=limits.max_image_bytes)
+            except ArchiveRefused as exc:
+                raise FormatError(str(exc)) from exc
+            try:
+                prepared = prepare_image(data, limits=limits, thumbnail_size=settings.LABELGPT_THUMBNAIL_SIZE)
             except IngestError as exc:
                 errors.append((shown, str(exc)))
                 continue
+            finally:
+                del data
             if prepared.sha256 in known.by_sha:
                 image_id = known.by_sha[prepared.sha256]
                 _, width, height = known.by_id[image_id]
@@ -185,10 +230,15 @@ def _resolve_images(
             elif prepared.sha256 in new_by_sha:
                 target = new_by_sha[prepared.sha256]
             else:
-                target = _Target(
-                    name=parsed.name, width=prepared.width, height=prepared.height, prepared=prepared
-                )
+                target = _Target(name=parsed.name, width=prepared.width, height=prepared.height)
+                if not errors:  # refused anyway: nothing to store
+                    target.image = image_files_save(
+                        project=project, name=parsed.name, prepared=prepared, user=user
+                    )
+                    stored.append(target.image)
                 new_by_sha[prepared.sha256] = target
+            del prepared
+            by_member[parsed.member] = target
         else:
             found = known.find(parsed.name, by_stem=parsed.by_stem)
             if not found:
@@ -222,6 +272,7 @@ def _resolve_images(
             )
             continue
         targets[parsed.key] = target
+    progress(total, total)
     return targets
 
 
@@ -343,9 +394,19 @@ def _geometry(parsed: ParsedAnnotation, target: _Target) -> dict:
 
 
 def annotations_import(
-    *, project: Project, fileobj: BinaryIO, name: str, format: str, user=None, create_classes: bool = False
+    *,
+    project: Project,
+    fileobj: BinaryIO,
+    name: str,
+    format: str,
+    user=None,
+    create_classes: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import a dataset file into the project: all of it, or nothing when anything is wrong."""
+    """Import a dataset file into the project: all of it, or nothing when anything is wrong.
+
+    Runs where it is called (the import task, the import_annotations command); `progress(done,
+    total)` is told how many of the file's images have been matched or read."""
     report = ImportReport(format=format, file_name=name)
     try:
         reader = import_format(format)
@@ -354,11 +415,39 @@ def annotations_import(
     except FormatError as exc:
         report.add_errors([(name, str(exc))])
         return report
+    stored: list[Image] = []  # new images whose files are in storage
+    committed = False
+    try:
+        committed = _import_dataset(
+            project, dataset, report, name=name, user=user, create_classes=create_classes,
+            stored=stored, progress=progress or (lambda done, total: None),
+        )  # fmt: skip
+    finally:
+        if dataset.archive is not None:
+            dataset.archive.close()
+        if not committed:
+            for image in stored:
+                image.file.delete(save=False)
+                image.thumbnail.delete(save=False)
+    return report
+
+
+def _import_dataset(
+    project: Project,
+    dataset: ParsedDataset,
+    report: ImportReport,
+    *,
+    name: str,
+    user,
+    create_classes: bool,
+    stored: list[Image],
+    progress: Callable[[int, int], None],
+) -> bool:
+    """Check the parsed dataset against the project and write it; True once committed."""
     report.skipped.extend(dataset.skipped)
     errors: list[tuple[str, str]] = list(dataset.errors)
-    targets = _resolve_images(project, dataset, report, errors)
 
-    # Classes, by name (case-insensitive).
+    # Classes, by name (case-insensitive): checked first, so that a refused import stores no image.
     classes = {c.name.lower(): c for c in project.classes.all()}
     new_classes: dict[str, str] = {}  # lower → name as first written
     for parsed in dataset.annotations:
@@ -374,6 +463,15 @@ def annotations_import(
                         'Add it to the project or import with "create unknown classes".',
                     )
                 )
+
+    try:
+        targets = _resolve_images(
+            project, dataset, report, errors, user=user, stored=stored, progress=progress
+        )
+    except FormatError as exc:
+        report.add_errors([(name, str(exc))])
+        report.matched_images.clear()
+        return False
 
     # Geometry, against each annotation's image.
     rows: list[tuple[_Target, str, dict, float | None]] = []
@@ -402,9 +500,8 @@ def annotations_import(
     if errors:
         report.add_errors(errors)
         report.matched_images.clear()
-        return report
+        return False
 
-    stored: list[Image] = []
     try:
         with transaction.atomic():
             order = max((c.order for c in classes.values()), default=-1) + 1
@@ -417,13 +514,15 @@ def annotations_import(
                 classes[key] = label_class
                 report.created_classes.append(label_class.name)
                 order += 1
-            for target in {id(t): t for t in targets.values() if t.prepared is not None}.values():
-                image = image_store(project=project, name=target.name, prepared=target.prepared, user=user)
-                if image is None:
-                    raise FormatError(f"{target.name}: the same image was uploaded meanwhile; import again.")
-                stored.append(image)
-                target.image = image
-                report.created_images.append((target.name, image.pk))
+            for image in stored:
+                try:
+                    with transaction.atomic():
+                        image.save()
+                except IntegrityError as exc:
+                    raise FormatError(
+                        f"{image.original_name}: the same image was uploaded meanwhile; import again."
+                    ) from exc
+                report.created_images.append((image.original_name, image.pk))
             author = user if user is not None and user.is_authenticated else None
             Annotation.objects.bulk_create(
                 (
@@ -443,23 +542,122 @@ def annotations_import(
             )
             report.created_annotations = len(rows)
     except Exception as exc:
-        for image in stored:
-            image.file.delete(save=False)
-            image.thumbnail.delete(save=False)
         report.created_classes.clear()
         report.created_images.clear()
         report.matched_images.clear()
         report.created_annotations = 0
         if isinstance(exc, FormatError):
             report.add_errors([(name, str(exc))])
-            return report
+            return False
         if isinstance(exc, ValidationError):
             report.add_errors([(name, f"Cannot create a class: {' '.join(exc.messages)}")])
-            return report
+            return False
         if isinstance(exc, IntegrityError):
             report.add_errors(
                 [(name, "The project changed while importing (a class or image was added); try again.")]
             )
-            return report
+            return False
         raise
-    return report
+    return True
+
+
+# The background import: start and run ---------------------------------------------------------------
+
+
+def import_start(
+    *, project: Project, user, fileobj: BinaryIO, name: str, format: str, create_classes: bool = False
+) -> ImportJob:
+    """Store the file, create the import and send its task once the transaction commits
+    (ValidationError for an unknown format)."""
+    try:
+        reader = import_format(format)
+    except FormatError as exc:
+        raise ValidationError({"format": str(exc)}) from exc
+    suffix = os.path.splitext(basename(name))[1].lower()[:10]
+    job = ImportJob(
+        project=project,
+        format=reader.import_name,
+        options={"create_classes": bool(create_classes)},
+        file_name=basename(name)[-255:] or "upload",
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if hasattr(fileobj, "seek"):
+        fileobj.seek(0)
+    job.file.save(f"{uuid.uuid4().hex}{suffix}", File(fileobj), save=False)
+    try:
+        with transaction.atomic():
+            job.save()
+            transaction.on_commit(lambda: _enqueue(job.pk))
+    except BaseException:
+        job.file.delete(save=False)
+        raise
+    return job
+
+
+def _enqueue(import_id: int) -> None:
+    try:
+        queues.task_send(task=queues.IMPORT_RUN, args=[import_id])
+    except Exception as exc:  # broker down: say so on the import instead of leaving it queued
+        logger.exception("Import %s could not be queued", import_id)
+        _finish(import_id, JobStatus.FAILED, error=f"The task queue could not be reached: {exc}")
+        _delete_file(import_id)
+
+
+def _finish(import_id: int, status: str, **fields) -> None:
+    ImportJob.objects.filter(pk=import_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+
+
+def _delete_file(import_id: int) -> None:
+    job = ImportJob.objects.filter(pk=import_id).first()
+    if job is not None and job.file:
+        job.file.delete(save=False)
+        ImportJob.objects.filter(pk=import_id).update(file="")
+
+
+def import_run(*, import_id: int) -> bool:
+    """Run a queued import (the Celery task calls this). False when it was not queued (idempotent).
+    A refused import ends "failed" with its report; the uploaded file is deleted either way."""
+    claimed = ImportJob.objects.filter(pk=import_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    job = ImportJob.objects.select_related("project", "created_by").get(pk=import_id)
+    written = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (0, total) or now - written[0] >= PROGRESS_EVERY_S:
+            written[0] = now
+            ImportJob.objects.filter(pk=import_id).update(images_done=done, images_total=total)
+
+    try:
+        with job.file.open("rb") as handle:
+            report = annotations_import(
+                project=job.project,
+                fileobj=handle,
+                name=job.file_name,
+                format=job.format,
+                user=job.created_by,
+                create_classes=bool(job.options.get("create_classes")),
+                progress=progress,
+            )
+    except Exception as exc:
+        logger.exception("Import %s failed", import_id)
+        _finish(import_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+        _delete_file(import_id)
+        return True
+    if report.ok:
+        _finish(
+            import_id, JobStatus.SUCCEEDED, report=report.as_dict(),
+            annotation_count=report.created_annotations, error="",
+        )  # fmt: skip
+    else:
+        count = len(report.errors) + report.more_errors
+        where, what = report.errors[0]
+        error = f"Nothing was imported: {count} error(s); the first: {where}: {what}"
+        _finish(import_id, JobStatus.FAILED, report=report.as_dict(), error=error[:2000])
+    _delete_file(import_id)
+    return True

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
+import zipfile
 
 import pytest
 from django.conf import settings
@@ -14,6 +16,7 @@ from labeling import queues
 from labeling.models import Image
 from labeling.selectors.prelabel import workers_alive
 from labeling.services.images import images_ingest
+from labeling.services.imports import import_start
 from labeling.tasks import gpu_ping, image_thumbnail_rebuild, ping
 from tests.conftest import image_bytes
 from tests.integration.conftest import Worker
@@ -99,6 +102,28 @@ def test_the_worker_rebuilds_a_deleted_thumbnail_from_the_same_db_and_media(cele
     assert (
         image_thumbnail_rebuild.apply_async(args=[image.pk + 10_000]).get(timeout=RESULT_TIMEOUT_S) is False
     )
+
+
+def test_the_worker_runs_an_import_sent_on_commit(celery_worker, project):
+    """The import task on the default queue: the worker reads the stored upload, brings the
+    archive's image in, records the report and deletes the upload."""
+    document = {
+        "images": [{"id": 1, "file_name": "a.png"}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("annotations.json", json.dumps(document))
+        archive.writestr("images/a.png", image_bytes(size=(32, 24)))
+    job = import_start(project=project, user=None, fileobj=buffer, name="d.zip", format="coco")
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    while job.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    assert job.status == "succeeded", (job.status, job.error)
+    assert job.report["created_images"][0]["name"] == "a.png" and job.annotation_count == 1
+    assert not job.file and not list((settings.MEDIA_ROOT / "imports").rglob("*.*"))
 
 
 def test_tasks_sent_while_the_worker_is_down_run_once_it_starts(celery_worker_process, celery_redis):

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.models import Annotation, Export, Image, LabelClass, Membership, PrelabelJob, Project
+from labeling.models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
 from labeling.services.projects import project_create
 from tests.labeling.conftest import plain_images
 
@@ -30,6 +30,7 @@ class World:
     job: PrelabelJob
     export: Export
     annotator_membership: Membership
+    import_job: ImportJob
 
 
 def build_world(project: Project, *, user, annotator=None) -> World:
@@ -53,7 +54,21 @@ def build_world(project: Project, *, user, annotator=None) -> World:
         if annotator
         else project.memberships.get(role=Membership.Role.ANNOTATOR)
     )
-    return World(project, image, other_image, label_class, proposal, drawn, job, export, annotator_membership)
+    import_job = ImportJob.objects.create(
+        project=project, format="coco", file_name="d.json", status=ImportJob.Status.SUCCEEDED, created_by=user
+    )
+    return World(
+        project,
+        image,
+        other_image,
+        label_class,
+        proposal,
+        drawn,
+        job,
+        export,
+        annotator_membership,
+        import_job,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +122,7 @@ def snapshot() -> tuple:
         list(Annotation.objects.order_by("pk").values_list("pk", "state", "version", "x")),
         list(PrelabelJob.objects.order_by("pk").values_list("pk", "status")),
         list(Export.objects.order_by("pk").values_list("pk", "status")),
+        list(ImportJob.objects.order_by("pk").values_list("pk", "status")),
         list(Membership.objects.order_by("pk").values_list("pk", "role")),
         list(Token.objects.order_by("user_id").values_list("user_id", "key")),
     )

@@ -65,6 +65,7 @@ DEFAULT_IDS = {
     "job_id": "job",
     "export_id": "export",
     "membership_id": "annotator_membership",
+    "import_id": "import_job",
 }
 
 V = "/api/v1"
@@ -97,7 +98,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{V}/projects/{{project_id}}/exports/"): Route(
         MANAGERS, ok=201, body=lambda w: {"format": "coco"}
     ),
-    ("POST", f"{V}/projects/{{project_id}}/imports/"): Route(MANAGERS, ok=201, body=_import, multipart=True),
+    ("POST", f"{V}/projects/{{project_id}}/imports/"): Route(MANAGERS, ok=202, body=_import, multipart=True),
+    ("GET", f"{V}/imports/{{import_id}}/"): Route(MEMBERS),
     ("GET", f"{V}/images/{{image_id}}/"): Route(MEMBERS),
     ("DELETE", f"{V}/images/{{image_id}}/"): Route(MANAGERS, ok=204, ids={"image_id": "other_image"}),
     ("POST", f"{V}/images/{{image_id}}/lease/"): Route(MEMBERS, body=lambda w: {}),

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from labeling import formats
+from labeling import formats, queues
 from labeling.formats import coco, yolo_import
 from labeling.formats.base import ExportOptions, FormatError
 from labeling.formats.registry import (
@@ -29,7 +29,7 @@ from labeling.formats.registry import (
     import_names,
 )
 from labeling.models import Annotation, Export
-from labeling.services import exports
+from labeling.services import exports, imports
 from tests.labeling import dummy_format as dummy
 from tests.labeling import export_helpers as h
 from tests.labeling.api_helpers import token_client
@@ -128,7 +128,7 @@ def test_an_unregistered_format_is_refused_everywhere(project, manager, client_f
 
 @pytest.mark.django_db
 def test_a_registered_reader_imports_through_the_page_and_the_api(
-    project, data, manager, client_for, dummy_format, tmp_path
+    project, data, manager, client_for, dummy_format, tmp_path, task_calls, django_capture_on_commit_callbacks
 ):
     path = tmp_path / "d.csv"
     exports.export_write(project=project, fmt="dummy_csv", options=ExportOptions(), out=path)
@@ -138,22 +138,31 @@ def test_a_registered_reader_imports_through_the_page_and_the_api(
         '<option value="dummy_csv">Dummy CSV (.csv)</option>' in page and 'accept=".csv,.json,.zip"' in page
     )
 
+    def run_sent() -> None:  # what the worker does with the import task
+        for (import_id,) in task_calls.of(queues.IMPORT_RUN)[-1:]:
+            imports.import_run(import_id=import_id)
+
     Annotation.objects.filter(image__project=project).delete()
-    response = client_for(manager).post(
-        reverse("project-import", args=[project.pk]),
-        {"file": SimpleUploadedFile("d.csv", path.read_bytes()), "format": "dummy_csv"},
-        HTTP_HX_REQUEST="true",
-    )
-    assert response.status_code == 200, response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(manager).post(
+            reverse("project-import", args=[project.pk]),
+            {"file": SimpleUploadedFile("d.csv", path.read_bytes()), "format": "dummy_csv"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 202, response.content
+    run_sent()
     assert accepted_boxes(project) == before
 
     Annotation.objects.filter(image__project=project).delete()
-    with path.open("rb") as handle:
+    with path.open("rb") as handle, django_capture_on_commit_callbacks(execute=True):
         response = token_client(manager).post(
             f"{V}/projects/{project.pk}/imports/", {"file": handle, "format": "dummy_csv"}, format="multipart"
         )
-    assert response.status_code == 201, response.content
-    assert response.json()["format"] == "dummy_csv" and response.json()["created_annotations"] == 4
+    assert response.status_code == 202, response.content
+    run_sent()
+    job = token_client(manager).get(response.json()["status_url"]).json()
+    assert job["format"] == "dummy_csv" and job["status"] == "succeeded"
+    assert job["report"]["created_annotations"] == 4
     assert accepted_boxes(project) == before
 
 

@@ -1,4 +1,5 @@
-"""The import endpoint (managers only, htmx report or 400) and the import_annotations command."""
+"""The import page (managers start a background import: 202 with the imports panel, or 400; the
+panel polls while it runs and shows its report) and the import_annotations command."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from labeling.models import Annotation
-from tests.labeling.import_helpers import add_images, png, snapshot
+from labeling import queues
+from labeling.models import Annotation, ImportJob
+from labeling.services import imports
+from tests.labeling.import_helpers import add_images, media_files, png, snapshot
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls")]
 
 COCO = {
     "images": [{"id": 1, "file_name": "a.png"}],
@@ -40,22 +43,46 @@ def post(client, project, data, *, format="coco", create_classes=False, htmx=Tru
     return client.post(reverse("project-import", args=[project.pk]), payload, **headers)
 
 
-def test_a_manager_imports_and_gets_the_report(client_for, manager, project, image):
-    response = post(client_for(manager), project, json.dumps(COCO).encode(), create_classes=True)
-    assert response.status_code == 200
-    body = response.content.decode()
+@pytest.fixture
+def run_posted(task_calls, django_capture_on_commit_callbacks):
+    """Post an import (the task is sent on commit), then run what a worker would: the panel's
+    answer to its next poll is returned."""
+
+    def run(client, project, data, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post(client, project, data, **kwargs)
+        for (import_id,) in task_calls.of(queues.IMPORT_RUN):
+            imports.import_run(import_id=import_id)
+        return response, client.get(
+            f"{reverse('project-imports', args=[project.pk])}?poll=1", HTTP_HX_REQUEST="true"
+        )
+
+    return run
+
+
+def test_a_manager_starts_an_import_and_gets_its_report(client_for, manager, project, image, run_posted):
+    response, panel = run_posted(client_for(manager), project, json.dumps(COCO).encode(), create_classes=True)
+    assert response.status_code == 202 and response["Location"] == reverse(
+        "project-imports", args=[project.pk]
+    )
+    assert b'hx-trigger="every 2s"' in response.content  # queued: the panel polls
+    body = panel.content.decode()
+    assert panel.status_code == 200 and "every 2s" not in body
     assert "<strong>2</strong> annotations imported" in body and "<code>zebra</code>" in body
-    assert response["HX-Trigger"] == "images-changed"
+    assert panel["HX-Trigger"] == "images-changed"
     assert Annotation.objects.filter(image=image, source="import", created_by=manager).count() == 2
+    job = ImportJob.objects.get()
+    assert job.status == "succeeded" and job.report["created_annotations"] == 2 and not job.file
 
 
-def test_errors_come_back_as_400_with_their_location(client_for, manager, project, image):
+def test_errors_come_back_in_the_report_with_their_location(client_for, manager, project, image, run_posted):
     before = snapshot(project)
-    response = post(client_for(manager), project, json.dumps(COCO).encode())
-    assert response.status_code == 400
-    body = response.content.decode()
+    response, panel = run_posted(client_for(manager), project, json.dumps(COCO).encode())
+    assert response.status_code == 202
+    body = panel.content.decode()
     assert "Nothing was imported" in body and "<code>annotations[1]</code>" in body and "zebra" in body
-    assert snapshot(project) == before
+    assert ImportJob.objects.get().status == "failed"
+    assert snapshot(project) == before  # the uploaded file is gone too
 
 
 def test_a_missing_file_is_a_400(client_for, manager, project):
@@ -65,7 +92,7 @@ def test_a_missing_file_is_a_400(client_for, manager, project):
     assert response.status_code == 400 and "file" in response.content.decode()
 
 
-def test_a_symlink_in_the_archive_is_refused(client_for, manager, project, image):
+def test_a_symlink_in_the_archive_is_refused(client_for, manager, project, image, run_posted):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("annotations.json", json.dumps(COCO))
@@ -73,9 +100,15 @@ def test_a_symlink_in_the_archive_is_refused(client_for, manager, project, image
         link.external_attr = (stat.S_IFLNK | 0o777) << 16
         archive.writestr(link, "/etc/passwd")
     before = snapshot(project)
-    response = post(client_for(manager), project, buffer.getvalue(), name="d.zip", create_classes=True)
-    assert response.status_code == 400 and "symbolic link" in response.content.decode()
+    _, panel = run_posted(client_for(manager), project, buffer.getvalue(), name="d.zip", create_classes=True)
+    assert "symbolic link" in panel.content.decode()
     assert snapshot(project) == before
+
+
+def test_a_bad_form_is_a_400_and_starts_nothing(client_for, manager, project):
+    response = post(client_for(manager), project, b"{}", format="tiff")
+    assert response.status_code == 400 and "format" in response.content.decode()
+    assert not ImportJob.objects.exists() and not media_files()
 
 
 def test_an_upload_over_the_limit_is_refused_before_reading(client_for, manager, project, settings):
@@ -88,7 +121,14 @@ def test_annotators_get_403_and_outsiders_404(client_for, annotator, outsider, p
     before = snapshot(project)
     assert post(client_for(annotator), project, json.dumps(COCO).encode()).status_code == 403
     assert post(client_for(outsider), project, json.dumps(COCO).encode()).status_code == 404
-    assert snapshot(project) == before
+    assert snapshot(project) == before and not ImportJob.objects.exists()
+
+
+def test_the_panel_is_for_members(client_for, manager, annotator, outsider, project):
+    url = reverse("project-imports", args=[project.pk])
+    assert client_for(annotator).get(url, HTTP_HX_REQUEST="true").status_code == 200
+    assert client_for(outsider).get(url, HTTP_HX_REQUEST="true").status_code == 404
+    assert client_for(manager).post(url).status_code == 405
 
 
 def test_get_is_not_allowed(client_for, manager, project):
@@ -102,8 +142,10 @@ def test_the_project_page_shows_the_import_form_to_managers_only(client_for, man
     assert 'id="import-form"' not in page
 
 
-def test_without_htmx_it_redirects_with_messages(client_for, manager, project, image):
-    response = post(client_for(manager), project, json.dumps(COCO).encode(), htmx=False, create_classes=True)
+def test_without_htmx_it_redirects_with_messages(client_for, manager, project, image, run_posted):
+    response, _ = run_posted(
+        client_for(manager), project, json.dumps(COCO).encode(), htmx=False, create_classes=True
+    )
     assert response.status_code == 302
     assert Annotation.objects.filter(image=image).count() == 2
 
