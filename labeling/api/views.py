@@ -692,7 +692,7 @@ class ProjectImports(ApiView):
         return Response(body, status=202, headers={"Location": body["status_url"]})
 
 
-class ImportDetail(GenericAPIView):
+class ImportDetail(ApiView):
     serializer_class = s.ImportJobSerializer
 
     def get(self, request: Request, import_id: int) -> Response:
