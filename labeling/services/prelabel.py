@@ -163,9 +163,11 @@ def prelabel_job_start(
 def _enqueue_dispatch(job_id: int) -> None:
     try:
         queues.task_send(task=queues.PRELABEL_JOB_DISPATCH, args=[job_id])
-    except Exception as exc:  # broker down: say so on the job instead of leaving it queued for ever
+    except queues.QueueUnavailable:  # say so on the job instead of leaving it queued for ever
         logger.exception("Pre-label job %s could not be queued", job_id)
-        _job_fail(job_id, f"The task queue could not be reached, so the job was not started: {exc}")
+        _job_fail(
+            job_id, "The task queue could not be reached, so the job was not started; start it again later."
+        )
 
 
 ACTIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
@@ -303,7 +305,7 @@ def _dispatch_more(job_id: int) -> int:
     for token, image_ids in batches:
         try:
             queues.task_send(task=queues.PRELABEL_BATCH_RUN, args=[job_id, image_ids, token])
-        except Exception:  # the broker is down: the sweeper sends it again once its lease is over
+        except queues.QueueUnavailable:  # the sweeper sends it again once its lease is over
             logger.exception("Pre-label job %s: a batch could not be queued", job_id)
     return len(batches)
 
