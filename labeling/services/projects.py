@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from .. import model_choices
 from ..models import PALETTE, LabelClass, Membership, Project
 
 # Projects ------------------------------------------------------------------------------------
@@ -19,6 +20,10 @@ from ..models import PALETTE, LabelClass, Membership, Project
 def project_create(*, user, name: str, classes: Iterable[dict] = (), **fields) -> Project:
     """Create a project with its classes; the creator becomes its manager."""
     project = Project(name=name, created_by=user if user and user.is_authenticated else None, **fields)
+    if "detector" not in fields:  # the model's default, unless the admin's list lacks it
+        project.detector = model_choices.default_detector(project.detector)
+    if "segmenter" not in fields:
+        project.segmenter = model_choices.default_segmenter(project.segmenter)
     project.full_clean()
     project.save()
     for order, spec in enumerate(classes):
