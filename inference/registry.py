@@ -10,6 +10,11 @@ A model family is one module under `inference/models/` implementing
 `DETECTOR_FAMILIES` or `SEGMENTER_FAMILIES` below: a segmenter family's `CHECKPOINTS` names
 the models a project may choose (SAM: vit_b, vit_l, vit_h), and the registry passes the
 official checkpoint's URL and pinned sha256 to its loader. Nothing else names a family.
+
+The names a project may choose are the admin's lists (`ModelConfig.detectors`, name → hub id or
+local folder; `ModelConfig.segmenters`, with each checkpoint in `sam_checkpoints`): a name not
+listed is refused before anything loads, and a listed model whose local files do not load raises
+`ModelUnavailable`, which names the model only (the reason and the path go to the log).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import hashlib
 import importlib
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .download import checkpoint_filename, is_url
-from .errors import ModelLoadError
+from .errors import ModelLoadError, ModelUnavailable
 from .models.tiny_gdino import build_tiny_grounding_dino
 from .models.tiny_sam import build_tiny_sam
 
@@ -57,6 +64,11 @@ class ModelConfig:
     # once into models_dir/onnx; about twice as fast on a CPU) or "torch". "auto": onnx when installed.
     click_backend: str = "auto"
     detector_dtype: str = "fp32"  # "fp32" (TF32 allowed on CUDA), "bf16" or "fp16": see the detector's load
+    # The admin's lists of what a project may choose. `detectors`: name → hub id or local folder;
+    # `segmenters`: the names allowed (each one a family offers). None: no list (any detector name
+    # is its own source, any segmenter name a family offers), for plain-Python callers.
+    detectors: dict[str, str] | None = None
+    segmenters: frozenset[str] | None = None
 
     @property
     def onnx_dir(self) -> Path:
@@ -72,17 +84,46 @@ class ModelConfig:
         return self.models_dir / "checkpoints"
 
     def detector_source(self, name: str) -> str:
+        """What loads the detector `name` (ModelUnavailable when it is not in the list)."""
+        if self.detectors is not None and name not in self.detectors:
+            raise ModelUnavailable("detector", name)
         if self.mode == "tiny":
             return str(self.tiny_dir / TINY_DETECTOR_DIR)
-        return name
+        return self.detectors[name] if self.detectors is not None else name
 
     def segmenter_source(self, name: str) -> tuple[str, str]:
-        """(model name, checkpoint path or URL) for a segmenter name such as "vit_b"."""
+        """(model name, checkpoint path or URL) for a segmenter name such as "vit_b"
+        (ModelUnavailable when it is not in the list)."""
+        if self.segmenters is not None and name not in self.segmenters:
+            raise ModelUnavailable("segmenter", name)
         if self.mode == "tiny":
             return TINY_SEGMENTER, str(self.tiny_dir / TINY_SAM_DIR)
         official = segmenter_family(name).CHECKPOINTS[name]
         checkpoint = self.sam_checkpoints.get(name) or (official.url if official else "")
         return name, checkpoint
+
+
+def _is_local(source: str) -> bool:
+    """Whether a model source is a path on this machine (not an http(s) URL, not a hub id)."""
+    if not source or is_url(source):
+        return False
+    path = Path(source).expanduser()
+    return path.is_absolute() or source.startswith((".", "~")) or path.exists()
+
+
+@contextmanager
+def _said_neutrally(kind: str, name: str, source: str) -> Iterator[None]:
+    """A model loaded from a local path that fails raises ModelUnavailable (the model's name
+    only): the reason, which tells whether and what the path is, goes to the log."""
+    try:
+        yield
+    except ModelUnavailable:
+        raise
+    except Exception as exc:
+        if not _is_local(source):
+            raise
+        log.error("The %s %r cannot be loaded from %s: %s: %s", kind, name, source, type(exc).__name__, exc)
+        raise ModelUnavailable(kind, name) from exc
 
 
 def _module(path: str):
@@ -147,14 +188,16 @@ def _segmenter_loader(config: ModelConfig, name: str) -> tuple[SegmenterFamily, 
 
 
 def get_detector(config: ModelConfig, name: str) -> Detector:
-    """The loaded detector for a name (hub id or folder), loaded once per process."""
+    """The loaded detector for a name (the list's hub id or folder for it; without a list, the
+    name itself), loaded once per process."""
     key = (config.detector_source(name), config.device, config.detector_dtype)
     with _lock:
         if key not in _detectors:
             _ensure_tiny(config)
-            _detectors[key] = detector_family(key[0]).load_detector(
-                key[0], device=config.device, dtype=config.detector_dtype
-            )
+            with _said_neutrally("detector", name, key[0]):
+                _detectors[key] = detector_family(key[0]).load_detector(
+                    key[0], device=config.device, dtype=config.detector_dtype
+                )
         return _detectors[key]
 
 
@@ -167,13 +210,14 @@ def get_segmenter(config: ModelConfig, name: str) -> Segmenter:
     with _lock:
         if key not in _segmenters:
             _ensure_tiny(config)
-            segmenter = family.load_segmenter(
-                model_name,
-                checkpoint=checkpoint,
-                device=config.device,
-                cache_dir=config.checkpoint_dir,
-                sha256=official_checkpoint_sha256(config, name, checkpoint),
-            )
+            with _said_neutrally("segmenter", name, checkpoint):
+                segmenter = family.load_segmenter(
+                    model_name,
+                    checkpoint=checkpoint,
+                    device=config.device,
+                    cache_dir=config.checkpoint_dir,
+                    sha256=official_checkpoint_sha256(config, name, checkpoint),
+                )
             if config.click_backend != "torch":
                 try:  # ready for the web processes' clicks (~2 s, once per checkpoint)
                     segmenter.export_onnx(config.onnx_dir)
@@ -207,7 +251,8 @@ def get_click_segmenter(config: ModelConfig, name: str) -> ClickSegmenter:
                         f"into {cached}."
                     )
                 path = str(cached)
-            decoder = family.load_click_segmenter(model_name, checkpoint=Path(path), device=config.device)
+            with _said_neutrally("segmenter", name, path):
+                decoder = family.load_click_segmenter(model_name, checkpoint=Path(path), device=config.device)
             if config.click_backend != "torch":
                 decoder.attach_onnx(config.onnx_dir)
             _click_segmenters[key] = decoder

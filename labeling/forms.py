@@ -4,11 +4,16 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
+from . import model_choices
 from .models import PALETTE, LabelClass, Membership, Project
 from .services.projects import ClassEdit
 
 
 class ProjectForm(forms.ModelForm):
+    # The admin's lists (read on every form: settings may change); Project.clean() checks again.
+    detector = forms.ChoiceField(choices=model_choices.detector_choices)
+    segmenter = forms.ChoiceField(choices=model_choices.segmenter_choices)
+
     class Meta:
         model = Project
         fields = [

@@ -10,6 +10,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from . import model_choices
 from .formats.registry import NAME_MAX_LENGTH, export_choices, import_choices
 
 unit_interval = [MinValueValidator(0.0), MaxValueValidator(1.0)]
@@ -43,6 +44,8 @@ class Project(models.Model):
     )
     prompt_mode = models.CharField(max_length=16, choices=PromptMode.choices, default=PromptMode.JOINT)
     segment = models.BooleanField(default=True, help_text="Run SAM on every detected box.")
+    # Names from the admin's lists (labeling.model_choices, checked in clean()), never a path or
+    # a hub id typed by a manager: the workers resolve the name.
     detector = models.CharField(max_length=200, default="IDEA-Research/grounding-dino-tiny")
     segmenter = models.CharField(max_length=200, default="vit_b")
     created_by = models.ForeignKey(
@@ -70,14 +73,15 @@ class Project(models.Model):
         return reverse("project-detail", kwargs={"project_id": self.pk})
 
     def clean(self) -> None:
+        errors = model_choices.model_errors(detector=self.detector, segmenter=self.segmenter)
         if (
             self.keep_threshold is not None
             and self.box_threshold is not None
             and self.keep_threshold > self.box_threshold
         ):
-            raise ValidationError(
-                {"keep_threshold": "The lowest stored score cannot be above the box threshold."}
-            )
+            errors["keep_threshold"] = "The lowest stored score cannot be above the box threshold."
+        if errors:
+            raise ValidationError(errors)
 
 
 class LabelClass(models.Model):

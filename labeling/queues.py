@@ -11,11 +11,16 @@ under review), so that an export, an embedding and a pre-label batch never wait 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from celery import current_app
+from celery.exceptions import CeleryError
 from celery.result import AsyncResult, EagerResult
+from kombu.exceptions import KombuError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT = "default"
 GPU = "gpu"
@@ -62,11 +67,33 @@ def task_routes() -> dict[str, dict[str, str]]:
     return {task.name: {"queue": task.queue} for task in TASKS}
 
 
+class QueueUnavailable(Exception):
+    """The task queue (the broker) cannot be reached: the task was not sent. Its message is the
+    one users see (no broker address); the broker's own error is its __cause__ and in the log."""
+
+    def __init__(self, message: str = "The task queue cannot be reached; try again in a moment.") -> None:
+        super().__init__(message)
+
+
+# What sending raises when the broker is down or refuses: kombu wraps the transport's connection
+# errors (redis' included) in its OperationalError; a socket error may still come through as is.
+BROKER_ERRORS = (KombuError, CeleryError, OSError)
+
+
 def task_send(*, task: TaskRoute, args: Sequence = ()) -> AsyncResult | EagerResult:
     """Send `task` with these arguments to its queue, by name. With CELERY_TASK_ALWAYS_EAGER the
-    task runs here and now instead, as `.delay()` would (send_task ignores that setting)."""
+    task runs here and now instead, as `.delay()` would (send_task ignores that setting).
+
+    Raises QueueUnavailable when the broker cannot be reached (the one place that tells a broker
+    error from the others: callers catch only that)."""
     app = current_app
     if app.conf.task_always_eager:
         app.loader.import_default_modules()  # the task modules (autodiscovery), as a worker does
         return app.tasks[task.name].apply(args=list(args))
-    return app.send_task(task.name, args=list(args), queue=task.queue)
+    try:
+        return app.send_task(task.name, args=list(args), queue=task.queue)
+    except BROKER_ERRORS as exc:
+        logger.error(
+            "Task %s could not be sent to queue %s: %s: %s", task.name, task.queue, type(exc).__name__, exc
+        )
+        raise QueueUnavailable() from exc

@@ -202,6 +202,55 @@ LABELGPT_SAM_CHECKPOINTS = {
     for key, value in os.environ.items()
     if key.startswith("LABELGPT_SAM_CHECKPOINT_") and value
 }
+
+# Model allowlist (issue 11, point 9) ----------------------------------------------------------
+# The only detectors and segmenters a project may choose, by name: a manager picks a name from
+# these lists, the workers load what the name maps to, and nothing else is ever loaded.
+#   LABELGPT_DETECTORS: a JSON object, name → Hugging Face hub id or local folder (on the gpu
+#     workers), e.g. '{"grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+#     "gdino-ours": "/models/gdino-finetuned"}'. Default: the two IDEA-Research Grounding DINO
+#     checkpoints, each named by its hub id (the names projects already hold).
+#   LABELGPT_SEGMENTERS: a JSON object, name → checkpoint (local file or http(s) URL; "" for
+#     LABELGPT_SAM_CHECKPOINT_<NAME> or else the official download), or a JSON list of names;
+#     every name must be one a segmenter family offers (vit_b, vit_l, vit_h). Unset (None):
+#     every such name.
+# A name that cannot be loaded answers 'the detector "X" is not available on this server' to
+# users; the reason (and the path) goes to the server log only.
+
+
+def _model_list(variable: str) -> dict[str, str] | None:
+    import json
+
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{variable} is not valid JSON: {exc}") from exc
+    if isinstance(value, list):
+        value = dict.fromkeys(value, "")
+    if (
+        not isinstance(value, dict)
+        or not value
+        or not all(
+            isinstance(k, str) and 0 < len(k.strip()) <= 200 and isinstance(v, str) for k, v in value.items()
+        )
+    ):
+        raise ImproperlyConfigured(
+            f"{variable} must be a non-empty JSON object of model names (1 to 200 characters) to strings"
+        )
+    return {name.strip(): source.strip() for name, source in value.items()}
+
+
+LABELGPT_DETECTORS = _model_list("LABELGPT_DETECTORS") or {
+    "IDEA-Research/grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+    "IDEA-Research/grounding-dino-base": "IDEA-Research/grounding-dino-base",
+}
+if not all(LABELGPT_DETECTORS.values()):
+    raise ImproperlyConfigured("LABELGPT_DETECTORS: every detector name needs a hub id or a local folder")
+LABELGPT_SEGMENTERS = _model_list("LABELGPT_SEGMENTERS")
+# ----------------------------------------------------------------------------------------------
 # SAM image embeddings, shared by the gpu workers (write) and the web (click-to-segment);
 # empty means MEDIA_ROOT/embeddings.
 LABELGPT_EMBEDDINGS_DIR = os.environ.get("LABELGPT_EMBEDDINGS_DIR", "")

@@ -19,6 +19,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
 
 from inference.masks import rle_runs_checked
+from labeling import model_choices
 from labeling.formats.registry import export_choices, import_choices
 from labeling.selectors.prelabel import job_progress
 from labeling.services.prelabel import SCOPES
@@ -377,6 +378,16 @@ class ProjectSerializer(StrictMixin, serializers.ModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
     class_count = serializers.IntegerField(read_only=True)
     role = serializers.CharField(read_only=True, source="api_role", allow_null=True)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin's lists, read per request (settings may change); Project.clean() checks again.
+        self.fields["detector"] = serializers.ChoiceField(
+            choices=model_choices.detector_choices(), required=False
+        )
+        self.fields["segmenter"] = serializers.ChoiceField(
+            choices=model_choices.segmenter_choices(), required=False
+        )
 
     class Meta:
         model = Project

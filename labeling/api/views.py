@@ -554,7 +554,9 @@ class ImageSegment(ApiView):
             200: OpenApiTypes.OBJECT,
             202: OpenApiTypes.OBJECT,
             422: OpenApiResponse(description="The image cannot be read to compute its embedding."),
-            503: OpenApiResponse(description="The segmenter cannot load, or the embedding failed."),
+            503: OpenApiResponse(
+                description="The segmenter cannot load, the embedding failed, or the task queue is down."
+            ),
         }
     )
     def post(self, request: Request, image_id: int) -> Response:

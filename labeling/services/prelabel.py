@@ -39,7 +39,7 @@ from inference.errors import InferenceError
 from inference.pipeline import BatchImage, DetectParams, ImageResult, box_iou, prelabel_batch
 from inference.prompts import ClassPrompt
 
-from .. import queues
+from .. import model_choices, queues
 from ..models import Annotation, Image, JobStage, JobStatus, PrelabelJob, PrelabelJobItem, Project
 from ..selectors.prelabel import workers_alive
 
@@ -51,13 +51,18 @@ DECIDED_IOU = 0.9
 
 
 def model_config() -> registry.ModelConfig:
+    """The models' settings, with the admin's lists: only the names listed ever load, each from
+    what the list maps it to (labeling.model_choices)."""
+    segmenters = model_choices.segmenters()
     return registry.ModelConfig(
         mode=settings.LABELGPT_MODELS,
         models_dir=settings.LABELGPT_MODELS_DIR,
         device=settings.LABELGPT_DEVICE,
-        sam_checkpoints=dict(settings.LABELGPT_SAM_CHECKPOINTS),
+        sam_checkpoints={name: checkpoint for name, checkpoint in segmenters.items() if checkpoint},
         detector_dtype=settings.LABELGPT_DETECTOR_DTYPE,
         click_backend=settings.LABELGPT_CLICK_BACKEND,
+        detectors=model_choices.detectors(),
+        segmenters=frozenset(segmenters),
     )
 
 
@@ -89,6 +94,11 @@ def _snapshot(project: Project, options: JobOptions) -> dict:
         raise ValidationError({"classes": "Choose at least one class to look for."})
     if options.scope not in SCOPES:
         raise ValidationError({"scope": f"Scope must be one of {', '.join(SCOPES)}."})
+    unlisted = model_choices.model_errors(detector=project.detector, segmenter=project.segmenter)
+    if not project.segment:
+        unlisted.pop("segmenter", None)
+    if unlisted:  # a name set before the lists existed, or one the admin has removed since
+        raise ValidationError(unlisted)
     box_threshold = project.box_threshold if options.box_threshold is None else options.box_threshold
     text_threshold = project.text_threshold if options.text_threshold is None else options.text_threshold
     for name, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
@@ -163,9 +173,11 @@ def prelabel_job_start(
 def _enqueue_dispatch(job_id: int) -> None:
     try:
         queues.task_send(task=queues.PRELABEL_JOB_DISPATCH, args=[job_id])
-    except Exception as exc:  # broker down: say so on the job instead of leaving it queued for ever
+    except queues.QueueUnavailable:  # say so on the job instead of leaving it queued for ever
         logger.exception("Pre-label job %s could not be queued", job_id)
-        _job_fail(job_id, f"The task queue could not be reached, so the job was not started: {exc}")
+        _job_fail(
+            job_id, "The task queue could not be reached, so the job was not started; start it again later."
+        )
 
 
 ACTIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
@@ -303,7 +315,7 @@ def _dispatch_more(job_id: int) -> int:
     for token, image_ids in batches:
         try:
             queues.task_send(task=queues.PRELABEL_BATCH_RUN, args=[job_id, image_ids, token])
-        except Exception:  # the broker is down: the sweeper sends it again once its lease is over
+        except queues.QueueUnavailable:  # the sweeper sends it again once its lease is over
             logger.exception("Pre-label job %s: a batch could not be queued", job_id)
     return len(batches)
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from .. import model_choices
 from ..models import PALETTE, LabelClass, Membership, Project
 
 # Projects ------------------------------------------------------------------------------------
@@ -19,6 +20,10 @@ from ..models import PALETTE, LabelClass, Membership, Project
 def project_create(*, user, name: str, classes: Iterable[dict] = (), **fields) -> Project:
     """Create a project with its classes; the creator becomes its manager."""
     project = Project(name=name, created_by=user if user and user.is_authenticated else None, **fields)
+    if "detector" not in fields:  # the model's default, unless the admin's list lacks it
+        project.detector = model_choices.default_detector(project.detector)
+    if "segmenter" not in fields:
+        project.segmenter = model_choices.default_segmenter(project.segmenter)
     project.full_clean()
     project.save()
     for order, spec in enumerate(classes):
@@ -99,31 +104,38 @@ def label_class_create(
 LAST_MANAGER = "A project must keep at least one manager."
 
 
+def _lock_members(project: Project) -> None:
+    """Inside a transaction: lock the project's row, so that every membership write of this
+    project (add, role change, removal) waits for the one before it to commit and counts the
+    managers it left. Locking only the manager rows is not enough: two removals at once would each
+    count two managers and both delete."""
+    list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True))
+
+
+def _managers(project: Project) -> list[int]:
+    return list(project.memberships.filter(role=Membership.Role.MANAGER).values_list("user_id", flat=True))
+
+
 @transaction.atomic
 def membership_set(*, project: Project, user, role: str) -> Membership:
     """Add a member or change a member's role; the last manager cannot be demoted."""
-    managers = list(
-        project.memberships.select_for_update()
-        .filter(role=Membership.Role.MANAGER)
-        .values_list("user_id", flat=True)
-    )
-    if role != Membership.Role.MANAGER and managers == [user.pk]:
+    _lock_members(project)
+    if role != Membership.Role.MANAGER and _managers(project) == [user.pk]:
         raise ValueError(LAST_MANAGER)
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
 
 
+@transaction.atomic
 def membership_remove(*, project: Project, membership_id) -> bool:
     """Remove a member (False: no such member); a project always keeps at least one manager."""
-    membership = (
-        project.memberships.filter(pk=membership_id).first() if str(membership_id).isdigit() else None
-    )
+    if not str(membership_id).isdigit():
+        return False
+    _lock_members(project)
+    membership = project.memberships.filter(pk=membership_id).first()
     if membership is None:
         return False
-    if (
-        membership.role == Membership.Role.MANAGER
-        and project.memberships.filter(role=Membership.Role.MANAGER).count() == 1
-    ):
+    if membership.role == Membership.Role.MANAGER and _managers(project) == [membership.user_id]:
         raise ValueError(LAST_MANAGER)
     membership.delete()
     return True

@@ -119,7 +119,7 @@ def embedding_failure_clear(*, image: Image) -> None:
 def embeddings_prefetch(*, image: Image, ahead: int | None = None) -> list[int]:
     """Queue the SAM embedding of this image and of the next few in the project on the
     "interactive" queue, where missing, not already queued and not failed lately. Returns the
-    ids queued."""
+    ids queued. Raises queues.QueueUnavailable when the broker cannot be reached."""
     ahead = settings.LABELGPT_PREFETCH_AHEAD if ahead is None else ahead
     project = image.project
     config = model_config()
@@ -140,7 +140,15 @@ def embeddings_prefetch(*, image: Image, ahead: int | None = None) -> list[int]:
         and django_cache.add(_queued_key(cache_name, sha), 1, QUEUED_TTL)
     ]  # fmt: skip
     if wanted:
-        queues.task_send(task=queues.EMBEDDINGS_COMPUTE, args=[wanted])
+        try:
+            queues.task_send(task=queues.EMBEDDINGS_COMPUTE, args=[wanted])
+        except queues.QueueUnavailable:
+            # Not queued after all: the next click or page asks again once the broker is back.
+            shas = dict(upcoming)
+            django_cache.delete_many(
+                [_queued_key(cache_name, image.sha256 if pk == image.pk else shas[pk]) for pk in wanted]
+            )
+            raise
     return wanted
 
 
@@ -343,7 +351,8 @@ def segment_click(
     `box` is given) and, for its first click, the mask prompt from its mask.
 
     Raises SegmentUnavailable when the embedding failed lately (its reason), InferenceError when
-    the segmenter cannot load here. `retry` forgets a failure and queues the embedding again."""
+    the segmenter cannot load here, queues.QueueUnavailable when the embedding cannot be queued.
+    `retry` forgets a failure and queues the embedding again."""
     config = model_config()
     segmenter_name = image.project.segmenter
     cache_name = registry.segmenter_cache_name(config, segmenter_name)
@@ -394,12 +403,18 @@ SEGMENT_RETRY_AFTER = 2  # seconds a client waits before asking again while the 
 def segment_answer(*, image: Image, points, labels, box, **options) -> tuple[int, dict]:
     """segment_click (same options) as an HTTP status and JSON body (the API's click-to-segment,
     which the review page calls): 200 with the mask, 202 while the embedding is prepared, 503
-    when the segmenter cannot load (here or on the workers) or the embedding failed, 422 when the
-    image cannot be read."""
+    when the segmenter cannot load (here or on the workers), the embedding failed or the task queue
+    cannot be reached to compute it, 422 when the image cannot be read."""
     try:
         result = segment_click(image=image, points=points, labels=labels, box=box, **options)
     except SegmentUnavailable as exc:
         return exc.status, exc.body
+    except queues.QueueUnavailable:
+        return 503, {
+            "status": "unavailable",
+            "error": "The task queue cannot be reached, so this image's embedding cannot be computed "
+            "for click-to-segment; boxes and edits still work. Try again in a moment.",
+        }
     except InferenceError as exc:  # the segmenter's weights are not usable on this server
         return 503, {
             "status": "unavailable",

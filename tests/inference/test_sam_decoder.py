@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -162,12 +164,20 @@ def test_the_click_segmenter_never_downloads(tmp_path, clean_registry, monkeypat
     assert isinstance(raised.value, InferenceError)
 
 
-def test_the_click_segmenter_with_a_missing_local_checkpoint_names_it(tmp_path, clean_registry):
+def test_the_click_segmenter_with_a_missing_local_checkpoint_names_the_model_and_logs_the_path(
+    tmp_path, clean_registry, caplog
+):
     missing = tmp_path / "sam_vit_l.pth"
     config = registry.ModelConfig(mode="real", models_dir=tmp_path, sam_checkpoints={"vit_l": str(missing)})
 
-    with pytest.raises(ModelLoadError, match=r"sam_vit_l\.pth"):
+    unavailable = r'The segmenter "vit_l" is not available on this server\.'
+    with (
+        caplog.at_level(logging.ERROR, logger="inference.registry"),
+        pytest.raises(ModelLoadError, match=unavailable),
+    ):
         registry.get_click_segmenter(config, "vit_l")
+
+    assert f"{missing} does not exist" in caplog.text  # the reason, for the admin only
 
 
 # ------------------------------------------------------------------------ onnxruntime backend

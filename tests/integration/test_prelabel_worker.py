@@ -5,6 +5,7 @@ images of a batch that raises anything; and gives up on an image that kills its 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -280,12 +281,15 @@ def test_a_missing_image_fails_alone_and_the_job_succeeds(prelabel_worker_proces
     assert missing.status == Image.Status.NEW
 
 
-def test_a_bad_detector_path_fails_the_job_with_a_clear_message(
+def test_a_configured_detector_folder_that_is_missing_fails_the_job_naming_the_model_only(
     prelabel_worker_process, project, manager, settings
 ):
+    detectors = {"ours": "/nonexistent/folder"}
     settings.LABELGPT_MODELS = "real"
+    settings.LABELGPT_DETECTORS = detectors
     prelabel_worker_process.env["LABELGPT_MODELS"] = "real"
-    project.detector = "/nonexistent/folder"
+    prelabel_worker_process.env["LABELGPT_DETECTORS"] = json.dumps(detectors)
+    project.detector = "ours"
     project.save()
     ingest_photos(project, [("chelsea", ""), ("rocket", "")])
     prelabel_worker_process.start()
@@ -293,6 +297,11 @@ def test_a_bad_detector_path_fails_the_job_with_a_clear_message(
     job = wait_until_ended(start_job(project, manager), prelabel_worker_process)
 
     assert job.status == JobStatus.FAILED
-    assert "/nonexistent/folder" in job.error and "hf download" in job.error
+    assert job.error == 'The models cannot be loaded: The detector "ours" is not available on this server.'
+    # The worker's log has the path and how to get the weights; the manager's page does not.
+    assert (
+        "/nonexistent/folder" in prelabel_worker_process.log()
+        and "hf download" in prelabel_worker_process.log()
+    )
     assert (job.done, job.failed, job.annotation_count) == (0, 0, 0)
     assert not Annotation.objects.exists()

@@ -7,6 +7,7 @@ tests call the services a worker would call, in the order a worker would.
 from __future__ import annotations
 
 import io
+import logging
 import math
 from datetime import timedelta
 
@@ -572,17 +573,22 @@ def test_an_unreadable_image_file_fails_with_its_reason(project, task_calls):
     assert (job.status, job.done, job.failed) == (JobStatus.SUCCEEDED, 1, 1)
 
 
-def test_a_bad_detector_path_fails_the_job_saying_where_and_how_to_get_weights(project, task_calls, settings):
+def test_a_configured_detector_folder_that_is_missing_fails_the_job_naming_the_model_only(
+    project, task_calls, settings, caplog
+):
     settings.LABELGPT_MODELS = "real"
-    project.detector = "/nonexistent/folder"
+    settings.LABELGPT_DETECTORS = {"ours": "/nonexistent/folder"}
+    project.detector = "ours"
     project.save()
     ingest_photos(project, [("chelsea", ""), ("coffee", "")])
 
-    job = run_job(start(project), task_calls)
+    with caplog.at_level(logging.ERROR, logger="inference.registry"):
+        job = run_job(start(project), task_calls)
 
     assert job.status == JobStatus.FAILED and job.finished_at is not None
-    assert "/nonexistent/folder" in job.error
-    assert "hf download" in job.error  # how to provide the weights
+    assert job.error == 'The models cannot be loaded: The detector "ours" is not available on this server.'
+    # The server log says where and how to get the weights; the manager is not told the path.
+    assert "/nonexistent/folder" in caplog.text and "hf download" in caplog.text
     assert job.params["models"] == "real"
     assert (job.done, job.failed, job.annotation_count) == (0, 0, 0)
     assert not Annotation.objects.exists()

@@ -158,15 +158,15 @@ def test_form_fields_work_like_json(client_for, annotator, cached):
     assert as_form.json()["mask"] == as_json["mask"]
 
 
-def test_an_unusable_segmenter_answers_503_with_the_reason(client_for, annotator, image, settings):
+def test_a_segmenter_not_in_the_list_answers_503_naming_it(client_for, annotator, image, settings):
     settings.LABELGPT_MODELS = "real"
-    image.project.segmenter = "vit_giant"
+    image.project.segmenter = "vit_giant"  # stored before the lists existed: save() does not clean
     image.project.save()
 
     response = post_json(client_for(annotator), image, CLICK)
 
     assert response.status_code == 503
-    assert 'Unknown segmenter "vit_giant"' in response.json()["error"]
+    assert 'The segmenter "vit_giant" is not available on this server.' in response.json()["error"]
 
 
 # The interactive queue -------------------------------------------------------------------------------------
