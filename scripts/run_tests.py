@@ -18,9 +18,11 @@ PG_URL = "postgres://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def reachable(host: str, port: int) -> bool:
+def reachable(host: str, port: int, *, timeout: float = 1) -> bool:
+    """Whether a TCP connection to host:port opens within `timeout` seconds (also used by
+    tests/integration/conftest.py)."""
     try:
-        with socket.create_connection((host, port), timeout=1):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False

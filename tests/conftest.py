@@ -1,4 +1,5 @@
-"""Shared fixtures: users with roles, a project, and image bytes made with Pillow; and, under
+"""Shared fixtures: users with roles, a project, image bytes made with Pillow and plain images
+ingested from them; and, under
 CI=true, every skip (and every xfail but a strict one with a reason) is a failure (tests/ci_strict.py)."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from labeling.models import Membership
+from labeling.models import Image, Membership
+from labeling.services.images import images_ingest
 from labeling.services.projects import membership_set, project_create
 
 # The hooks apply to every test under tests/ once they are names of this conftest.
@@ -72,6 +74,13 @@ def image_bytes(fmt: str = "PNG", size=(64, 48), color=(200, 30, 30), **save_opt
     buffer = io.BytesIO()
     PILImage.new("RGB", size, color).save(buffer, fmt, **save_options)
     return buffer.getvalue()
+
+
+def plain_images(project, n: int) -> list[Image]:
+    """n small one-color images with different bytes (for tests that never run the models)."""
+    files = [(f"plain-{i}.png", io.BytesIO(image_bytes(color=(i, 100, 200)))) for i in range(n)]
+    report = images_ingest(project=project, files=files)
+    return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import pytest
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
+from scripts.run_tests import reachable
 from webapp import celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +56,6 @@ def _unavailable(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: the integration tests must run)", pytrace=False)
     pytest.skip(reason)
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,7 +77,7 @@ def integration_services():
             f"{database['ENGINE']}: a separate worker process cannot reliably see pytest's SQLite test DB"
         )
     host, port = database.get("HOST") or "127.0.0.1", int(database.get("PORT") or 5432)
-    if not host.startswith("/") and not _reachable(host, port):
+    if not host.startswith("/") and not reachable(host, port, timeout=2):
         _unavailable(f"PostgreSQL at {host}:{port} does not answer")
     return redis_url
 

@@ -45,13 +45,19 @@ describe("createRequest", () => {
   });
 });
 
+/** A queue on fake timers and a gate: `held(run)` is a save that runs once `release()` is called. */
+function gatedQueue() {
+  const queue = new SaveQueue({ timers: fakeTimers() });
+  let release;
+  const gate = new Promise((resolve) => (release = resolve));
+  return { queue, release, held: (run) => async () => (await gate, run()) };
+}
+
 describe("SaveQueue", () => {
   test("runs saves one after another, in order", async () => {
-    const queue = new SaveQueue({ timers: fakeTimers() });
+    const { queue, release, held } = gatedQueue();
     const log = [];
-    let release;
-    const gate = new Promise((resolve) => (release = resolve));
-    queue.push({ key: 1, run: async () => (await gate, log.push("first")) });
+    queue.push({ key: 1, run: held(() => log.push("first")) });
     queue.push({ key: 2, run: async () => log.push("second") });
     assert.equal(queue.pending, 2);
     assert.equal(queue.pendingFor(1), 0, "the one being sent is not pending");
@@ -129,11 +135,9 @@ describe("SaveQueue", () => {
   });
 
   test("drop forgets the pending saves of one annotation, not the one in flight", async () => {
-    const queue = new SaveQueue({ timers: fakeTimers() });
+    const { queue, release, held } = gatedQueue();
     const done = [];
-    let release;
-    const gate = new Promise((resolve) => (release = resolve));
-    queue.push({ key: 1, run: async () => (await gate, done.push("1a")) });
+    queue.push({ key: 1, run: held(() => done.push("1a")) });
     queue.push({ key: 1, run: async () => done.push("1b") });
     queue.push({ key: 2, run: async () => done.push("2") });
     queue.drop(1);

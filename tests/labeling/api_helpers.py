@@ -1,20 +1,18 @@
-"""Helpers for the REST API tests: a project with one of everything, a foreign one, clients per
-role, and a snapshot of the data to show a refused call changed nothing."""
+"""Helpers for the REST API tests: a project with one of everything, a client by token, and a
+snapshot of the data to show a refused call changed nothing (the fixtures made of them, world,
+foreign, users, api_for and clear_throttles, are in tests/labeling/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-import pytest
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
-from labeling.services.projects import project_create
-from tests.labeling.conftest import plain_images
+from tests.conftest import plain_images
 
 ROLES = ("admin", "manager", "annotator", "outsider", "anonymous")
 
@@ -71,46 +69,12 @@ def build_world(project: Project, *, user, annotator=None) -> World:
     )
 
 
-@pytest.fixture(autouse=True)
-def clear_throttles():
-    """Throttle counters live in the cache: every test starts with none."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def world(project, manager) -> World:
-    return build_world(project, user=manager)
-
-
-@pytest.fixture
-def foreign(db, admin_user) -> World:
-    """A project none of the test's members belong to."""
-    from tests.conftest import make_user
-
-    owner = make_user("frank")
-    project = project_create(user=owner, name="Elsewhere", classes=[{"name": "dog"}])
-    return build_world(project, user=owner, annotator=make_user("fiona"))
-
-
-@pytest.fixture
-def users(admin_user, manager, annotator, outsider) -> dict:
-    return {"admin": admin_user, "manager": manager, "annotator": annotator, "outsider": outsider}
-
-
 def token_client(user) -> APIClient:
     client = APIClient()
     if user is not None:
         token, _ = Token.objects.get_or_create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
-
-
-@pytest.fixture
-def api_for(users):
-    """`api_for("manager")`: an APIClient authenticated by token as that role (anonymous: none)."""
-    return lambda role: token_client(users.get(role))
 
 
 def snapshot() -> tuple:

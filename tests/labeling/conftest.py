@@ -1,5 +1,7 @@
-"""Fixtures for the pre-labeling tests: tiny models built once per session, skimage photos in the
-project, and the Celery tasks the services send recorded instead of sent (the tests run the services)."""
+"""Fixtures for the labeling tests. Pre-labeling: tiny models built once per session, skimage photos
+in the project, and the Celery tasks the services send recorded instead of sent (the tests run the
+services). Review: one image row. Imports: two ingested images. REST API: a project with one of
+everything, a foreign one, clients per role, throttle counters cleared (tests/labeling/api_helpers.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from labeling import queues
 from labeling.models import Image, PrelabelJob
 from labeling.services import prelabel
 from labeling.services.images import images_ingest
-from tests.conftest import image_bytes
+from labeling.services.projects import project_create
+from tests.conftest import make_user
+from tests.labeling import import_helpers, review_helpers
+from tests.labeling.api_helpers import World, build_world, token_client
 
 # skimage.data photos (shipped with scikit-image: no download).
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -101,13 +106,6 @@ def photo_png(name: str, *, variant: str = "", max_side: int | None = None) -> b
     return buffer.getvalue()
 
 
-def plain_images(project, n: int) -> list[Image]:
-    """n small one-color images with different bytes (for tests that never run the models)."""
-    files = [(f"plain-{i}.png", io.BytesIO(image_bytes(color=(i, 100, 200)))) for i in range(n)]
-    report = images_ingest(project=project, files=files)
-    return list(Image.objects.filter(pk__in=[pk for _, pk in report.created]).order_by("pk"))
-
-
 def ingest_photos(project, specs) -> list[Image]:
     """Ingest (name, variant) photos through images_ingest; the Image rows in order."""
     files = [
@@ -136,3 +134,57 @@ def run_job(job: PrelabelJob, task_calls: TaskCalls) -> PrelabelJob:
         done += 1
     job.refresh_from_db()
     return job
+
+
+# Review ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(project) -> Image:
+    """One image row (64 × 48, pre-labeled, no annotation; its files are never read)."""
+    (image,) = review_helpers.add_images(project, 1)
+    return image
+
+
+# Imports -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(project) -> list[Image]:
+    """a.png (64 × 48) and b.png (80 × 60), ingested, in that order."""
+    return import_helpers.add_images(project, [("a.png", (64, 48)), ("b.png", (80, 60))])
+
+
+# REST API ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clear_throttles():
+    """Throttle counters live in the cache: the test starts with none (the API tests use it)."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def world(project, manager) -> World:
+    return build_world(project, user=manager)
+
+
+@pytest.fixture
+def foreign(db, admin_user) -> World:
+    """A project none of the test's members belong to."""
+    owner = make_user("frank")
+    project = project_create(user=owner, name="Elsewhere", classes=[{"name": "dog"}])
+    return build_world(project, user=owner, annotator=make_user("fiona"))
+
+
+@pytest.fixture
+def users(admin_user, manager, annotator, outsider) -> dict:
+    return {"admin": admin_user, "manager": manager, "annotator": annotator, "outsider": outsider}
+
+
+@pytest.fixture
+def api_for(users):
+    """`api_for("manager")`: an APIClient authenticated by token as that role (anonymous: none)."""
+    return lambda role: token_client(users.get(role))

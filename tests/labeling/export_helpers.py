@@ -6,7 +6,7 @@ import numpy as np
 
 from inference.masks import mask_box, mask_to_polygons, mask_to_rle
 from labeling.models import Annotation, Image
-from tests.labeling.conftest import plain_images
+from tests.conftest import plain_images
 
 W, H = 64, 48
 

@@ -1,5 +1,6 @@
-"""Helpers for the review tests: image and annotation rows made directly (no files, no models),
-and JSON calls to the API the way the review page (static/js/review.js) makes them."""
+"""Helpers for the review tests: image and annotation rows made directly (no files, no models; the
+project page and dashboard tests make their image rows here too), and JSON calls to the API the
+way the review page (static/js/review.js) makes them."""
 
 from __future__ import annotations
 
@@ -17,19 +18,28 @@ WIDTH, HEIGHT = 64, 48
 
 
 def add_images(
-    project: Project, count: int, *, status: str = Image.Status.PRELABELED, start: int = 0
+    project: Project,
+    count: int,
+    *,
+    status: str = Image.Status.PRELABELED,
+    start: int = 0,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    **fields,
 ) -> list[Image]:
-    """`count` image rows (64 × 48) in upload order; their files are never read by these tests."""
+    """`count` image rows (64 × 48 unless told) numbered from `start`, in upload order, with any
+    other `fields` (reviewed_by, ...); their files are never read by these tests."""
     Image.objects.bulk_create(
         Image(
             project=project,
             file=f"projects/{project.pk}/images/{i:064x}.png",
             thumbnail=f"projects/{project.pk}/thumbs/{i:064x}.jpg",
             sha256=f"{i:064x}",
-            width=WIDTH,
-            height=HEIGHT,
+            width=width,
+            height=height,
             original_name=f"img-{i:04d}.png",
             status=status,
+            **fields,
         )
         for i in range(start, start + count)
     )

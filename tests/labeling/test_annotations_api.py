@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import resolve, reverse
 
 from labeling import queues
-from labeling.models import Annotation, Image
+from labeling.models import Annotation
 from labeling.services import review
 from tests.labeling.review_helpers import (
     HEIGHT,
@@ -29,12 +29,6 @@ from tests.labeling.review_helpers import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def image(project) -> Image:
-    (image,) = add_images(project, 1)
-    return image
 
 
 @pytest.fixture

@@ -14,20 +14,10 @@ from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Export, Image, PrelabelJob
 from labeling.services.projects import label_class_create, project_create
-from tests.conftest import PASSWORD, image_bytes
-from tests.labeling import api_helpers
+from tests.conftest import PASSWORD, image_bytes, plain_images
 from tests.labeling.api_helpers import snapshot
-from tests.labeling.conftest import plain_images
 
-# Fixtures shared by the API tests.
-clear_throttles, api_for, foreign, users, world = (
-    api_helpers.clear_throttles,
-    api_helpers.api_for,
-    api_helpers.foreign,
-    api_helpers.users,
-    api_helpers.world,
-)
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "clear_throttles")]
 
 V = "/api/v1"
 

@@ -13,14 +13,10 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
 from rest_framework.authtoken.models import Token
 
-from tests.labeling import api_helpers
 from webapp.wsgi import application
 
-# Fixtures shared by the API tests.
-clear_throttles, world = api_helpers.clear_throttles, api_helpers.world
-
 # The tiny models: a valid click-to-segment gets its 202 (a server without SAM weights answers 503).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "tiny_models")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "tiny_models", "clear_throttles")]
 
 MAX_EXAMPLES = 12  # per operation: what bounds the run's length (no time limit is asserted)
 # Revoking the fuzzer's own token would turn the rest of the run into 401s.

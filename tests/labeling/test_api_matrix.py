@@ -13,19 +13,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 from labeling.models import PrelabelJob
 from tests.conftest import PASSWORD, image_bytes
-from tests.labeling import api_helpers
 from tests.labeling.api_helpers import ROLES, World, coco_bytes, snapshot
 
-# Fixtures shared by the API tests.
-clear_throttles, api_for, foreign, users, world = (
-    api_helpers.clear_throttles,
-    api_helpers.api_for,
-    api_helpers.foreign,
-    api_helpers.users,
-    api_helpers.world,
-)
-
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "clear_throttles")]
 
 EVERYONE = frozenset(ROLES)
 USERS = frozenset({"admin", "manager", "annotator", "outsider"})

@@ -17,6 +17,7 @@ from inference.masks import mask_to_rle
 from labeling.models import Annotation, Image, PrelabelJob, WorkerBeat
 from labeling.selectors import dashboard
 from labeling.services.projects import project_create
+from tests.labeling.review_helpers import add_images
 
 A, R, P = Annotation.State.ACCEPTED, Annotation.State.REJECTED, Annotation.State.PROPOSED
 MODEL, HUMAN = Annotation.Source.MODEL, Annotation.Source.HUMAN
@@ -33,18 +34,17 @@ _counter = iter(range(10**9))
 
 
 def make_image(project, *, status=Image.Status.NEW, reviewed_by=None, reviewed_at=None) -> Image:
-    n = next(_counter)
-    return Image.objects.create(
-        project=project,
-        file=f"projects/{project.pk}/images/{n}.png",
-        sha256=f"{n:064x}",
+    (image,) = add_images(
+        project,
+        1,
+        status=status,
+        start=next(_counter),
         width=100,
         height=100,
-        original_name=f"{n}.png",
-        status=status,
         reviewed_by=reviewed_by,
         reviewed_at=reviewed_at,
     )
+    return image
 
 
 def make_annotation(image, label_class, *, score=None, state=A, source=MODEL, box=(0, 0, 10, 10), **fields):

@@ -24,6 +24,7 @@ def coco(images, annotations, categories=None) -> dict:
 
 @pytest.fixture
 def images(project):
+    """The conftest's two images, the first uploaded in a folder: the COCO files here call it a.png."""
     return add_images(project, [("kitchen/a.png", (64, 48)), ("b.png", (80, 60))])
 
 

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from inference.masks import rle_to_mask
 from labeling.formats.base import voc_palette
 from labeling.models import Annotation
-from tests.labeling.import_helpers import add_images, disk, do_import, errors_text, snapshot, zip_bytes
+from tests.labeling.import_helpers import disk, do_import, errors_text, snapshot, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -35,11 +35,6 @@ def palette_png(indices: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def images(project):
-    return add_images(project, [("a.png", (64, 48)), ("b.png", (80, 60))])
 
 
 def test_it_inverts_the_one_based_corners_exactly(project, images, manager):

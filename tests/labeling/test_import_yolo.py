@@ -7,16 +7,11 @@ import pytest
 
 from inference.masks import mask_iou, mask_to_polygons, rle_to_mask
 from labeling.models import Annotation, Image, LabelClass
-from tests.labeling.import_helpers import add_images, disk, do_import, errors_text, png, snapshot, zip_bytes
+from tests.labeling.import_helpers import disk, do_import, errors_text, png, snapshot, zip_bytes
 
 pytestmark = pytest.mark.django_db
 
 DATA_YAML = "path: .\ntrain: images\nval: images\nnc: 2\nnames:\n  0: cat\n  1: coffee cup\n"
-
-
-@pytest.fixture
-def images(project):
-    return add_images(project, [("a.png", (64, 48)), ("b.png", (80, 60))])
 
 
 def test_it_imports_detect_boxes_in_pixels(project, images, manager):

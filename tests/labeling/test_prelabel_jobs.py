@@ -24,7 +24,8 @@ from labeling import queues
 from labeling.models import Annotation, Image, JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from labeling.services import prelabel, segmentation
 from labeling.services.projects import project_create
-from tests.labeling.conftest import ingest_photos, plain_images, run_job
+from tests.conftest import plain_images
+from tests.labeling.conftest import ingest_photos, run_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from labeling import queues
 from labeling.models import JobStatus, PrelabelJob, PrelabelJobItem, WorkerBeat
 from labeling.services import prelabel
-from tests.labeling.conftest import plain_images
+from tests.conftest import plain_images
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tiny_models", "task_calls")]
 
@@ -363,21 +363,18 @@ def test_cancelling_an_ended_job_says_it_had_ended(client_for, manager, failed_j
     assert failed_job.status == JobStatus.FAILED
 
 
-def test_an_annotator_cannot_cancel_a_job(client_for, annotator, active_job):
-    assert client_for(annotator).post(job_url(active_job, "job-cancel")).status_code == 403
-    active_job.refresh_from_db()
-    assert active_job.status == JobStatus.QUEUED
-
-
-def test_an_outsider_cannot_cancel_a_job(client_for, outsider, client, active_job):
-    assert client_for(outsider).post(job_url(active_job, "job-cancel")).status_code == 404
-    client.logout()
-    assert goes_to_login(client.post(job_url(active_job, "job-cancel")))
-    active_job.refresh_from_db()
-    assert active_job.status == JobStatus.QUEUED
-
-
-def test_cancelling_needs_a_post(client_for, manager, active_job):
-    assert client_for(manager).get(job_url(active_job, "job-cancel")).status_code == 405
+@pytest.mark.parametrize(
+    ("who", "method", "answer"),
+    [
+        ("annotator", "post", 403),  # may not cancel
+        ("outsider", "post", 404),  # does not learn the job exists
+        ("anonymous", "post", "login"),
+        ("manager", "get", 405),  # cancelling needs a POST
+    ],
+)
+def test_a_refused_cancel_leaves_the_job_queued(client_for, client, request, active_job, who, method, answer):
+    browser = client if who == "anonymous" else client_for(request.getfixturevalue(who))
+    response = getattr(browser, method)(job_url(active_job, "job-cancel"))
+    assert ("login" if goes_to_login(response) else response.status_code) == answer
     active_job.refresh_from_db()
     assert active_job.status == JobStatus.QUEUED

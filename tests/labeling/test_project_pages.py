@@ -13,6 +13,7 @@ from django.urls import reverse
 from labeling.models import PALETTE, Annotation, Image, LabelClass, Membership, Project
 from labeling.services.projects import membership_set, project_create
 from labeling.views.projects import IMAGES_PER_PAGE
+from tests.labeling.review_helpers import add_images
 
 pytestmark = pytest.mark.django_db
 
@@ -63,28 +64,17 @@ def rows_of(project: Project) -> list[dict]:
     ]
 
 
-def project_fields_of(project: Project) -> dict:
-    return {"name": project.name, "description": project.description}
+def post_edit(client, project: Project, rows: list[dict], *, new: int = 0):
+    """POST the edit page: the project's own name and description, and these class rows (the
+    last `new` of them new ones)."""
+    return client.post(
+        reverse("project-edit", kwargs={"project_id": project.pk}),
+        form_data(rows, initial=len(rows) - new, name=project.name, description=project.description),
+    )
 
 
 def messages_of(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def add_images(project: Project, count: int, *, status: str = Image.Status.NEW, start: int = 0) -> None:
-    Image.objects.bulk_create(
-        Image(
-            project=project,
-            file=f"projects/{project.pk}/images/{i:064x}.png",
-            thumbnail=f"projects/{project.pk}/thumbs/{i:064x}.jpg",
-            sha256=f"{i:064x}",
-            width=64,
-            height=48,
-            original_name=f"img-{i:04d}.png",
-            status=status,
-        )
-        for i in range(start, start + count)
-    )
 
 
 def tile_names(response) -> list[str]:
@@ -168,10 +158,7 @@ def test_editing_renames_a_class(client_for, manager, project):
     cat = project.classes.get(name="cat")
     rows = rows_of(project)
     rows[0].update(name="kitten", prompt="")
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows), **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows)
     assert response.status_code == 302
     cat.refresh_from_db()
     assert (cat.name, cat.prompt) == ("kitten", "kitten")
@@ -180,20 +167,14 @@ def test_editing_renames_a_class(client_for, manager, project):
 
 def test_editing_adds_a_class_after_the_existing_ones(client_for, manager, project):
     rows = [*rows_of(project), {"name": "spoon"}]
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows) - 1, **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows, new=1)
     assert response.status_code == 302
     assert list(project.classes.values_list("name", "order")) == [("cat", 0), ("coffee cup", 1), ("spoon", 2)]
 
 
 def test_editing_refuses_a_new_class_named_like_an_existing_one(client_for, manager, project):
     rows = [*rows_of(project), {"name": "CAT"}]
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows) - 1, **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows, new=1)
     assert response.status_code == 400
     assert b"Two classes have this name." in response.content
     assert project.classes.count() == 2
@@ -202,24 +183,18 @@ def test_editing_refuses_a_new_class_named_like_an_existing_one(client_for, mana
 def test_editing_deletes_an_unused_class(client_for, manager, project):
     rows = rows_of(project)
     rows[1]["DELETE"] = "on"
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows), **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows)
     assert response.status_code == 302
     assert list(project.classes.values_list("name", flat=True)) == ["cat"]
 
 
 def test_editing_refuses_to_delete_a_class_with_annotations(client_for, manager, project):
-    add_images(project, 1)
+    add_images(project, 1, status=Image.Status.NEW)
     cup = project.classes.get(name="coffee cup")
     Annotation.objects.create(image=project.images.get(), label_class=cup, x=1, y=1, w=10, h=10)
     rows = rows_of(project)
     rows[1]["DELETE"] = "on"
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows), **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows)
     assert response.status_code == 400
     assert b"has annotations and cannot be deleted" in response.content
     assert project.classes.filter(pk=cup.pk).exists()
@@ -230,10 +205,7 @@ def test_editing_refuses_to_delete_every_class(client_for, manager, project):
     rows = rows_of(project)
     for row in rows:
         row["DELETE"] = "on"
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows), **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows)
     assert response.status_code == 400
     assert b"A project needs at least one class." in response.content
     assert project.classes.count() == 2
@@ -262,13 +234,13 @@ def test_the_grid_filters_by_status(client_for, annotator, project):
 
 
 def test_the_grid_ignores_an_unknown_status(client_for, annotator, project):
-    add_images(project, 2)
+    add_images(project, 2, status=Image.Status.NEW)
     url = reverse("project-images", kwargs={"project_id": project.pk})
     assert len(tile_names(client_for(annotator).get(url, {"status": "bogus"}, **HTMX))) == 2
 
 
 def test_the_grid_says_when_no_image_has_the_status(client_for, annotator, project):
-    add_images(project, 2)
+    add_images(project, 2, status=Image.Status.NEW)
     url = reverse("project-images", kwargs={"project_id": project.pk})
     response = client_for(annotator).get(url, {"status": "skipped"}, **HTMX)
     assert tile_names(response) == []
@@ -276,7 +248,7 @@ def test_the_grid_says_when_no_image_has_the_status(client_for, annotator, proje
 
 
 def test_the_grid_pages_through_the_images(client_for, annotator, project):
-    add_images(project, IMAGES_PER_PAGE + 5)
+    add_images(project, IMAGES_PER_PAGE + 5, status=Image.Status.NEW)
     url = reverse("project-images", kwargs={"project_id": project.pk})
     client = client_for(annotator)
     first = client.get(url, **HTMX)
@@ -306,14 +278,14 @@ def test_the_grid_url_without_htmx_redirects_to_the_filtered_page(client_for, an
 
 
 def test_the_project_page_filters_the_grid_too(client_for, annotator, project):
-    add_images(project, 2)
+    add_images(project, 2, status=Image.Status.NEW)
     add_images(project, 1, status=Image.Status.DONE, start=50)
     response = client_for(annotator).get(project.get_absolute_url(), {"status": "done"})
     assert tile_names(response) == ["img-0050.png"]
 
 
 def test_the_project_list_counts_images_by_status(client_for, annotator, project):
-    add_images(project, 3)
+    add_images(project, 3, status=Image.Status.NEW)
     add_images(project, 2, status=Image.Status.DONE, start=10)
     content = client_for(annotator).get(reverse("project-list")).content.decode()
     assert "5 images" in content
@@ -331,9 +303,9 @@ def count_queries(client, url: str) -> int:
 def test_the_project_page_makes_as_many_queries_for_60_images_as_for_5(client_for, annotator, project):
     client = client_for(annotator)
     url = project.get_absolute_url()
-    add_images(project, 5)
+    add_images(project, 5, status=Image.Status.NEW)
     with_5 = count_queries(client, url)
-    add_images(project, 55, start=5)
+    add_images(project, 55, start=5, status=Image.Status.NEW)
     with_60 = count_queries(client, url)
     assert len(tile_names(client.get(url))) == IMAGES_PER_PAGE  # the page really lists the images
     assert with_60 == with_5
@@ -343,9 +315,9 @@ def test_the_grid_and_list_make_as_many_queries_for_60_images_as_for_5(client_fo
     client = client_for(annotator)
     client.defaults.update(HTMX)
     grid = reverse("project-images", kwargs={"project_id": project.pk})
-    add_images(project, 5)
+    add_images(project, 5, status=Image.Status.NEW)
     counts_5 = (count_queries(client, grid), count_queries(client, reverse("project-list")))
-    add_images(project, 55, start=5)
+    add_images(project, 55, start=5, status=Image.Status.NEW)
     counts_60 = (count_queries(client, grid), count_queries(client, reverse("project-list")))
     assert counts_60 == counts_5
 
@@ -428,10 +400,7 @@ def test_editing_swaps_the_names_of_two_classes(client_for, manager, project):
     cat, cup = project.classes.get(name="cat"), project.classes.get(name="coffee cup")
     rows = rows_of(project)
     rows[0]["name"], rows[1]["name"] = "coffee cup", "cat"
-    response = client_for(manager).post(
-        reverse("project-edit", kwargs={"project_id": project.pk}),
-        form_data(rows, initial=len(rows), **project_fields_of(project)),
-    )
+    response = post_edit(client_for(manager), project, rows)
     assert response.status_code == 302
     cat.refresh_from_db()
     cup.refresh_from_db()

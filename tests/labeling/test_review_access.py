@@ -11,17 +11,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from labeling.models import Annotation, Image
+from labeling.models import Annotation
 from labeling.selectors.review import image_leases
 from tests.labeling.review_helpers import add_annotation, add_images, annotation_url, call
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def image(project) -> Image:
-    (image,) = add_images(project, 1)
-    return image
 
 
 @pytest.fixture
