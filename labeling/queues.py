@@ -12,12 +12,13 @@ under review), so that an export, an embedding and a pre-label batch never wait 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from celery import current_app
 from celery.exceptions import CeleryError
 from celery.result import AsyncResult, EagerResult
+from django.db import transaction
 from kombu.exceptions import KombuError
 
 logger = logging.getLogger(__name__)
@@ -97,3 +98,18 @@ def task_send(*, task: TaskRoute, args: Sequence = ()) -> AsyncResult | EagerRes
             "Task %s could not be sent to queue %s: %s: %s", task.name, task.queue, type(exc).__name__, exc
         )
         raise QueueUnavailable() from exc
+
+
+def task_send_on_commit(*, task: TaskRoute, args: Sequence, failed: Callable[[str], None]) -> None:
+    """Send `task` once the current transaction commits (a worker then finds the rows it reads).
+    When the queue cannot be reached, `failed(reason)` records it on the row the task would have
+    worked on (a job, an export, an import), which would otherwise stay queued for ever."""
+
+    def send() -> None:
+        try:
+            task_send(task=task, args=args)
+        except QueueUnavailable as exc:
+            logger.exception("%s%s could not be queued", task.short_name, list(args))
+            failed(str(exc))
+
+    transaction.on_commit(send)

@@ -24,15 +24,7 @@ from django.conf import settings
 from PIL import Image as PILImage
 
 from .base import FormatError
-from .parsed import (
-    ParsedAnnotation,
-    ParsedDataset,
-    ParsedImage,
-    basename,
-    is_zip,
-    open_archive,
-    read_entry,
-)
+from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, open_archive, read_entry
 
 
 def _folder_of(name: str) -> str:

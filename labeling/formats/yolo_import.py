@@ -16,15 +16,7 @@ from typing import BinaryIO
 import yaml
 
 from .base import FormatError
-from .parsed import (
-    ParsedAnnotation,
-    ParsedDataset,
-    ParsedImage,
-    basename,
-    is_zip,
-    open_archive,
-    read_entry,
-)
+from .parsed import ParsedAnnotation, ParsedDataset, ParsedImage, basename, is_zip, open_archive, read_entry
 
 NORMALISED_TOLERANCE = 1e-6
 # Numbers on one label line (as labeling.models.MAX_POLYGON_VALUES, which the formats cannot

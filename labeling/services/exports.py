@@ -70,16 +70,12 @@ def export_start(*, project: Project, user, fmt: str, options: ExportOptions) ->
             options=options.to_json(),
             created_by=user if user is not None and user.is_authenticated else None,
         )
-        transaction.on_commit(lambda: _enqueue(export.pk))
+        queues.task_send_on_commit(
+            task=queues.EXPORT_RUN,
+            args=[export.pk],
+            failed=lambda reason: _finish(export.pk, JobStatus.FAILED, error=reason),
+        )
     return export
-
-
-def _enqueue(export_id: int) -> None:
-    try:
-        queues.task_send(task=queues.EXPORT_RUN, args=[export_id])
-    except Exception as exc:  # broker down: say so on the export instead of leaving it queued
-        logger.exception("Export %s could not be queued", export_id)
-        _finish(export_id, JobStatus.FAILED, error=f"The task queue could not be reached: {exc}")
 
 
 def _finish(export_id: int, status: str, **fields) -> None:

@@ -587,20 +587,18 @@ def import_start(
     try:
         with transaction.atomic():
             job.save()
-            transaction.on_commit(lambda: _enqueue(job.pk))
+            queues.task_send_on_commit(
+                task=queues.IMPORT_RUN, args=[job.pk], failed=lambda reason: _not_queued(job.pk, reason)
+            )
     except BaseException:
         job.file.delete(save=False)
         raise
     return job
 
 
-def _enqueue(import_id: int) -> None:
-    try:
-        queues.task_send(task=queues.IMPORT_RUN, args=[import_id])
-    except Exception as exc:  # broker down: say so on the import instead of leaving it queued
-        logger.exception("Import %s could not be queued", import_id)
-        _finish(import_id, JobStatus.FAILED, error=f"The task queue could not be reached: {exc}")
-        _delete_file(import_id)
+def _not_queued(import_id: int, reason: str) -> None:
+    _finish(import_id, JobStatus.FAILED, error=reason)
+    _delete_file(import_id)
 
 
 def _finish(import_id: int, status: str, **fields) -> None:

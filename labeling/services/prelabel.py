@@ -158,7 +158,11 @@ def prelabel_job_start(
             PrelabelJob.objects.filter(pk=job.pk).update(total=total)
             job.total = total
             if enqueue:
-                transaction.on_commit(lambda: _enqueue_dispatch(job.pk))
+                queues.task_send_on_commit(
+                    task=queues.PRELABEL_JOB_DISPATCH,
+                    args=[job.pk],
+                    failed=lambda _: _job_fail(job.pk, NOT_QUEUED),
+                )
     except IntegrityError as exc:
         if PrelabelJob.objects.filter(
             project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
@@ -170,16 +174,7 @@ def prelabel_job_start(
     return job
 
 
-def _enqueue_dispatch(job_id: int) -> None:
-    try:
-        queues.task_send(task=queues.PRELABEL_JOB_DISPATCH, args=[job_id])
-    except queues.QueueUnavailable:  # say so on the job instead of leaving it queued for ever
-        logger.exception("Pre-label job %s could not be queued", job_id)
-        _job_fail(
-            job_id, "The task queue could not be reached, so the job was not started; start it again later."
-        )
-
-
+NOT_QUEUED = "The task queue could not be reached, so the job was not started; start it again later."
 ACTIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
 
 

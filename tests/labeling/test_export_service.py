@@ -79,13 +79,14 @@ def test_service_refuses_bad_input(project, manager):
 
 def test_broker_down_fails_the_export(project, manager, monkeypatch, django_capture_on_commit_callbacks):
     def down(name, args=(), queue=None, **options):
-        raise ConnectionError("no broker")
+        raise ConnectionError("no broker at redis://secret-host")
 
     monkeypatch.setattr(celery_app, "send_task", down)
     with django_capture_on_commit_callbacks(execute=True):
         export = exports.export_start(project=project, user=manager, fmt="coco", options=ExportOptions())
     export.refresh_from_db()
-    assert export.status == "failed" and "no broker" in export.error
+    assert export.status == "failed" and export.error.startswith("The task queue cannot be reached")
+    assert "secret-host" not in export.error  # the broker's address stays in the server log
 
 
 def test_views_start_progress_and_download(

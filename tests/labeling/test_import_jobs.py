@@ -16,6 +16,7 @@ from labeling.models import Annotation, ImportJob
 from labeling.services import imports
 from tests.labeling.api_helpers import token_client
 from tests.labeling.import_helpers import add_images, media_files, png, snapshot, zip_bytes
+from webapp.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -98,14 +99,15 @@ def test_an_unknown_format_is_refused_before_anything_is_stored(project, manager
 
 
 def test_broker_down_fails_the_import(project, manager, monkeypatch, django_capture_on_commit_callbacks):
-    def down(*, task, args=()):
-        raise ConnectionError("no broker")
+    def down(name, args=(), queue=None, **options):
+        raise ConnectionError("no broker at redis://secret-host")
 
-    monkeypatch.setattr(queues, "task_send", down)
+    monkeypatch.setattr(celery_app, "send_task", down)
     with django_capture_on_commit_callbacks(execute=True):
         job = start(project, manager, json.dumps(COCO).encode())
     job.refresh_from_db()
-    assert job.status == "failed" and "no broker" in job.error and not job.file and not media_files()
+    assert job.status == "failed" and not job.file and not media_files()
+    assert job.error.startswith("The task queue cannot be reached") and "secret-host" not in job.error
 
 
 def test_an_unexpected_error_fails_the_import_and_keeps_nothing(
