@@ -19,7 +19,6 @@ import requests
 from axes.helpers import get_client_ip_address
 from django.conf import settings as django_settings
 from django.core import mail
-from django.core.cache import cache
 from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
@@ -260,7 +259,6 @@ def two_servers(transactional_db, tmp_path):
     """`two_servers(**env)`: start two web processes (stopped after the test)."""
     if connection.vendor != "postgresql":
         pytest.fail("the two-process tests need PostgreSQL (DATABASE_URL=postgres://...)")
-    cache.clear()  # the database cache's table is not flushed between tests
     started: list[Servers] = []
 
     def start(**overrides: str) -> Servers:
@@ -287,7 +285,6 @@ def two_servers(transactional_db, tmp_path):
     yield start
     for servers in started:
         servers.stop()
-    cache.clear()
 
 
 def test_a_lockout_is_shared_by_two_web_processes(two_servers, annotator):
