@@ -19,6 +19,7 @@ import requests
 from axes.helpers import get_client_ip_address
 from django.conf import settings as django_settings
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
@@ -408,3 +409,19 @@ def test_password_reset_sends_a_mail_with_a_working_link(client, settings, annot
     assert form_login(client, "anna", "a-new-pass-phrase").status_code == 302
     # The link works once.
     assert "not valid" in client.get(link, follow=True).content.decode()
+
+
+# The shared cache ------------------------------------------------------------------------------
+
+
+def test_migrate_creates_the_database_cache_table(db, settings, monkeypatch):
+    """Without CACHE_URL the cache is a table: every place that runs `migrate` gets it."""
+    derived = settings_for(monkeypatch, CACHE_URL="")
+    settings.CACHES = derived["CACHES"]
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
+    table = settings.CACHES["default"]["LOCATION"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {connection.ops.quote_name(table)}")
+    assert table not in connection.introspection.table_names()
+    call_command("migrate", interactive=False, verbosity=0)
+    assert table in connection.introspection.table_names()
