@@ -8,6 +8,7 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from PIL import Image as PILImage
 
 from labeling.models import Image, Membership
@@ -32,6 +33,26 @@ def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
     return settings.MEDIA_ROOT
+
+
+_DB_FIXTURES = {
+    "db",
+    "transactional_db",
+    "live_server",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request):
+    """Every test that uses the database starts with an empty cache: without CACHE_URL the cache is
+    a table of the database (settings.CACHES) that a transactional test's flush leaves as it is, so
+    API throttle counts would outlive their test. (django-axes' failed logins are model rows: the
+    rollback or flush after each test empties them.)"""
+    if request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames):
+        request.getfixturevalue("db")
+        cache.clear()
 
 
 def make_user(username: str, **fields):

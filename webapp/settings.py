@@ -6,6 +6,7 @@ CELERY_BROKER_URL (redis://...).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -277,14 +278,6 @@ LABELGPT_WORKER_BEAT_SECONDS = env_int("LABELGPT_WORKER_BEAT_SECONDS", 10)
 # an expired lease is free for the next annotator who asks for work.
 LABELGPT_LEASE_MINUTES = env_int("LABELGPT_LEASE_MINUTES", 30)
 
-# Cache (dedupes queued embeddings across web processes): Redis when CACHE_URL is set.
-CACHE_URL = os.environ.get("CACHE_URL", "")
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
-    if CACHE_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-}
-
 # REST API (labeling/api/) ---------------------------------------------------------------------
 # Token first: an anonymous caller gets 401 with a WWW-Authenticate header, not 403.
 REST_FRAMEWORK = {
@@ -325,6 +318,54 @@ SPECTACULAR_SETTINGS = {
         "ImportFormatEnum": "labeling.formats.registry.import_choices",  # ImportJob and its input
     },
 }
+
+# Login limits, client addresses, shared cache, password mail (issue 11) -----------------------
+# One cache for every web process (API throttles, queued-embedding dedupe): Redis when CACHE_URL is
+# set, else a table of the database (created by `migrate`: labeling.apps runs createcachetable).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "labelgpt_cache"}
+}
+# The client address is the socket's peer unless this many reverse proxies (each appending to
+# X-Forwarded-For) stand in front of the app: then the address the nearest untrusted hop gave.
+# The API's throttles and the login lockout (django-axes) read it with one function
+# (labeling.client_address).
+LABELGPT_TRUSTED_PROXIES = env_int("LABELGPT_TRUSTED_PROXIES", 0)
+if LABELGPT_TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("LABELGPT_TRUSTED_PROXIES must be 0 or more")
+REST_FRAMEWORK["NUM_PROXIES"] = LABELGPT_TRUSTED_PROXIES  # DRF's own rule, for any other throttle
+AXES_CLIENT_IP_CALLABLE = "labeling.client_address.client_address"
+# Failed logins (the login form and POST /api/v1/auth/token/): after LABELGPT_LOGIN_FAILURE_LIMIT
+# failures for one user name, or from one client address, logins are refused (429) for
+# LABELGPT_LOGIN_COOLOFF_MINUTES; the attempts are rows of the database (axes' database handler).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes' documentation says
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LABELGPT_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LABELGPT_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_LOCKOUT_CALLABLE = "labeling.views.accounts.lockout_response"
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins for this user name or from this address: try again in "
+    f"{AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes, or ask an administrator to unlock it."
+)
+# Password reset mail goes through Django's email settings; without EMAIL_HOST (and with the
+# default SMTP backend) the reset page tells the user to ask an administrator.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "labelgpt@localhost")
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 
 # Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

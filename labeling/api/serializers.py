@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from axes.helpers import get_cool_off, get_lockout_message
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, Throttled
 from rest_framework.settings import api_settings
 
 from inference.masks import rle_runs_checked
@@ -345,7 +346,21 @@ class VersionedSerializer(Strict):
 
 
 class TokenRequestSerializer(StrictMixin, AuthTokenSerializer):
-    pass
+    """DRF's user name / password check, which authenticates with the request (context["request"])
+    so that the failed-login limits (django-axes) count it; a locked-out caller gets 429 with the
+    reason and Retry-After, not the plain 400 of a wrong password."""
+
+    def validate(self, attrs):
+        request = self.context.get("request")
+        try:
+            return super().validate(attrs)
+        except serializers.ValidationError:
+            if getattr(request, "axes_locked_out", False):
+                cool_off = get_cool_off(request)
+                raise Throttled(
+                    wait=cool_off.total_seconds() if cool_off else None, detail=get_lockout_message()
+                ) from None
+            raise
 
 
 class TokenSerializer(serializers.Serializer):

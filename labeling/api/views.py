@@ -32,6 +32,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from labeling.client_address import client_address
 from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
@@ -182,10 +183,19 @@ IF_MATCH = OpenApiParameter(
 # Auth ------------------------------------------------------------------------------------------
 
 
-class TokenView(ApiView):
-    """POST username / password → a token (throttled). DELETE → revoke your own token."""
+class ClientRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle (counts in the shared cache), keyed by the client address the login
+    lockout uses too (labeling.client_address)."""
 
-    throttle_classes = [ScopedRateThrottle]
+    def get_ident(self, request: Request) -> str:
+        return client_address(request)
+
+
+class TokenView(ApiView):
+    """POST username / password → a token (throttled, and refused with 429 after too many failed
+    logins: django-axes). DELETE → revoke your own token."""
+
+    throttle_classes = [ClientRateThrottle]
     throttle_scope = "auth"
     serializer_class = s.TokenRequestSerializer
 

@@ -44,7 +44,8 @@ def test_a_wrong_password_gets_no_token(manager):
     assert not Token.objects.exists()
 
 
-def test_the_token_endpoint_is_throttled_after_ten_tries(manager):
+def test_the_token_endpoint_is_throttled_after_ten_tries(manager, settings):
+    settings.AXES_FAILURE_LIMIT = 100  # the throttle alone (the lockout: tests/labeling/test_auth_limits.py)
     client = APIClient()
     codes = [
         client.post(f"{V}/auth/token/", {"username": "manny", "password": "guess"}, format="json").status_code

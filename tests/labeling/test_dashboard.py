@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,11 +22,7 @@ A, R, P = Annotation.State.ACCEPTED, Annotation.State.REJECTED, Annotation.State
 MODEL, HUMAN = Annotation.Source.MODEL, Annotation.Source.HUMAN
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
+# Every database test starts with an empty cache (tests/conftest.py).
 
 
 _counter = iter(range(10**9))
