@@ -8,19 +8,10 @@ import pytest
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.labeling import api_helpers
 from tests.labeling.api_helpers import snapshot
 from tests.labeling.test_api_matrix import DEFAULT_IDS, ROUTES, Route, V
 
-# Fixtures shared by the API tests.
-clear_throttles, api_for, users, world = (
-    api_helpers.clear_throttles,
-    api_helpers.api_for,
-    api_helpers.users,
-    api_helpers.world,
-)
-
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "clear_throttles")]
 
 GET_ROUTES = sorted(key for key in ROUTES if key[0] == "GET")
 
