@@ -63,7 +63,7 @@ from ..access import (
     project_for_user,
 )
 from ..formats.base import ExportOptions, FormatError
-from ..models import Annotation, Project
+from ..models import Annotation, Image, Project
 from . import serializers as s
 from .permissions import require_manager
 
@@ -522,34 +522,37 @@ class AnnotationReject(AnnotationTriage):
     state = Annotation.State.REJECTED
 
 
-class ImageAnnotationStates(ApiView):
-    """Change the state of many annotations of the image at once, each on its version: the
-    saved ones in "annotations", the stale ones' ids in "conflicts" and as they are now in
-    "current"."""
+class ImageStatesChange(ApiView):
+    """A POST that changes the state of many annotations of the image at once, each on its
+    version: the saved ones in "annotations", the stale ones' ids in "conflicts" and as they are
+    now in "current". Subclasses say which annotations (`change`)."""
 
-    serializer_class = s.AnnotationStatesSerializer
+    def change(self, *, image: Image, user, data: dict) -> dict:
+        raise NotImplementedError
 
     @extend_schema(responses=s.BulkResultSerializer)
     def post(self, request: Request, image_id: int) -> Response:
         image, _ = image_for_user(request.user, image_id)
-        data = _input(s.AnnotationStatesSerializer, request)
-        return Response(
-            review.annotations_set_states(image=image, user=request.user, updates=data["updates"])
-        )
+        data = _input(self.serializer_class, request)
+        return Response(self.change(image=image, user=request.user, data=data))
 
 
-class AcceptAbove(ApiView):
+class ImageAnnotationStates(ImageStatesChange):
+    """Set the states of the listed annotations (id, version, state)."""
+
+    serializer_class = s.AnnotationStatesSerializer
+
+    def change(self, *, image: Image, user, data: dict) -> dict:
+        return review.annotations_set_states(image=image, user=user, updates=data["updates"])
+
+
+class AcceptAbove(ImageStatesChange):
     """Accept every proposal of the image scoring at least min_score (at their current versions)."""
 
     serializer_class = s.AcceptAboveSerializer
 
-    @extend_schema(responses=s.BulkResultSerializer)
-    def post(self, request: Request, image_id: int) -> Response:
-        image, _ = image_for_user(request.user, image_id)
-        data = _input(s.AcceptAboveSerializer, request)
-        return Response(
-            review.annotations_accept_above(image=image, user=request.user, min_score=data["min_score"])
-        )
+    def change(self, *, image: Image, user, data: dict) -> dict:
+        return review.annotations_accept_above(image=image, user=user, min_score=data["min_score"])
 
 
 class ImageSegment(ApiView):

@@ -124,18 +124,13 @@ def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_ima
             categories[named[0]] = named[1].strip()
 
     for path, annotation in _objects(dataset, document, "annotations", "an annotation"):
-        image_id, category_id = annotation.get("image_id"), annotation.get("category_id")
-        if not _is_int(image_id):
-            dataset.error(f"{path}.image_id", f"must be an integer (got {image_id!r:.40}).")
+        image_id = _known_id(dataset, path, annotation, "image_id", image_ids, what="image", among="images")
+        if image_id is None:
             continue
-        if image_id not in image_ids:
-            dataset.error(f"{path}.image_id", f"unknown image id {image_id} (not in images).")
-            continue
-        if not _is_int(category_id):
-            dataset.error(f"{path}.category_id", f"must be an integer (got {category_id!r:.40}).")
-            continue
-        if category_id not in categories:
-            dataset.error(f"{path}.category_id", f"unknown category id {category_id} (not in categories).")
+        category_id = _known_id(
+            dataset, path, annotation, "category_id", categories, what="category", among="categories"
+        )
+        if category_id is None:
             continue
         box = annotation.get("bbox")
         if box is not None and not (
@@ -210,4 +205,18 @@ def _id_and_name(
         dataset.error(f"{path}.id", f"{what} id {entry_id} appears twice.")
     else:
         return entry_id, name
+    return None
+
+
+def _known_id(
+    dataset: ParsedDataset, path: str, entry: dict, key: str, known: Container, *, what: str, among: str
+) -> int | None:
+    """entry[key] when it is an integer id of `known`; None with the error recorded."""
+    value = entry.get(key)
+    if not _is_int(value):
+        dataset.error(f"{path}.{key}", f"must be an integer (got {value!r:.40}).")
+    elif value not in known:
+        dataset.error(f"{path}.{key}", f"unknown {what} id {value} (not in {among}).")
+    else:
+        return value
     return None

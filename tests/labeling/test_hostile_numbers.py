@@ -17,6 +17,7 @@ from labeling.formats.base import FormatError
 from tests.labeling import api_helpers
 from tests.labeling.api_helpers import World
 from tests.labeling.import_helpers import zip_bytes
+from tests.labeling.test_project_pages import PROJECT_FIELDS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("task_calls", "clear_throttles")]
 
@@ -267,15 +268,9 @@ def test_a_hostile_query_number_is_a_400_naming_it(api_for, world, hostile):
 PAGE_HOSTILE = ["1" * 400, "1" * 5000, "9" * 20, "1e400", "nan", "-inf", "1e300"]
 
 PROJECT_FORM = {
+    **PROJECT_FIELDS,
     "name": "Kitchen",
     "description": "",
-    "box_threshold": "0.4",
-    "text_threshold": "0.25",
-    "keep_threshold": "0.1",
-    "prompt_mode": "joint",
-    "segment": "on",
-    "detector": "IDEA-Research/grounding-dino-tiny",
-    "segmenter": "vit_b",
     "classes-TOTAL_FORMS": "1",
     "classes-INITIAL_FORMS": "0",
     "classes-MIN_NUM_FORMS": "0",

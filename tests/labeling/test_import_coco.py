@@ -322,8 +322,8 @@ def test_it_refuses_zip_traversal_and_zip_bombs(project, images, settings):
     assert snapshot(project) == before
 
 
-def test_it_refuses_a_file_over_the_upload_limit(project, images, settings):
-    settings.LABELGPT_MAX_UPLOAD_BYTES = 100
+def test_it_refuses_a_file_over_the_import_limit(project, images, settings):
+    settings.LABELGPT_MAX_IMPORT_BYTES = 100
     report = do_import(project, coco([{"id": 1, "file_name": "a.png"}], []), format="coco")
     assert not report.ok and "over the limit" in errors_text(report)
 
@@ -339,8 +339,8 @@ def test_it_refuses_a_brought_image_that_is_not_an_image(project, images):
     assert snapshot(project) == before
 
 
-def test_it_refuses_an_archive_over_the_upload_limit(project, images, settings):
+def test_it_refuses_an_archive_over_the_import_limit(project, images, settings):
     archive = zip_bytes({"annotations.json": json.dumps(coco([{"id": 1, "file_name": "a.png"}], []))})
-    settings.LABELGPT_MAX_UPLOAD_BYTES = len(archive) - 1
+    settings.LABELGPT_MAX_IMPORT_BYTES = len(archive) - 1
     report = do_import(project, archive, format="coco", name="big.zip")
     assert not report.ok and "the limit is" in errors_text(report)
