@@ -197,6 +197,8 @@ class Image(models.Model):
         indexes = [
             # Review queue: next image of a project by status, in upload order.
             models.Index(fields=["project", "status", "id"], name="image_queue_idx"),
+            # The grid and the API image list unfiltered: a project's images in id order.
+            models.Index(fields=["project", "id"], name="image_project_id_idx"),
             # Expired leases and "who holds what".
             models.Index(fields=["assignee", "lease_expires_at"], name="image_lease_idx"),
             # "Who holds what" on the project page: only leased images are in it.
@@ -268,6 +270,9 @@ class Annotation(models.Model):
         ]
         indexes = [
             models.Index(fields=["image", "state"], name="annotation_image_state_idx"),
+            # An image's annotations in id order (the review page, the API's paged list): no sort,
+            # and no walk of the primary key hoping to meet the image's rows.
+            models.Index(fields=["image", "id"], name="annotation_image_id_idx"),
             models.Index(fields=["label_class", "state"], name="annotation_class_state_idx"),
         ]
 

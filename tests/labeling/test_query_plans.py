@@ -1,0 +1,174 @@
+"""The queries the pages and the API run at scale use indexes: EXPLAIN on PostgreSQL shows no
+sequential scan of the large tables (labeling_image, labeling_annotation) for the image grid and
+the API image list, an image's annotations, the review queue's next image and the project page's
+status counts. The SQL is captured from the real selector, service and view code."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from labeling.models import Annotation, Image, Membership
+from labeling.selectors import images as image_selectors
+from labeling.services.projects import project_create
+from labeling.services.review import image_lease_next
+from tests.conftest import make_user
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql" and os.environ.get("CI", "").lower() != "true",
+        reason="EXPLAIN plans are PostgreSQL's (CI runs on PostgreSQL)",
+    ),
+]
+
+LARGE_TABLES = {"labeling_image", "labeling_annotation"}
+STATUSES = list(Image.Status.values)
+STATES = list(Annotation.State.values)
+
+
+def _bulk_project(user, name: str, images: int, annotations_per_image: int):
+    project = project_create(user=user, name=name, classes=[{"name": "cat"}, {"name": "dog"}])
+    classes = list(project.classes.all())
+    Image.objects.bulk_create(
+        [
+            Image(
+                project=project,
+                file=f"projects/{project.pk}/images/{n}.png",
+                sha256=f"{project.pk:08x}{n:056x}",
+                width=640,
+                height=480,
+                original_name=f"{n}.png",
+                status=STATUSES[n % len(STATUSES)],
+            )
+            for n in range(images)
+        ],
+        batch_size=2000,
+    )
+    image_ids = list(project.images.values_list("pk", flat=True))
+    Annotation.objects.bulk_create(
+        [
+            Annotation(
+                image_id=image_id,
+                label_class=classes[k % 2],
+                x=1,
+                y=1,
+                w=10,
+                h=10,
+                state=STATES[(image_id + k) % len(STATES)],
+            )
+            for image_id in image_ids
+            for k in range(annotations_per_image)
+        ],
+        batch_size=5000,
+    )
+    return project
+
+
+def _seq_scans(node: dict) -> list[str]:
+    """The large tables a plan node or its children read by a sequential scan."""
+    found = []
+    if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") in LARGE_TABLES:
+        found.append(node["Relation Name"])
+    for child in node.get("Plans", []):
+        found.extend(_seq_scans(child))
+    return found
+
+
+def _node_types(node: dict) -> list[str]:
+    name = node["Node Type"] + (f" on {node['Relation Name']}" if "Relation Name" in node else "")
+    if "Index Name" in node:
+        name += f" using {node['Index Name']}"
+    return [name] + [t for child in node.get("Plans", []) for t in _node_types(child)]
+
+
+def _plan(sql: str) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        raw = cursor.fetchone()[0]
+    return (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+
+def _large_table_queries(captured: CaptureQueriesContext) -> list[str]:
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if any(f'"{table}"' in q["sql"] for table in LARGE_TABLES)
+        and q["sql"].lstrip().upper().startswith(("SELECT", "UPDATE"))
+    ]
+
+
+@pytest.fixture
+def scale(client):
+    manager = make_user("plans-manager")
+    other = make_user("plans-other")
+    # The project under test is a fifth of the tables, beside a larger one.
+    project = _bulk_project(manager, "Measured", images=1000, annotations_per_image=8)
+    _bulk_project(other, "Beside", images=4000, annotations_per_image=8)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE labeling_image")
+        cursor.execute("ANALYZE labeling_annotation")
+    assert Membership.objects.filter(project=project, user=manager).exists()
+    client.force_login(manager)
+    return project, manager, client
+
+
+def _captures(project, manager, client) -> dict[str, CaptureQueriesContext]:
+    """Each query to check, captured by running the code the pages and the API run."""
+    runs = {}
+    image = project.images.order_by("id")[500]
+    actions = {
+        "image_list (API, filtered by status)": lambda: list(
+            image_selectors.image_list(project=project, status=Image.Status.PRELABELED)[200:250]
+        ),
+        "image_list (API, all)": lambda: list(image_selectors.image_list(project=project)[500:550]),
+        "images_with_counts (grid, filtered by status)": lambda: list(
+            image_selectors.images_with_counts(project=project, status=Image.Status.NEW)[200:250]
+        ),
+        "images_with_counts (grid, all)": lambda: list(
+            image_selectors.images_with_counts(project=project)[:50]
+        ),
+        "GET /api/v1/images/<id>/annotations/": lambda: client.get(f"/api/v1/images/{image.pk}/annotations/"),
+        "image_lease_next (review queue)": lambda: image_lease_next(project=project, user=manager),
+        "image_status_counts (project page)": lambda: image_selectors.image_status_counts(project=project),
+    }
+    for name, action in actions.items():
+        with CaptureQueriesContext(connection) as captured:
+            action()
+        runs[name] = captured
+    return runs
+
+
+def test_scale_queries_use_indexes_not_sequential_scans(scale):
+    project, manager, client = scale
+    offenders = {}
+    checked = 0
+    for name, captured in _captures(project, manager, client).items():
+        queries = _large_table_queries(captured)
+        assert queries, f"{name}: no query on the large tables was captured"
+        for sql in queries:
+            plan = _plan(sql)
+            checked += 1
+            if _seq_scans(plan):
+                offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
+    assert checked >= 7
+    assert not offenders, json.dumps(offenders, indent=2)
+
+
+def test_plan_walker_finds_a_sequential_scan_of_a_large_table():
+    """The check above can fail: a query with no usable index (a filter on the phrase) is seen."""
+    with CaptureQueriesContext(connection) as captured:
+        list(Annotation.objects.filter(phrase="zebra"))
+    (sql,) = _large_table_queries(captured)
+    assert _seq_scans(_plan(sql)) == ["labeling_annotation"]
+
+
+def test_web_connections_run_without_jit():
+    """JIT compiling cost the grid more than it saved (issue 12): the web's connections turn it off."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
