@@ -102,16 +102,19 @@ def _large_table_queries(captured: CaptureQueriesContext) -> list[str]:
     ]
 
 
-@pytest.fixture
-def scale(client):
+@pytest.fixture(params=["analyzed", "before-analyze"])
+def scale(request, client):
+    """Two projects in bulk; their statistics gathered (ANALYZE), or not yet (as after a big
+    import, before autovacuum has run: the planner then guesses the tables' contents)."""
     manager = make_user("plans-manager")
     other = make_user("plans-other")
     # The project under test is a fifth of the tables, beside a larger one.
     project = _bulk_project(manager, "Measured", images=1000, annotations_per_image=8)
     _bulk_project(other, "Beside", images=4000, annotations_per_image=8)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE labeling_image")
-        cursor.execute("ANALYZE labeling_annotation")
+    if request.param == "analyzed":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE labeling_image")
+            cursor.execute("ANALYZE labeling_annotation")
     assert Membership.objects.filter(project=project, user=manager).exists()
     client.force_login(manager)
     return project, manager, client
