@@ -111,9 +111,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No JIT for our connections: the pages' queries are short, and compiling them added about
     # 200 ms to the image grid of a 100,000-image project (measured in issue 12).
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"{DATABASES['default']['OPTIONS'].get('options', '')} -c jit=off".strip()
-    )
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options["options"] = f"{_pg_options.get('options', '')} -c jit=off".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
