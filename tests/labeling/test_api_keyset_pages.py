@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling.api.pagination import ByIdCursorPagination, NewestFirstCursorPagination
-from labeling.models import Annotation, Export, Image
+from labeling.models import Annotation, Export, Image, PrelabelJob
 from tests.labeling import review_helpers
 from tests.labeling.api_helpers import token_client
 
@@ -97,6 +97,18 @@ def test_exports_page_newest_first_by_cursor(project, manager, small_pages):
     assert [row["id"] for page in pages for row in page] == newest_first
     assert sorted(newest_first) == sorted(e.pk for e in made)
     assert [len(page) for page in pages] == [2, 2, 1]
+
+
+def test_jobs_page_newest_first_by_cursor(project, manager, small_pages):
+    made = [
+        PrelabelJob.objects.create(
+            project=project, params={}, total=0, created_by=manager, status=PrelabelJob.Status.SUCCEEDED
+        )
+        for _ in range(3)
+    ]
+    pages, queries = walk(token_client(manager), f"{V}/projects/{project.pk}/jobs/", "next")
+    assert [[row["id"] for row in page] for page in pages] == [[made[2].pk, made[1].pk], [made[0].pk]]
+    assert queries[0] == queries[-1]
 
 
 def test_a_keyset_list_refuses_page_numbers(project, manager):
