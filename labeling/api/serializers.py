@@ -466,7 +466,9 @@ class ImageFilterSerializer(Strict):
     status = serializers.ChoiceField(choices=Image.Status.choices, required=False)
     class_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     has_proposals = serializers.BooleanField(required=False, allow_null=True, default=None)
-    page = serializers.IntegerField(required=False, min_value=1)
+    cursor = serializers.CharField(
+        required=False, max_length=200, help_text="The page: a `next` or `previous` link's cursor."
+    )
 
 
 class UploadSerializer(Strict):

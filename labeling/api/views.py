@@ -32,6 +32,12 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from labeling.api.pagination import (
+    KEYSET,
+    NUMBERED,
+    ByIdCursorPagination,
+    NewestFirstCursorPagination,
+)
 from labeling.client_address import client_address
 from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
@@ -151,9 +157,6 @@ def _annotation_response(annotation: dict, *, code: int = 200) -> Response:
     return response
 
 
-PAGED = frozenset({"page"})  # the query of a paginated list (PageNumberPagination)
-
-
 class ApiView(GenericAPIView):
     """Every API view's base: the query parameters a route takes are its `query_params` (and
     ?format=json); any other one is a 400 naming it, after authentication and permissions."""
@@ -219,7 +222,7 @@ class TokenView(ApiView):
 
 class ProjectList(ApiView):
     serializer_class = s.ProjectSerializer
-    query_params = PAGED
+    query_params = NUMBERED
 
     def get_queryset(self) -> QuerySet[Project]:
         return projects_with_role(user=self.request.user)
@@ -261,7 +264,7 @@ class ProjectCollection(ApiView):
     (managers: the input serializer, then one service), answered 201. Subclasses name the three."""
 
     input_serializer: type[serializers.Serializer]
-    query_params = PAGED
+    query_params = NUMBERED
 
     def rows(self, project: Project) -> QuerySet:
         raise NotImplementedError
@@ -301,10 +304,10 @@ class ProjectClasses(ProjectCollection):
 
 
 class ProjectMembers(ApiView):
-    """The project's members and their roles (managers)."""
+    """The project's members and their roles (managers); numbered pages, a project has few."""
 
     serializer_class = s.MembershipSerializer
-    query_params = PAGED
+    query_params = NUMBERED
 
     @extend_schema(responses=s.MembershipSerializer(many=True))
     def get(self, request: Request, project_id: int) -> Response:
@@ -347,6 +350,7 @@ class ProjectMember(ApiView):
 class ProjectImages(ApiView):
     serializer_class = s.ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
+    pagination_class = ByIdCursorPagination
     query_params = frozenset(s.ImageFilterSerializer().fields)
 
     @extend_schema(
@@ -354,7 +358,8 @@ class ProjectImages(ApiView):
         responses=s.ImageSerializer(many=True),
     )
     def get(self, request: Request, project_id: int) -> Response:
-        """Images of the project; filters: ?status=, ?class_id= (has an annotation of the class),
+        """Images of the project by id, a keyset page at a time (?cursor= from the next / previous
+        links); filters: ?status=, ?class_id= (has an annotation of the class),
         ?has_proposals=true|false."""
         project, _ = project_for_user(request.user, project_id)
         query = {k: v for k, v in request.query_params.items() if k != api_settings.URL_FORMAT_OVERRIDE}
@@ -454,7 +459,8 @@ class ImageLease(ApiView):
 
 class ImageAnnotations(ApiView):
     serializer_class = s.AnnotationSerializer
-    query_params = PAGED
+    pagination_class = ByIdCursorPagination
+    query_params = KEYSET
 
     @extend_schema(responses=s.AnnotationSerializer(many=True))
     def get(self, request: Request, image_id: int) -> Response:
@@ -615,6 +621,8 @@ class ProjectJobs(ProjectCollection):
 
     serializer_class = s.JobSerializer
     input_serializer = s.JobStartSerializer
+    pagination_class = NewestFirstCursorPagination
+    query_params = KEYSET
 
     def rows(self, project: Project) -> QuerySet:
         return job_list(project=project)
@@ -660,6 +668,8 @@ class ProjectExports(ProjectCollection):
 
     serializer_class = s.ExportSerializer
     input_serializer = s.ExportStartSerializer
+    pagination_class = NewestFirstCursorPagination
+    query_params = KEYSET
 
     def rows(self, project: Project) -> QuerySet:
         return export_list(project=project)
