@@ -182,6 +182,33 @@ def _looks_like_image_name(name: str) -> bool:
     return suffix in {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 
 
+class ArchiveRefused(IngestError):
+    """The whole archive is refused (unsafe names, a zip bomb): nothing of it is taken."""
+
+
+def _open_zip(fileobj: BinaryIO, *, limits: Limits) -> zipfile.ZipFile:
+    """The zip archive, refused whole (ArchiveRefused) when it is not a zip, has too many entries
+    or declares too many bytes in all: what every reader of an uploaded archive checks first."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveRefused(f"Not a valid zip archive ({exc}).") from exc
+    infos = archive.infolist()
+    if len(infos) > limits.zip_max_entries:
+        archive.close()
+        raise ArchiveRefused(
+            f"The archive has {len(infos):,} entries; the limit is {limits.zip_max_entries:,}."
+        )
+    declared = sum(info.file_size for info in infos)
+    if declared > limits.zip_max_total_bytes:
+        archive.close()
+        raise ArchiveRefused(
+            f"The archive unpacks to {_human(declared)}; the limit is "
+            f"{_human(limits.zip_max_total_bytes)} (zip bomb protection)."
+        )
+    return archive
+
+
 def iter_zip(fileobj: BinaryIO, *, limits: Limits) -> Iterator[ZipEntry]:
     """Yield the entries of a zip archive, each with its bytes or the reason it is not taken.
 
@@ -189,22 +216,9 @@ def iter_zip(fileobj: BinaryIO, *, limits: Limits) -> Iterator[ZipEntry]:
     declares too many bytes in all. Entries are read into memory with a hard cap, never
     extracted to disk by their own names, so nothing can be written outside the media folder.
     """
-    try:
-        archive = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError(f"Not a valid zip archive ({exc}).") from exc
+    archive = _open_zip(fileobj, limits=limits)
     with archive:
         infos = archive.infolist()
-        if len(infos) > limits.zip_max_entries:
-            raise IngestError(
-                f"The archive has {len(infos):,} entries; the limit is {limits.zip_max_entries:,}."
-            )
-        declared = sum(info.file_size for info in infos)
-        if declared > limits.zip_max_total_bytes:
-            raise IngestError(
-                f"The archive unpacks to {_human(declared)}; the limit is "
-                f"{_human(limits.zip_max_total_bytes)} (zip bomb protection)."
-            )
         total_read = 0
         for info in infos:
             name = info.filename
@@ -247,10 +261,6 @@ def iter_zip(fileobj: BinaryIO, *, limits: Limits) -> Iterator[ZipEntry]:
             yield ZipEntry(name, data=data)
 
 
-class ArchiveRefused(IngestError):
-    """The whole archive is refused (unsafe names, a zip bomb): nothing of it is taken."""
-
-
 RATIO_GRACE_BYTES = 1024 * 1024  # bytes past the ratio cap forgiven, all entries together
 READ_CHUNK = 1024 * 1024
 
@@ -271,23 +281,8 @@ class ZipArchive:
 
     def __init__(self, fileobj: BinaryIO, *, limits: Limits) -> None:
         self.limits = limits
-        try:
-            self._zip = zipfile.ZipFile(fileobj)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ArchiveRefused(f"Not a valid zip archive ({exc}).") from exc
+        self._zip = _open_zip(fileobj, limits=limits)
         infos = self._zip.infolist()
-        if len(infos) > limits.zip_max_entries:
-            self._zip.close()
-            raise ArchiveRefused(
-                f"The archive has {len(infos):,} entries; the limit is {limits.zip_max_entries:,}."
-            )
-        declared = sum(info.file_size for info in infos)
-        if declared > limits.zip_max_total_bytes:
-            self._zip.close()
-            raise ArchiveRefused(
-                f"The archive unpacks to {_human(declared)}; the limit is "
-                f"{_human(limits.zip_max_total_bytes)} (zip bomb protection)."
-            )
         refused = []
         self._infos: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
