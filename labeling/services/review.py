@@ -31,6 +31,7 @@ from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
+from inference.masks import encode_mask, polygons_to_mask, rle_to_mask
 from labeling.selectors.review import (
     ANNOTATION_FIELDS,
     QUEUE_ORDER,
@@ -229,6 +230,40 @@ def _stale(annotation_id: int) -> Stale:
     return Stale(STALE_MESSAGE, current=annotation_current(annotation_id=annotation_id))
 
 
+def _polygons_box(polygons: list) -> list[float] | None:
+    xs = [v for part in polygons for ring in part for v in ring[0::2]]
+    ys = [v for part in polygons for ring in part for v in ring[1::2]]
+    if not xs:
+        return None
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def _derived_geometry(*, annotation: Annotation, mask: Any, polygons: Any, box: Any) -> tuple[Any, Any, Any]:
+    """The mask editors send one geometry and the server derives the rest from it: a painted mask
+    (brush, eraser) without polygons → its polygons traced and, unless given, its box; edited
+    polygons (vertex editing) without a mask → the mask rasterised again when the annotation has
+    one and, unless given, the polygons' box. The painted pixels are kept as they are (no specks
+    dropped). An empty result is refused: reject or delete the annotation instead."""
+    image = annotation.image
+    if mask not in (UNSET, None) and polygons in (UNSET, None):
+        encoded = encode_mask(rle_to_mask(mask), min_area=0, hole_area=0, area_fraction=0.0)
+        if encoded.rle is None:
+            raise Invalid("The mask is empty: reject or delete the annotation instead of erasing all of it.")
+        polygons = encoded.polygons
+        mask = encoded.rle
+        if box is UNSET:
+            box = list(encoded.box)
+    elif polygons not in (UNSET, None) and mask is UNSET:
+        drawn = polygons_to_mask(polygons, image.height, image.width)
+        if not drawn.any():
+            raise Invalid("The polygons are empty: reject or delete the annotation instead.")
+        if annotation.mask is not None:
+            mask = encode_mask(drawn, min_area=0, hole_area=0, area_fraction=0.0).rle
+        if box is UNSET:
+            box = _polygons_box(polygons)
+    return mask, polygons, box
+
+
 def annotation_update(
     *,
     annotation: Annotation,
@@ -242,12 +277,14 @@ def annotation_update(
     now: datetime | None = None,
 ) -> dict:
     """Triage or edit an annotation made on `version`; the annotation as saved (version + 1).
-    Each field given (UNSET: left as it is) is valid for the annotation's image.
+    Each field given (UNSET: left as it is) is valid for the annotation's image. A mask given
+    without polygons, or polygons without a mask, has the rest derived (`_derived_geometry`).
 
     The first geometry change (box or mask) of a model proposal keeps the model's box and mask in
     original_box / original_mask, never overwritten later. Geometry edits leave the state alone.
     """
     now = now or timezone.now()
+    mask, polygons, box = _derived_geometry(annotation=annotation, mask=mask, polygons=polygons, box=box)
     changes: dict[str, Any] = {}
     if state is not UNSET:
         changes["state"] = state

@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache as django_cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 from PIL import Image as PILImage
 
 from inference import registry
 from inference.embeddings import EmbeddingCache, safe_model_name
 from inference.errors import InferenceError
 from inference.masks import encode_mask, mask_to_rle, stored_mask
+from labeling.selectors.review import image_lease_holder
 from labeling.services.prelabel import embedding_cache, image_open, model_config
 
 from .. import queues
@@ -288,12 +290,20 @@ def _failure_answer(failure: EmbeddingFailure, segmenter_name: str) -> SegmentUn
 
 def refine_target(*, user, image: Image, annotation_id: int | None) -> Annotation | None:
     """The annotation a click refines: 404 when the user may not see it, ValidationError (400)
-    when it belongs to another image."""
+    when it belongs to another image, PermissionDenied (403) while someone else holds the image's
+    lease (only the lease holder edits its annotations)."""
     if annotation_id is None:
         return None
     annotation, _ = annotation_for_user(user, annotation_id)
     if annotation.image_id != image.pk:
         raise ValidationError(f"Annotation {annotation_id} is not on this image: refine it on its own image.")
+    holder = image_lease_holder(image_id=image.pk)
+    expires = holder.get("lease_expires_at")
+    if holder.get("assignee_id") not in (None, user.pk) and expires is not None and expires > timezone.now():
+        name = holder.get("assignee__username") or "someone else"
+        raise PermissionDenied(
+            f"{name} is reviewing this image: only they may refine its annotations until they finish."
+        )
     return annotation
 
 

@@ -5,12 +5,15 @@ session) and as scripts do (a token)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from inference.masks import rle_to_mask
+from inference import registry
+from inference.masks import encode_mask, rle_to_mask
 from labeling import queues
 from labeling.models import Image
 from labeling.services import segmentation
@@ -583,3 +586,45 @@ def test_the_mask_polygons_stay_inside_the_image_so_that_they_can_be_saved(clien
         content_type="application/json",
     )
     assert saved.status_code == 201, saved.content
+
+
+def test_refining_an_image_someone_else_holds_is_refused_with_their_name(
+    client_for, annotator, manager, cached, decoder_spy
+):
+    annotation = _annotation(cached)
+    held = timezone.now() + timedelta(minutes=5)
+    Image.objects.filter(pk=cached.pk).update(assignee=manager, lease_expires_at=held)
+
+    refused = post_json(client_for(annotator), cached, {"annotation": annotation.pk, **CLICK})
+    holder = post_json(client_for(manager), cached, {"annotation": annotation.pk, **CLICK})
+    Image.objects.filter(pk=cached.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    expired = post_json(client_for(annotator), cached, {"annotation": annotation.pk, **CLICK})
+
+    assert refused.status_code == 403
+    assert f"{manager.username} is reviewing this image" in refused.json()["error"]
+    assert (holder.status_code, expired.status_code) == (200, 200)
+    assert len(decoder_spy.calls) == 2
+
+
+def test_the_annotations_mask_is_the_prompt_a_negative_click_starts_from(client_for, annotator, cached):
+    """On the tiny SAM: the same box and negative click give another mask with the annotation's
+    mask as the prompt than without it (an annotation with no mask), and the refined mask is what
+    the decoder makes from that prompt."""
+    mask = np.zeros((300, 451), dtype=bool)
+    mask[80:220, 140:300] = True
+    with_mask, without = _annotation(cached, mask=mask), _annotation(cached)
+    client = client_for(annotator)
+    negative = {"points": [[220, 150]], "labels": [0]}
+
+    refined = post_json(client, cached, {"annotation": with_mask.pk, **negative}).json()
+    plain = post_json(client, cached, {"annotation": without.pk, **negative}).json()
+
+    assert refined["status"] == plain["status"] == "ok"
+    assert refined["mask"] != plain["mask"], "the mask prompt changes SAM's answer"
+    decoder = registry.get_click_segmenter(segmentation.model_config(), cached.project.segmenter)
+    embedding = embedding_cache().get(cached.sha256, "tiny")
+    expected = decoder.mask_from_prompts(
+        embedding, points=[(220.0, 150.0)], labels=[0], box=with_mask.box,
+        mask_input=decoder.mask_input_from_mask(embedding, mask),
+    )  # fmt: skip
+    assert refined["mask"] == encode_mask(expected.mask).rle
