@@ -14,6 +14,10 @@
 //   canvas:view     {scale}                  the zoom changed
 //   canvas:error    {message}                the image could not be loaded
 //
+// A plug-in tool (brush.js, vertices.js: `setTool`) takes the pointer in its modes, draws over
+// the image and leaves the selected item to draw it itself; it talks to the page through its own
+// callbacks.
+//
 // Everything is kept in image pixels; the view transform (scale, tx, ty) maps image pixels to
 // CSS pixels of the host: screen = image * scale + t. Drawing happens in requestAnimationFrame,
 // only when something changed; items outside the view are skipped; hit-testing is by box.
@@ -28,7 +32,7 @@
 // seen through matchMedia), is the one every frame draws with. Every listener the canvas adds
 // is registered with one AbortSignal, so destroy() removes them all.
 
-import { boxFromPoints, clamp, hexRgb, rleDecode, round2 } from "./geometry.js";
+import { boxFromPoints, clamp, hexRgb, imageToView, rleDecode, round2, viewToImage, zoomedView } from "./geometry.js";
 
 const HANDLE = 5; // half size of a resize handle, CSS pixels
 const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
@@ -83,6 +87,7 @@ export class ReviewCanvas {
     const signal = this._listeners.signal;
     this._paths = new WeakMap(); // polygons array → Path2D
     this._bitmaps = new WeakMap(); // mask object → {canvas, x, y}
+    this.tools = new Map(); // mode → plug-in tool
 
     this.canvas = document.createElement("canvas");
     this.canvas.className = "review-canvas";
@@ -119,7 +124,10 @@ export class ReviewCanvas {
     on(c, "pointermove", (e) => this._onPointerMove(e));
     on(c, "pointerup", (e) => this._onPointerUp(e));
     on(c, "pointercancel", () => this._cancelGesture());
-    on(c, "pointerleave", () => this._setHover(null));
+    on(c, "pointerleave", () => {
+      this._setHover(null);
+      if (!this.gesture) this._tool()?.hover(null, this.toolView());
+    });
     on(c, "wheel", (e) => this._onWheel(e), { passive: false });
     on(c, "contextmenu", (e) => e.preventDefault());
     on(c, "auxclick", (e) => e.preventDefault());
@@ -150,8 +158,9 @@ export class ReviewCanvas {
   }
 
   setMode(mode) {
-    this.mode = mode;
     this._cancelGesture();
+    this._tool()?.cancel(this.toolView());
+    this.mode = mode;
     this._updateCursor();
     this.invalidate();
   }
@@ -167,6 +176,23 @@ export class ReviewCanvas {
   setPreview(preview) {
     this.preview = preview;
     this.invalidate();
+  }
+
+  /** A plug-in tool for its `modes`: {modes, cursor, hides(selectedKey), pointerDown(p, view) →
+   * true to follow the drag, pointerMove, pointerUp, hover(p | null, view), cancel(view),
+   * draw(ctx, view)}; p: image pixels {x, y, altKey}; view: toolView(). */
+  setTool(tool) {
+    for (const mode of tool.modes) this.tools.set(mode, tool);
+  }
+
+  /** What a plug-in tool sees: the mode, the scale, one CSS pixel in image pixels, the selected item. */
+  toolView() {
+    const selected = this.byKey.get(this.selectedKey) || null;
+    return { mode: this.mode, scale: this.scale, px: 1 / this.scale, selected, invalidate: () => this.invalidate() };
+  }
+
+  _tool() {
+    return this.readOnly ? null : this.tools.get(this.mode) || null;
   }
 
   setReadOnly(readOnly) {
@@ -193,11 +219,7 @@ export class ReviewCanvas {
     const py = at ? at.y : h / 2;
     const minScale = Math.min(w / this.width, h / this.height) * 0.1;
     const scale = Math.min(MAX_SCALE, Math.max(minScale, this.scale * factor));
-    const ix = (px - this.tx) / this.scale;
-    const iy = (py - this.ty) / this.scale;
-    this.scale = scale;
-    this.tx = px - ix * scale;
-    this.ty = py - iy * scale;
+    Object.assign(this, zoomedView(this, scale, px, py));
     this._viewChanged();
   }
 
@@ -225,13 +247,14 @@ export class ReviewCanvas {
   /** Image pixels → client (viewport) coordinates, e.g. for tests driving the mouse. */
   toClient(x, y) {
     const rect = this.canvas.getBoundingClientRect();
-    return { x: rect.left + x * this.scale + this.tx, y: rect.top + y * this.scale + this.ty };
+    const p = imageToView(x, y, this);
+    return { x: rect.left + p.x, y: rect.top + p.y };
   }
 
   /** Client coordinates → image pixels. */
   toImage(clientX, clientY) {
     const rect = this.canvas.getBoundingClientRect();
-    return { x: (clientX - rect.left - this.tx) / this.scale, y: (clientY - rect.top - this.ty) / this.scale };
+    return viewToImage(clientX - rect.left, clientY - rect.top, this);
   }
 
   invalidate() {
@@ -300,7 +323,7 @@ export class ReviewCanvas {
     const rect = this.canvas.getBoundingClientRect();
     const sx = e.clientX - rect.left;
     const sy = e.clientY - rect.top;
-    return { sx, sy, x: (sx - this.tx) / this.scale, y: (sy - this.ty) / this.scale };
+    return { sx, sy, ...viewToImage(sx, sy, this) };
   }
 
   /** Items under an image point, smallest box first (the one most likely meant). */
@@ -354,6 +377,11 @@ export class ReviewCanvas {
     if (pan) {
       e.preventDefault();
       this._startGesture(e, { type: "pan", tx: this.tx, ty: this.ty });
+      return;
+    }
+    const tool = this._tool();
+    if (tool && e.button === 0) {
+      if (tool.pointerDown({ x: p.x, y: p.y, altKey: e.altKey }, this.toolView())) this._startGesture(e, { type: "tool" });
       return;
     }
     if (this.mode === "segment" && (e.button === 0 || e.button === 2)) {
@@ -411,6 +439,7 @@ export class ReviewCanvas {
   _cancelGesture() {
     const g = this.gesture;
     if (!g) return;
+    if (g.type === "tool") this._tool()?.cancel(this.toolView());
     if ((g.type === "move" || g.type === "resize") && g.dragging) {
       const item = this.byKey.get(g.key);
       if (item) item.box = g.before;
@@ -431,7 +460,12 @@ export class ReviewCanvas {
     const g = this.gesture;
     const p = this._local(e);
     if (!g) {
-      this._hover(p);
+      if (this._tool()) this._tool().hover({ x: p.x, y: p.y }, this.toolView());
+      else this._hover(p);
+      return;
+    }
+    if (g.type === "tool") {
+      this._tool()?.pointerMove({ x: p.x, y: p.y }, this.toolView());
       return;
     }
     const dxs = e.clientX - g.startX;
@@ -478,7 +512,9 @@ export class ReviewCanvas {
     if (!g || e.pointerId !== g.pointerId) return;
     this.gesture = null;
     const p = this._local(e);
-    if (g.type === "pan") {
+    if (g.type === "tool") {
+      this._tool()?.pointerUp({ x: p.x, y: p.y }, this.toolView());
+    } else if (g.type === "pan") {
       if (!g.dragging && g.deselect && this.selectedKey != null) this._choose(null);
     } else if (g.type === "move" || g.type === "resize") {
       const item = this.byKey.get(g.key);
@@ -542,6 +578,7 @@ export class ReviewCanvas {
     else if (this.spaceHeld) cursor = "grab";
     else if (this.mode === "draw" && !this.readOnly) cursor = "crosshair";
     else if (this.mode === "segment") cursor = "copy";
+    else if (this._tool()) cursor = this._tool().cursor || "crosshair";
     this.canvas.style.cursor = cursor;
   }
 
@@ -595,6 +632,8 @@ export class ReviewCanvas {
     const px = 1 / s; // one CSS pixel in image pixels
 
     const selected = this.byKey.get(this.selectedKey);
+    const tool = this._tool();
+    const toolKey = tool ? tool.hides(this.selectedKey) : null; // drawn by the tool
     // While drawing or segmenting, what is there already steps back.
     const dim = this.mode === "select" ? 1 : 0.45;
     const groups = new Map(); // color|style → Path2D of boxes, stroked once
@@ -602,6 +641,7 @@ export class ReviewCanvas {
     for (const item of this.items) {
       if (item.hidden || (item === selected && this.mode === "select")) continue;
       if (this.preview?.replaces != null && item.key === this.preview.replaces) continue;
+      if (toolKey != null && item.key === toolKey) continue;
       const [bx, by, bw, bh] = item.box;
       if (bx > vx1 || by > vy1 || bx + bw < vx0 || by + bh < vy0) continue;
       drawn++;
@@ -678,6 +718,7 @@ export class ReviewCanvas {
     }
 
     if (this.preview) this._drawPreview(px);
+    tool?.draw(ctx, this.toolView());
     const g = this.gesture;
     if (g && g.box && g.dragging && (g.type === "draw" || g.type === "segment")) {
       ctx.lineWidth = 2 * px;

@@ -19,6 +19,26 @@ export function boxFromPoints(a, b, width, height) {
   return [x0, y0, x1 - x0, y1 - y0];
 }
 
+// The view transform (zoom and pan): view (CSS pixels of the canvas) = image * scale + t --------
+
+/** An image point → the view, under {scale, tx, ty}. */
+export function imageToView(x, y, { scale, tx, ty }) {
+  return { x: x * scale + tx, y: y * scale + ty };
+}
+
+/** A view point → image pixels, under {scale, tx, ty} (the inverse of imageToView). */
+export function viewToImage(sx, sy, { scale, tx, ty }) {
+  return { x: (sx - tx) / scale, y: (sy - ty) / scale };
+}
+
+/** The view after zooming to `scale` around the view point (px, py): the image point under it
+ * stays under it. */
+export function zoomedView({ scale, tx, ty }, newScale, px, py) {
+  const ix = (px - tx) / scale;
+  const iy = (py - ty) / scale;
+  return { scale: newScale, tx: px - ix * newScale, ty: py - iy * newScale };
+}
+
 // COCO RLE (column-major run lengths; "counts" in COCO's compressed ASCII form) -----------------
 
 /** The run lengths of a COCO RLE (compressed string or plain list). */

@@ -5,7 +5,9 @@
 // Actions: "close-help", "blur", "undo", "redo", "next", "previous", "accept", "reject",
 // "accept-all", "class" (with `index`, the class's place 1–9), "segment-keep", "submit",
 // "segment-reset", "select-mode", "deselect", "skip", "previous-image", "fit", "toggle-draw",
-// "toggle-segment", "refine", "toggle-rejected", "zoom-in", "zoom-out", "help".
+// "toggle-segment", "refine", "toggle-rejected", "zoom-in", "zoom-out", "help"; mask editing:
+// "toggle-brush", "toggle-eraser", "toggle-vertices", "brush-smaller", "brush-larger" ([ and ]
+// in the brush and eraser modes), "vertex-delete" (Delete or Backspace in the vertices mode).
 // `preventDefault` says whether the key's default (scrolling, typing, focus moves) is stopped.
 
 /**
@@ -34,6 +36,10 @@ export function keyAction(event, context = {}) {
 
   if (key === "Tab") return act(event.shiftKey ? "previous" : "next");
   if (lower === "a") return act(event.shiftKey ? "accept-all" : "accept");
+  if ((key === "Delete" || key === "Backspace") && mode === "vertices") return act("vertex-delete");
+  if ((key === "[" || key === "]") && (mode === "brush" || mode === "eraser")) {
+    return act(key === "[" ? "brush-smaller" : "brush-larger");
+  }
   if (lower === "r" || key === "Delete" || key === "Backspace") return act("reject");
   if (/^[1-9]$/.test(key)) return hasClass(Number(key)) ? act("class", { index: Number(key) }) : null;
   if (key === "Enter") return act(mode === "segment" ? "segment-keep" : "submit");
@@ -50,6 +56,9 @@ export function keyAction(event, context = {}) {
     e: "refine",
     v: "select-mode",
     h: "toggle-rejected",
+    k: "toggle-brush",
+    x: "toggle-eraser",
+    g: "toggle-vertices",
   };
   if (letters[lower]) return act(letters[lower]);
   if (key === "+" || key === "=") return act("zoom-in");

@@ -2,6 +2,8 @@
 // around them) are in the DOM, so that an image with thousands of annotations stays quick.
 // Rows are built with textContent: a class name is never read as markup.
 
+import { sourceShort } from "./sources.js";
+
 const ROW = 30; // px, the height of a row (as in review.css)
 const MARGIN = 6; // rows drawn above and below the view
 
@@ -71,7 +73,7 @@ export class AnnotationList {
     label.title = r.phrase ? `${name} — “${r.phrase}”` : name;
     const score = document.createElement("span");
     score.className = "score";
-    score.textContent = r.score != null ? r.score.toFixed(2) : r.source === "human" ? "drawn" : r.source;
+    score.textContent = r.score != null ? r.score.toFixed(2) : sourceShort(r);
     const badge = document.createElement("span");
     badge.className = `state badge ${r.state}`;
     badge.textContent = r.id == null ? "saving" : r.state;

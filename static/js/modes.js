@@ -6,9 +6,10 @@ const $ = (id) => document.getElementById(id);
 
 export class Modes {
   /** state: the ReviewState; canvas: the ReviewCanvas; segment: the SegmentTool; editor: the
-   * Editor (a read-only page stays in "select" and says why). */
-  constructor({ state, canvas, segment, editor }) {
-    Object.assign(this, { state, canvas, segment, editor });
+   * Editor (a read-only page stays in "select" and says why); hints: more modes' hints (mode →
+   * a function giving the text), e.g. the mask editing tools'. */
+  constructor({ state, canvas, segment, editor, hints = {} }) {
+    Object.assign(this, { state, canvas, segment, editor, hints });
     this.mode = "select";
     for (const button of document.querySelectorAll("[data-mode]")) {
       button.addEventListener("click", () => this.set(button.dataset.mode));
@@ -46,7 +47,8 @@ export class Modes {
         ? `Refining “${state.className(refining.class_id)}”: left click adds · right click removes · Enter saves · Esc cancels.`
         : `Left click: add · right click: remove · drag: box · Enter keeps it as “${active}” · E refines the selection · Esc cancels.`,
     };
-    $("mode-hint").textContent = hints[mode];
+    if (this.hints[mode]) hints[mode] = this.hints[mode]();
+    $("mode-hint").textContent = hints[mode] || "";
     $("mode-hint").hidden = !hints[mode];
   }
 }

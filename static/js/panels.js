@@ -1,6 +1,8 @@
 // The review page's side panels: the score threshold (slider, scope, save, show rejected), the
 // counts, and the selected annotation's details. Text goes in with textContent only.
 
+import { sourceLabel } from "./sources.js";
+
 const $ = (id) => document.getElementById(id);
 
 /** The threshold panel: moving the slider filters the proposals on the page at once (no
@@ -102,7 +104,7 @@ export function renderSelection(state) {
   $("sel-state").className = `badge ${r.state}`;
   const details = [];
   if (r.score != null) details.push(`score ${r.score.toFixed(3)}`);
-  details.push(r.source === "model" ? "model proposal" : r.source === "human" ? "drawn by hand" : "imported");
+  details.push(sourceLabel(r));
   if (r.edited) details.push("edited");
   details.push(`${Math.round(r.box[2])} × ${Math.round(r.box[3])} px`);
   if (r.mask || r.polygons) details.push("mask");

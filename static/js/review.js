@@ -6,6 +6,7 @@
 //   editor.js      edits: applied at once, queued, recorded for undo (no DOM)
 //   keymap.js      key press → action (no DOM)
 //   tools.js       click-to-segment and mask refining
+//   mask-tools.js  brush and eraser (brush.js), polygon vertices (vertices.js)
 //   modes.js       the tool modes (select, draw, segment): buttons, hint, segment status
 //   lease.js       the hold on the image, in the header; what the page's claim answered
 //   list.js        the side list (virtualised)
@@ -26,6 +27,7 @@ import { Editor } from "./editor.js";
 import { transformGeometry } from "./geometry.js";
 import { keyAction } from "./keymap.js";
 import { LeaseTimer, claimOutcome } from "./lease.js";
+import { MaskTools } from "./mask-tools.js";
 import { AnnotationList } from "./list.js";
 import { Messages, PendingStatus } from "./messages.js";
 import { Modes, showSegmentStatus } from "./modes.js";
@@ -119,6 +121,17 @@ const seg = new SegmentTool({
   onChange: () => modes.renderHint(),
 });
 const modes = new Modes({ state, canvas, segment: seg, editor });
+const maskTools = new MaskTools({
+  state,
+  editor,
+  canvas,
+  modes,
+  notify: flash,
+  sizeLabel: $("brush-size"),
+  width: data.image.width,
+  height: data.image.height,
+});
+Object.assign(modes.hints, maskTools.hints);
 const thresholds = new ThresholdPanel({ state, request, url: urls.threshold, notify: flash, onChange: refresh });
 const navigation = new Navigation({
   queue,
@@ -307,6 +320,12 @@ const keyActions = {
   fit: () => canvas.fit(),
   "toggle-draw": () => modes.toggle("draw"),
   "toggle-segment": () => modes.toggle("segment"),
+  "toggle-brush": () => maskTools.toggle("brush"),
+  "toggle-eraser": () => maskTools.toggle("eraser"),
+  "toggle-vertices": () => maskTools.toggle("vertices"),
+  "brush-smaller": () => maskTools.resize(-1),
+  "brush-larger": () => maskTools.resize(1),
+  "vertex-delete": () => maskTools.deleteVertex(),
   refine: refineSelected,
   "toggle-rejected": () => thresholds.toggleRejected(),
   "zoom-in": () => canvas.zoomBy(1.25),

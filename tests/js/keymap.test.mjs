@@ -19,7 +19,28 @@ describe("keyAction", () => {
     assert.equal(action("p"), "previous-image");
     assert.equal(action("h"), "toggle-rejected");
     assert.equal(action("?"), "help");
-    assert.equal(action("x"), null);
+    assert.equal(action("q"), null);
+  });
+
+  test("mask editing: brush, eraser and vertices; [ and ] size the brush, Delete removes a vertex", () => {
+    assert.equal(action("k"), "toggle-brush");
+    assert.equal(action("K", { shiftKey: true }), "toggle-brush");
+    assert.equal(action("x"), "toggle-eraser");
+    assert.equal(action("g"), "toggle-vertices");
+    for (const mode of ["brush", "eraser"]) {
+      assert.equal(action("[", {}, { mode }), "brush-smaller");
+      assert.equal(action("]", {}, { mode }), "brush-larger");
+      assert.equal(press("]", {}, { mode }).preventDefault, true);
+    }
+    assert.equal(action("[", {}, { mode: "select" }), null, "no brush to size outside its modes");
+    assert.equal(action("]", {}, { mode: "vertices" }), null);
+    assert.equal(action("Delete", {}, { mode: "vertices" }), "vertex-delete");
+    assert.equal(action("Backspace", {}, { mode: "vertices" }), "vertex-delete");
+    assert.equal(action("Delete", {}, { mode: "brush" }), "reject");
+    assert.equal(action("Escape", {}, { mode: "brush" }), "select-mode");
+    assert.equal(action("Escape", {}, { mode: "vertices" }), "select-mode");
+    assert.equal(action("k", {}, { textField: true }), null);
+    assert.equal(action("[", { ctrlKey: true }, { mode: "brush" }), null);
   });
 
   test("tools and view", () => {
