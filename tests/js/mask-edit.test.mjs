@@ -10,6 +10,7 @@ import {
   moveVertex,
   polygonsBox,
   vertexAt,
+  VertexTool,
 } from "../../static/js/vertices.js";
 
 describe("brush", () => {
@@ -80,5 +81,55 @@ describe("where an annotation came from", () => {
     assert.equal(sourceShort({ source: "human", mask: rle }), "segmented");
     assert.equal(sourceShort({ source: "human", mask: null, polygons: null }), "drawn");
     assert.equal(sourceShort({ source: "import" }), "import");
+  });
+});
+
+describe("VertexTool (the canvas plug-in)", () => {
+  const item = { key: 7, color: "#ff0000", polygons: [[[10, 10, 30, 10, 30, 30, 10, 30]]] };
+  const setup = () => {
+    const edits = [];
+    const refusals = [];
+    const tool = new VertexTool({ width: 100, height: 100, onEdit: (e) => edits.push(e), refuse: (t) => refusals.push(t) });
+    const view = { mode: "vertices", scale: 2, px: 0.5, selected: item, invalidate: () => {} };
+    return { tool, view, edits, refusals };
+  };
+
+  test("a vertex dragged is one edit with the new polygons and their box", () => {
+    const { tool, view, edits } = setup();
+    assert.equal(tool.pointerDown({ x: 30.5, y: 30.5 }, view), true);
+    tool.pointerMove({ x: 35, y: 32 }, view);
+    tool.pointerMove({ x: 40, y: 44 }, view);
+    assert.equal(edits.length, 0, "nothing is saved while dragging");
+    tool.pointerUp({ x: 40, y: 44 }, view);
+    assert.deepEqual(edits, [{ key: 7, polygons: [[[10, 10, 30, 10, 40, 44, 10, 30]]], box: [10, 10, 30, 34], kind: "move" }]);
+  });
+
+  test("a click on a vertex without a drag saves nothing; Delete then removes it", () => {
+    const { tool, view, edits } = setup();
+    tool.pointerDown({ x: 10, y: 10 }, view);
+    tool.pointerUp({ x: 10, y: 10 }, view);
+    assert.equal(edits.length, 0);
+    tool.deleteChosen(view);
+    assert.deepEqual(edits[0].polygons, [[[30, 10, 30, 30, 10, 30]]]);
+    assert.equal(edits[0].kind, "delete");
+  });
+
+  test("a midpoint dragged inserts a vertex; Alt+click removes one at once", () => {
+    const { tool, view, edits } = setup();
+    tool.pointerDown({ x: 20, y: 10 }, view);
+    tool.pointerMove({ x: 20, y: 4 }, view);
+    tool.pointerUp({ x: 20, y: 4 }, view);
+    assert.deepEqual(edits[0].polygons, [[[10, 10, 20, 4, 30, 10, 30, 30, 10, 30]]]);
+    assert.equal(edits[0].kind, "insert");
+    assert.equal(tool.pointerDown({ x: 10, y: 30, altKey: true }, view), false);
+    assert.deepEqual(edits[1].polygons, [[[10, 10, 30, 10, 30, 30]]]);
+  });
+
+  test("without a polygon selected it says why and does nothing", () => {
+    const { tool, view, edits, refusals } = setup();
+    assert.equal(tool.pointerDown({ x: 10, y: 10 }, { ...view, selected: { key: 1, polygons: null } }), false);
+    tool.deleteChosen(view);
+    assert.equal(edits.length, 0);
+    assert.equal(refusals.length, 2);
   });
 });
