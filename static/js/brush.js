@@ -262,6 +262,11 @@ export class BrushTool {
       ctx.imageSmoothingEnabled = false;
       ctx.drawImage(t.overlay, 0, 0);
       ctx.globalAlpha = 1;
+      ctx.lineWidth = 1.5 * view.px;
+      ctx.strokeStyle = item.color;
+      ctx.setLineDash([4 * view.px, 3 * view.px]);
+      ctx.strokeRect(...item.box);
+      ctx.setLineDash([]);
     }
     if (this.at) {
       const px = view.px;
