@@ -531,8 +531,18 @@ class AnnotationUpdateSerializer(VersionedSerializer):
     state = StateField(required=False)
     class_id = ClassIdField(required=False)
     box = BoxField(required=False)
-    mask = MaskField(required=False, allow_null=True)
-    polygons = PolygonsField(required=False, allow_null=True)
+    mask = MaskField(
+        required=False,
+        allow_null=True,
+        help_text="COCO RLE at the image's size. Sent without polygons (or with null), the server "
+        "traces its polygons and, unless a box is given, its box (the brush and the eraser).",
+    )
+    polygons = PolygonsField(
+        required=False,
+        allow_null=True,
+        help_text="Parts of rings [x0, y0, ...]. Sent without a mask, the server rasterises the mask "
+        "again (when the annotation has one) and, unless a box is given, takes their box (vertex editing).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)
