@@ -152,6 +152,7 @@ function select(key, { reveal = true } = {}) {
   renderSelection(state);
   list.scrollTo(key);
   list.render();
+  if (modes.hints[modes.mode]) modes.renderHint(); // a mask tool's hint names the selection
 }
 
 function changeClass(classId) {
