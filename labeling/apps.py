@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.core.management import call_command
-from django.db import connections
-from django.db.models.signals import post_migrate
+from django.db import connections, transaction
+from django.db.models.signals import post_migrate, pre_migrate
 
 from . import db_counters
 
@@ -12,12 +12,27 @@ def _create_cache_table(sender, using: str, verbosity: int = 1, **kwargs) -> Non
     call_command("createcachetable", database=using, verbosity=verbosity)
 
 
-def _counter_triggers(sender, using: str, **kwargs) -> None:
-    """SQLite drops a table's triggers when a migration rebuilds the table: put back the project
-    counters' triggers after every `migrate` (idempotent; PostgreSQL keeps them through ALTERs)."""
+def _counted(using: str):
+    """The connection when it is SQLite and the counters' table exists (None otherwise)."""
     connection = connections[using]
     if connection.vendor == "sqlite" and db_counters.COUNTS_TABLE in connection.introspection.table_names():
-        db_counters.install(connection)
+        return connection
+    return None
+
+
+def _counter_triggers_off(sender, using: str, **kwargs) -> None:
+    """SQLite: no counter trigger during `migrate` (a table rebuild's RENAME fails while another
+    table's trigger names the table; labeling/db_counters.py)."""
+    if connection := _counted(using):
+        db_counters.uninstall(connection)
+
+
+def _counter_triggers_on(sender, using: str, **kwargs) -> None:
+    """SQLite: the triggers back after `migrate`, and every counts row recomputed, in one
+    transaction (writes made while they were off are counted)."""
+    if connection := _counted(using):
+        with transaction.atomic(using=using):
+            db_counters.install(connection, backfill=True)
 
 
 class LabelingConfig(AppConfig):
@@ -26,4 +41,5 @@ class LabelingConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_create_cache_table, sender=self, dispatch_uid="labeling-createcachetable")
-        post_migrate.connect(_counter_triggers, sender=self, dispatch_uid="labeling-counter-triggers")
+        pre_migrate.connect(_counter_triggers_off, sender=self, dispatch_uid="labeling-counter-triggers-off")
+        post_migrate.connect(_counter_triggers_on, sender=self, dispatch_uid="labeling-counter-triggers-on")

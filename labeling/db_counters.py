@@ -19,9 +19,13 @@ A project's counts row is made by a trigger on project insert (so `Project.objec
 one too) and goes with the project (a cascade); a trigger that fires after it has gone updates
 no row, without error.
 
-The SQL lives here, not in the migration alone, because SQLite drops a table's triggers when a
-migration rebuilds the table (ALTER on SQLite copies it): `install_missing` (run after every
-`migrate`, labeling.apps) puts back what is missing. No import of Django models: migrations use it.
+The SQL lives here, not in the migration alone, because of SQLite: a migration that alters a
+column there rebuilds the table (a copy, a DROP, a RENAME), and the RENAME fails while another
+table's trigger names the dropped one. So on SQLite the triggers are dropped before every `migrate`
+and put back after it, with every counts row recomputed in the same transaction (labeling.apps:
+pre_migrate / post_migrate; the embedded database is small). PostgreSQL alters tables in place and
+keeps its triggers: there the migration installs them once. No import of Django models: the
+migration uses this module.
 """
 
 # Every statement here is built from this module's constants (table, column and trigger names):
@@ -307,7 +311,8 @@ def trigger_names(vendor: str) -> list[str]:
 
 
 def backfill_sql() -> list[str]:
-    """A counts row for every project, filled with the real counts (PostgreSQL and SQLite ≥ 3.33)."""
+    """A counts row for every project, all of them set to the real counts (PostgreSQL and SQLite
+    ≥ 3.33)."""
 
     def sums(counters: dict[str, str], alias: str) -> str:
         return ", ".join(
@@ -319,6 +324,7 @@ def backfill_sql() -> list[str]:
         return ", ".join(f"{col} = d.{col}" for col in counters)
 
     return [
+        f"UPDATE {COUNTS_TABLE} SET {', '.join(f'{col} = 0' for col in COUNTERS)};",
         f"INSERT INTO {COUNTS_TABLE} (project_id) SELECT p.id FROM labeling_project AS p "
         f"WHERE NOT EXISTS (SELECT 1 FROM {COUNTS_TABLE} AS c WHERE c.project_id = p.id);",
         f"UPDATE {COUNTS_TABLE} SET {assign(IMAGE_COUNTERS)} FROM (SELECT r.project_id, "
@@ -334,10 +340,11 @@ def backfill_sql() -> list[str]:
     ]
 
 
-def install(connection) -> None:
-    """Create (or put back) the triggers on this connection's database: idempotent."""
+def install(connection, *, backfill: bool = False) -> None:
+    """Create (or put back) the triggers on this connection's database, idempotent; with
+    `backfill`, then recompute every counts row (the caller holds the transaction)."""
     with connection.cursor() as cursor:
-        for statement in install_sql(connection.vendor):
+        for statement in install_sql(connection.vendor) + (backfill_sql() if backfill else []):
             cursor.execute(statement)
 
 

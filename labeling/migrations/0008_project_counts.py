@@ -7,11 +7,13 @@ from labeling import db_counters
 
 
 def install_and_backfill(apps, schema_editor):
-    """The triggers first (the tables are locked by the migration's transaction on PostgreSQL, and
-    SQLite has one writer), then every existing project's row from the real counts."""
-    for statement in db_counters.install_sql(schema_editor.connection.vendor):
-        schema_editor.execute(statement, params=None)
-    for statement in db_counters.backfill_sql():
+    """PostgreSQL: the triggers first (the migration's transaction locks the tables), then every
+    existing project's row from the real counts. SQLite: the rows only; its triggers are put back
+    after every `migrate` (labeling.apps, and labeling/db_counters.py for why)."""
+    statements = db_counters.backfill_sql()
+    if schema_editor.connection.vendor == "postgresql":
+        statements = db_counters.install_sql("postgresql") + statements
+    for statement in statements:
         schema_editor.execute(statement, params=None)
 
 
