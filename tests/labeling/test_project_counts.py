@@ -456,3 +456,12 @@ def test_the_sqlite_triggers_keep_the_counts_exact_in_a_subprocess(tmp_path):
     assert report["backfilled"] == report["expected_after_backfill"]
     assert report["drift_exit"] == 1 and report["fix_exit"] == 0 and report["after_fix_exit"] == 0
     assert report["rebuilt_table_triggers_back"] is True
+
+
+def test_the_admins_project_list_shows_the_counted_images(project, admin_user, client_for):
+    add_images(project, 3)
+    client = client_for(admin_user)
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get("/admin/labeling/project/?o=2").content.decode()  # sorted by the image count
+    assert '<td class="field-image_count">3</td>' in page
+    assert not counted_tables(captured)
