@@ -375,7 +375,7 @@ def counted_tables(captured) -> set[str]:
     }
 
 
-def test_the_project_page_dashboard_and_queue_read_the_row(project, client_for, manager, annotator):
+def test_the_project_page_and_the_dashboard_read_the_row(project, client_for, manager, annotator):
     for image in add_images(project, 4):
         add_annotation(image)
     Annotation.objects.filter(pk=Annotation.objects.first().pk).update(
