@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.db.models import Count
 
 from .models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
+from .selectors.projects import counts_image_total
 
 
 class LabelClassInline(admin.TabularInline):
@@ -33,7 +33,7 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = (LabelClassInline, MembershipInline)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_image_count=Count("images"))
+        return super().get_queryset(request).annotate(_image_count=counts_image_total())
 
     @admin.display(ordering="_image_count", description="images")
     def image_count(self, obj):

@@ -139,6 +139,49 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+def _counter(help_text: str) -> models.IntegerField:
+    return models.IntegerField(default=0, db_default=0, help_text=help_text)
+
+
+class ProjectCounts(models.Model):
+    """A project's figures, kept exact by database triggers in the same transaction as every
+    write that changes them (labeling/db_counters.py): the pages and the API read this row instead
+    of counting the project's rows. `manage.py project_counters` recomputes them and reports drift.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="counts")
+    images_new = _counter("Images by status.")
+    images_prelabeled = _counter("Images by status.")
+    images_done = _counter("Images by status.")
+    images_skipped = _counter("Images by status.")
+    annotations_proposed = _counter("Annotations of every source by state.")
+    annotations_accepted = _counter("Annotations of every source by state.")
+    annotations_rejected = _counter("Annotations of every source by state.")
+    model_proposed = _counter("The model's annotations (source model) by state.")
+    model_accepted = _counter("The model's annotations (source model) by state.")
+    model_rejected = _counter("The model's annotations (source model) by state.")
+    model_edited = _counter("The model's annotations whose box or mask was edited (original_box kept).")
+    classes = _counter("Label classes.")
+
+    class Meta:
+        verbose_name_plural = "project counts"
+
+    def __str__(self) -> str:
+        return f"Counts of project {self.project_id}"
+
+    @property
+    def images_total(self) -> int:
+        return self.images_new + self.images_prelabeled + self.images_done + self.images_skipped
+
+    @property
+    def annotations_total(self) -> int:
+        return self.annotations_proposed + self.annotations_accepted + self.annotations_rejected
+
+    @property
+    def model_total(self) -> int:
+        return self.model_proposed + self.model_accepted + self.model_rejected
+
+
 def image_upload_to(instance: Image, filename: str) -> str:
     return f"projects/{instance.project_id}/images/{instance.sha256[:2]}/{filename}"
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from inference.boxes import box_iou
 from labeling.selectors.images import image_status_counts
 from labeling.selectors.prelabel import jobs_of_project, worker_silence_seconds, workers_by_queue
+from labeling.selectors.projects import project_counts
 
 from ..models import Annotation, Image, Membership, PrelabelJob, Project
 
@@ -174,14 +175,16 @@ def annotator_throughput(*, project: Project, now: datetime | None = None) -> li
 
 
 def proposal_counts(*, project: Project) -> dict[str, int]:
-    """The model's proposals by state, and how many were edited (one query)."""
-    return Annotation.objects.filter(image__project=project, source=MODEL).aggregate(
-        total=Count("id"),
-        accepted=Count("id", filter=Q(state=ACCEPTED)),
-        rejected=Count("id", filter=Q(state=REJECTED)),
-        proposed=Count("id", filter=Q(state=PROPOSED)),
-        edited=Count("id", filter=Q(original_box__isnull=False)),
-    )
+    """The model's proposals by state, and how many were edited, from the project's counts row
+    (one query, no COUNT)."""
+    row = project_counts(project=project)
+    return {
+        "total": row.model_total,
+        "accepted": row.model_accepted,
+        "rejected": row.model_rejected,
+        "proposed": row.model_proposed,
+        "edited": row.model_edited,
+    }
 
 
 # Workers ---------------------------------------------------------------------------------------

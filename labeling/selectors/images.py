@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from ..models import Annotation, Image, Project
-from .projects import count_of
+from .projects import count_of, project_counts
 
 
 def image_status_counts(*, project: Project) -> dict[str, int]:
-    counts = dict.fromkeys(Image.Status.values, 0)
-    for row in project.images.values("status").annotate(n=Count("id")).order_by():
-        counts[row["status"]] = row["n"]
+    """{status: n, ..., "all": n} from the project's counts row (one query, no COUNT)."""
+    row = project_counts(project=project)
+    counts = {status: getattr(row, f"images_{status}") for status in Image.Status.values}
     counts["all"] = sum(counts.values())
     return counts
 

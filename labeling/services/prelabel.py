@@ -691,6 +691,12 @@ def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, cla
         )
         if not claimed:  # an earlier delivery of this batch saved it already
             return
+        # The image's row before the annotations: every transaction takes an image's row before
+        # its project's counts row (the annotations' triggers lock it), never after (no deadlock
+        # with a reviewer's write on this image).
+        Image.objects.filter(pk=image.pk, status=Image.Status.NEW).update(
+            status=Image.Status.PRELABELED, version=F("version") + 1
+        )
         # Only untouched model proposals are replaced: accepted, rejected, edited (original_box
         # kept), human and imported annotations stay as they are.
         Annotation.objects.filter(
@@ -700,9 +706,6 @@ def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, cla
             original_box__isnull=True,
         ).delete()
         Annotation.objects.bulk_create(rows)
-        Image.objects.filter(pk=image.pk, status=Image.Status.NEW).update(
-            status=Image.Status.PRELABELED, version=F("version") + 1
-        )
         PrelabelJob.objects.filter(pk=job.pk).update(
             done=F("done") + 1, annotation_count=F("annotation_count") + len(rows)
         )

@@ -137,7 +137,6 @@ def _captures(project, manager, client) -> dict[str, CaptureQueriesContext]:
         ),
         "GET /api/v1/images/<id>/annotations/": lambda: client.get(f"/api/v1/images/{image.pk}/annotations/"),
         "image_lease_next (review queue)": lambda: image_lease_next(project=project, user=manager),
-        "image_status_counts (project page)": lambda: image_selectors.image_status_counts(project=project),
     }
     for name, action in actions.items():
         with CaptureQueriesContext(connection) as captured:
@@ -158,7 +157,7 @@ def test_scale_queries_use_indexes_not_sequential_scans(scale):
             checked += 1
             if _seq_scans(plan):
                 offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
-    assert checked >= 7
+    assert checked >= 6  # (the project page's status counts read its counts row: no large table)
     assert not offenders, json.dumps(offenders, indent=2)
 
 
