@@ -10,7 +10,7 @@ export class Modes {
   constructor({ state, canvas, segment, editor }) {
     Object.assign(this, { state, canvas, segment, editor });
     this.mode = "select";
-    for (const button of document.querySelectorAll("[data-mode]")) {
+    for (const button of document.querySelectorAll("button[data-mode]")) {
       button.addEventListener("click", () => this.set(button.dataset.mode));
     }
   }
@@ -23,7 +23,7 @@ export class Modes {
     if (this.mode === "segment" && next !== "segment") this.segment.reset();
     this.mode = next;
     this.canvas.setMode(next);
-    for (const button of document.querySelectorAll("[data-mode]")) {
+    for (const button of document.querySelectorAll("button[data-mode]")) {
       button.setAttribute("aria-pressed", String(button.dataset.mode === next));
     }
     $("stage").dataset.mode = next;
