@@ -37,6 +37,7 @@ const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
 const DRAG_START = 3; // CSS pixels of movement before a press becomes a drag
 const MIN_BOX = 1; // image pixels
 const MAX_SCALE = 40;
+const MAX_NUMBERS = 300; // more boxes in view than this: numbers on the selected one only
 
 // Resize handles: which box edges each one moves (x0, y0, x1, y1), and its cursor.
 const HANDLES = [
@@ -655,7 +656,7 @@ export class ReviewCanvas {
     }
     ctx.globalAlpha = 1;
     ctx.setLineDash([]);
-    this._numbers(numbered, px, dim);
+    if (numbered.length <= MAX_NUMBERS) this._numbers(numbered, px, dim);
 
     const hover = this.byKey.get(this.hoverKey);
     if (hover && hover !== selected && !hover.hidden && this.mode === "select") {

@@ -20,6 +20,12 @@ export class Legend {
     });
   }
 
+  /** Mark the class of the selection (or of new objects). */
+  markActive() {
+    const active = String(this.state.selected ? this.state.selected.class_id : this.state.activeClassId);
+    for (const li of this.host.children) li.classList.toggle("active", li.dataset.classId === active);
+  }
+
   render() {
     const { state, display } = this;
     const counts = classCounts(state.visible.filter((r) => r.state !== "rejected"));

@@ -22,7 +22,6 @@ export class AnnotationList {
     this.state = state;
     this.display = display;
     this.rows = [];
-    this.numbers = new Map(); // key → number
     this.rendered = "";
     box.addEventListener("scroll", () => {
       if (this._range().join("-") !== this.rendered) this._draw();
@@ -49,9 +48,13 @@ export class AnnotationList {
   render() {
     const visible = this.state.visible;
     this.rows = listRows(visible, { group: this.display.settings.group, collapsed: this.display.collapsed });
-    this.numbers = new Map(visible.map((r, i) => [r.key, i + 1]));
     this._draw();
     this.empty.hidden = visible.length > 0;
+  }
+
+  /** The rows in view again (the selection moved; the rows themselves did not change). */
+  redraw() {
+    this._draw();
   }
 
   _draw() {

@@ -169,10 +169,14 @@ function select(key, { reveal = true } = {}) {
   canvas.select(key, { reveal: reveal && key != null });
   canvas.setDrawColor(state.classColor(state.activeClassId));
   renderSelection(state);
-  if (r && display.settings.group && display.collapsed.has(r.class_id)) display.toggleGroup(r.class_id);
-  list.render();
+  if (r && display.settings.group && display.collapsed.has(r.class_id)) {
+    display.toggleGroup(r.class_id);
+    list.render();
+  } else {
+    list.redraw();
+  }
   list.scrollTo(key);
-  legend.render();
+  legend.markActive();
 }
 
 /** Shift+H or a row's eye: hide or show one annotation on the canvas. */
