@@ -637,6 +637,9 @@ export class ReviewCanvas {
         if (item.polygons?.length) {
           group.outlines.addPath(this._path(item.polygons));
           outlined++;
+        } else if (maskMode === "outline") {
+          this._outlineBitmap(item, dim);
+          outlined++;
         }
         if (maskMode === "filled" && opacity > 0) {
           this._fillMask(item, dim * opacity);
@@ -673,6 +676,8 @@ export class ReviewCanvas {
           ctx.lineWidth = 1.5 * px;
           ctx.strokeStyle = selected.color;
           ctx.stroke(this._path(selected.polygons));
+        } else if (maskMode === "outline") {
+          this._outlineBitmap(selected, 1);
         }
       }
       const [bx, by, bw, bh] = selected.box;
@@ -724,6 +729,15 @@ export class ReviewCanvas {
     this.stats.drawn = drawn;
     this.stats.masksFilled = filled;
     this.stats.masksOutlined = outlined;
+  }
+
+  /** The outline of a mask without polygons (COCO RLE only), from its bitmap's edge pixels. */
+  _outlineBitmap(item, alpha) {
+    const bitmap = this._bitmap(item.mask, item.color);
+    if (!bitmap) return;
+    this.ctx.globalAlpha = alpha;
+    this.ctx.drawImage(bitmap.edges, bitmap.x, bitmap.y);
+    this.ctx.globalAlpha = 1;
   }
 
   _fillMask(item, alpha) {
@@ -847,6 +861,13 @@ function maskBitmap(mask, color) {
   canvas.height = ch;
   const ctx = canvas.getContext("2d");
   const data = ctx.createImageData(cw, ch);
+  // The outline: the mask's pixels with a 4-neighbour outside it (for "outline only").
+  const edgeCanvas = document.createElement("canvas");
+  edgeCanvas.width = cw;
+  edgeCanvas.height = ch;
+  const edgeCtx = edgeCanvas.getContext("2d");
+  const edgeData = edgeCtx.createImageData(cw, ch);
+  const on = (col, row) => col >= 0 && row >= 0 && col < w && row < h && bits[col * h + row];
   const [r, g, b] = hexRgb(color);
   for (let col = x0; col <= x1; col++) {
     for (let row = y0; row <= y1; row++) {
@@ -856,8 +877,15 @@ function maskBitmap(mask, color) {
       data.data[o + 1] = g;
       data.data[o + 2] = b;
       data.data[o + 3] = 255;
+      if (!on(col - 1, row) || !on(col + 1, row) || !on(col, row - 1) || !on(col, row + 1)) {
+        edgeData.data[o] = r;
+        edgeData.data[o + 1] = g;
+        edgeData.data[o + 2] = b;
+        edgeData.data[o + 3] = 255;
+      }
     }
   }
   ctx.putImageData(data, 0, 0);
-  return { canvas, x: x0, y: y0, color };
+  edgeCtx.putImageData(edgeData, 0, 0);
+  return { canvas, edges: edgeCanvas, x: x0, y: y0, color };
 }

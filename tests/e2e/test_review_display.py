@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from inference.masks import mask_to_rle
 from labeling.models import Annotation, Image, LabelClass
 from labeling.services.projects import project_create
 from tests.e2e.browser import wait_for_review, wait_saved
@@ -37,6 +39,12 @@ def square(x, y, w, h):
     return [[[x, y, x + w, y, x + w, y + h, x, y + h]]]
 
 
+def square_rle(x, y, w, h, image):
+    mask = np.zeros((image.height, image.width), dtype=bool)
+    mask[y : y + h, x : x + w] = True
+    return mask_to_rle(mask)
+
+
 @dataclass
 class Scene:
     image: Image
@@ -47,19 +55,19 @@ class Scene:
 @pytest.fixture
 def scene(creator, tiny_models_settings, inline_tasks) -> Scene:
     """The coffee photo (600 × 400) with five model annotations of known places and scores: two
-    accepted with square masks (A cup, B saucer), three proposals (C cup, D saucer with a square
-    mask, E cup); a third class (spoon) has none."""
+    accepted with square masks as polygons (A cup, B saucer), three proposals (C cup, D saucer
+    with a square mask inside its box as COCO RLE only, E cup); a third class (spoon) has none."""
     project = project_create(
         user=creator, name="Display", classes=[{"name": "cup"}, {"name": "saucer"}, {"name": "spoon"}]
     )
     image = photo_image(project)
     classes = {c.name: c for c in project.classes.all()}
     spec = {
-        "A": ("cup", (40, 40, 160, 160), 0.9, "accepted", True),
-        "B": ("saucer", (300, 60, 120, 120), 0.8, "accepted", True),
-        "C": ("cup", (420, 230, 100, 90), 0.7, "proposed", False),
-        "D": ("saucer", (60, 250, 120, 100), 0.6, "proposed", True),
-        "E": ("cup", (250, 240, 80, 80), 0.5, "proposed", False),
+        "A": ("cup", (40, 40, 160, 160), 0.9, "accepted", "polygons"),
+        "B": ("saucer", (300, 60, 120, 120), 0.8, "accepted", "polygons"),
+        "C": ("cup", (420, 230, 100, 90), 0.7, "proposed", None),
+        "D": ("saucer", (60, 250, 120, 100), 0.6, "proposed", "rle"),
+        "E": ("cup", (250, 240, 80, 80), 0.5, "proposed", None),
     }
     rows = {
         name: Annotation.objects.create(
@@ -69,7 +77,8 @@ def scene(creator, tiny_models_settings, inline_tasks) -> Scene:
             y=y,
             w=w,
             h=h,
-            polygons=square(x, y, w, h) if masked else None,
+            polygons=square(x, y, w, h) if masked == "polygons" else None,
+            mask=square_rle(x + 20, y + 20, w - 40, h - 40, image) if masked == "rle" else None,
             score=score,
             state=state,
             phrase=cls,
@@ -146,7 +155,8 @@ def test_opacity_slider_mask_mode_key_and_contrast_change_what_is_drawn_never_th
     d = scene.rows["D"]
     cup, saucer = rgb(scene.classes["cup"].color), rgb(scene.classes["saucer"].color)
     open_image(page, login, creator, scene.image)
-    # Shift+A accepts D's mask too: accepted masks are translucent, never solid.
+    # Shift+A accepts D's mask (COCO RLE, drawn from a bitmap) too: accepted masks are
+    # translucent, never solid.
     page.keyboard.press("Shift+A")
     wait_saved(page)
     assert Annotation.objects.get(pk=d.pk).state == Annotation.State.ACCEPTED
@@ -161,13 +171,15 @@ def test_opacity_slider_mask_mode_key_and_contrast_change_what_is_drawn_never_th
     expect(page.locator("#mask-mode")).to_have_text("Masks: outline")
     stats = page.evaluate("window.labelgpt.canvas.stats")
     assert (stats["masksFilled"], stats["masksOutlined"]) == (0, 3)
-    outline_a = pixel(page, 120, 120)
+    outline_a, outline_d_edge = pixel(page, 120, 120), pixel(page, 80.5, 300)
     act(page, lambda: page.keyboard.press("o"))
     expect(page.locator("#mask-mode")).to_have_text("Masks: hidden")
     stats = page.evaluate("window.labelgpt.canvas.stats")
     assert (stats["masksFilled"], stats["masksOutlined"]) == (0, 0)
     image_a, image_d = pixel(page, 120, 120), pixel(page, 120, 300)
     assert outline_a == image_a
+    # D's mask has no polygons: its outline comes from its bitmap's edge pixels.
+    assert outline_d_edge != pixel(page, 80.5, 300)
     assert close(filled_a, blend(image_a, cup, 0.4)), (filled_a, image_a, cup)
     assert close(filled_d, blend(image_d, saucer, 0.4)), (filled_d, image_d, saucer)
     assert not close(filled_a, cup, 20), "the image shows through an accepted mask"
