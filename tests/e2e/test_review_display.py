@@ -150,7 +150,7 @@ def canvas_hidden(page) -> list[int]:
 
 
 def test_opacity_slider_mask_mode_key_and_contrast_change_what_is_drawn_never_the_data(
-    page, login, creator, scene
+    page, login, creator, scene, screenshot
 ):
     d = scene.rows["D"]
     cup, saucer = rgb(scene.classes["cup"].color), rgb(scene.classes["saucer"].color)
@@ -199,6 +199,7 @@ def test_opacity_slider_mask_mode_key_and_contrast_change_what_is_drawn_never_th
     assert page.evaluate("window.labelgpt.canvas.display.filter") == "contrast(1.3) brightness(1.5)"
     assert pixel(page, 560, 20) != outside
     brighter_fill = pixel(page, 120, 120)
+    screenshot(page, "review-display-panel")
     act(page, lambda: page.keyboard.press("o"))
     act(page, lambda: page.keyboard.press("o"))
     brighter_image = pixel(page, 120, 120)
