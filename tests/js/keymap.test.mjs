@@ -95,11 +95,6 @@ describe("display keys", () => {
     assert.equal(action("h"), "toggle-rejected");
     assert.equal(action("c"), null);
   });
-
-  test("[ and ] are left for the mask editor", () => {
-    assert.equal(action("["), null);
-    assert.equal(action("]"), null);
-  });
 });
 
 describe("KEYS, the help's table", () => {
