@@ -23,7 +23,9 @@
 // only when something changed; items outside the view are skipped; hit-testing is by box.
 //
 // Items: {key, box: [x, y, w, h], polygons, mask, color, state: "proposed" | "accepted" |
-// "rejected", hidden, faint}. Mask outlines (polygons, in image pixels) are turned into Path2D
+// "rejected", hidden, faint, number}: `number` (the side list's) is drawn at the box's corner.
+// setDisplay({opacity, maskMode, filter}) says how: the masks' fill opacity, "filled" |
+// "outline" | "hidden", and a CSS filter (contrast, brightness) for the image only. Mask outlines (polygons, in image pixels) are turned into Path2D
 // once per polygons array; a mask without polygons (COCO RLE only) is decoded once into a
 // small offscreen canvas.
 //
@@ -39,6 +41,7 @@ const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
 const DRAG_START = 3; // CSS pixels of movement before a press becomes a drag
 const MIN_BOX = 1; // image pixels
 const MAX_SCALE = 40;
+const MAX_NUMBERS = 300; // more boxes in view than this: numbers on the selected one only
 
 // Resize handles: which box edges each one moves (x0, y0, x1, y1), and its cursor.
 const HANDLES = [
@@ -72,6 +75,7 @@ export class ReviewCanvas {
     this.mode = "select";
     this.drawColor = "#4f46e5";
     this.preview = null;
+    this.display = { opacity: 0.4, maskMode: "filled", filter: "none" };
     this.scale = 1;
     this.tx = 0;
     this.ty = 0;
@@ -79,7 +83,7 @@ export class ReviewCanvas {
     this.loaded = false;
     this.spaceHeld = false;
     this.gesture = null;
-    this.stats = { frames: 0, lastDrawMs: 0, maxDrawMs: 0, drawn: 0 };
+    this.stats = { frames: 0, lastDrawMs: 0, maxDrawMs: 0, drawn: 0, masksFilled: 0, masksOutlined: 0 };
     this._frame = 0;
     this.dpr = 1; // device pixels per CSS pixel of the backing store (set by _resize)
     this._dprQuery = null; // the media query that fires when the ratio changes
@@ -162,6 +166,12 @@ export class ReviewCanvas {
     this._tool()?.cancel(this.toolView());
     this.mode = mode;
     this._updateCursor();
+    this.invalidate();
+  }
+
+  /** How masks and the image are shown: {opacity, maskMode, filter} (any of them). */
+  setDisplay(display) {
+    this.display = { ...this.display, ...display };
     this.invalidate();
   }
 
@@ -621,7 +631,9 @@ export class ReviewCanvas {
     const s = this.scale;
     ctx.setTransform(dpr * s, 0, 0, dpr * s, dpr * this.tx, dpr * this.ty);
     ctx.imageSmoothingEnabled = s < 3;
+    ctx.filter = this.display.filter || "none"; // the image's contrast / brightness, not the masks'
     ctx.drawImage(this.image, 0, 0, this.width, this.height);
+    ctx.filter = "none";
 
     // The part of the image in view, to skip what is outside it.
     const { w, h } = this._viewSize();
@@ -637,7 +649,11 @@ export class ReviewCanvas {
     // While drawing or segmenting, what is there already steps back.
     const dim = this.mode === "select" ? 1 : 0.45;
     const groups = new Map(); // color|style → Path2D of boxes, stroked once
+    const { opacity, maskMode } = this.display;
+    const numbered = [];
     let drawn = 0;
+    let filled = 0;
+    let outlined = 0;
     for (const item of this.items) {
       if (item.hidden || (item === selected && this.mode === "select")) continue;
       if (this.preview?.replaces != null && item.key === this.preview.replaces) continue;
@@ -653,11 +669,22 @@ export class ReviewCanvas {
         groups.set(id, group);
       }
       group.path.rect(bx, by, bw, bh);
-      // Accepted masks are filled and outlined; a proposal shows its dashed box only (its mask
-      // when selected or hovered), so that piles of overlapping proposals never hide the image.
-      if (style === "solid" && (item.polygons?.length || item.mask)) {
-        if (item.polygons?.length) group.outlines.addPath(this._path(item.polygons));
-        this._fillMask(item, dim * 0.22);
+      if (item.number != null && bw * s >= 14) numbered.push(item);
+      // Accepted masks are filled (translucent) and outlined, or outlined only, or not drawn
+      // (the display's mask mode); a proposal shows its dashed box only (its mask when
+      // selected or hovered), so that piles of overlapping proposals never hide the image.
+      if (style === "solid" && maskMode !== "hidden" && (item.polygons?.length || item.mask)) {
+        if (item.polygons?.length) {
+          group.outlines.addPath(this._path(item.polygons));
+          outlined++;
+        } else if (maskMode === "outline") {
+          this._outlineBitmap(item, dim);
+          outlined++;
+        }
+        if (maskMode === "filled" && opacity > 0) {
+          this._fillMask(item, dim * opacity);
+          filled++;
+        }
       }
     }
     for (const group of groups.values()) {
@@ -672,22 +699,25 @@ export class ReviewCanvas {
     }
     ctx.globalAlpha = 1;
     ctx.setLineDash([]);
+    if (numbered.length <= MAX_NUMBERS) this._numbers(numbered, px, dim);
 
     const hover = this.byKey.get(this.hoverKey);
     if (hover && hover !== selected && !hover.hidden && this.mode === "select") {
-      if (hover.polygons?.length || hover.mask) this._fillMask(hover, 0.2);
+      if ((hover.polygons?.length || hover.mask) && maskMode === "filled") this._fillMask(hover, opacity * 0.6);
       ctx.strokeStyle = hover.color;
       ctx.lineWidth = 3 * px;
       ctx.strokeRect(...hover.box);
       this._label(hover, px);
     }
     if (selected && !selected.hidden && this.mode === "select") {
-      if (selected.polygons?.length || selected.mask) {
-        this._fillMask(selected, 0.3);
+      if ((selected.polygons?.length || selected.mask) && maskMode !== "hidden") {
+        if (maskMode === "filled") this._fillMask(selected, Math.min(0.9, opacity + 0.1));
         if (selected.polygons?.length) {
           ctx.lineWidth = 1.5 * px;
           ctx.strokeStyle = selected.color;
           ctx.stroke(this._path(selected.polygons));
+        } else if (maskMode === "outline") {
+          this._outlineBitmap(selected, 1);
         }
       }
       const [bx, by, bw, bh] = selected.box;
@@ -714,6 +744,7 @@ export class ReviewCanvas {
         }
       }
       this._label(selected, px);
+      if (selected.number != null) this._numbers([selected], px, 1);
       drawn++;
     }
 
@@ -737,6 +768,17 @@ export class ReviewCanvas {
     this.stats.lastDrawMs = took;
     this.stats.maxDrawMs = Math.max(this.stats.maxDrawMs, took);
     this.stats.drawn = drawn;
+    this.stats.masksFilled = filled;
+    this.stats.masksOutlined = outlined;
+  }
+
+  /** The outline of a mask without polygons (COCO RLE only), from its bitmap's edge pixels. */
+  _outlineBitmap(item, alpha) {
+    const bitmap = this._bitmap(item.mask, item.color);
+    if (!bitmap) return;
+    this.ctx.globalAlpha = alpha;
+    this.ctx.drawImage(bitmap.edges, bitmap.x, bitmap.y);
+    this.ctx.globalAlpha = 1;
   }
 
   _fillMask(item, alpha) {
@@ -748,6 +790,27 @@ export class ReviewCanvas {
     } else if (item.mask) {
       const bitmap = this._bitmap(item.mask, item.color);
       if (bitmap) ctx.drawImage(bitmap.canvas, bitmap.x, bitmap.y);
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  /** The list's numbers, in a small tag at each box's bottom-left corner (inside the box). */
+  _numbers(items, px, alpha) {
+    if (!items.length) return;
+    const ctx = this.ctx;
+    const size = 10 * px;
+    ctx.font = `700 ${size}px system-ui, sans-serif`;
+    ctx.textBaseline = "middle";
+    ctx.globalAlpha = alpha;
+    for (const item of items) {
+      const text = String(item.number);
+      const tw = ctx.measureText(text).width + 6 * px;
+      const [bx, by, , bh] = item.box;
+      const y = by + bh - size * 1.4;
+      ctx.fillStyle = item.color;
+      ctx.fillRect(bx, y, tw, size * 1.4);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, bx + 3 * px, y + size * 0.75);
     }
     ctx.globalAlpha = 1;
   }
@@ -839,6 +902,13 @@ function maskBitmap(mask, color) {
   canvas.height = ch;
   const ctx = canvas.getContext("2d");
   const data = ctx.createImageData(cw, ch);
+  // The outline: the mask's pixels with a 4-neighbour outside it (for "outline only").
+  const edgeCanvas = document.createElement("canvas");
+  edgeCanvas.width = cw;
+  edgeCanvas.height = ch;
+  const edgeCtx = edgeCanvas.getContext("2d");
+  const edgeData = edgeCtx.createImageData(cw, ch);
+  const on = (col, row) => col >= 0 && row >= 0 && col < w && row < h && bits[col * h + row];
   const [r, g, b] = hexRgb(color);
   for (let col = x0; col <= x1; col++) {
     for (let row = y0; row <= y1; row++) {
@@ -848,8 +918,15 @@ function maskBitmap(mask, color) {
       data.data[o + 1] = g;
       data.data[o + 2] = b;
       data.data[o + 3] = 255;
+      if (!on(col - 1, row) || !on(col + 1, row) || !on(col, row - 1) || !on(col, row + 1)) {
+        edgeData.data[o] = r;
+        edgeData.data[o + 1] = g;
+        edgeData.data[o + 2] = b;
+        edgeData.data[o + 3] = 255;
+      }
     }
   }
   ctx.putImageData(data, 0, 0);
-  return { canvas, x: x0, y: y0, color };
+  edgeCtx.putImageData(edgeData, 0, 0);
+  return { canvas, edges: edgeCanvas, x: x0, y: y0, color };
 }

@@ -11,7 +11,7 @@ export class Modes {
   constructor({ state, canvas, segment, editor, hints = {} }) {
     Object.assign(this, { state, canvas, segment, editor, hints });
     this.mode = "select";
-    for (const button of document.querySelectorAll("[data-mode]")) {
+    for (const button of document.querySelectorAll("button[data-mode]")) {
       button.addEventListener("click", () => this.set(button.dataset.mode));
     }
   }
@@ -24,7 +24,7 @@ export class Modes {
     if (this.mode === "segment" && next !== "segment") this.segment.reset();
     this.mode = next;
     this.canvas.setMode(next);
-    for (const button of document.querySelectorAll("[data-mode]")) {
+    for (const button of document.querySelectorAll("button[data-mode]")) {
       button.setAttribute("aria-pressed", String(button.dataset.mode === next));
     }
     $("stage").dataset.mode = next;

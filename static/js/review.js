@@ -9,7 +9,10 @@
 //   mask-tools.js  brush and eraser (brush.js), polygon vertices (vertices.js)
 //   modes.js       the tool modes (select, draw, segment): buttons, hint, segment status
 //   lease.js       the hold on the image, in the header; what the page's claim answered
-//   list.js        the side list (virtualised)
+//   list.js        the side list (virtualised); list-order.js its order, groups and numbers
+//   display.js     how things are shown (mask opacity and mode, contrast, hidden ones), kept per user
+//   legend.js      the class legend (keys, colours, counts; pick a class, hide a class)
+//   help.js        the help dialog's keys, from keymap.js's KEYS
 //   panels.js      threshold, counts and selection panels
 //   navigation.js  submit, skip, previous
 //   messages.js    messages and the save status
@@ -23,12 +26,16 @@
 // or read-only (409: someone else holds it; or the claim failed). Until then it takes no input.
 
 import { ReviewCanvas } from "./canvas.js";
+import { DisplayPanel, DisplayState } from "./display.js";
 import { Editor } from "./editor.js";
 import { transformGeometry } from "./geometry.js";
-import { keyAction } from "./keymap.js";
+import { renderHelp } from "./help.js";
+import { KEYS, keyAction } from "./keymap.js";
+import { Legend } from "./legend.js";
 import { LeaseTimer, claimOutcome } from "./lease.js";
 import { MaskTools } from "./mask-tools.js";
 import { AnnotationList } from "./list.js";
+import { listOrder } from "./list-order.js";
 import { Messages, PendingStatus } from "./messages.js";
 import { Modes, showSegmentStatus } from "./modes.js";
 import { Navigation, postForm } from "./navigation.js";
@@ -62,6 +69,17 @@ $("held-by").textContent = claim.heldBy || "";
 // ------------------------------------------------------------------------------------ parts
 
 const state = new ReviewState(data);
+const display = new DisplayState({
+  storage: (() => {
+    try {
+      return window.localStorage;
+    } catch {
+      return null; // storage refused: the settings hold for this page only
+    }
+  })(),
+  user: $("review").dataset.user || "",
+  project: data.project.id,
+});
 const messages = new Messages($("review-messages"));
 const reload = { label: "Reload", run: () => window.location.reload() };
 
@@ -101,8 +119,22 @@ const list = new AnnotationList({
   inner: $("ann-rows"),
   empty: $("ann-empty"),
   state,
+  display,
   onSelect: (key) => select(key),
+  onHide: (key) => toggleHidden(key),
+  onToggleGroup: (classId) => {
+    display.toggleGroup(classId);
+    list.render();
+  },
 });
+const legend = new Legend({
+  host: $("legend"),
+  state,
+  display,
+  onPick: (classId) => changeClass(classId),
+  onToggle: (classId) => toggleClassHidden(classId),
+});
+const displayPanel = new DisplayPanel({ display, onChange: refresh });
 const pending = new PendingStatus({
   el: $("pending"),
   text: $("pending-text"),
@@ -150,9 +182,33 @@ function select(key, { reveal = true } = {}) {
   canvas.select(key, { reveal: reveal && key != null });
   canvas.setDrawColor(state.classColor(state.activeClassId));
   renderSelection(state);
+  if (r && display.settings.group && display.collapsed.has(r.class_id)) {
+    display.toggleGroup(r.class_id);
+    list.render();
+  } else {
+    list.redraw();
+  }
   list.scrollTo(key);
-  list.render();
   if (modes.hints[modes.mode]) modes.renderHint(); // a mask tool's hint names the selection
+  legend.markActive();
+}
+
+/** Shift+H or a row's eye: hide or show one annotation on the canvas. */
+function toggleHidden(key) {
+  if (key == null || !state.byKey.has(key)) {
+    flash("Select the annotation to hide first (click it or Tab), then press Shift+H.", "info");
+    return;
+  }
+  display.toggleKey(key);
+  refresh();
+}
+
+/** Shift+C or the legend's eye: hide or show every annotation of a class on the canvas. */
+function toggleClassHidden(classId) {
+  if (!state.classes.has(classId)) return;
+  const hidden = display.toggleClass(classId);
+  flash(`${hidden ? "Hid" : "Showing"} every “${state.className(classId)}”.`, "info");
+  refresh();
 }
 
 function changeClass(classId) {
@@ -204,9 +260,14 @@ function setBusy(busy) {
 // ---------------------------------------------------------------------------- rendering
 
 function refresh() {
+  // The records in the list's order (sort, groups): Tab, A / R's next proposal and the numbers follow it.
+  const { sort, group } = display.settings;
+  const ordered = listOrder(state.records, { sort, group, classOrder: state.classList.map((c) => c.id) });
+  state.records.splice(0, state.records.length, ...ordered);
   if (state.refreshVisible()) canvas.select(null);
+  canvas.setDisplay({ opacity: display.settings.opacity, maskMode: display.settings.maskMode, filter: display.filter });
   canvas.setItems(
-    state.visible.map((r) => ({
+    state.visible.map((r, i) => ({
       key: r.key,
       box: r.box,
       polygons: r.polygons,
@@ -214,11 +275,15 @@ function refresh() {
       color: state.classColor(r.class_id),
       state: r.state,
       faint: r.state === "rejected",
+      hidden: display.isHidden(r),
+      number: i + 1,
       label: `${state.className(r.class_id)}${r.score != null ? ` ${r.score.toFixed(2)}` : ""}`,
     })),
   );
+  canvas.select(state.selectedKey); // setItems drops a hidden selection; shown again, it is selected again
   renderCounts(state);
   list.render();
+  legend.render();
   renderSelection(state);
   $("undo-button").disabled = readOnly || !editor.history.canUndo;
   $("redo-button").disabled = readOnly || !editor.history.canRedo;
@@ -251,8 +316,8 @@ stage.addEventListener("canvas:edit", (event) => {
   editor.edit(r, after, event.detail.kind === "move" ? "move" : "resize");
 });
 stage.addEventListener("canvas:draw", (event) => {
+  // Box stays on for the next box (Esc or V goes back to Select).
   editor.create({ class_id: state.activeClassId, box: event.detail.box }, "draw a box");
-  modes.set("select");
 });
 stage.addEventListener("canvas:point", (event) => {
   if (!readOnly) seg.addPoint(event.detail.x, event.detail.y, event.detail.label);
@@ -332,7 +397,23 @@ const keyActions = {
   "zoom-in": () => canvas.zoomBy(1.25),
   "zoom-out": () => canvas.zoomBy(0.8),
   help: () => toggleHelp(true),
+  "cycle-masks": () => displayPanel.cycleMaskMode(),
+  "hide-selected": () => toggleHidden(state.selectedKey),
+  "focus-controls": () => cycleFocus(),
+  "hide-class": () => toggleClassHidden(state.selected ? state.selected.class_id : state.activeClassId),
 };
+
+/** F6: the keyboard goes to the toolbar, then to the side panel, then back to the image (where
+ * Tab walks the annotations); on a control, Tab walks the controls. */
+function cycleFocus() {
+  const focusable = "button:not([disabled]), select:not([disabled]), input:not([disabled]), summary, a[href]";
+  const active = document.activeElement;
+  const toolbar = document.querySelector(".toolbar");
+  const side = document.querySelector(".side");
+  if (toolbar.contains(active)) side.querySelector(focusable)?.focus();
+  else if (side.contains(active)) active.blur();
+  else toolbar.querySelector(focusable)?.focus();
+}
 
 function selectStep(delta) {
   const key = state.stepKey(delta);
@@ -354,7 +435,7 @@ document.addEventListener("keydown", (event) => {
   const found = keyAction(event, {
     helpOpen,
     textField,
-    onControl: Boolean(target instanceof HTMLElement && target.closest("button, a, input, select, [role=toolbar]")),
+    onControl: Boolean(target instanceof HTMLElement && target.closest("button, a, input, select, summary, [role=toolbar]")),
     mode: modes.mode,
     segmenting: seg.active,
     hasClass: (index) => state.classByIndex.has(index),
@@ -376,6 +457,7 @@ for (const c of data.classes) {
   option.textContent = c.index <= 9 ? `${c.index} · ${c.name}` : c.name;
   $("class-select").append(option);
 }
+renderHelp($("help-keys"));
 if (readOnly) {
   for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = true;
 }
@@ -393,6 +475,8 @@ pending.render();
 // For tests and the console: the canvas (scale, toClient) and the page's state.
 window.labelgpt = {
   canvas,
+  display,
+  keys: KEYS,
   review: {
     records: state.records,
     queue,

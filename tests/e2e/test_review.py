@@ -72,9 +72,16 @@ def test_an_annotator_triages_by_key_submits_and_lands_on_the_next_image(page, l
     assert shown == above > 2, "the proposals above the project's threshold are the ones shown"
     expect(page.locator("#count-shown")).to_have_text(str(shown))
 
-    # The most confident proposal is selected at once: one key decides it.
+    # The list's first row is selected at once (grouped by class, the first class's most
+    # confident proposal): one key decides it.
     accepted = selected_id(page)
-    assert accepted == first.annotations.order_by("-score").first().pk
+    first_row = page.locator(".ann-row").first
+    expect(first_row).to_have_attribute("aria-selected", "true")
+    assert first_row.get_attribute("data-id") == str(accepted)
+    first_class = Annotation.objects.get(pk=accepted).label_class_id
+    threshold = seeded.project.box_threshold
+    shown_of_class = first.annotations.filter(label_class_id=first_class, score__gte=threshold)
+    assert accepted == shown_of_class.order_by("-score").first().pk
     page.keyboard.press("a")
     wait_saved(page)
     assert Annotation.objects.get(pk=accepted).state == Annotation.State.ACCEPTED
@@ -241,8 +248,10 @@ def test_b_draws_a_box_of_the_chosen_class_and_undo_redo_remove_and_restore_it(p
     assert drawn.label_class_id == cat.pk
     assert drawn.state == Annotation.State.ACCEPTED
     assert drawn.box == pytest.approx((60, 50, 120, 90), abs=1 / scale + 0.02)
-    assert page.evaluate("window.labelgpt.review.mode") == "select"
     assert selected_id(page) == drawn.pk
+    assert page.evaluate("window.labelgpt.review.mode") == "draw", "Box stays on for the next box"
+    page.keyboard.press("Escape")
+    assert page.evaluate("window.labelgpt.review.mode") == "select"
 
     page.keyboard.press("Control+z")
     wait_saved(page)
@@ -634,7 +643,12 @@ def test_five_correct_and_two_wrong_proposals_take_eight_key_presses(
     open_review(page, login, creator, project)
     screenshot(page, "review-seven-proposals")
 
-    keys = ["r" if i in wrong else "a" for i in range(len(rows))] + ["Enter"]
+    # The keys follow the side list's order (grouped by class, most confident first): what the
+    # annotator sees top to bottom. No pointer action at all.
+    listed = page.evaluate("window.labelgpt.review.visible.map(r => r.id)")
+    assert sorted(listed) == sorted(r.pk for r in rows)
+    rank = {r.pk: i for i, r in enumerate(rows)}
+    keys = ["r" if rank[pk] in wrong else "a" for pk in listed] + ["Enter"]
     for key in keys:
         page.keyboard.press(key)
     page.wait_for_url(re.compile(r"/projects/\d+/review/$|/review/$"))

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { keyAction } from "../../static/js/keymap.js";
+import { KEYS, comboEvent, comboLabel, keyAction } from "../../static/js/keymap.js";
 
 const press = (key, modifiers = {}, context = {}) => keyAction({ key, ...modifiers }, context);
 const action = (...args) => press(...args)?.action ?? null;
@@ -41,6 +41,7 @@ describe("keyAction", () => {
     assert.equal(action("Escape", {}, { mode: "vertices" }), "select-mode");
     assert.equal(action("k", {}, { textField: true }), null);
     assert.equal(action("[", { ctrlKey: true }, { mode: "brush" }), null);
+    assert.equal(action("F6"), "focus-controls");
   });
 
   test("tools and view", () => {
@@ -103,5 +104,64 @@ describe("keyAction", () => {
     for (const key of ["Enter", " ", "Tab", "ArrowLeft", "ArrowDown"]) assert.equal(action(key, {}, onControl), null);
     assert.equal(action("a", {}, onControl), "accept");
     assert.equal(action("z", { ctrlKey: true }, onControl), "undo");
+  });
+});
+
+describe("display keys", () => {
+  test("O cycles the masks, Shift+H hides the selection, Shift+C its class; H and C alone stay", () => {
+    assert.equal(action("o"), "cycle-masks");
+    assert.equal(action("O", { shiftKey: false }), "cycle-masks");
+    assert.equal(action("H", { shiftKey: true }), "hide-selected");
+    assert.equal(action("C", { shiftKey: true }), "hide-class");
+    assert.equal(action("h"), "toggle-rejected");
+    assert.equal(action("c"), null);
+  });
+});
+
+describe("KEYS, the help's table", () => {
+  const always = { hasClass: () => true };
+
+  test("each combo gives the action the table says", () => {
+    for (const entry of KEYS) {
+      if (entry.canvas) continue;
+      assert.equal(entry.combos.length, entry.actions.length, entry.text);
+      entry.combos.forEach((combo, i) => {
+        const found = keyAction(comboEvent(combo), { ...always, ...(entry.context || {}) });
+        assert.equal(found?.action, entry.actions[i], `${combo} (${entry.text})`);
+      });
+    }
+  });
+
+  test("every action keyAction answers to any key is in the table", () => {
+    const listed = new Set(KEYS.flatMap((entry) => entry.actions));
+    const keys = [];
+    for (let code = 32; code < 127; code++) keys.push(String.fromCharCode(code));
+    keys.push("Tab", "Enter", "Escape", "Delete", "Backspace", "Home", "End", "PageUp", "PageDown", "Insert");
+    keys.push("ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "F1", "F2", "F5", "F11");
+    const modifiers = [{}, { shiftKey: true }, { ctrlKey: true }, { ctrlKey: true, shiftKey: true }, { altKey: true }];
+    const contexts = [{}, { mode: "draw" }, { mode: "segment" }, { mode: "segment", segmenting: true }];
+    const missing = new Set();
+    for (const key of keys) {
+      for (const modifier of modifiers) {
+        for (const context of contexts) {
+          const found = keyAction({ key, ...modifier }, { ...always, ...context });
+          if (found && found.action !== "blur" && found.action !== "close-help" && !listed.has(found.action)) {
+            missing.add(`${found.action} (${JSON.stringify({ key, ...modifier, ...context })})`);
+          }
+        }
+      }
+    }
+    assert.deepEqual([...missing], []);
+  });
+
+  test("combos read as events and as the help's labels", () => {
+    assert.deepEqual(comboEvent("Ctrl+Shift+Z"), { key: "Z", shiftKey: true, ctrlKey: true, altKey: false });
+    assert.deepEqual(comboEvent("+"), { key: "+", shiftKey: false, ctrlKey: false, altKey: false });
+    assert.equal(comboEvent("Space").key, " ");
+    assert.equal(comboLabel("Shift+Tab"), "⇧Tab");
+    assert.equal(comboLabel("Ctrl+Shift+Z"), "Ctrl ⇧Z");
+    assert.equal(comboLabel("Escape"), "Esc");
+    assert.equal(comboLabel("a"), "A");
+    assert.equal(comboLabel("+"), "+");
   });
 });
