@@ -322,6 +322,47 @@ def time_services(projects: list[Project]) -> dict:
     return figures
 
 
+def explain_dashboard_windows(project: Project) -> list[str]:
+    """EXPLAIN ANALYZE of the dashboard's time-window queries (progress by day and by hour,
+    throughput) on a project, as captured from the selectors: the plan's nodes and the time."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from labeling.models import Project as ProjectModel
+    from labeling.selectors import dashboard
+
+    model = ProjectModel.objects.get(pk=project.pk)
+    calls = {
+        "review_progress (day)": lambda: dashboard.review_progress(project=model),
+        "review_progress (hour)": lambda: dashboard.review_progress(project=model, by="hour"),
+        "annotator_throughput": lambda: dashboard.annotator_throughput(project=model),
+    }
+    lines = []
+    for name, call in calls.items():
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        for query in captured.captured_queries:
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {query['sql']}")
+                raw = cursor.fetchone()[0]
+            top = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+            nodes = []
+
+            def walk(node, nodes=nodes):
+                label = node["Node Type"]
+                if "Index Name" in node:
+                    label += f" using {node['Index Name']}"
+                elif "Relation Name" in node:
+                    label += f" on {node['Relation Name']}"
+                nodes.append(label)
+                for child in node.get("Plans", []):
+                    walk(child)
+
+            walk(top["Plan"])
+            lines.append(f"{name}: {top['Execution Time']:.1f} ms: {' > '.join(nodes)}")
+    return lines
+
+
 # HTTP --------------------------------------------------------------------------------------------------
 
 
@@ -389,6 +430,7 @@ class Route:
         self.name = name
         self.call = call
         self.samples: dict[str, list[Sample]] = {"small": [], "large": []}
+        self.last_requests: dict[str, list[tuple[str, str]]] = {}  # size → [(method, path)]
 
     def run(self, session, base, project: Project, i: int, *, record: bool) -> None:
         started = time.perf_counter()
@@ -399,6 +441,7 @@ class Route:
                 what = f"{r.request.method} {r.url} → {r.status_code}"
                 raise SystemExit(f"{self.name} ({project.label}): {what}: {r.text[:300]}")
         queries = sum(int(r.headers.get("X-Query-Count", -1)) for r in responses)
+        self.last_requests[project.label] = [(r.request.method, r.request.path_url) for r in responses]
         if record:
             self.samples[project.label].append(Sample(seconds, queries))
 
@@ -464,6 +507,32 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
         Route("dashboard", get("/dashboard/projects/{p.pk}/")),
         Route("export start (POST)", export_start),
     ]
+
+
+def slowest_queries(routes: list[Route], rows: list[dict], *, label: str = "large", top: int = 3) -> dict:
+    """For each flagged route: its GET requests made again in-process (Django's test client, as
+    the bench's manager) on the `label` project, and their `top` slowest SQL queries (ms, SQL)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench-manager"))
+    found = {}
+    for route, row in zip(routes, rows, strict=True):
+        if not row["flag"]:
+            continue
+        timed = []
+        for method, path in route.last_requests.get(label, []):
+            if method != "GET":
+                continue
+            with CaptureQueriesContext(connection) as captured:
+                client.get(path)
+            for query in captured.captured_queries:
+                timed.append((float(query["time"]) * 1000, " ".join(query["sql"].split())))
+        found[route.name] = sorted(timed, reverse=True)[:top]
+    return found
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -567,6 +636,10 @@ def main(argv=None) -> int:
                 f"dashboard snapshot {f['dashboard_snapshot_s']:.2f} s",
                 flush=True,
             )
+        plans = {label: explain_dashboard_windows(p) for label, p in projects.items()}
+        for label, lines in plans.items():
+            for line in lines:
+                print(f"EXPLAIN {label}: {line}", flush=True)
         connection.close()
 
         port = srv.free_port()
@@ -601,6 +674,16 @@ def main(argv=None) -> int:
                 f"  {label}: export service (COCO, export_write) {f['export_s']:.2f} s; "
                 f"dashboard snapshot (dashboard_snapshot_compute) {f['dashboard_snapshot_s']:.2f} s"
             )
+        slowest = slowest_queries(table, rows)
+        print("\nThe slowest queries of each flagged route's GET requests, large project (in-process):")
+        for name, queries in slowest.items():
+            print(f"  {name}:" + ("" if queries else " (no GET request)"))
+            for ms, sql in queries:
+                print(f"    {ms:7.1f} ms  {sql[:160]}")
+        print("\nThe dashboard's time windows (EXPLAIN ANALYZE, in-process):")
+        for label, lines in plans.items():
+            for line in lines:
+                print(f"  {label}: {line}")
         total = time.perf_counter() - started
         print(f"\nTotal: {total / 60:.1f} min")
         if args.json:
@@ -613,6 +696,8 @@ def main(argv=None) -> int:
                         "workers": args.workers,
                         "routes": rows,
                         "services": services,
+                        "dashboard_window_plans": plans,
+                        "slowest_queries_large": slowest,
                         "seconds": total,
                         "load_before": load_before,
                         "load_after": load_after,
