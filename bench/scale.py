@@ -68,6 +68,8 @@ PASSWORD = "bench-scale-password-1"  # noqa: S105 (a throwaway user in a throwaw
 ANNOTATORS = ("ada", "bo", "cy", "di", "ed")
 STATUS_SHARES = (("new", 0.20), ("prelabeled", 0.40), ("done", 0.35), ("skipped", 0.05))
 RATIO_LIMIT = 1.3
+# The grid and the panels are htmx partials: without this header they redirect to the project page.
+HTMX = {"HX-Request": "true"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -389,7 +391,7 @@ def grid_url(session: requests.Session, base: str, project: Project, *, status: 
     first = f"/projects/{project.pk}/images/?status={status}"
     if not last:
         return first
-    page = session.get(base + first, timeout=60).text
+    page = session.get(base + first, headers=HTMX, timeout=60).text
     link = re.search(r"<a\b[^>]*>\s*Last\b", page)
     if link:
         attributes = dict(re.findall(r'(hx-get|href)="([^"]*)"', link.group(0)))
@@ -430,18 +432,21 @@ class Route:
         self.name = name
         self.call = call
         self.samples: dict[str, list[Sample]] = {"small": [], "large": []}
-        self.last_requests: dict[str, list[tuple[str, str]]] = {}  # size → [(method, path)]
+        self.last_requests: dict[str, list[tuple]] = {}  # size → [(method, path, headers)]
 
     def run(self, session, base, project: Project, i: int, *, record: bool) -> None:
         started = time.perf_counter()
         responses = self.call(session, base, project, i)
         seconds = time.perf_counter() - started
         for r in responses:
-            if r.status_code >= 400:
+            if r.status_code >= 400 or r.history:  # a redirect: not the route meant
                 what = f"{r.request.method} {r.url} → {r.status_code}"
                 raise SystemExit(f"{self.name} ({project.label}): {what}: {r.text[:300]}")
         queries = sum(int(r.headers.get("X-Query-Count", -1)) for r in responses)
-        self.last_requests[project.label] = [(r.request.method, r.request.path_url) for r in responses]
+        self.last_requests[project.label] = [
+            (r.request.method, r.request.path_url, dict(HTMX) if "HX-Request" in r.request.headers else {})
+            for r in responses
+        ]
         if record:
             self.samples[project.label].append(Sample(seconds, queries))
 
@@ -456,11 +461,12 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
     versions: dict[int, int] = {}
     box_step: dict[int, int] = {}
 
-    def get(path):
-        return lambda s, b, p, i: [s.get(b + path.format(p=p), timeout=120)]
+    def get(path, htmx=False):
+        headers = HTMX if htmx else {}
+        return lambda s, b, p, i: [s.get(b + path.format(p=p), headers=headers, timeout=120)]
 
     def grid(last):
-        return lambda s, b, p, i: [s.get(b + grids[(p.label, last)], timeout=120)]
+        return lambda s, b, p, i: [s.get(b + grids[(p.label, last)], headers=HTMX, timeout=120)]
 
     def review_open(s, b, p, i):
         image_id = p.review_ids[i % len(p.review_ids)]
@@ -493,8 +499,8 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
 
     return [
         Route("project page", get("/projects/{p.pk}/")),
-        Route("image grid, done, first page", grid(False)),
-        Route("image grid, done, last page", grid(True)),
+        Route("image grid (htmx), done, first page", grid(False)),
+        Route("image grid (htmx), done, last page", grid(True)),
         Route("review open (page + lease + annotations)", review_open),
         Route("annotation save (PATCH, If-Match)", annotation_save),
         Route("API image list, first page", get("/api/v1/projects/{p.pk}/images/")),
@@ -502,8 +508,8 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
         Route("API project list", get("/api/v1/projects/")),
         Route("API jobs list", get("/api/v1/projects/{p.pk}/jobs/")),
         Route("API exports list", get("/api/v1/projects/{p.pk}/exports/")),
-        Route("jobs panel (page)", get("/projects/{p.pk}/jobs/")),
-        Route("exports panel (page)", get("/projects/{p.pk}/exports/")),
+        Route("jobs panel (htmx)", get("/projects/{p.pk}/jobs/", htmx=True)),
+        Route("exports panel (htmx)", get("/projects/{p.pk}/exports/", htmx=True)),
         Route("dashboard", get("/dashboard/projects/{p.pk}/")),
         Route("export start (POST)", export_start),
     ]
@@ -524,11 +530,11 @@ def slowest_queries(routes: list[Route], rows: list[dict], *, label: str = "larg
         if not row["flag"]:
             continue
         timed = []
-        for method, path in route.last_requests.get(label, []):
+        for method, path, headers in route.last_requests.get(label, []):
             if method != "GET":
                 continue
             with CaptureQueriesContext(connection) as captured:
-                client.get(path)
+                client.get(path, headers=headers)
             for query in captured.captured_queries:
                 timed.append((float(query["time"]) * 1000, " ".join(query["sql"].split())))
         found[route.name] = sorted(timed, reverse=True)[:top]
@@ -597,6 +603,7 @@ def main(argv=None) -> int:
             LABELGPT_DASHBOARD_SNAPSHOT_SECONDS=str(24 * 3600),
         )
         os.environ["DATABASE_URL"] = database_url.replace("postgresql://", "postgres://", 1)
+        (WORK_DIR / "staticfiles").mkdir()  # WhiteNoise's STATIC_ROOT (served from the finders)
         drop_database(args.server, args.database)
         admin_execute(args.server, f'CREATE DATABASE "{args.database}"')
         created = True
