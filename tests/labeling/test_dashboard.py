@@ -547,3 +547,18 @@ def test_the_snapshot_task_computes_and_a_missing_project_is_a_no_op(project, ha
     assert DashboardSnapshot.objects.get(project=project).figures
     assert tasks.dashboard_snapshot_compute.run(10**9) is False
     assert queues.DASHBOARD_SNAPSHOT_COMPUTE.queue == queues.DEFAULT
+
+
+def test_applying_a_threshold_queues_a_recompute(
+    client_for, project, manager, task_calls, django_capture_on_commit_callbacks
+):
+    dashboard_snapshot_compute(project_id=project.pk)
+    cat = project.classes.get(name="cat")
+    url = reverse("dashboard-apply-threshold", args=[project.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(manager).post(url, {"class_id": cat.pk, "box_threshold": "0.42"})
+    assert response.status_code == 302
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,)]
+    dashboard_snapshot_compute(project_id=project.pk)
+    row = next(r for r in DashboardSnapshot.objects.get(project=project).figures if r["name"] == "cat")
+    assert row["threshold"] == pytest.approx(0.42) and row["own_threshold"] == pytest.approx(0.42)
