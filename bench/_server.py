@@ -75,11 +75,20 @@ def app_served(arguments: list[str], *, port: int, log: Path, start_s: float) ->
     """`manage.py <arguments>` (serving on `port`) in its own process group, its output in `log`;
     yields the base URL once /healthz/ answers (within `start_s` seconds), and stops the whole
     group on the way out (SIGTERM, then SIGKILL after 30 s)."""
+    command = [sys.executable, "manage.py", *arguments]
+    with command_served(command, port=port, log=log, start_s=start_s) as url:
+        yield url
+
+
+@contextmanager
+def command_served(command: list[str], *, port: int, log: Path, start_s: float) -> Iterator[str]:
+    """`command` (a server of the app on `port`: manage.py, gunicorn) run from the repository in
+    its own process group, its output in `log`; yields the base URL once /healthz/ answers (within
+    `start_s` seconds), and stops the whole group on the way out (SIGTERM, then SIGKILL after 30 s)."""
     with log.open("w") as output:
         server = subprocess.Popen(
-            [sys.executable, "manage.py", *arguments],
-            cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base_url}/healthz/", start_s, server)
@@ -90,3 +99,4 @@ def app_served(arguments: list[str], *, port: int, log: Path, start_s: float) ->
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
+                server.wait()

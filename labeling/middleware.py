@@ -1,5 +1,6 @@
-"""Two middlewares: the request size limits (RequestSizeLimitMiddleware), and the
-Content-Security-Policy on every HTML page (ContentSecurityPolicyMiddleware).
+"""The request size limits (RequestSizeLimitMiddleware), the Content-Security-Policy on every
+HTML page (ContentSecurityPolicyMiddleware), and, for benchmarks only, the number of SQL queries
+of each request in a response header (QueryCountHeaderMiddleware, LABELGPT_QUERY_COUNT_HEADER).
 
 Content-Security-Policy: enforced, not report-only.
 
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
@@ -157,3 +160,33 @@ class RequestSizeLimitMiddleware:
                 return None
             body.write(chunk)
         return body
+
+
+# Query count (benchmarks) --------------------------------------------------------------------------
+
+
+class QueryCountHeaderMiddleware:
+    """Puts the number of SQL queries the request ran (every database connection, the session's
+    and the user's included) in an `X-Query-Count` response header. Installed first in MIDDLEWARE
+    only when LABELGPT_QUERY_COUNT_HEADER is on (bench/scale.py turns it on for its own server):
+    it tells the outside how much work a request did, which no production server should."""
+
+    header = "X-Query-Count"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        count = 0
+
+        def counted(execute, sql, params, many, context):
+            nonlocal count
+            count += 1
+            return execute(sql, params, many, context)
+
+        with ExitStack() as stack:
+            for alias in connections:
+                stack.enter_context(connections[alias].execute_wrapper(counted))
+            response = self.get_response(request)
+        response[self.header] = str(count)
+        return response

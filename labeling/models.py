@@ -252,6 +252,8 @@ class Image(models.Model):
             ),
             # "Previous image" in review, and each reviewer's figures on the dashboard.
             models.Index(fields=["reviewed_by", "project", "reviewed_at"], name="image_reviewed_idx"),
+            # The dashboard's time windows (reviewed in the last 24 hours, 7 or 14 days) per project.
+            models.Index(fields=["project", "reviewed_at"], name="image_project_reviewed_idx"),
         ]
 
     def __str__(self) -> str:
@@ -543,3 +545,21 @@ class ImportJob(models.Model):
     @property
     def active(self) -> bool:
         return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class DashboardSnapshot(models.Model):
+    """A project's whole-project quality figures (labeling.selectors.dashboard.model_quality),
+    computed in the background (labeling.services.dashboard) so the dashboard page does not group
+    all of a project's annotations on every view. `figures` is JSON (the rows the page shows),
+    `fingerprint` what the project looked like when they were computed (counts and thresholds:
+    the page compares it with today's to tell whether the project changed), `requested_at` when a
+    recompute was last queued (at most one waits at a time)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    figures = models.JSONField(null=True, blank=True)
+    fingerprint = models.JSONField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Dashboard of project {self.project_id} as of {self.computed_at}"

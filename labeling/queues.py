@@ -4,7 +4,8 @@ labeling/tasks.py registers each task under the name given here, webapp/celery.p
 name to its queue from this table, and the services enqueue through `task_send`, which sends by
 name: services never import labeling.tasks (the tasks import the services, never the other way).
 
-Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper), "gpu" (pre-label
+Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper, the
+dashboard's quality snapshot), "gpu" (pre-label
 batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
 under review), so that an export, an embedding and a pre-label batch never wait behind one another.
 """
@@ -49,6 +50,7 @@ PRELABEL_JOB_DISPATCH = TaskRoute("labeling.tasks.prelabel_job_dispatch", DEFAUL
 PRELABEL_BATCH_RUN = TaskRoute("labeling.tasks.prelabel_batch_run", GPU)
 PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
 EMBEDDINGS_COMPUTE = TaskRoute("labeling.tasks.embeddings_compute", INTERACTIVE)
+DASHBOARD_SNAPSHOT_COMPUTE = TaskRoute("labeling.tasks.dashboard_snapshot_compute", DEFAULT)
 
 TASKS = (
     PING,
@@ -60,6 +62,7 @@ TASKS = (
     PRELABEL_BATCH_RUN,
     PRELABEL_JOBS_SWEEP,
     EMBEDDINGS_COMPUTE,
+    DASHBOARD_SNAPSHOT_COMPUTE,
 )
 
 

@@ -15,7 +15,7 @@ import socket
 from celery import shared_task
 
 from labeling import queues
-from labeling.services import exports, images, imports, prelabel, segmentation
+from labeling.services import dashboard, exports, images, imports, prelabel, segmentation
 
 
 @shared_task(name=queues.PING.name)
@@ -80,3 +80,9 @@ def prelabel_jobs_sweep() -> dict:
 def embeddings_compute(image_ids: list[int]) -> int:
     """The SAM embeddings the review page asks for (click-to-segment), on the interactive queue."""
     return segmentation.embeddings_compute(image_ids=image_ids)
+
+
+@shared_task(name=queues.DASHBOARD_SNAPSHOT_COMPUTE.name)
+def dashboard_snapshot_compute(project_id: int) -> bool:
+    """Compute a project's dashboard quality figures into its snapshot (default queue)."""
+    return dashboard.dashboard_snapshot_compute(project_id=project_id)

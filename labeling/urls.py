@@ -41,4 +41,9 @@ urlpatterns = [
         dashboard.dashboard_apply_threshold,
         name="dashboard-apply-threshold",
     ),
+    path(
+        "dashboard/projects/<int:project_id>/refresh/",
+        dashboard.dashboard_refresh,
+        name="dashboard-refresh",
+    ),
 ]

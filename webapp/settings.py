@@ -277,6 +277,11 @@ LABELGPT_SWEEP_SECONDS = env_int("LABELGPT_SWEEP_SECONDS", 30)
 # Each worker writes a sign of life (labeling.models.WorkerBeat) this often; one silent for three
 # beats is taken as gone (`prelabel --wait`, the sweeper, the jobs panel).
 LABELGPT_WORKER_BEAT_SECONDS = env_int("LABELGPT_WORKER_BEAT_SECONDS", 10)
+# The dashboard's quality figures are a snapshot computed by a task (labeling.services.dashboard):
+# a view of a project that changed queues a recompute once they are older than this; a queued
+# recompute that never landed (a lost message) is queued again after the second figure.
+LABELGPT_DASHBOARD_SNAPSHOT_SECONDS = env_int("LABELGPT_DASHBOARD_SNAPSHOT_SECONDS", 300)
+LABELGPT_DASHBOARD_REQUEUE_SECONDS = env_int("LABELGPT_DASHBOARD_REQUEUE_SECONDS", 900)
 
 # Review ----------------------------------------------------------------------------------------
 # An image handed to an annotator stays theirs this long; every write on it renews the lease, and
@@ -347,6 +352,11 @@ AXES_CLIENT_IP_CALLABLE = "labeling.client_address.client_address"
 # LABELGPT_LOGIN_COOLOFF_MINUTES; the attempts are rows of the database (axes' database handler).
 INSTALLED_APPS += ["axes"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes' documentation says
+# Benchmarks only (bench/scale.py): each response says in an X-Query-Count header how many SQL
+# queries its request ran (labeling.middleware.QueryCountHeaderMiddleware). Off by default.
+LABELGPT_QUERY_COUNT_HEADER = env_bool("LABELGPT_QUERY_COUNT_HEADER", False)
+if LABELGPT_QUERY_COUNT_HEADER:
+    MIDDLEWARE.insert(0, "labeling.middleware.QueryCountHeaderMiddleware")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

@@ -1,8 +1,11 @@
 """The dashboard's reads: progress, throughput, jobs, workers and model quality per project.
 
 Every figure is aggregated in the database (Count with filters, TruncDate / TruncHour), so a page
-makes the same number of queries whatever the project's size. The few figures that need Python
-(IoU of edited proposals, the F1 sweep for a suggested threshold) work on one fetched list each.
+makes the same number of queries whatever the project's size. The time windows (progress,
+throughput) read a range of the Image (project, reviewed_at) index. The whole-project quality
+figures (`model_quality`: every annotation grouped, the edited proposals' IoU, the F1 sweep) are
+not computed per view: a Celery task computes them into a DashboardSnapshot
+(labeling.services.dashboard) and the page shows that snapshot, "as of" its time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
@@ -20,7 +24,7 @@ from labeling.selectors.images import image_status_counts
 from labeling.selectors.prelabel import jobs_of_project, worker_silence_seconds, workers_by_queue
 from labeling.selectors.projects import project_counts
 
-from ..models import Annotation, Image, Membership, PrelabelJob, Project
+from ..models import Annotation, DashboardSnapshot, Image, Membership, PrelabelJob, Project
 
 MODEL = Annotation.Source.MODEL
 HUMAN = Annotation.Source.HUMAN
@@ -394,20 +398,117 @@ def model_quality(*, project: Project) -> list[Quality]:
     return list(by_class.values())
 
 
+# The snapshot of the quality figures -----------------------------------------------------------
+
+
+def _percent(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
+def _quality_row(q: Quality) -> dict:
+    """One row of the quality table as JSON (what the snapshot stores and the page shows)."""
+    s = q.suggestion
+    return {
+        "class_id": q.class_id,
+        "name": q.name,
+        "prompt": q.prompt,
+        "color": q.color,
+        "threshold": q.threshold,
+        "own_threshold": q.own_threshold,
+        "shown_accepted": q.shown_accepted,
+        "shown_rejected": q.shown_rejected,
+        "shown_decided": q.shown_decided,
+        "acceptance_rate": q.acceptance_rate,
+        "acceptance_percent": _percent(q.shown_accepted, q.shown_decided),
+        "missed": q.missed,
+        "edited": q.edited,
+        "mean_box_iou": q.mean_box_iou,
+        "box_iou_count": len(q.box_ious),
+        "mean_mask_iou": q.mean_mask_iou,
+        "mask_iou_count": len(q.mask_ious),
+        "suggestion": (
+            {"threshold": s.threshold, "f1": s.f1, "tp": s.tp, "fp": s.fp, "fn": s.fn} if s else None
+        ),
+        "prompts": [_quality_row(p) for p in q.prompts],
+    }
+
+
+def quality_figures(quality: list[Quality]) -> list[dict]:
+    """model_quality's rows as the JSON the snapshot stores (means and counts, not the IoU lists)."""
+    return [_quality_row(q) for q in quality]
+
+
+def project_fingerprint(*, project: Project, counts: dict, proposals: dict, thresholds: list) -> dict:
+    """What the quality figures depend on, cheaply: the image counts by status, the proposals by
+    state (both kept by counters) and the thresholds in force. When it differs from the
+    snapshot's, the project changed since the figures were computed."""
+    return {
+        "counts": {str(k): int(v or 0) for k, v in counts.items()},
+        "proposals": {str(k): int(v or 0) for k, v in proposals.items()},
+        "box_threshold": project.box_threshold,
+        "thresholds": [[int(pk), value] for pk, value in sorted(thresholds)],
+    }
+
+
+def class_thresholds(*, project: Project) -> list[tuple[int, float | None]]:
+    """(class id, own box threshold) of the project's classes (one query)."""
+    return list(project.classes.order_by("id").values_list("id", "box_threshold"))
+
+
+def dashboard_snapshot(*, project: Project) -> DashboardSnapshot | None:
+    """The project's snapshot row, or None when none was ever asked for (one query)."""
+    return DashboardSnapshot.objects.filter(project=project).first()
+
+
+def snapshot_seconds() -> int:
+    """How old the figures may get before a view of a changed project queues a recompute."""
+    return int(settings.LABELGPT_DASHBOARD_SNAPSHOT_SECONDS)
+
+
+def snapshot_is_stale(*, snapshot: DashboardSnapshot | None, fingerprint: dict, now: datetime) -> bool:
+    """Never computed, or older than LABELGPT_DASHBOARD_SNAPSHOT_SECONDS and the project changed."""
+    if snapshot is None or snapshot.computed_at is None:
+        return True
+    old = now - snapshot.computed_at > timedelta(seconds=snapshot_seconds())
+    return old and snapshot.fingerprint != fingerprint
+
+
+def snapshot_is_pending(snapshot: DashboardSnapshot | None) -> bool:
+    """A recompute was queued and has not landed yet."""
+    if snapshot is None or snapshot.requested_at is None:
+        return False
+    return snapshot.computed_at is None or snapshot.requested_at > snapshot.computed_at
+
+
 # The page ---------------------------------------------------------------------------------------
 
 
 def project_dashboard(*, project: Project, by: str = "day", now: datetime | None = None) -> dict:
-    """Everything the project's dashboard shows (a constant number of queries)."""
+    """Everything the project's dashboard shows (a constant number of queries, none of which reads
+    all of the project's annotations: the quality table is the snapshot's).
+
+    `quality` is the snapshot's rows (None when never computed), `quality_as_of` their time,
+    `quality_pending` whether a recompute is queued, and `quality_stale` whether the view should
+    queue one (labeling.services.dashboard.dashboard_snapshot_request)."""
     now = now or timezone.now()
     active, jobs = jobs_of_project(project=project)
+    counts = image_status_counts(project=project)
+    proposals = proposal_counts(project=project)
+    fingerprint = project_fingerprint(
+        project=project, counts=counts, proposals=proposals, thresholds=class_thresholds(project=project)
+    )
+    snapshot = dashboard_snapshot(project=project)
     return {
-        "counts": image_status_counts(project=project),
-        "proposals": proposal_counts(project=project),
+        "counts": counts,
+        "proposals": proposals,
         "progress": review_progress(project=project, by=by, now=now),
         "throughput": annotator_throughput(project=project, now=now),
         "active_job": active,
         "jobs": jobs,
         "workers": workers_status(),
-        "quality": model_quality(project=project),
+        "quality": snapshot.figures if snapshot is not None else None,
+        "quality_as_of": snapshot.computed_at if snapshot is not None else None,
+        "quality_pending": snapshot_is_pending(snapshot),
+        "quality_stale": snapshot_is_stale(snapshot=snapshot, fingerprint=fingerprint, now=now),
+        "snapshot_seconds": snapshot_seconds(),
     }

@@ -1,6 +1,10 @@
 """The dashboard (staff and managers). Views are adapters: check access, call labeling.dashboard,
 render. Applying a suggested threshold is a small form-encoded POST that calls the same service as
-the review page's slider (labeling.services.review.threshold_save)."""
+the review page's slider (labeling.services.review.threshold_save).
+
+The quality table is a snapshot computed by a task (labeling.services.dashboard): the page queues
+a recompute when the figures are missing or stale (at most one waits), and a manager's Refresh
+(a POST) queues one whatever their age."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.selectors import dashboard
+from labeling.services.dashboard import dashboard_snapshot_request
 from labeling.services.review import ReviewError, threshold_save
 
 from ..access import project_for_user
@@ -39,7 +44,21 @@ def dashboard_project(request: HttpRequest, project_id: int) -> HttpResponse:
         "projects": list(dashboard.dashboard_projects(user=request.user)),
         **dashboard.project_dashboard(project=project, by=by),
     }
+    if context["quality_stale"] and dashboard_snapshot_request(project=project):
+        context["quality_pending"] = True
     return render(request, "labeling/dashboard.html", context)
+
+
+@require_POST
+def dashboard_refresh(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A manager's Refresh: queue a recompute of the quality figures (the current ones stay on
+    show until the new ones land)."""
+    project, _ = project_for_user(request.user, project_id, manage=True)
+    if dashboard_snapshot_request(project=project):
+        messages.success(request, "The quality figures are being computed again; reload in a moment.")
+    else:
+        messages.info(request, "The quality figures are already being computed; reload in a moment.")
+    return redirect("dashboard-project", project_id=project.pk)
 
 
 @require_POST
@@ -55,6 +74,8 @@ def dashboard_apply_threshold(request: HttpRequest, project_id: int) -> HttpResp
             value = threshold_save(project=project, **form.cleaned_data)
         except ReviewError as exc:
             error = exc.message
+        else:  # the quality figures depend on the threshold: compute them again
+            dashboard_snapshot_request(project=project)
     status = 400 if error else 200
     if request.htmx:
         return render(

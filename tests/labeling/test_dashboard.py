@@ -13,8 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inference.masks import mask_to_rle
-from labeling.models import Annotation, Image, PrelabelJob, WorkerBeat
+from labeling import queues, tasks
+from labeling.models import Annotation, DashboardSnapshot, Image, PrelabelJob, WorkerBeat
 from labeling.selectors import dashboard
+from labeling.services.dashboard import dashboard_snapshot_compute
 from labeling.services.projects import project_create
 from tests.labeling.review_helpers import add_images
 
@@ -269,10 +271,12 @@ def test_dashboard_queries_do_not_grow_with_rows(client_for, project, manager, a
     client = client_for(manager)
     url = reverse("dashboard-project", args=[project.pk])
     _fill(project, annotator, 10)
+    dashboard_snapshot_compute(project_id=project.pk)  # what the worker does
     client.get(url)  # warm-up: session, content types
     with CaptureQueriesContext(connection) as small:
         assert client.get(url).status_code == 200
     _fill(project, annotator, 190)
+    dashboard_snapshot_compute(project_id=project.pk)
     with CaptureQueriesContext(connection) as large:
         response = client.get(url)
     assert response.status_code == 200
@@ -286,6 +290,7 @@ def test_dashboard_queries_do_not_grow_with_rows(client_for, project, manager, a
 def test_page_draws_the_svg_chart(client_for, project, manager, annotator, hand_built):
     client = client_for(manager)
     url = reverse("dashboard-project", args=[project.pk])
+    dashboard_snapshot_compute(project_id=project.pk)
     html = client.get(url).content.decode()
     svg = re.search(r"<svg class=\"chart\".*?</svg>", html, re.S).group(0)
     assert len(re.findall(r'<rect class="bar"', svg)) == 14
@@ -373,3 +378,187 @@ def test_apply_threshold_refuses_a_foreign_class(client_for, project, manager, a
     assert response.status_code == 302
     dog.refresh_from_db()
     assert dog.box_threshold is None
+
+
+# The snapshot of the quality figures ----------------------------------------------------------------
+
+
+def _dashboard(client, project):
+    return client.get(reverse("dashboard-project", args=[project.pk]))
+
+
+def _age(project, seconds: float) -> None:
+    """Make the project's snapshot `seconds` old."""
+    past = timezone.now() - timedelta(seconds=seconds)
+    DashboardSnapshot.objects.filter(project=project).update(computed_at=past, requested_at=past)
+
+
+def test_the_snapshot_holds_model_quality_s_figures(project, hand_built):
+    assert dashboard_snapshot_compute(project_id=project.pk) is True
+    snapshot = DashboardSnapshot.objects.get(project=project)
+    assert snapshot.figures == dashboard.quality_figures(dashboard.model_quality(project=project))
+    cat = next(row for row in snapshot.figures if row["name"] == "cat")
+    assert (cat["shown_accepted"], cat["shown_rejected"], cat["acceptance_percent"]) == (3, 2, 60)
+    assert (cat["mean_box_iou"], cat["box_iou_count"], cat["edited"], cat["missed"]) == (
+        pytest.approx(0.5),
+        1,
+        1,
+        1,
+    )
+    assert cat["suggestion"]["threshold"] == 0.2 and cat["suggestion"]["f1"] == pytest.approx(8 / 11)
+    assert {p["prompt"] for p in cat["prompts"]} == {"a cat", "a small cat"}
+    assert snapshot.computed_at is not None and snapshot.fingerprint["counts"]["done"] == 1
+
+
+def test_a_project_never_computed_shows_computing_and_queues_once(
+    client_for, project, manager, task_calls, django_capture_on_commit_callbacks
+):
+    client = client_for(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        html = _dashboard(client, project).content.decode()
+    assert 'id="quality-none"' in html and "Computing…" in html
+    assert 'id="quality-as-of"' not in html
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,)]
+    with django_capture_on_commit_callbacks(execute=True):
+        again = _dashboard(client, project).content.decode()
+    assert "Computing…" in again
+    assert len(task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE)) == 1  # one waits already
+
+
+def test_the_page_shows_the_snapshot_and_its_time(client_for, project, manager, hand_built, task_calls):
+    dashboard_snapshot_compute(project_id=project.pk)
+    snapshot = DashboardSnapshot.objects.get(project=project)
+    # A change after the snapshot is not on the page until the figures are computed again.
+    done = project.images.get(status=Image.Status.DONE)
+    make_annotation(done, hand_built, score=0.99, state=R)
+    response = _dashboard(client_for(manager), project)
+    html = response.content.decode()
+    assert 'id="quality-as-of"' in html
+    assert timezone.localtime(snapshot.computed_at).strftime("%Y-%m-%d %H:%M:%S") in html
+    assert response.context["quality"] == snapshot.figures
+    assert "3/5" in html  # the snapshot's acceptance, not today's 3/6
+    assert "Computing…" not in html and "being computed" not in html
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == []  # fresh: nothing queued
+
+
+def test_stale_snapshot_of_a_changed_project_is_queued_once(
+    client_for, project, manager, hand_built, task_calls, django_capture_on_commit_callbacks, settings
+):
+    settings.LABELGPT_DASHBOARD_SNAPSHOT_SECONDS = 60
+    dashboard_snapshot_compute(project_id=project.pk)
+    client = client_for(manager)
+    _age(project, 120)
+    with django_capture_on_commit_callbacks(execute=True):
+        _dashboard(client, project)
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == []  # old, but nothing changed
+
+    make_image(project, status=Image.Status.PRELABELED)  # the project changes
+    with django_capture_on_commit_callbacks(execute=True):
+        html = _dashboard(client, project).content.decode()
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,)]
+    assert "being computed" in html and 'id="quality-as-of"' in html  # the old figures stay
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            _dashboard(client, project)
+    assert len(task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE)) == 1
+
+    dashboard_snapshot_compute(project_id=project.pk)  # the worker runs it
+    with django_capture_on_commit_callbacks(execute=True):
+        html = _dashboard(client, project).content.decode()
+    assert "being computed" not in html
+    assert len(task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE)) == 1
+
+
+def test_a_changed_project_with_young_figures_waits(
+    client_for, project, manager, task_calls, django_capture_on_commit_callbacks, settings
+):
+    settings.LABELGPT_DASHBOARD_SNAPSHOT_SECONDS = 3600
+    dashboard_snapshot_compute(project_id=project.pk)
+    make_image(project, status=Image.Status.PRELABELED)
+    with django_capture_on_commit_callbacks(execute=True):
+        _dashboard(client_for(manager), project)
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == []
+
+
+def test_a_lost_recompute_is_queued_again_after_the_requeue_delay(
+    client_for, project, manager, task_calls, django_capture_on_commit_callbacks, settings
+):
+    settings.LABELGPT_DASHBOARD_REQUEUE_SECONDS = 600
+    client = client_for(manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        _dashboard(client, project)
+    DashboardSnapshot.objects.filter(project=project).update(
+        requested_at=timezone.now() - timedelta(seconds=601)
+    )  # its message was lost: no worker ever ran it
+    with django_capture_on_commit_callbacks(execute=True):
+        _dashboard(client, project)
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,), (project.pk,)]
+
+
+def test_broker_down_lets_the_next_view_queue_again(
+    client_for, project, manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+
+    def down(*, task, args=()):
+        sent.append(task)
+        raise queues.QueueUnavailable()
+
+    monkeypatch.setattr(queues, "task_send", down)
+    client = client_for(manager)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _dashboard(client, project).status_code == 200
+    assert sent == [queues.DASHBOARD_SNAPSHOT_COMPUTE] * 2
+    assert DashboardSnapshot.objects.get(project=project).requested_at is None
+
+
+def test_refresh_by_a_manager_queues_once_and_keeps_the_figures(
+    client_for, project, manager, hand_built, task_calls, django_capture_on_commit_callbacks
+):
+    dashboard_snapshot_compute(project_id=project.pk)
+    before = DashboardSnapshot.objects.get(project=project)
+    client = client_for(manager)
+    url = reverse("dashboard-refresh", args=[project.pk])
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url)
+        assert response.status_code == 302
+        assert response["Location"] == reverse("dashboard-project", args=[project.pk])
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,)]
+    after = DashboardSnapshot.objects.get(project=project)
+    assert (after.figures, after.computed_at) == (before.figures, before.computed_at)
+    html = client.get(reverse("dashboard-project", args=[project.pk])).content.decode()
+    assert "being computed" in html and "3/5" in html
+
+
+def test_refresh_refused_to_annotators_outsiders_and_gets(
+    client_for, project, annotator, outsider, manager, task_calls
+):
+    url = reverse("dashboard-refresh", args=[project.pk])
+    assert client_for(annotator).post(url).status_code == 403
+    assert client_for(outsider).post(url).status_code == 404
+    assert client_for(manager).get(url).status_code == 405
+    assert not DashboardSnapshot.objects.filter(project=project).exists()
+
+
+def test_the_snapshot_task_computes_and_a_missing_project_is_a_no_op(project, hand_built):
+    assert tasks.dashboard_snapshot_compute.run(project.pk) is True
+    assert DashboardSnapshot.objects.get(project=project).figures
+    assert tasks.dashboard_snapshot_compute.run(10**9) is False
+    assert queues.DASHBOARD_SNAPSHOT_COMPUTE.queue == queues.DEFAULT
+
+
+def test_applying_a_threshold_queues_a_recompute(
+    client_for, project, manager, task_calls, django_capture_on_commit_callbacks
+):
+    dashboard_snapshot_compute(project_id=project.pk)
+    cat = project.classes.get(name="cat")
+    url = reverse("dashboard-apply-threshold", args=[project.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(manager).post(url, {"class_id": cat.pk, "box_threshold": "0.42"})
+    assert response.status_code == 302
+    assert task_calls.of(queues.DASHBOARD_SNAPSHOT_COMPUTE) == [(project.pk,)]
+    dashboard_snapshot_compute(project_id=project.pk)
+    row = next(r for r in DashboardSnapshot.objects.get(project=project).figures if r["name"] == "cat")
+    assert row["threshold"] == pytest.approx(0.42) and row["own_threshold"] == pytest.approx(0.42)

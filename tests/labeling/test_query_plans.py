@@ -1,18 +1,22 @@
 """The queries the pages and the API run at scale use indexes: EXPLAIN on PostgreSQL shows no
 sequential scan of the large tables (labeling_image, labeling_annotation) for the image grid and
-the API image list, an image's annotations, the review queue's next image and the project page's
-status counts. The SQL is captured from the real selector, service and view code."""
+the API image list, an image's annotations, the review queue's next image, the project page's
+status counts and the dashboard's time windows (progress, throughput). The SQL is captured from
+the real selector, service and view code."""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from labeling.models import Annotation, Image, Membership
+from labeling.selectors import dashboard
 from labeling.selectors import images as image_selectors
 from labeling.services.projects import project_create
 from labeling.services.review import image_lease_next
@@ -29,6 +33,7 @@ pytestmark = [
 LARGE_TABLES = {"labeling_image", "labeling_annotation"}
 STATUSES = list(Image.Status.values)
 STATES = list(Annotation.State.values)
+REVIEWED_SINCE = timezone.now() - timedelta(days=365)
 
 
 def _bulk_project(user, name: str, images: int, annotations_per_image: int):
@@ -44,6 +49,13 @@ def _bulk_project(user, name: str, images: int, annotations_per_image: int):
                 height=480,
                 original_name=f"{n}.png",
                 status=STATUSES[n % len(STATUSES)],
+                # Reviewed images spread over the past year (the dashboard's windows).
+                reviewed_by=user if STATUSES[n % len(STATUSES)] in ("done", "skipped") else None,
+                reviewed_at=(
+                    REVIEWED_SINCE + timedelta(hours=n % (365 * 24))
+                    if STATUSES[n % len(STATUSES)] in ("done", "skipped")
+                    else None
+                ),
             )
             for n in range(images)
         ],
@@ -137,6 +149,9 @@ def _captures(project, manager, client) -> dict[str, CaptureQueriesContext]:
         ),
         "GET /api/v1/images/<id>/annotations/": lambda: client.get(f"/api/v1/images/{image.pk}/annotations/"),
         "image_lease_next (review queue)": lambda: image_lease_next(project=project, user=manager),
+        "review_progress by day (dashboard)": lambda: dashboard.review_progress(project=project),
+        "review_progress by hour (dashboard)": lambda: dashboard.review_progress(project=project, by="hour"),
+        "annotator_throughput (dashboard)": lambda: dashboard.annotator_throughput(project=project),
     }
     for name, action in actions.items():
         with CaptureQueriesContext(connection) as captured:
@@ -157,7 +172,7 @@ def test_scale_queries_use_indexes_not_sequential_scans(scale):
             checked += 1
             if _seq_scans(plan):
                 offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
-    assert checked >= 6  # (the project page's status counts read its counts row: no large table)
+    assert checked >= 9  # (the project page's status counts read its counts row: no large table)
     assert not offenders, json.dumps(offenders, indent=2)
 
 
