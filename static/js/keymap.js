@@ -5,7 +5,8 @@
 // Actions: "close-help", "blur", "undo", "redo", "next", "previous", "accept", "reject",
 // "accept-all", "class" (with `index`, the class's place 1–9), "segment-keep", "submit",
 // "segment-reset", "select-mode", "deselect", "skip", "previous-image", "fit", "toggle-draw",
-// "toggle-segment", "refine", "toggle-rejected", "zoom-in", "zoom-out", "help".
+// "toggle-segment", "refine", "toggle-rejected", "zoom-in", "zoom-out", "help", "jump" (G: the
+// filmstrip and the jump by name).
 // `preventDefault` says whether the key's default (scrolling, typing, focus moves) is stopped.
 
 /**
@@ -50,6 +51,7 @@ export function keyAction(event, context = {}) {
     e: "refine",
     v: "select-mode",
     h: "toggle-rejected",
+    g: "jump",
   };
   if (letters[lower]) return act(letters[lower]);
   if (key === "+" || key === "=") return act("zoom-in");
