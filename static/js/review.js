@@ -133,16 +133,20 @@ const navigation = new Navigation({
   setBusy,
   post: (url) => postForm(pageData.urls.next || url, csrfToken), // urls.next: the skipped queue
   onLeave: (what) => {
-    if (what === "submit" || what === "skip") markEnter(window.sessionStorage, epochNow());
+    if (what !== "submit" && what !== "skip") return;
+    markEnter(window.sessionStorage, epochNow());
+    // The peeked image is claimed now, beside the submit (it is the queue's next one either way).
+    onwardClaim = prefetcher ? prefetcher.claim() : null;
   },
   onward: async () => {
-    const claimed = prefetcher ? await prefetcher.claim() : null;
+    const claimed = onwardClaim ? await onwardClaim : null;
     if (!claimed || !handOver(window.sessionStorage, claimed.data)) return false;
     window.location.assign(claimed.reviewUrl);
     return true;
   },
 });
 // The next image, peeked and loaded once this one is drawn (not for a read-only page).
+let onwardClaim = null;
 const prefetcher =
   readOnly || prefetchOff(window.localStorage)
     ? null
@@ -157,7 +161,7 @@ const prefetcher =
         statuses: pageData.queue === "skipped" ? ["skipped"] : ["prelabeled", "new"],
         maxAgeMs: (data.lease_seconds || 60) * 500,
       });
-const timing = { prefetchUsed: handedOver !== null, enterToImageMs: null, peeked: null };
+const timing = { prefetchUsed: handedOver !== null, enterToImageMs: null, pageMs: null, peeked: null };
 const filmstrip = new Filmstrip({
   root: $("filmstrip"),
   track: $("filmstrip-track"),
@@ -322,8 +326,10 @@ stage.addEventListener(
     requestAnimationFrame(() => {
       // Drawn: the Enter → next image time (for bench/review_next.py), then the next image's prefetch.
       timing.enterToImageMs = enterElapsed(window.sessionStorage, epochNow());
+      timing.pageMs = performance.now(); // of which: this page's own load, from its navigation's start
       document.documentElement.dataset.enterToImageMs = String(timing.enterToImageMs ?? "");
-      if (prefetcher) prefetcher.start().then((next) => (timing.peeked = next ? next.id : null));
+      // timing.peeked: the next image's id once peeked and loaded, false when there is none.
+      if (prefetcher) prefetcher.start().then((next) => (timing.peeked = next ? next.id : false));
     }),
   { once: true },
 );
