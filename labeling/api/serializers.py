@@ -531,7 +531,14 @@ class FilmstripQuerySerializer(Strict):
 
 
 class NameSearchSerializer(Strict):
-    prefix = serializers.CharField(min_length=1, max_length=NAME_PREFIX_MAX, trim_whitespace=False)
+    prefix = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=NAME_PREFIX_MAX,
+        trim_whitespace=False,
+        help_text="The start of the original name, as typed; empty: no image.",
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=NAME_MATCHES_MAX, default=10)
 
     def validate_prefix(self, value):

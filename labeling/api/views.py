@@ -512,7 +512,8 @@ class ProjectFilmstrip(ApiView):
 
 class ProjectImageNames(ApiView):
     """Jump by name: the project's images whose original name starts with ?prefix= (as typed),
-    by name, at most ?limit= (up to 20). Every member; one range read on the name index."""
+    by name, at most ?limit= (up to 20); none for an empty prefix. Every member; one range read
+    on the name index."""
 
     serializer_class = s.NameSearchSerializer
     query_params = frozenset(s.NameSearchSerializer().fields)

@@ -158,6 +158,8 @@ def images_by_name(
     """The project's images whose original name starts with `prefix` (case as typed), by name in
     code point order, at most `limit`: one range read on the index (project, name in byte order,
     id) of migration 0010, which stops after `limit` rows whatever the number of images."""
+    if not prefix:
+        return []  # an empty field: nothing to jump to (and no read)
     now = now or timezone.now()
     name = Collate(F("original_name"), _byte_order())
     match = Q(name_bytes__gte=prefix)

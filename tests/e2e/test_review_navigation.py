@@ -156,7 +156,9 @@ def test_a_peeked_image_another_annotator_took_meanwhile_falls_back_to_the_queue
 # The filmstrip and jump by name -----------------------------------------------------------------
 
 
-def test_the_filmstrip_shows_the_images_with_their_status_and_opens_the_one_clicked(page, login, plain):
+def test_the_filmstrip_shows_the_images_with_their_status_and_opens_the_one_clicked(
+    page, login, plain, screenshot
+):
     Image.objects.filter(pk=plain.images[3].pk).update(status=Image.Status.DONE)
     first = start(page, login, plain.annotator, plain.project)
     page.keyboard.press("g")
@@ -164,6 +166,7 @@ def test_the_filmstrip_shows_the_images_with_their_status_and_opens_the_one_clic
     expect(tiles).to_have_count(4)
     expect(page.locator(f'#filmstrip-track [data-id="{first}"] a')).to_have_attribute("aria-current", "true")
     expect(page.locator(f'#filmstrip-track [data-id="{plain.images[3].pk}"] .badge')).to_have_text("done")
+    screenshot(page, "review-filmstrip")
     page.locator(f'#filmstrip-track [data-id="{plain.images[2].pk}"] a').click()
     page.wait_for_url(re.compile(rf"/images/{plain.images[2].pk}/review/$"))
     wait_for_review(page)

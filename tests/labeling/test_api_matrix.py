@@ -91,7 +91,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{V}/projects/{{project_id}}/imports/"): Route(MANAGERS, ok=202, body=_import, multipart=True),
     ("GET", f"{V}/imports/{{import_id}}/"): Route(MEMBERS),
     ("GET", f"{V}/projects/{{project_id}}/filmstrip/"): Route(MEMBERS),
-    ("GET", f"{V}/projects/{{project_id}}/image-names/"): Route(MEMBERS, body=lambda w: {"prefix": "a"}),
+    ("GET", f"{V}/projects/{{project_id}}/image-names/"): Route(MEMBERS),
     ("GET", f"{V}/images/{{image_id}}/"): Route(MEMBERS),
     ("GET", f"{V}/images/{{image_id}}/peek-next/"): Route(MEMBERS),
     ("GET", f"{V}/images/{{image_id}}/previous/"): Route(MEMBERS),

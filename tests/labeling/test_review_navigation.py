@@ -187,6 +187,8 @@ def test_jump_by_name_finds_the_images_whose_name_starts_with_the_prefix_by_name
     assert [i["name"] for i in client.get(url, {"prefix": "cat%"}).json()["images"]] == ["cat%.jpg"]
     assert client.get(url, {"prefix": "cat", "limit": 2}).json()["images"][1]["name"] == "cat-1.jpg"
     assert client.get(url, {"prefix": "nothing"}).json() == {"images": []}
+    assert client.get(url, {"prefix": ""}).json() == {"images": []}, "an empty field finds nothing"
+    assert client.get(url).json() == {"images": []}
     found = client.get(url, {"prefix": "zeb"}).json()["images"][0]
     assert found["review_url"].startswith("/images/")
 
@@ -199,7 +201,13 @@ def test_jump_by_name_handles_the_last_code_point(project, annotator, client_for
 
 
 @pytest.mark.parametrize(
-    "query", [{}, {"prefix": ""}, {"prefix": "x" * 256}, {"prefix": "a\x00"}, {"prefix": "a", "limit": "21"}]
+    "query",
+    [
+        {"prefix": "x" * 256},
+        {"prefix": "a\x00"},
+        {"prefix": "a", "limit": "21"},
+        {"prefix": "a", "limit": "0"},
+    ],
 )
 def test_jump_by_name_refuses_bad_input_with_a_reason(project, annotator, client_for, query):
     response = client_for(annotator).get(api("api-project-image-names", project_id=project.pk), query)
