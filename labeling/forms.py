@@ -6,6 +6,7 @@ from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from . import model_choices
 from .models import PALETTE, LabelClass, Membership, Project
+from .selectors.navigation import QUEUE_SKIPPED
 from .services.projects import ClassEdit
 
 
@@ -177,3 +178,18 @@ class ClassThresholdForm(forms.Form):
 
     class_id = forms.IntegerField(min_value=1, max_value=2**63 - 1)
     box_threshold = forms.FloatField(min_value=0.0, max_value=1.0)
+
+
+class ReviewQueueForm(forms.Form):
+    """The review queue's query string: ?status=skipped (revisit the skipped images) and ?after=
+    (the id of the skipped image just seen: the queue goes on after it)."""
+
+    status = forms.ChoiceField(choices=[("", "to review"), (QUEUE_SKIPPED, "skipped")], required=False)
+    after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
+class ReviewPageForm(forms.Form):
+    """The review page's query string: ?queue=skipped when it was opened from the skipped queue
+    (submit and skip then go on to the next skipped image)."""
+
+    queue = forms.ChoiceField(choices=[("", "to review"), (QUEUE_SKIPPED, "skipped")], required=False)

@@ -22,6 +22,13 @@ from rest_framework.settings import api_settings
 from inference.masks import rle_runs_checked
 from labeling import model_choices
 from labeling.formats.registry import export_choices, import_choices
+from labeling.selectors.navigation import (
+    FILMSTRIP_DEFAULT,
+    FILMSTRIP_MAX,
+    NAME_MATCHES_MAX,
+    NAME_PREFIX_MAX,
+    QUEUE_CHOICES,
+)
 from labeling.selectors.prelabel import job_progress
 from labeling.services.prelabel import SCOPES
 from labeling.services.review import MAX_BULK_UPDATES, StateUpdate
@@ -486,6 +493,58 @@ class ImageCloseSerializer(Strict):
     version = JSONInteger(
         required=False, allow_null=True, min_value=1, help_text="The image's version the review was made on."
     )
+
+
+class LeaseClaimSerializer(Strict):
+    version = JSONInteger(
+        required=False,
+        min_value=1,
+        help_text="The image's version the page already has the data of (prefetched): the same version "
+        "answers only the lease, with unchanged: true.",
+    )
+
+
+class QueueChoiceSerializer(Strict):
+    """The review queue a page works through: the usual one, or the skipped images."""
+
+    queue = serializers.ChoiceField(choices=QUEUE_CHOICES, required=False)
+
+
+class FilmstripQuerySerializer(Strict):
+    """A window of the project's images by id: around an image, or more before / after an id
+    (at most one of the three; none: from the first image on)."""
+
+    around = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=FILMSTRIP_MAX, default=FILMSTRIP_DEFAULT
+    )
+
+    def validate(self, attrs):
+        given = [name for name in ("around", "before", "after") if name in attrs]
+        if len(given) > 1:
+            raise serializers.ValidationError("Give one of around, before and after, not several.")
+        if not given:
+            attrs["after"] = 0  # none: from the project's first image on
+        return attrs
+
+
+class NameSearchSerializer(Strict):
+    prefix = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=NAME_PREFIX_MAX,
+        trim_whitespace=False,
+        help_text="The start of the original name, as typed; empty: no image.",
+    )
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=NAME_MATCHES_MAX, default=10)
+
+    def validate_prefix(self, value):
+        if "\x00" in value:
+            raise serializers.ValidationError("The name cannot contain a NUL character.")
+        return value
 
 
 class ImageCloseResultSerializer(serializers.Serializer):

@@ -39,6 +39,7 @@ from labeling.api.pagination import (
     NewestFirstCursorPagination,
 )
 from labeling.client_address import client_address
+from labeling.selectors import navigation
 from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
@@ -436,22 +437,97 @@ class ImageLease(ApiView):
     """The review page claims its image: lease it to the caller (or renew their lease) and queue
     the embeddings for click-to-segment; the answer is the page's data with the lease
     (lease_expires_at, lease_seconds). 409 with "held_by" and "lease_expires_at" when someone
-    else holds it: the page opens read-only. Takes no fields."""
+    else holds it: the page opens read-only; 403 for a done image an annotator did not review.
+    {"version": v}: the caller already has the data of that version (prefetched); if the image is
+    still at it, the answer is only the lease, with "unchanged": true."""
 
-    serializer_class = None
+    serializer_class = s.LeaseClaimSerializer
 
     @extend_schema(
-        request=None,
+        request=s.LeaseClaimSerializer,
         responses={
             200: OpenApiTypes.OBJECT,
+            403: OpenApiResponse(description="A done image someone else reviewed: read-only for annotators."),
             409: OpenApiResponse(description="Someone else holds the image (held_by, lease_expires_at)."),
         },
     )
     def post(self, request: Request, image_id: int) -> Response:
         image, role = image_for_user(request.user, image_id)
-        if request.data:
-            raise DRFValidationError("This endpoint takes no fields.")
-        return Response(review.image_lease_claim(image=image, user=request.user, can_manage=can_manage(role)))
+        data = _input(s.LeaseClaimSerializer, request)
+        return Response(
+            review.image_lease_claim(
+                image=image, user=request.user, can_manage=can_manage(role), known_version=data.get("version")
+            )
+        )
+
+
+class ImagePeekNext(ApiView):
+    """The image the review queue would hand the caller after this one, read only (nothing is
+    leased: another annotator may take it meanwhile, which the claim then tells), with the
+    review page's data, for the page to prefetch while this image is reviewed: {"next": {"id",
+    "version", "review_url", "data"}} or {"next": null}. ?queue=skipped: the skipped queue."""
+
+    serializer_class = s.QueueChoiceSerializer
+    query_params = frozenset(s.QueueChoiceSerializer().fields)
+
+    @extend_schema(parameters=[s.QueueChoiceSerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, image_id: int) -> Response:
+        image, role = image_for_user(request.user, image_id)
+        query = _input(s.QueueChoiceSerializer, request, data=_query(request))
+        return Response(
+            {
+                "next": navigation.review_peek(
+                    image=image, user=request.user, can_manage=can_manage(role), queue=query.get("queue")
+                )
+            }
+        )
+
+
+class ImagePrevious(ApiView):
+    """The image "previous" (P) opens from this one: {"previous": {"id", "review_url"}}, or
+    {"previous": null} on the first image."""
+
+    serializer_class = None
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, image_id: int) -> Response:
+        image, _ = image_for_user(request.user, image_id)
+        return Response({"previous": navigation.review_previous(image=image, user=request.user)})
+
+
+class ProjectFilmstrip(ApiView):
+    """The filmstrip: a window of the project's images by id with their status and thumbnail:
+    ?around=<id> (limit before it, limit from it on), ?before=<id> or ?after=<id> (more);
+    ?limit= up to 50. Every member; a range read on the index whatever the project's size."""
+
+    serializer_class = s.FilmstripQuerySerializer
+    query_params = frozenset(s.FilmstripQuerySerializer().fields)
+
+    @extend_schema(parameters=[s.FilmstripQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        query = _input(s.FilmstripQuerySerializer, request, data=_query(request))
+        return Response(navigation.image_window(project=project, **query))
+
+
+class ProjectImageNames(ApiView):
+    """Jump by name: the project's images whose original name starts with ?prefix= (as typed),
+    by name, at most ?limit= (up to 20); none for an empty prefix. Every member; one range read
+    on the name index."""
+
+    serializer_class = s.NameSearchSerializer
+    query_params = frozenset(s.NameSearchSerializer().fields)
+
+    @extend_schema(parameters=[s.NameSearchSerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        query = _input(s.NameSearchSerializer, request, data=_query(request))
+        return Response({"images": navigation.images_by_name(project=project, **query)})
+
+
+def _query(request: Request) -> dict:
+    """The query string's parameters (less ?format=) as a serializer's input."""
+    return {k: v for k, v in request.query_params.items() if k != api_settings.URL_FORMAT_OVERRIDE}
 
 
 # Annotations -----------------------------------------------------------------------------------

@@ -148,6 +148,10 @@ def review_urls(*, image: Image) -> dict:
         "submit": reverse("api-image-submit", kwargs=image_kw),
         "skip": reverse("api-image-skip", kwargs=image_kw),
         "previous": reverse("image-previous", kwargs=image_kw),
+        "previous_check": reverse("api-image-previous", kwargs=image_kw),
+        "peek_next": reverse("api-image-peek-next", kwargs=image_kw),
+        "filmstrip": reverse("api-project-filmstrip", kwargs=project_kw),
+        "image_names": reverse("api-project-image-names", kwargs=project_kw),
         "threshold": reverse("api-project-threshold", kwargs=project_kw),
         "project": reverse("project-detail", kwargs=project_kw),
     }

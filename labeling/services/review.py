@@ -32,9 +32,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from inference.masks import encode_mask, polygons_to_mask, rle_to_mask
+from labeling.selectors.navigation import QUEUE_SKIPPED, queue_statuses
 from labeling.selectors.review import (
     ANNOTATION_FIELDS,
-    QUEUE_ORDER,
     annotation_current,
     annotation_json,
     annotations_json,
@@ -94,6 +94,12 @@ class Conflict(ReviewError):
     status = 409
 
 
+class NotReopenable(ReviewError):
+    """A done image someone else reviewed: an annotator may look at it, not reopen it."""
+
+    status = 403
+
+
 class Stale(ReviewError):
     """The write was made on an old version; `current` is how the object is now."""
 
@@ -120,19 +126,23 @@ def _lease_for_write(*, image: Image, user: User, now: datetime) -> None:
         raise Conflict(f"{holder} is reviewing this image; it is read-only for you until they finish.")
 
 
-def _claim_next(*, project: Project, user: User, now: datetime) -> tuple[bool, int | None]:
+def _claim_next(
+    *, project: Project, user: User, now: datetime, statuses: Sequence[str], after: int | None
+) -> tuple[bool, int | None]:
     """(whether a free image was found, the id claimed). Found but not claimed: lost a race."""
     free = images_free_for(user=user, now=now)
     with transaction.atomic():
-        for status in QUEUE_ORDER:
+        for status in statuses:
             candidates = Image.objects.filter(project=project, status=status).filter(free).order_by("id")
+            if after is not None:
+                candidates = candidates.filter(pk__gt=after)
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
             image_id = candidates.values_list("pk", flat=True).first()
             if image_id is None:
                 continue
             claimed = (
-                Image.objects.filter(pk=image_id, status__in=QUEUE_ORDER)
+                Image.objects.filter(pk=image_id, status__in=statuses)
                 .filter(free)
                 .update(assignee=user, lease_expires_at=now + lease_duration())
             )
@@ -140,23 +150,37 @@ def _claim_next(*, project: Project, user: User, now: datetime) -> tuple[bool, i
     return False, None
 
 
-def image_lease_next(*, project: Project, user: User, now: datetime | None = None) -> int | None:
+def image_lease_next(
+    *,
+    project: Project,
+    user: User,
+    queue: str | None = None,
+    after: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
     """The id of the image this user should review next, leased to them; None when none is left.
 
     The image the user already holds (unexpired, not yet done) comes first, its lease renewed;
-    else the first pre-labeled image, then the first new one, that nobody else holds.
+    else the first pre-labeled image, then the first new one, that nobody else holds. The
+    skipped queue (`queue="skipped"`: revisiting what was left out) hands out the first free
+    skipped image after the id `after` instead (after: so that skipping it again moves on).
     """
     now = now or timezone.now()
-    held = (
-        Image.objects.filter(project=project, assignee=user, lease_expires_at__gt=now, status__in=QUEUE_ORDER)
-        .order_by("id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if held is not None and _lease_take(image_id=held, user=user, now=now):
-        return held
+    statuses = queue_statuses(queue)
+    if queue != QUEUE_SKIPPED:
+        held = (
+            Image.objects.filter(
+                project=project, assignee=user, lease_expires_at__gt=now, status__in=statuses
+            )
+            .order_by("id")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if held is not None and _lease_take(image_id=held, user=user, now=now):
+            return held
+        after = None
     for _ in range(CLAIM_ATTEMPTS):
-        found, image_id = _claim_next(project=project, user=user, now=now)
+        found, image_id = _claim_next(project=project, user=user, now=now, statuses=statuses, after=after)
         if not found:
             return None
         if image_id is not None:
@@ -165,13 +189,40 @@ def image_lease_next(*, project: Project, user: User, now: datetime | None = Non
     return None
 
 
-def image_lease_claim(*, image: Image, user: User, can_manage: bool, now: datetime | None = None) -> dict:
+def image_lease_claim(
+    *,
+    image: Image,
+    user: User,
+    can_manage: bool,
+    known_version: int | None = None,
+    now: datetime | None = None,
+) -> dict:
     """The review page claims its image (a POST, never a GET): lease it to the user, or renew
     their lease, unless someone else holds it (Conflict, with `held_by` and `lease_expires_at`:
     the page opens read-only); queue the SAM embeddings of it and the next images; give the
     page's data (selectors.review.review_data). A constant number of queries whatever the number
-    of annotations."""
+    of annotations.
+
+    A done image is reopened (quality control) by the project's managers and by the annotator
+    who reviewed it; for other annotators it is read-only (NotReopenable). The lease works as for
+    any image; the status stays done until the next submit (done again, recorded as that user's
+    review) or skip.
+
+    `known_version`: the page already has the image's data as of that version (it prefetched it
+    with selectors.navigation.review_peek, read-only, while the previous image was reviewed). Once
+    the lease is taken nobody else can write on the image, and any write by someone else since
+    the peek needed their lease, which the claim would have met (409), or a close or a new
+    pre-labeling, which bumps the version: so the same version means the same data, and the
+    answer is only the lease ({"unchanged": true, ...}) instead of the data again."""
     now = now or timezone.now()
+    if (
+        image.status == Image.Status.DONE
+        and not can_manage
+        and image.reviewed_by_id not in (None, getattr(user, "pk", None))
+    ):
+        raise NotReopenable(
+            "This image is done; only the project's managers reopen it. You can look, not change."
+        )
     if not _lease_take(image_id=image.pk, user=user, now=now):
         holder = image_lease_holder(image_id=image.pk)
         name = holder.get("assignee__username") or "someone else"
@@ -185,9 +236,18 @@ def image_lease_claim(*, image: Image, user: User, can_manage: bool, now: dateti
         segmentation.embeddings_prefetch(image=image)
     except Exception:  # the page works without it: the first click just waits for the embedding
         logger.exception("Image %s: the embeddings could not be queued", image.pk)
-    return review_data(
-        image=image, can_manage=can_manage, lease_expires_at=now + lease_duration(), held_by_other=None
-    )
+    expires_at = now + lease_duration()
+    if known_version is not None:
+        current = image_lease_holder(image_id=image.pk)
+        if current.get("version") == known_version:
+            return {
+                "unchanged": True,
+                "image": {"id": image.pk, "version": known_version, "status": current["status"]},
+                "lease_expires_at": expires_at.isoformat(),
+                "lease_seconds": round(lease_duration().total_seconds()),
+            }
+        image.refresh_from_db()
+    return review_data(image=image, can_manage=can_manage, lease_expires_at=expires_at, held_by_other=None)
 
 
 # Annotation writes -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 // "toggle-segment", "refine", "toggle-rejected", "zoom-in", "zoom-out", "help", "cycle-masks",
 // "hide-selected", "hide-class", "focus-controls"; mask editing: "toggle-brush", "toggle-eraser",
 // "toggle-vertices", "brush-smaller", "brush-larger" ([ and ] in the brush and eraser modes),
-// "vertex-delete" (Delete or Backspace in the vertices mode).
+// "vertex-delete" (Delete or Backspace in the vertices mode); "jump" (J: the filmstrip
+// and the jump by name).
 // `preventDefault` says whether the key's default (scrolling, typing, focus moves) is stopped.
 
 /**
@@ -63,6 +64,7 @@ export function keyAction(event, context = {}) {
     x: "toggle-eraser",
     g: "toggle-vertices",
     o: "cycle-masks",
+    j: "jump",
   };
   if (letters[lower]) return act(letters[lower]);
   if (key === "+" || key === "=") return act("zoom-in");
@@ -86,6 +88,7 @@ export const KEYS = [
   { combos: ["1", "9"], actions: ["class", "class"], range: true, text: "class of the selection (or of new objects); the legend's rows do the same", column: 0 },
   { combos: ["Enter"], actions: ["submit"], text: "submit and open the next image", column: 0 },
   { combos: ["s", "p"], actions: ["skip", "previous-image"], text: "skip / previous image", column: 0 },
+  { combos: ["j"], actions: ["jump"], text: "the filmstrip: the project's images; jump to one by name", column: 0 },
   { combos: ["Ctrl+z", "Ctrl+Shift+Z", "Ctrl+y"], actions: ["undo", "redo", "redo"], text: "undo / redo", column: 0 },
   { combos: ["Escape"], actions: ["deselect"], text: "clear the selection (in a tool: back to Select)", column: 0 },
   { combos: ["?"], actions: ["help"], text: "this help (Esc or ? closes it)", column: 0 },

@@ -57,6 +57,7 @@ export class LeaseTimer {
  * gave `pageData` and took no lease; `answer` is request()'s {status, json}, or the Error it threw.
  *   200: the answer is the page's data, fresh, with the lease: editable.
  *   409: someone else holds the image: the GET's data, read-only, naming them (`heldBy`).
+ *   403 with a reason: a done image an annotator did not review: read-only, with the reason.
  *   anything else: the GET's data, read-only, with why (`locked`); reloading tries again.
  * Returns { data, heldBy, locked } (heldBy and locked are null when the page is editable). */
 export function claimOutcome(pageData, answer) {
@@ -72,6 +73,10 @@ export function claimOutcome(pageData, answer) {
       lease_seconds: null,
     };
     return { data, heldBy, locked: null };
+  }
+  if (!(answer instanceof Error) && answer.status === 403 && answer.json?.error) {
+    // A done image someone else reviewed (annotators look at it, managers reopen it).
+    return { data: { ...pageData, lease_seconds: null }, heldBy: null, locked: `Read only: ${answer.json.error}` };
   }
   const why =
     answer instanceof Error ? answer.message : answer.json?.error || `the server answered ${answer.status}`;

@@ -23,9 +23,11 @@ export function postForm(url, csrfToken, doc = globalThis.document) {
 export class Navigation {
   /** queue: the SaveQueue; request: save-queue.js's request; notify(text, kind): a message;
    * setBusy(busy): disable the submit and skip buttons meanwhile; post(url): go on by a POST
-   * (postForm with the page's CSRF token). */
-  constructor({ queue, request, notify, setBusy, post }) {
-    Object.assign(this, { queue, request, notify, setBusy, post });
+   * (postForm with the page's CSRF token); onLeave(what): called as the page starts leaving;
+   * onward(next, what): after a submit or skip, an async hook that may open the next image
+   * itself (prefetch.js: true when it did) before the page goes on through the queue `next`. */
+  constructor({ queue, request, notify, setBusy, post, onLeave = () => {}, onward = async () => false }) {
+    Object.assign(this, { queue, request, notify, setBusy, post, onLeave, onward });
     this.navigating = false;
     this.submitArmed = false; // Enter was pressed once with undecided proposals
     window.addEventListener("pageshow", (event) => {
@@ -56,10 +58,12 @@ export class Navigation {
     this.leave(url, "submit");
   }
 
-  /** what: "submit" | "skip" (POST url, then POST to its answer's `next`) or "previous" (go to url). */
+  /** what: "submit" | "skip" (POST url, then POST to its answer's `next`), or "previous" | "open"
+   * (go to url). */
   async leave(url, what) {
     if (this.navigating) return;
     this.navigating = true;
+    this.onLeave(what);
     this.setBusy(true);
     const done = (text) => {
       if (text) this.notify(text, "error");
@@ -73,7 +77,7 @@ export class Navigation {
       done(`Not ${what === "submit" ? "submitted" : "left"}: ${queue.pending} edit(s) are not saved yet.`);
       return;
     }
-    if (what === "previous") {
+    if (what === "previous" || what === "open") {
       window.location.assign(url);
       return;
     }
@@ -85,7 +89,13 @@ export class Navigation {
       return;
     }
     if (res.status === 200 && res.json?.next) {
-      this.post(res.json.next); // still "navigating": a second Enter does nothing
+      let opened = false;
+      try {
+        opened = await this.onward(res.json.next, what);
+      } catch {
+        opened = false;
+      }
+      if (!opened) this.post(res.json.next); // still "navigating": a second Enter does nothing
       return;
     }
     done(`Could not ${what}: ${res.json?.error || `the server answered ${res.status}`}`);

@@ -15,6 +15,8 @@
 //   help.js        the help dialog's keys, from keymap.js's KEYS
 //   panels.js      threshold, counts and selection panels
 //   navigation.js  submit, skip, previous
+//   prefetch.js    the next image's data and bitmap, ready before Enter; the Enter → next image time
+//   filmstrip.js   the filmstrip of the project's images and the jump by name
 //   messages.js    messages and the save status
 //   canvas.js      the canvas (isolated: methods in, DOM events out); geometry.js its maths
 //
@@ -28,6 +30,7 @@
 import { ReviewCanvas } from "./canvas.js";
 import { DisplayPanel, DisplayState } from "./display.js";
 import { Editor } from "./editor.js";
+import { Filmstrip, NameJump } from "./filmstrip.js";
 import { transformGeometry } from "./geometry.js";
 import { renderHelp } from "./help.js";
 import { KEYS, keyAction } from "./keymap.js";
@@ -40,6 +43,7 @@ import { Messages, PendingStatus } from "./messages.js";
 import { Modes, showSegmentStatus } from "./modes.js";
 import { Navigation, postForm } from "./navigation.js";
 import { ThresholdPanel, renderCounts, renderSelection } from "./panels.js";
+import { Prefetcher, enterElapsed, handOver, markEnter, prefetchOff, takeHandover } from "./prefetch.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
 import { ReviewState } from "./state.js";
 import { SegmentTool } from "./tools.js";
@@ -55,11 +59,13 @@ const csrfToken = (() => {
 })();
 const request = createRequest({ fetch: (...args) => window.fetch(...args), csrfToken });
 
-// The claim: the lease (and the page's data as it is now), or read-only.
-const claim = claimOutcome(
-  pageData,
-  await request("POST", pageData.urls.lease, {}).catch((error) => error),
-);
+// The claim: the lease (and the page's data as it is now), or read-only. After Enter the previous
+// page may have claimed this image already and handed its data over (prefetch.js).
+const epochNow = () => performance.timeOrigin + performance.now();
+const handedOver = takeHandover(window.sessionStorage, pageData.image.id);
+const claim = handedOver
+  ? { data: handedOver, heldBy: null, locked: null }
+  : claimOutcome(pageData, await request("POST", pageData.urls.lease, {}).catch((error) => error));
 const data = claim.data;
 const urls = data.urls;
 const readOnly = claim.heldBy !== null || claim.locked !== null;
@@ -170,8 +176,73 @@ const navigation = new Navigation({
   request,
   notify: flash,
   setBusy,
-  post: (url) => postForm(url, csrfToken),
+  post: (url) => postForm(pageData.urls.next || url, csrfToken), // urls.next: the skipped queue
+  onLeave: (what) => {
+    if (what !== "submit" && what !== "skip") return;
+    markEnter(window.sessionStorage, epochNow());
+    // The peeked image is claimed now, beside the submit (it is the queue's next one either way).
+    onwardClaim = prefetcher ? prefetcher.claim() : null;
+  },
+  onward: async () => {
+    const claimed = onwardClaim ? await onwardClaim : null;
+    if (!claimed || !handOver(window.sessionStorage, claimed.data)) return false;
+    window.location.assign(claimed.reviewUrl);
+    return true;
+  },
 });
+// The next image, peeked and loaded once this one is drawn (not for a read-only page).
+let onwardClaim = null;
+const prefetcher =
+  readOnly || prefetchOff(window.localStorage)
+    ? null
+    : new Prefetcher({
+        request,
+        peekUrl: urls.peek_next + (pageData.queue ? `?queue=${encodeURIComponent(pageData.queue)}` : ""),
+        loadBitmap: (url) => {
+          const bitmap = new Image();
+          bitmap.src = url;
+          return bitmap.decode();
+        },
+        statuses: pageData.queue === "skipped" ? ["skipped"] : ["prelabeled", "new"],
+        maxAgeMs: (data.lease_seconds || 60) * 500,
+      });
+const timing = { prefetchUsed: handedOver !== null, enterToImageMs: null, pageMs: null, peeked: null };
+const filmstrip = new Filmstrip({
+  root: $("filmstrip"),
+  track: $("filmstrip-track"),
+  earlier: $("filmstrip-before"),
+  later: $("filmstrip-after"),
+  request,
+  url: urls.filmstrip,
+  currentId: data.image.id,
+  open: (url) => navigation.leave(url, "open"),
+  notify: flash,
+});
+const nameJump = new NameJump({
+  form: $("jump-form"),
+  input: $("jump-name"),
+  results: $("jump-results"),
+  request,
+  url: urls.image_names,
+  open: (url) => navigation.leave(url, "open"),
+  notify: flash,
+});
+
+/** P: the previous image, or a message on the first one (no reload). */
+async function goPrevious() {
+  let answer;
+  try {
+    answer = await request("GET", urls.previous_check);
+  } catch (error) {
+    flash(`Could not go back: ${error.message}`, "error");
+    return;
+  }
+  if (answer.status === 200 && answer.json && answer.json.previous === null) {
+    flash("This is the first image.", "info");
+    return;
+  }
+  navigation.leave(answer.json?.previous?.review_url || urls.previous, "previous");
+}
 
 // ------------------------------------------------------------------------------- selection
 
@@ -328,6 +399,19 @@ stage.addEventListener("canvas:segment-box", (event) => {
 stage.addEventListener("canvas:view", (event) => {
   $("zoom-level").textContent = `${Math.round(event.detail.scale * 100)}%`;
 });
+stage.addEventListener(
+  "canvas:ready",
+  () =>
+    requestAnimationFrame(() => {
+      // Drawn: the Enter → next image time (for bench/review_next.py), then the next image's prefetch.
+      timing.enterToImageMs = enterElapsed(window.sessionStorage, epochNow());
+      timing.pageMs = performance.now(); // of which: this page's own load, from its navigation's start
+      document.documentElement.dataset.enterToImageMs = String(timing.enterToImageMs ?? "");
+      // timing.peeked: the next image's id once peeked and loaded, false when there is none.
+      if (prefetcher) prefetcher.start().then((next) => (timing.peeked = next ? next.id : false));
+    }),
+  { once: true },
+);
 stage.addEventListener("canvas:error", (event) => flash(event.detail.message, "error", { sticky: true }));
 
 const buttons = {
@@ -358,7 +442,7 @@ for (const [id, run] of Object.entries(buttons)) {
 }
 $("previous-link").addEventListener("click", (event) => {
   event.preventDefault();
-  navigation.leave(urls.previous, "previous");
+  goPrevious();
 });
 $("class-select").addEventListener("change", (event) => {
   changeClass(Number(event.currentTarget.value));
@@ -382,7 +466,11 @@ const keyActions = {
   "select-mode": () => modes.set("select"),
   deselect: () => select(null),
   skip,
-  "previous-image": () => navigation.leave(urls.previous, "previous"),
+  "previous-image": goPrevious,
+  jump: () => {
+    filmstrip.toggle(true);
+    nameJump.focus();
+  },
   fit: () => canvas.fit(),
   "toggle-draw": () => modes.toggle("draw"),
   "toggle-segment": () => modes.toggle("segment"),
@@ -493,5 +581,6 @@ window.labelgpt = {
     select,
     segment: seg,
   },
+  timing,
 };
 document.documentElement.dataset.reviewReady = "true";

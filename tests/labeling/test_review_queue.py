@@ -273,11 +273,11 @@ def test_an_expired_lease_of_someone_else_is_claimed(client_for, annotator, bob,
     assert lease(image)[0] == annotator.pk
 
 
-def test_the_claim_takes_no_fields(client_for, annotator, project, task_calls):
+def test_the_claim_takes_no_field_but_the_known_version(client_for, annotator, project, task_calls):
     (image,) = add_images(project, 1)
     response = call(client_for(annotator), "post", claim_url(image.pk), {"user": 1})
     assert response.status_code == 400
-    assert response.json()["error"] == "This endpoint takes no fields."
+    assert response.json()["error"] == "Unknown field(s): user."
     assert lease(image) == (None, None)
 
 
