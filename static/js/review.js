@@ -206,7 +206,13 @@ const prefetcher =
         statuses: pageData.queue === "skipped" ? ["skipped"] : ["prelabeled", "new"],
         maxAgeMs: (data.lease_seconds || 60) * 500,
       });
-const timing = { prefetchUsed: handedOver !== null, enterToImageMs: null, pageMs: null, peeked: null };
+// peeked: the next image's id once peeked and loaded, false when there is none (or no prefetch).
+const timing = {
+  prefetchUsed: handedOver !== null,
+  enterToImageMs: null,
+  pageMs: null,
+  peeked: prefetcher ? null : false,
+};
 const filmstrip = new Filmstrip({
   root: $("filmstrip"),
   track: $("filmstrip-track"),
@@ -407,7 +413,6 @@ stage.addEventListener(
       timing.enterToImageMs = enterElapsed(window.sessionStorage, epochNow());
       timing.pageMs = performance.now(); // of which: this page's own load, from its navigation's start
       document.documentElement.dataset.enterToImageMs = String(timing.enterToImageMs ?? "");
-      // timing.peeked: the next image's id once peeked and loaded, false when there is none.
       if (prefetcher) prefetcher.start().then((next) => (timing.peeked = next ? next.id : false));
     }),
   { once: true },

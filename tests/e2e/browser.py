@@ -70,10 +70,12 @@ def log_in(page, username: str, password: str) -> None:
 
 
 def wait_for_review(page) -> None:
-    """Until the review page's script has started and the image is drawn."""
+    """Until the review page's script has started, the image is drawn and the next image's prefetch
+    has settled (its requests done: they would otherwise land in the middle of a test)."""
     # A function, not an expression: the page's CSP forbids eval, which a string expression needs.
     page.wait_for_function(
         "() => window.labelgpt && window.labelgpt.canvas.loaded && window.labelgpt.canvas.stats.frames > 0"
+        " && window.labelgpt.timing.peeked !== null"
     )
 
 
