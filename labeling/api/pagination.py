@@ -15,7 +15,8 @@ from base64 import b64decode, b64encode
 from datetime import UTC, datetime, timedelta
 from urllib import parse
 
-from django.db.models import Q
+from django.db.models import F
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.settings import api_settings
@@ -47,10 +48,11 @@ class ByIdCursorPagination(CursorPagination):
 class NewestFirstCursorPagination(CursorPagination):
     """Keyset pages newest first (jobs, exports) on two columns, (created_at, id): the cursor holds
     both values of the page's boundary row, and a page is the rows strictly past it in that
-    order, `(created_at, id) < (c, i)` going on (`created_at < c OR (created_at = c AND id < i)`,
-    with `created_at <= c` for the index's range) and `> (c, i)` coming back, read in the reverse
-    order and turned round. Any number of rows sharing one instant page like any others (DRF's
-    CursorPagination keys on one column and tells ties apart by an offset, capped at 1,000).
+    order, `(created_at, id) < (c, i)` going on (`created_at < c OR (created_at = c AND id < i)`)
+    and `> (c, i)` coming back, read in the reverse order and turned round: one range read with a
+    LIMIT on the index (project, created_at, id) either way. Any number of rows sharing one
+    instant page like any others (DRF's CursorPagination keys on one column and tells ties apart
+    by an offset, capped at 1,000).
 
     The cursor is DRF's kind of token (base64 of a query string): `t` the boundary's created_at
     in microseconds since 1970 (UTC), `i` its id, `r=1` for a previous page. One that does not
@@ -135,16 +137,14 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 _ID = re.compile(r"[0-9]{1,19}")
 
 
-def _beyond(created_at: datetime, pk: int, *, newer: bool) -> Q:
-    """The rows past (created_at, pk): `(created_at, id) > (c, i)` when newer, `<` otherwise. The
-    redundant `created_at >= c` / `<= c` bounds the index's range scan to that side."""
-    if newer:
-        return Q(created_at__gte=created_at) & (
-            Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=pk)
-        )
-    return Q(created_at__lte=created_at) & (
-        Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk)
-    )
+def _beyond(created_at: datetime, pk: int, *, newer: bool) -> TupleGreaterThan | TupleLessThan:
+    """The rows past (created_at, pk): the row comparison `(created_at, id) > (c, i)` when newer,
+    `<` otherwise, i.e. `created_at > c OR (created_at = c AND id > i)` (Django writes that form
+    where the database has no row values). PostgreSQL reads a row comparison as the index's
+    range condition on (project, created_at, id), both ways; the OR form it planned as a bitmap
+    scan of every newer row plus a sort for a previous page."""
+    lookup = TupleGreaterThan if newer else TupleLessThan
+    return lookup(Tuple(F("created_at"), F("id")), (created_at, pk))
 
 
 def _position(row) -> tuple[datetime, int]:

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from labeling.models import Annotation, Image, Membership
+from labeling.models import Annotation, Export, Image, Membership, PrelabelJob
 from labeling.selectors import images as image_selectors
 from labeling.services.projects import project_create
 from labeling.services.review import image_lease_next
@@ -170,6 +170,52 @@ def test_scale_queries_use_indexes_not_sequential_scans(scale):
                 offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
     assert checked >= 15
     assert not offenders, json.dumps(offenders, indent=2)
+
+
+def _plan_nodes(node: dict) -> list[dict]:
+    return [node] + [n for child in node.get("Plans", []) for n in _plan_nodes(child)]
+
+
+@pytest.mark.parametrize(
+    ("route", "table", "index"),
+    [
+        ("exports", "labeling_export", "export_project_recent_id_idx"),
+        ("jobs", "labeling_prelabeljob", "job_project_recent_id_idx"),
+    ],
+)
+def test_newest_first_keyset_pages_are_index_range_reads(client, route, table, index):
+    """The jobs and exports lists' next and previous pages: one range read on (project,
+    created_at, id) with the LIMIT, no sort, whatever the depth (issue 12)."""
+    manager = make_user("lists-manager")
+    projects = [project_create(user=manager, name=f"P{n}", classes=[{"name": "x"}]) for n in range(4)]
+    if route == "exports":
+        Export.objects.bulk_create(
+            Export(project=projects[n % 4], format="coco", created_by=manager) for n in range(6000)
+        )
+    else:
+        PrelabelJob.objects.bulk_create(
+            PrelabelJob(project=projects[n % 4], params={}, status=PrelabelJob.Status.SUCCEEDED)
+            for n in range(6000)
+        )
+    with connection.cursor() as cursor:  # instants spread over an hour, many shared
+        cursor.execute(f"UPDATE {table} SET created_at = now() - (id % 1200) * interval '3 seconds'")
+        cursor.execute(f"ANALYZE {table}")
+    client.force_login(manager)
+    url = f"/api/v1/projects/{projects[1].pk}/{route}/"
+    for _ in range(6):  # a few pages in, then a page back
+        body = client.get(url).json()
+        url = body["next"]
+    checked = 0
+    for page in (url, body["previous"]):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(page).status_code == 200
+        for sql in [q["sql"] for q in captured.captured_queries if f'FROM "{table}"' in q["sql"]]:
+            nodes = _plan_nodes(_plan(sql))
+            kinds = [node["Node Type"] for node in nodes]
+            assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+            assert any(node.get("Index Name") == index for node in nodes), _node_types(nodes[0])
+            checked += 1
+    assert checked == 2
 
 
 def test_plan_walker_finds_a_sequential_scan_of_a_large_table():
