@@ -3,9 +3,19 @@
 Lists whose total is cheap (projects, classes, members: a handful of rows per user or project)
 page by number with a count: `?page=`, DRF's PageNumberPagination, the default in settings.
 Lists that grow with the project (images, an image's annotations, jobs, exports) page by keyset:
-`?cursor=` (opaque), DRF's CursorPagination, with `next` / `previous` links and no count. Their
-page is one indexed range read with a LIMIT, so the last page costs what the first does; the image
-list's per-image counts (correlated subqueries) run for the page's rows only.
+`?cursor=` (opaque), with `next` / `previous` links and no count. Their page is one indexed range
+read with a LIMIT, so the last page costs what the first does; the image list's per-image counts
+(correlated subqueries) run for the page's rows only.
+
+- ByIdCursorPagination (images, annotations): DRF's CursorPagination on the id, whose cursor
+  must name an id.
+- NewestFirstCursorPagination (jobs, exports): a true two-column keyset on (created_at, id),
+  both values in the cursor and a row comparison for the filter, on the index (project,
+  created_at, id); DRF's own keys on one column and tells ties apart by an offset capped at 1,000.
+
+A cursor that does not decode (tampered, truncated, another list's) is a 404 "Invalid cursor"
+with the reason, as DRF answers, never a 500. The project page's image grid pages by keyset too,
+by hand (`selectors.images.image_page`): it is HTML, not DRF.
 """
 
 from __future__ import annotations
