@@ -221,5 +221,6 @@ def test_the_grid_pager_pushes_its_page_and_keeps_it(page, login, creator, monke
     # The grid reloads on "images-changed" with its own page: the change shows, the page stays.
     Image.objects.filter(pk=images[4].pk).update(status=Image.Status.DONE)
     page.evaluate("htmx.trigger(document.body, 'images-changed')")
-    expect(page.locator(f'#images .tile[data-id="{images[4].pk}"] .badge')).to_have_text("Done")
+    changed = page.locator(f'#images .tile:has(.tile-counts[data-id="{images[4].pk}"]) .badge')
+    expect(changed).to_have_text("Done")
     expect(page.locator("#images .tile .name")).to_have_text(names[3:6])
