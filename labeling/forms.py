@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from . import model_choices
-from .models import PALETTE, LabelClass, Membership, Project
+from .models import PALETTE, Image, LabelClass, Membership, Project
 from .selectors.navigation import QUEUE_SKIPPED
 from .services.projects import ClassEdit
 
@@ -131,6 +131,28 @@ class UploadForm(forms.Form):
         if not files:
             raise forms.ValidationError("Choose at least one file.")
         return files
+
+
+class GridPageForm(forms.Form):
+    """The project page's image grid: the status filter and the page, by keyset. `?after=<id>`:
+    the images after that id; `?before=<id>`: the page before it; `?last=1`: the last page; none
+    of them: the first page. A bad value (not a number, negative, beyond a database id, two of
+    them at once) is dropped, so a mangled URL shows the first page of its filter, never an error."""
+
+    status = forms.ChoiceField(choices=Image.Status.choices, required=False)
+    after = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
+    before = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
+    last = forms.ChoiceField(choices=[("1", "the last page")], required=False)
+
+    def page_query(self) -> dict:
+        """The valid part of the query: status ("" for all) and at most one of after / before /
+        last, ready for `selectors.images.image_page`."""
+        self.is_valid()
+        data = self.cleaned_data
+        cursor = {name: data[name] for name in ("after", "before") if data.get(name) is not None}
+        if data.get("last") == "1":
+            cursor["last"] = True
+        return {"status": data.get("status") or "", **(cursor if len(cursor) == 1 else {})}
 
 
 class MemberForm(forms.Form):

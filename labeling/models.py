@@ -397,7 +397,9 @@ class PrelabelJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["project", "-created_at"], name="job_project_recent_idx"),
+            models.Index(
+                fields=["project", "-created_at", "-id"], name="job_project_recent_id_idx"
+            ),  # keyset pages
             models.Index(fields=["status"], name="job_status_idx"),  # the sweeper's scan
         ]
         constraints = [
@@ -501,7 +503,9 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="export_project_recent_idx")]
+        indexes = [  # the list's keyset pages: (created_at, id) ranges, either way, with no sort
+            models.Index(fields=["project", "-created_at", "-id"], name="export_project_recent_id_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_format_display()} export {self.pk} ({self.status})"
@@ -537,7 +541,9 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="import_project_recent_idx")]
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="import_project_recent_id_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_format_display()} import {self.pk} ({self.status})"

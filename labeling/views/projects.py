@@ -5,20 +5,21 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
-from labeling.selectors.images import image_list, image_status_counts
+from labeling.selectors.images import ImagePage, image_page, image_status_counts
 from labeling.selectors.projects import class_list, member_list, projects_of_user
 from labeling.services.projects import membership_remove, membership_set, project_save
 from labeling.views.imports import import_context
 from labeling.views.prelabel import jobs_context
 
 from ..access import can_create_projects, can_manage, project_for_user
-from ..forms import MemberForm, PrelabelForm, ProjectForm, UploadForm, label_class_formset
+from ..forms import GridPageForm, MemberForm, PrelabelForm, ProjectForm, UploadForm, label_class_formset
 from ..models import Image, Membership, Project
 from .shared import project_panel_view
 
@@ -88,14 +89,49 @@ def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _grid_context(request: HttpRequest, project: Project) -> dict:
-    status = request.GET.get("status", "")
-    if status not in Image.Status.values:
-        status = ""
-    paginator = Paginator(image_list(project=project, status=status or None), IMAGES_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
+    """The image grid's page (keyset: see GridPageForm) with its pager links, and the status
+    tabs' counts."""
+    query = GridPageForm(request.GET).page_query()
+    status = query.pop("status")
+    page = image_page(project=project, size=IMAGES_PER_PAGE, status=status or None, **query)
     counts = image_status_counts(project=project)
     statuses = [(value, label, counts[value]) for value, label in Image.Status.choices]
-    return {"page": page, "status": status, "statuses": statuses, "counts": counts}
+    return {
+        "page": page,
+        "status": status,
+        "statuses": statuses,
+        "counts": counts,
+        "total": counts[status] if status else counts["all"],
+        "grid_query": _grid_query(status, **query),
+        "pager": _pager_links(project, status, page),
+    }
+
+
+def _grid_query(status: str, **cursor) -> str:
+    """The grid's query string (without "?"): the status, then the cursor if any."""
+    query = {"status": status, **cursor, "last": 1 if cursor.get("last") else None}
+    return urlencode({name: value for name, value in query.items() if value not in ("", None)})
+
+
+def _pager_links(project: Project, status: str, page: ImagePage) -> list[dict]:
+    """First / Previous / Next / Last: each with its page URL (href, pushed to the history) and
+    its grid partial URL (hx-get), or none where that way holds no image."""
+    detail = project.get_absolute_url()
+    grid = reverse("project-images", kwargs={"project_id": project.pk})
+    ways = [
+        ("first", "« First", page.has_previous, {}),
+        ("prev", "‹ Previous", page.has_previous, {"before": page.first_id}),
+        ("next", "Next ›", page.has_next, {"after": page.last_id}),
+        ("last", "Last »", page.has_next, {"last": 1}),
+    ]
+    links = []
+    for rel, label, enabled, cursor in ways:
+        query = _grid_query(status, **cursor)
+        suffix = f"?{query}" if query else ""
+        links.append(
+            {"rel": rel, "label": label, "href": detail + suffix if enabled else None, "grid": grid + suffix}
+        )
+    return links
 
 
 @require_GET

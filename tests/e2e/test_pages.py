@@ -10,7 +10,9 @@ from playwright.sync_api import expect
 from labeling.models import Image, Membership, Project
 from labeling.services.images import images_ingest
 from labeling.services.projects import project_create
+from labeling.views import projects as project_views
 from tests.conftest import image_bytes, make_user
+from tests.labeling.review_helpers import add_images
 
 XSS_NAME = '"><img src=x onerror=alert(1)>'
 THUMBNAIL_URL = re.compile(r"^/images/\d+/thumbnail/$")
@@ -186,3 +188,39 @@ def test_a_class_name_with_markup_renders_as_text_and_runs_nothing(page, login, 
     page.evaluate("setTimeout(() => alert('control'), 0)")
     page.wait_for_timeout(200)
     assert page.dialogs == ["control"]
+
+
+def test_the_grid_pager_pushes_its_page_and_keeps_it(page, login, creator, monkeypatch):
+    """Keyset pages in the browser: Next / Last swap the grid in place and push the page's URL;
+    back and reload show that page again, and an "images-changed" reload (upload, a job's
+    polling) reloads the page shown, not the first one."""
+    monkeypatch.setattr(project_views, "IMAGES_PER_PAGE", 3)
+    project = project_create(user=creator, name="Pages", classes=[{"name": "bird"}])
+    images = add_images(project, 8, status=Image.Status.NEW)
+    names = [image.original_name for image in images]
+    login(page, creator)
+    page.goto(project.get_absolute_url())
+    expect(page.locator("#images .tile .name")).to_have_text(names[:3])
+    page.evaluate("window.notReloaded = true")
+
+    pager = page.locator("#images nav.pager")
+    pager.get_by_role("link", name="Next ›").click()
+    expect(page).to_have_url(re.compile(rf"/projects/{project.pk}/\?after={images[2].pk}$"))
+    expect(page.locator("#images .tile .name")).to_have_text(names[3:6])
+    pager.get_by_role("link", name="Last »").click()
+    expect(page).to_have_url(re.compile(r"\?last=1$"))
+    expect(page.locator("#images .tile .name")).to_have_text(names[5:8])
+    assert page.evaluate("window.notReloaded") is True
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"\?after={images[2].pk}$"))
+    expect(page.locator("#images .tile .name")).to_have_text(names[3:6])
+    page.reload()
+    expect(page.locator("#images .tile .name")).to_have_text(names[3:6])
+
+    # The grid reloads on "images-changed" with its own page: the change shows, the page stays.
+    Image.objects.filter(pk=images[4].pk).update(status=Image.Status.DONE)
+    page.evaluate("htmx.trigger(document.body, 'images-changed')")
+    changed = page.locator(f'#images .tile:has(.tile-counts[data-id="{images[4].pk}"]) .badge')
+    expect(changed).to_have_text("Done")
+    expect(page.locator("#images .tile .name")).to_have_text(names[3:6])

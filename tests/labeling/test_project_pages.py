@@ -248,25 +248,31 @@ def test_the_grid_says_when_no_image_has_the_status(client_for, annotator, proje
 
 
 def test_the_grid_pages_through_the_images(client_for, annotator, project):
-    add_images(project, IMAGES_PER_PAGE + 5, status=Image.Status.NEW)
+    images = add_images(project, IMAGES_PER_PAGE + 5, status=Image.Status.NEW)
     url = reverse("project-images", kwargs={"project_id": project.pk})
     client = client_for(annotator)
     first = client.get(url, **HTMX)
     assert len(tile_names(first)) == IMAGES_PER_PAGE
-    assert b"Page 1 of 2" in first.content
-    second = client.get(url, {"page": "2"}, **HTMX)
+    assert f"{IMAGES_PER_PAGE + 5} images".encode() in first.content
+    next_query = f"after={images[IMAGES_PER_PAGE - 1].pk}"
+    assert f'href="{project.get_absolute_url()}?{next_query}" rel="next"'.encode() in first.content
+    second = client.get(f"{url}?{next_query}", **HTMX)
     assert tile_names(second) == [f"img-{i:04d}.png" for i in range(IMAGES_PER_PAGE, IMAGES_PER_PAGE + 5)]
-    assert b"Page 2 of 2" in second.content
-    # A page past the end shows the last one.
-    assert tile_names(client.get(url, {"page": "99"}, **HTMX)) == tile_names(second)
+    assert b'rel="next"' not in second.content
+    assert b'rel="prev"' in second.content
+    # The last page: the last IMAGES_PER_PAGE images, in order.
+    last = client.get(url, {"last": "1"}, **HTMX)
+    assert tile_names(last) == [f"img-{i:04d}.png" for i in range(5, IMAGES_PER_PAGE + 5)]
 
 
 def test_the_grid_pages_within_a_status(client_for, annotator, project):
-    add_images(project, IMAGES_PER_PAGE + 1, status=Image.Status.PRELABELED)
+    images = add_images(project, IMAGES_PER_PAGE + 1, status=Image.Status.PRELABELED)
     add_images(project, 3, status=Image.Status.NEW, start=1000)
     url = reverse("project-images", kwargs={"project_id": project.pk})
-    response = client_for(annotator).get(url, {"status": "prelabeled", "page": "2"}, **HTMX)
+    after = images[IMAGES_PER_PAGE - 1].pk
+    response = client_for(annotator).get(url, {"status": "prelabeled", "after": after}, **HTMX)
     assert tile_names(response) == [f"img-{IMAGES_PER_PAGE:04d}.png"]
+    assert f"?status=prelabeled&amp;before={images[IMAGES_PER_PAGE].pk}".encode() in response.content
 
 
 def test_the_grid_url_without_htmx_redirects_to_the_filtered_page(client_for, annotator, project):

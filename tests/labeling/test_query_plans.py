@@ -1,8 +1,8 @@
 """The queries the pages and the API run at scale use indexes: EXPLAIN on PostgreSQL shows no
-sequential scan of the large tables (labeling_image, labeling_annotation) for the image grid and
-the API image list, an image's annotations, the review queue's next image, the project page's
-status counts and the dashboard's time windows (progress, throughput). The SQL is captured from
-the real selector, service and view code."""
+sequential scan of the large tables (labeling_image, labeling_annotation) for the image grid's
+keyset pages (first, after, before, last), the API image list, an image's annotations, the
+review queue's next image and the dashboard's time windows (progress, throughput). The SQL is
+captured from the real selector, service and view code."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling.models import Annotation, Image, Membership
+from labeling.models import Annotation, Export, Image, Membership, PrelabelJob
 from labeling.selectors import dashboard
 from labeling.selectors import images as image_selectors
 from labeling.services.projects import project_create
@@ -137,15 +137,24 @@ def _captures(project, manager, client) -> dict[str, CaptureQueriesContext]:
     runs = {}
     image = project.images.order_by("id")[500]
     actions = {
-        "image_list (API, filtered by status)": lambda: list(
-            image_selectors.image_list(project=project, status=Image.Status.PRELABELED)[200:250]
-        ),
-        "image_list (API, all)": lambda: list(image_selectors.image_list(project=project)[500:550]),
-        "images_with_counts (grid, filtered by status)": lambda: list(
+        "images_with_counts (API, filtered by status)": lambda: list(
             image_selectors.images_with_counts(project=project, status=Image.Status.NEW)[200:250]
         ),
-        "images_with_counts (grid, all)": lambda: list(
+        "images_with_counts (API, all)": lambda: list(
             image_selectors.images_with_counts(project=project)[:50]
+        ),
+        "image_page (grid, first page)": lambda: image_selectors.image_page(project=project, size=48),
+        "image_page (grid, status, after an id)": lambda: image_selectors.image_page(
+            project=project, size=48, status=Image.Status.PRELABELED, after=image.pk
+        ),
+        "image_page (grid, before an id)": lambda: image_selectors.image_page(
+            project=project, size=48, before=image.pk
+        ),
+        "image_page (grid, status, last page)": lambda: image_selectors.image_page(
+            project=project, size=48, status=Image.Status.DONE, last=True
+        ),
+        "GET /projects/<id>/images/ (the grid partial, after an id)": lambda: client.get(
+            f"/projects/{project.pk}/images/?status=new&after={image.pk}", HTTP_HX_REQUEST="true"
         ),
         "GET /api/v1/images/<id>/annotations/": lambda: client.get(f"/api/v1/images/{image.pk}/annotations/"),
         "image_lease_next (review queue)": lambda: image_lease_next(project=project, user=manager),
@@ -172,8 +181,54 @@ def test_scale_queries_use_indexes_not_sequential_scans(scale):
             checked += 1
             if _seq_scans(plan):
                 offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
-    assert checked >= 9  # (the project page's status counts read its counts row: no large table)
+    assert checked >= 17  # (the project page's status counts read its counts row: no large table)
     assert not offenders, json.dumps(offenders, indent=2)
+
+
+def _plan_nodes(node: dict) -> list[dict]:
+    return [node] + [n for child in node.get("Plans", []) for n in _plan_nodes(child)]
+
+
+@pytest.mark.parametrize(
+    ("route", "table", "index"),
+    [
+        ("exports", "labeling_export", "export_project_recent_id_idx"),
+        ("jobs", "labeling_prelabeljob", "job_project_recent_id_idx"),
+    ],
+)
+def test_newest_first_keyset_pages_are_index_range_reads(client, route, table, index):
+    """The jobs and exports lists' next and previous pages: one range read on (project,
+    created_at, id) with the LIMIT, no sort, whatever the depth (issue 12)."""
+    manager = make_user("lists-manager")
+    projects = [project_create(user=manager, name=f"P{n}", classes=[{"name": "x"}]) for n in range(4)]
+    if route == "exports":
+        Export.objects.bulk_create(
+            Export(project=projects[n % 4], format="coco", created_by=manager) for n in range(6000)
+        )
+    else:
+        PrelabelJob.objects.bulk_create(
+            PrelabelJob(project=projects[n % 4], params={}, status=PrelabelJob.Status.SUCCEEDED)
+            for n in range(6000)
+        )
+    with connection.cursor() as cursor:  # instants spread over an hour, many shared
+        cursor.execute(f"UPDATE {table} SET created_at = now() - (id % 1200) * interval '3 seconds'")
+        cursor.execute(f"ANALYZE {table}")
+    client.force_login(manager)
+    url = f"/api/v1/projects/{projects[1].pk}/{route}/"
+    for _ in range(6):  # a few pages in, then a page back
+        body = client.get(url).json()
+        url = body["next"]
+    checked = 0
+    for page in (url, body["previous"]):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(page).status_code == 200
+        for sql in [q["sql"] for q in captured.captured_queries if f'FROM "{table}"' in q["sql"]]:
+            nodes = _plan_nodes(_plan(sql))
+            kinds = [node["Node Type"] for node in nodes]
+            assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+            assert any(node.get("Index Name") == index for node in nodes), _node_types(nodes[0])
+            checked += 1
+    assert checked == 2
 
 
 def test_plan_walker_finds_a_sequential_scan_of_a_large_table():
