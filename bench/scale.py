@@ -386,24 +386,20 @@ def login(base: str) -> requests.Session:
 
 
 def grid_url(session: requests.Session, base: str, project: Project, *, status: str, last: bool) -> str:
-    """The image grid's first or last page, filtered by status. The last page: the grid's own
-    "Last" link when it has one (keyset pages), else ?page= of the last page number."""
+    """The image grid's first or last page, filtered by status: the last is the grid's own "Last"
+    link (keyset pages)."""
     first = f"/projects/{project.pk}/images/?status={status}"
     if not last:
         return first
     page = session.get(base + first, headers=HTMX, timeout=60).text
     link = re.search(r"<a\b[^>]*>\s*Last\b", page)
-    if link:
-        attributes = dict(re.findall(r'(hx-get|href)="([^"]*)"', link.group(0)))
-        target = html.unescape(attributes.get("hx-get") or attributes.get("href", ""))
-        if target.startswith("?"):
-            target = f"/projects/{project.pk}/images/{target}"
-        if target:
-            return target
-    from labeling.views.projects import IMAGES_PER_PAGE
-
-    pages = max(1, math.ceil(project.by_status[status] / IMAGES_PER_PAGE))
-    return f"{first}&page={pages}"
+    if not link:
+        raise RuntimeError("the grid's first page has no Last link")
+    attributes = dict(re.findall(r'(hx-get|href)="([^"]*)"', link.group(0)))
+    target = html.unescape(attributes.get("hx-get") or attributes.get("href", ""))
+    if target.startswith("?"):
+        target = f"/projects/{project.pk}/images/{target}"
+    return target
 
 
 def api_images_last_url(project: Project) -> str:
