@@ -24,13 +24,15 @@ from ..forms import ClassThresholdForm
 
 @require_GET
 def dashboard_index(request: HttpRequest) -> HttpResponse:
-    """The projects whose dashboard the user may open; straight to it when there is only one."""
-    projects = list(dashboard.dashboard_projects(user=request.user))
-    if not projects and not request.user.is_staff:
+    """The projects overview: every project whose dashboard the user may open, side by side
+    (?sort=activity, the default, or ?sort=name); a constant number of queries."""
+    sort = request.GET.get("sort")
+    sort = sort if sort in dashboard.OVERVIEW_SORTS else "activity"
+    overview = dashboard.projects_overview(user=request.user, sort=sort)
+    if not overview and not request.user.is_staff:
         raise PermissionDenied("The dashboard is for admins and project managers.")
-    if len(projects) == 1:
-        return redirect("dashboard-project", project_id=projects[0].pk)
-    return render(request, "labeling/dashboard.html", {"projects": projects, "project": None})
+    context = {"overview": overview, "projects": [o.project for o in overview], "project": None, "sort": sort}
+    return render(request, "labeling/dashboard.html", context)
 
 
 @require_GET

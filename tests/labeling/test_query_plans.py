@@ -1,7 +1,8 @@
 """The queries the pages and the API run at scale use indexes: EXPLAIN on PostgreSQL shows no
 sequential scan of the large tables (labeling_image, labeling_annotation) for the image grid's
 keyset pages (first, after, before, last), the API image list, an image's annotations, the
-review queue's next image and the dashboard's time windows (progress, throughput). The SQL is
+review queue's next image, the dashboard's time windows (progress, throughput) and its projects
+overview (each project's last review, the windows per project). The SQL is
 captured from the real selector, service and view code."""
 
 from __future__ import annotations
@@ -161,6 +162,12 @@ def _captures(project, manager, client) -> dict[str, CaptureQueriesContext]:
         "review_progress by day (dashboard)": lambda: dashboard.review_progress(project=project),
         "review_progress by hour (dashboard)": lambda: dashboard.review_progress(project=project, by="hour"),
         "annotator_throughput (dashboard)": lambda: dashboard.annotator_throughput(project=project),
+        "projects_overview (dashboard overview, by activity)": lambda: dashboard.projects_overview(
+            user=manager
+        ),
+        "projects_overview (dashboard overview, by name)": lambda: dashboard.projects_overview(
+            user=manager, sort="name"
+        ),
     }
     for name, action in actions.items():
         with CaptureQueriesContext(connection) as captured:
@@ -181,7 +188,7 @@ def test_scale_queries_use_indexes_not_sequential_scans(scale):
             checked += 1
             if _seq_scans(plan):
                 offenders.setdefault(name, []).append(" > ".join(_node_types(plan)))
-    assert checked >= 17  # (the project page's status counts read its counts row: no large table)
+    assert checked >= 21  # (the project page's status counts read its counts row: no large table)
     assert not offenders, json.dumps(offenders, indent=2)
 
 
