@@ -507,6 +507,7 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
         Route("jobs panel (htmx)", get("/projects/{p.pk}/jobs/", htmx=True)),
         Route("exports panel (htmx)", get("/projects/{p.pk}/exports/", htmx=True)),
         Route("dashboard", get("/dashboard/projects/{p.pk}/")),
+        Route("dashboard overview (every project)", get("/dashboard/")),
         Route("export start (POST)", export_start),
     ]
 

@@ -321,6 +321,28 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operations grouped by resource: each view says its tag and summaries (labeling.api.schema.doc).
+    "TAGS": [
+        {"name": "auth", "description": "API tokens: get one with a username and password, revoke yours."},
+        {"name": "projects", "description": "Projects: list, create, read and change their settings."},
+        {"name": "classes", "description": "A project's label classes (names, prompts, colors, thresholds)."},
+        {"name": "members", "description": "Who works on a project, and as what (manager or annotator)."},
+        {"name": "images", "description": "A project's images: list, upload, read, delete, find by name."},
+        {
+            "name": "review",
+            "description": "Reviewing an image: lease it, submit or skip it, the queue's next and previous "
+            "images, the filmstrip, the review threshold.",
+        },
+        {
+            "name": "annotations",
+            "description": "An image's annotations: draw, edit, delete, accept or reject, one or many "
+            "at once.",
+        },
+        {"name": "segmentation", "description": "Click-to-segment: a mask from points or a box (SAM)."},
+        {"name": "jobs", "description": "Pre-label jobs: start, follow and cancel the model's proposals."},
+        {"name": "exports", "description": "Dataset exports (COCO, YOLO, VOC): start, follow, download."},
+        {"name": "imports", "description": "Annotation imports from a dataset file: start one, follow it."},
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ImageStatusEnum": "labeling.models.Image.Status",
         "JobStatusEnum": "labeling.models.JobStatus",

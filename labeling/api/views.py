@@ -73,6 +73,7 @@ from ..formats.base import ExportOptions, FormatError
 from ..models import Annotation, Image, Project
 from . import serializers as s
 from .permissions import require_manager
+from .schema import doc
 
 
 def _messages(detail: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -195,6 +196,7 @@ class ClientRateThrottle(ScopedRateThrottle):
         return client_address(request)
 
 
+@doc("auth", post="Get an API token", delete="Revoke your API token")
 class TokenView(ApiView):
     """POST username / password → a token (throttled, and refused with 429 after too many failed
     logins: django-axes). DELETE → revoke your own token."""
@@ -221,6 +223,7 @@ class TokenView(ApiView):
 # Projects and classes --------------------------------------------------------------------------
 
 
+@doc("projects", get="List the projects you may see", post="Create a project")
 class ProjectList(ApiView):
     serializer_class = s.ProjectSerializer
     query_params = NUMBERED
@@ -243,6 +246,7 @@ class ProjectList(ApiView):
         return Response(s.ProjectSerializer(self.get_queryset().get(pk=project.pk)).data, status=201)
 
 
+@doc("projects", get="Get a project", patch="Change a project's settings")
 class ProjectDetail(ProjectList):
     http_method_names = ["get", "patch", "head", "options"]
     query_params = frozenset()
@@ -291,6 +295,7 @@ def collection_schema(output, create_input):
     )
 
 
+@doc("classes", get="List a project's classes", post="Add a class to a project")
 @collection_schema(s.LabelClassSerializer, s.LabelClassSerializer)
 class ProjectClasses(ProjectCollection):
     """The project's classes (members); POST adds one (managers)."""
@@ -304,6 +309,7 @@ class ProjectClasses(ProjectCollection):
         return label_class_create(project=project, **data)
 
 
+@doc("members", get="List a project's members", post="Add a member or change their role")
 class ProjectMembers(ApiView):
     """The project's members and their roles (managers); numbered pages, a project has few."""
 
@@ -330,6 +336,7 @@ class ProjectMembers(ApiView):
         return Response(s.MembershipSerializer(membership).data)
 
 
+@doc("members", delete="Remove a member from a project")
 class ProjectMember(ApiView):
     serializer_class = s.MembershipSerializer
 
@@ -348,6 +355,7 @@ class ProjectMember(ApiView):
 # Images ----------------------------------------------------------------------------------------
 
 
+@doc("images", get="List a project's images", post="Upload images or zip archives")
 class ProjectImages(ApiView):
     serializer_class = s.ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
@@ -383,6 +391,7 @@ class ProjectImages(ApiView):
         return Response(report.as_dict(), status=201 if report.created else 200)
 
 
+@doc("images", get="Get an image", delete="Delete an image")
 class ImageDetail(ApiView):
     serializer_class = s.ImageSerializer
 
@@ -422,10 +431,12 @@ class ImageClose(ApiView):
         )
 
 
+@doc("review", post="Submit an image as done")
 class ImageSubmit(ImageClose):
     close = staticmethod(review.image_submit)
 
 
+@doc("review", post="Skip an image")
 class ImageSkip(ImageClose):
     close = staticmethod(review.image_skip)
 
@@ -433,6 +444,7 @@ class ImageSkip(ImageClose):
 # Review leases (taken by POST only: no GET leases or queues anything) ---------------------------
 
 
+@doc("review", post="Lease an image for review")
 class ImageLease(ApiView):
     """The review page claims its image: lease it to the caller (or renew their lease) and queue
     the embeddings for click-to-segment; the answer is the page's data with the lease
@@ -461,6 +473,7 @@ class ImageLease(ApiView):
         )
 
 
+@doc("review", get="Peek at the review queue's next image")
 class ImagePeekNext(ApiView):
     """The image the review queue would hand the caller after this one, read only (nothing is
     leased: another annotator may take it meanwhile, which the claim then tells), with the
@@ -483,6 +496,7 @@ class ImagePeekNext(ApiView):
         )
 
 
+@doc("review", get="The image before this one in review")
 class ImagePrevious(ApiView):
     """The image "previous" (P) opens from this one: {"previous": {"id", "review_url"}}, or
     {"previous": null} on the first image."""
@@ -495,6 +509,7 @@ class ImagePrevious(ApiView):
         return Response({"previous": navigation.review_previous(image=image, user=request.user)})
 
 
+@doc("review", get="A window of images for the filmstrip")
 class ProjectFilmstrip(ApiView):
     """The filmstrip: a window of the project's images by id with their status and thumbnail:
     ?around=<id> (limit before it, limit from it on), ?before=<id> or ?after=<id> (more);
@@ -510,6 +525,7 @@ class ProjectFilmstrip(ApiView):
         return Response(navigation.image_window(project=project, **query))
 
 
+@doc("images", get="Find images by name prefix")
 class ProjectImageNames(ApiView):
     """Jump by name: the project's images whose original name starts with ?prefix= (as typed),
     by name, at most ?limit= (up to 20); none for an empty prefix. Every member; one range read
@@ -533,6 +549,7 @@ def _query(request: Request) -> dict:
 # Annotations -----------------------------------------------------------------------------------
 
 
+@doc("annotations", get="List an image's annotations", post="Draw an annotation")
 class ImageAnnotations(ApiView):
     serializer_class = s.AnnotationSerializer
     pagination_class = ByIdCursorPagination
@@ -553,6 +570,7 @@ class ImageAnnotations(ApiView):
         return _annotation_response(annotation, code=201)
 
 
+@doc("annotations", get="Get an annotation", patch="Edit an annotation", delete="Delete an annotation")
 class AnnotationDetail(ApiView):
     serializer_class = s.AnnotationSerializer
 
@@ -596,10 +614,12 @@ class AnnotationTriage(ApiView):
         return _annotation_response(saved)
 
 
+@doc("annotations", post="Accept an annotation")
 class AnnotationAccept(AnnotationTriage):
     state = Annotation.State.ACCEPTED
 
 
+@doc("annotations", post="Reject an annotation")
 class AnnotationReject(AnnotationTriage):
     state = Annotation.State.REJECTED
 
@@ -619,6 +639,7 @@ class ImageStatesChange(ApiView):
         return Response(self.change(image=image, user=request.user, data=data))
 
 
+@doc("annotations", post="Set the states of several annotations")
 class ImageAnnotationStates(ImageStatesChange):
     """Set the states of the listed annotations (id, version, state)."""
 
@@ -628,6 +649,7 @@ class ImageAnnotationStates(ImageStatesChange):
         return review.annotations_set_states(image=image, user=user, updates=data["updates"])
 
 
+@doc("annotations", post="Accept an image's proposals above a score")
 class AcceptAbove(ImageStatesChange):
     """Accept every proposal of the image scoring at least min_score (at their current versions)."""
 
@@ -637,6 +659,7 @@ class AcceptAbove(ImageStatesChange):
         return review.annotations_accept_above(image=image, user=user, min_score=data["min_score"])
 
 
+@doc("segmentation", post="Segment an object from points or a box")
 class ImageSegment(ApiView):
     """Points / labels / box (and an annotation to refine) → a mask on the image's cached SAM
     embedding; 202 while it is prepared (with Retry-After); 503 / 422 with the reason when it
@@ -674,6 +697,7 @@ class ImageSegment(ApiView):
         return response
 
 
+@doc("review", post="Save the project's or a class's review threshold")
 class ProjectThreshold(ApiView):
     """The review threshold (managers): the project's, or one class's ({"class_id": ...}; null
     clears the class's own threshold). The review page's slider saves here."""
@@ -691,6 +715,7 @@ class ProjectThreshold(ApiView):
 # Jobs ------------------------------------------------------------------------------------------
 
 
+@doc("jobs", get="List a project's pre-label jobs", post="Start a pre-label job")
 @collection_schema(s.JobSerializer, s.JobStartSerializer)
 class ProjectJobs(ProjectCollection):
     """The project's pre-label jobs, newest first (members); POST starts one (managers)."""
@@ -713,6 +738,7 @@ class ProjectJobs(ProjectCollection):
         return prelabel.prelabel_job_start(project=project, user=user, options=options)
 
 
+@doc("jobs", get="Get a pre-label job")
 class JobDetail(ApiView):
     serializer_class = s.JobSerializer
 
@@ -721,6 +747,7 @@ class JobDetail(ApiView):
         return Response(s.JobSerializer(job).data)
 
 
+@doc("jobs", post="Cancel a pre-label job")
 class JobCancel(ApiView):
     serializer_class = s.JobSerializer
 
@@ -738,6 +765,7 @@ class JobCancel(ApiView):
 # Exports and imports ---------------------------------------------------------------------------
 
 
+@doc("exports", get="List a project's exports", post="Start an export")
 @collection_schema(s.ExportSerializer, s.ExportStartSerializer)
 class ProjectExports(ProjectCollection):
     """The project's exports, newest first (members); POST starts one (managers)."""
@@ -755,6 +783,7 @@ class ProjectExports(ProjectCollection):
         return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
 
 
+@doc("exports", get="Get an export")
 class ExportDetail(ApiView):
     serializer_class = s.ExportSerializer
 
@@ -762,6 +791,7 @@ class ExportDetail(ApiView):
         return Response(s.ExportSerializer(export_for_user(request.user, export_id)).data)
 
 
+@doc("exports", get="Download an export's file")
 class ExportDownload(ApiView):
     serializer_class = None
 
@@ -770,6 +800,7 @@ class ExportDownload(ApiView):
         return export_file_response(export_for_user(request.user, export_id))
 
 
+@doc("imports", post="Start an annotation import")
 class ProjectImports(ApiView):
     serializer_class = s.ImportSerializer
     parser_classes = [MultiPartParser, FormParser]
@@ -793,6 +824,7 @@ class ProjectImports(ApiView):
         return Response(body, status=202, headers={"Location": body["status_url"]})
 
 
+@doc("imports", get="Get an import")
 class ImportDetail(ApiView):
     serializer_class = s.ImportJobSerializer
 
