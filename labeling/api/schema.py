@@ -168,3 +168,30 @@ class ExportStartSchema(OpenApiSerializerExtension):
                 "mapping": {name: ref["$ref"] for name, ref in refs.items()},
             },
         }
+
+
+@lru_cache(maxsize=8)
+def _stored_options(names: tuple[str, ...]) -> type[serializers.Serializer]:
+    return type(
+        "ExportOptionsSerializer",
+        (serializers.Serializer,),
+        {
+            "__doc__": "An export's options as stored: every option, the ones its format does not "
+            "read at their defaults.",
+            **{name: option_field(name) for name in names},
+        },
+    )
+
+
+class ExportSchema(OpenApiSerializerExtension):
+    """ExportSerializer in the schema: its `options` (a JSON column) typed as every option."""
+
+    target_class = "labeling.api.serializers.ExportSerializer"
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        stored = _stored_options(tuple(f.name for f in fields(ExportOptions)))
+        if "options" in schema.get("properties", {}):
+            ref = auto_schema.resolve_serializer(stored, direction).ref
+            schema["properties"]["options"] = {"allOf": [ref], "readOnly": True}
+        return schema

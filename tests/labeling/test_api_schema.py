@@ -159,3 +159,10 @@ def test_an_unknown_export_option_is_a_400_naming_it(api_for, world):
         url, {"format": "yolo_detect", "options": {"val_ratio": 0.2, "seed": 3}}, format="json"
     )
     assert typed.status_code == 201 and typed.json()["options"]["val_ratio"] == 0.2
+
+
+def test_an_export_s_stored_options_are_typed_too(schema):
+    export = schema["components"]["schemas"]["Export"]["properties"]["options"]
+    stored = _resolve(schema, export)["properties"]
+    assert list(stored) == [f.name for f in dataclasses.fields(ExportOptions)]
+    assert stored["val_ratio"]["type"] == "number" and stored["rle"]["type"] == "boolean"
