@@ -43,6 +43,9 @@ def test_the_overview_shows_each_project_sorts_and_links_to_its_dashboard(page, 
         > 3 * kitchen_row.locator("svg.progress rect.seg-new").bounding_box()["width"] - 2
     )
     expect(page.locator(f'tr[data-project-id="{kitchen.pk}"] .job-error')).to_have_text("CUDA out of memory")
+    attic_row = page.locator(f'tr[data-project-id="{attic.pk}"]')
+    expect(attic_row.locator(".job")).to_have_text("–")
+    expect(attic_row.locator("svg.progress rect.seg-done")).to_have_count(0)  # no image: no segment
     screenshot(page, "dashboard-overview")
 
     page.get_by_role("link", name="Name").click()
