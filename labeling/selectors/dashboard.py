@@ -96,8 +96,9 @@ def projects_overview(*, user, sort: str = "activity", now: datetime | None = No
 
     1. the projects with their counts row (a join), their last review (the newest entry of the
        (project, reviewed_at) index) and their last job (the newest of (project, created_at, id));
-    2. the images reviewed (done or skipped) in the last 7 days and 24 hours per project: a range
-       of the (project, reviewed_at) index, as long as the window's reviews, not the project;
+    2. the images reviewed (submitted or skipped: Image.reviewed_at, which only a review sets) in
+       the last 7 days and 24 hours per project: an index-only range of the (project,
+       reviewed_at) index, as long as the window's reviews, not the project;
     3. those last jobs by primary key.
 
     sort: "activity" (the latest of the last review, the last job's start and the project's
@@ -137,7 +138,6 @@ def projects_overview(*, user, sort: str = "activity", now: datetime | None = No
             project_id__in=[p.pk for p in rows],
             reviewed_at__gte=week_ago,
             reviewed_at__lte=now,
-            status__in=(Image.Status.DONE, Image.Status.SKIPPED),
         )
         .values("project_id")
         .annotate(last_7d=Count("id"), last_24h=Count("id", filter=Q(reviewed_at__gte=day_ago)))
