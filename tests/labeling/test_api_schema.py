@@ -12,7 +12,7 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from labeling.api.schema import COMMON_OPTIONS, format_options
+from labeling.api.schema import COMMON_OPTIONS, doc, format_options
 from labeling.formats import registry
 from labeling.formats.base import ExportOptions
 
@@ -59,6 +59,11 @@ def test_every_operation_has_a_declared_tag_and_a_one_line_summary(schema):
     assert by_tag["GET /api/v1/projects/{project_id}/members/"] == "members"
     assert by_tag["POST /api/v1/images/{image_id}/segment/"] == "segmentation"
     assert by_tag["POST /api/v1/images/{image_id}/submit/"] == "review"
+
+
+def test_doc_refuses_an_undeclared_tag():
+    with pytest.raises(ValueError, match="Undeclared API tag 'v2'"):
+        doc("v2", get="Anything")
 
 
 def test_the_schema_is_valid_openapi_without_warnings(schema, tmp_path):
