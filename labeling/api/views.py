@@ -47,9 +47,9 @@ from labeling.selectors.prelabel import job_list
 from labeling.selectors.projects import class_list, member_list, projects_with_role
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
+from labeling.services.invitations import member_add
 from labeling.services.projects import (
     label_class_create,
-    membership_add_by_username,
     membership_remove,
     project_create,
     project_update,
@@ -316,18 +316,38 @@ class ProjectMembers(ApiView):
         page = self.paginate_queryset(member_list(project=project))
         return self.get_paginated_response(s.MembershipSerializer(page, many=True).data)
 
-    @extend_schema(request=s.MembershipInputSerializer, responses={200: s.MembershipSerializer})
+    @extend_schema(
+        request=s.MembershipInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                s.MembershipSerializer, description="An existing user: member with the role."
+            ),
+            201: OpenApiResponse(
+                s.InvitationSerializer,
+                description="An e-mail address without an account: an invitation; its link is answered once.",
+            ),
+        },
+    )
     def post(self, request: Request, project_id: int) -> Response:
-        """Add a user to the project, or change their role."""
+        """Add a user (by user name or e-mail address) to the project, or change their role; an
+        e-mail address that matches no account gets an invitation (mailed when mail is set up)."""
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.MembershipInputSerializer, request)
         try:
-            membership = membership_add_by_username(
-                project=project, username=data["username"], role=data["role"]
+            added = member_add(
+                project=project,
+                identifier=data["identifier"],
+                role=data["role"],
+                invited_by=request.user,
+                build_url=request.build_absolute_uri,
             )
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
-        return Response(s.MembershipSerializer(membership).data)
+        if added.invitation is not None:
+            invitation = added.invitation
+            invitation.link, invitation.mailed = added.url, added.mailed
+            return Response(s.InvitationSerializer(invitation).data, status=201)
+        return Response(s.MembershipSerializer(added.membership).data)
 
 
 class ProjectMember(ApiView):
