@@ -160,7 +160,7 @@ class MemberForm(forms.Form):
     """Who to add: a user name or an e-mail address (services.invitations.member_add decides)."""
 
     username = forms.CharField(max_length=254, label="User name or e-mail")
-    role = forms.ChoiceField(choices=Membership.Role.choices)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
 
 
 class InvitationSignupForm(BaseUserCreationForm):

@@ -457,6 +457,17 @@ class MembershipInputSerializer(Strict):
         return {"identifier": given[0], "role": attrs["role"]}
 
 
+class PendingInvitationSerializer(serializers.ModelSerializer):
+    """A pending invitation (its link is never answered again: only its hash is kept)."""
+
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
 class InvitationSerializer(serializers.ModelSerializer):
     """A new invitation: `link` is the single-use URL, answered this once (only its hash is kept);
     `mailed` whether it was e-mailed to the address."""

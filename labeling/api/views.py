@@ -44,10 +44,10 @@ from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
 from labeling.selectors.prelabel import job_list
-from labeling.selectors.projects import class_list, member_list, projects_with_role
+from labeling.selectors.projects import class_list, invitation_list, member_list, projects_with_role
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
-from labeling.services.invitations import member_add
+from labeling.services.invitations import invitation_revoke, member_add
 from labeling.services.projects import (
     label_class_create,
     membership_remove,
@@ -362,6 +362,31 @@ class ProjectMember(ApiView):
             return Response({"error": str(exc)}, status=409)
         if not removed:
             raise Http404("No such member.")
+        return Response(status=204)
+
+
+class ProjectInvitations(ApiView):
+    """The project's pending invitations (managers): their links are never shown again."""
+
+    serializer_class = s.InvitationSerializer
+    query_params = NUMBERED
+
+    @extend_schema(responses=s.PendingInvitationSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        page = self.paginate_queryset(invitation_list(project=project))
+        return self.get_paginated_response(s.PendingInvitationSerializer(page, many=True).data)
+
+
+class ProjectInvitation(ApiView):
+    serializer_class = s.PendingInvitationSerializer
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, invitation_id: int) -> Response:
+        """Revoke a pending invitation: its link no longer works (410)."""
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        if not invitation_revoke(project=project, invitation_id=invitation_id):
+            raise Http404("No such pending invitation.")
         return Response(status=204)
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.core import mail, signing
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -426,3 +427,41 @@ def test_password_login_after_signup_uses_the_new_password(client, project, mana
     client.logout()
     assert form_login(client, "newbie", PASSWORD).status_code == 200  # the form again: refused
     assert form_login(client, "newbie", NEW_PASSWORD).status_code == 302
+
+
+def test_the_api_lists_pending_invitations_without_links_and_revokes_them(project, manager, no_mail):
+    client = api_client(manager)
+    created = client.post(
+        api_members(project), {"email": "n@example.com", "role": "annotator"}, format="json"
+    ).json()
+    listed = client.get(f"/api/v1/projects/{project.pk}/invitations/").json()
+    assert listed["count"] == 1
+    assert listed["results"][0] == {
+        key: created[key] for key in ("id", "email", "role", "invited_by", "created_at", "expires_at")
+    }
+    url = f"/api/v1/projects/{project.pk}/invitations/{created['id']}/"
+    assert client.delete(url).status_code == 204
+    again = client.delete(url)
+    assert again.status_code == 404 and again.json()["error"] == "No such pending invitation."
+    assert client.get(f"/api/v1/projects/{project.pk}/invitations/").json()["count"] == 0
+    assert Client().get(created["link"].removeprefix("http://testserver")).status_code == 410
+
+
+def test_password_reset_works_with_the_console_backend(client, settings, annotator, capsys):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    annotator.email = "anna@example.com"
+    annotator.save()
+    response = client.post(reverse("password_reset"), {"email": "anna@example.com"})
+    assert response.status_code == 302 and response["Location"] == reverse("password_reset_done")
+    printed = capsys.readouterr().out
+    link = re.search(r"http://testserver(/accounts/password/reset/\S+/)", printed).group(1)
+    form_url = client.get(link)["Location"]
+    done = client.post(form_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert done.status_code == 302 and done["Location"] == reverse("password_reset_complete")
+    assert form_login(client, "anna", NEW_PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize("who", ["admin_user", "manager", "annotator", "outsider"])
+def test_every_user_has_the_password_link_in_the_header(client_for, request, who):
+    page = client_for(request.getfixturevalue(who)).get(reverse("project-list")).content.decode()
+    assert f'href="{reverse("password_change")}"' in page
