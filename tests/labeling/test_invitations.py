@@ -465,3 +465,11 @@ def test_password_reset_works_with_the_console_backend(client, settings, annotat
 def test_every_user_has_the_password_link_in_the_header(client_for, request, who):
     page = client_for(request.getfixturevalue(who)).get(reverse("project-list")).content.decode()
     assert f'href="{reverse("password_change")}"' in page
+
+
+def test_the_admin_lists_invitations_read_only(client_for, admin_user, project, manager):
+    invitation_create(project=project, email="n@example.com", role="annotator", invited_by=manager)
+    client = client_for(admin_user)
+    page = client.get(reverse("admin:labeling_invitation_changelist"))
+    assert page.status_code == 200 and "n@example.com" in page.content.decode()
+    assert client.get(reverse("admin:labeling_invitation_add")).status_code == 403
