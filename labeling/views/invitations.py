@@ -2,7 +2,11 @@
 and a password (a new account, logged in, then the project); a logged-in user accepts for their
 own account (the link is what the manager handed out, whoever's account takes it is recorded as
 accepted_by). A bad link is a page with the reason: 400 tampered, 410 used / revoked / expired,
-429 too many bad links from this address (services.invitations)."""
+429 too many bad links from this address (services.invitations).
+
+Like Django's password reset, the link's token leaves the URL at once: the link's page checks it,
+keeps it in the session and redirects to the form's page (`invitation-join`), so the live token
+is not in the address bar, a Referer header, or a logged URL of the form's answers."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.client_address import client_address
 from labeling.services.invitations import (
@@ -25,6 +29,8 @@ from labeling.services.invitations import (
 from ..forms import InvitationSignupForm
 
 LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SESSION_KEY = "labelgpt_invitation"  # the opened link's token
+NO_LINK = "No invitation is open in this browser: open the link from your invitation again."
 
 
 def _invalid(request: HttpRequest, error: InvitationError) -> HttpResponse:
@@ -32,11 +38,28 @@ def _invalid(request: HttpRequest, error: InvitationError) -> HttpResponse:
 
 
 @login_not_required
+@require_GET
+def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link itself: a bad one is a page with the reason; a good one goes into the session."""
+    try:
+        invitation_open(token=token, address=client_address(request))
+    except InvitationError as error:
+        return _invalid(request, error)
+    request.session[SESSION_KEY] = token
+    return redirect("invitation-join")
+
+
+@login_not_required
 @require_http_methods(["GET", "POST"])
-def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_join(request: HttpRequest) -> HttpResponse:
+    """The invitation the session holds: a new account's form, or (logged in) the join button."""
+    token = request.session.get(SESSION_KEY)
+    if not token:
+        return _invalid(request, InvitationError(NO_LINK, 400))
     try:
         invitation = invitation_open(token=token, address=client_address(request))
     except InvitationError as error:
+        request.session.pop(SESSION_KEY, None)
         return _invalid(request, error)
     user = request.user if request.user.is_authenticated else None
     form = None
@@ -57,6 +80,7 @@ def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
         except InvitationError as error:
             return _invalid(request, error)
         if user is not None:
+            request.session.pop(SESSION_KEY, None)
             messages.success(
                 request,
                 f"Welcome, {user.get_username()}: you are {role_phrase(invitation.role)} of "

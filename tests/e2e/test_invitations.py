@@ -35,6 +35,7 @@ def test_an_invitee_sets_a_password_lands_in_the_project_and_reviews(
     page.wait_for_url(re.compile(r"/accounts/(login|logout)/"))
 
     page.goto(link)
+    page.wait_for_url(re.compile(r"/invitations/join/$"))  # the token leaves the address bar
     expect(page.locator("h1")).to_have_text(f"Join “{project.name}”")
     page.fill("input[name=username]", "newbie")
     page.fill("input[name=password1]", NEW_PASSWORD)

@@ -285,9 +285,13 @@ def test_staff_can_invite(client_for, admin_user, project, no_mail):
 
 def test_the_invitee_picks_a_name_and_password_and_lands_in_the_project(client, project, manager):
     _, token = invitation_create(project=project, email="n@example.com", role="annotator", invited_by=manager)
-    url = reverse("invitation-accept", kwargs={"token": token})
+    link = reverse("invitation-accept", kwargs={"token": token})
+    opened = client.get(link)  # the token goes into the session, out of the URL
+    url = reverse("invitation-join")
+    assert opened.status_code == 302 and opened["Location"] == url
     page = client.get(url)
     assert page.status_code == 200 and "Choose a user name and a password" in page.content.decode()
+    assert token not in page.content.decode()
     weak = client.post(url, {"username": "newbie", "password1": "123", "password2": "123"})
     assert weak.status_code == 400 and "This password is too short" in weak.content.decode()
     taken = client.post(url, {"username": "ANNA", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
@@ -296,8 +300,9 @@ def test_the_invitee_picks_a_name_and_password_and_lands_in_the_project(client, 
     assert response.status_code == 302 and response["Location"] == project.get_absolute_url()
     assert "Welcome, newbie: you are an annotator of Kitchen." in messages_of(response)
     assert client.get(project.get_absolute_url()).status_code == 200  # logged in, a member
+    assert client.get(url).status_code == 400  # the session no longer holds it
     client.logout()
-    used = client.get(url)
+    used = client.get(link)
     assert used.status_code == 410 and "already been used" in used.content.decode()
     assert form_login(client, "newbie", NEW_PASSWORD).status_code == 302
 
@@ -306,8 +311,8 @@ def test_a_logged_in_user_joins_with_their_account(client_for, project, manager,
     _, token = invitation_create(project=project, email="o@example.com", role="annotator", invited_by=manager)
     client = client_for(outsider)
     url = reverse("invitation-accept", kwargs={"token": token})
-    assert "Join as olga" in client.get(url).content.decode()
-    response = client.post(url, {"accept": "1"})
+    assert "Join as olga" in client.get(url, follow=True).content.decode()
+    response = client.post(reverse("invitation-join"), {"accept": "1"})
     assert response.status_code == 302
     assert Membership.objects.get(project=project, user=outsider).role == "annotator"
     assert get_user_model().objects.count() == 3  # no new account
@@ -326,12 +331,23 @@ def test_an_expired_link_is_a_410_page(client, project, manager):
     )
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(days=1))
     url = reverse("invitation-accept", kwargs={"token": token})
-    for response in (
-        client.get(url),
-        client.post(url, {"username": "n", "password1": "x", "password2": "x"}),
-    ):
-        assert response.status_code == 410 and "expired" in response.content.decode()
+    assert client.get(url).status_code == 410
+    # Expired after the link was opened (the form was left open): the form's answer says so too.
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() + timedelta(days=1))
+    assert client.get(url).status_code == 302
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    late = client.post(
+        reverse("invitation-join"), {"username": "n", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    )
+    assert late.status_code == 410 and "expired" in late.content.decode()
+    assert "No invitation is open" in client.get(reverse("invitation-join")).content.decode()
     assert not get_user_model().objects.filter(username="n").exists()
+
+
+def test_the_join_page_without_an_opened_link_says_so(client):
+    response = client.get(reverse("invitation-join"))
+    assert response.status_code == 400
+    assert "No invitation is open in this browser" in response.content.decode()
 
 
 def test_many_bad_links_from_one_address_answer_429(client, project, settings):
@@ -380,8 +396,8 @@ def test_the_api_invites_an_unknown_email_and_answers_the_link_once(project, man
     assert data["link"].startswith("http://testserver/invitations/")
     listed = api_client(manager).get(api_members(project)).json()
     assert "link" not in str(listed)
-    page = client.get(data["link"].removeprefix("http://testserver"))
-    assert page.status_code == 200
+    page = client.get(data["link"].removeprefix("http://testserver"), follow=True)
+    assert page.status_code == 200 and "Join" in page.content.decode()
 
 
 def test_the_api_takes_an_email_in_username_too_and_refuses_both_or_neither(project, manager, no_mail):
@@ -420,8 +436,9 @@ def test_the_schema_documents_the_invitation_answer(client_for, admin_user):
 
 def test_password_login_after_signup_uses_the_new_password(client, project, manager):
     _, token = invitation_create(project=project, email="n@example.com", role="annotator", invited_by=manager)
+    client.get(reverse("invitation-accept", kwargs={"token": token}))
     client.post(
-        reverse("invitation-accept", kwargs={"token": token}),
+        reverse("invitation-join"),
         {"username": "newbie", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
     )
     client.logout()
