@@ -29,7 +29,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -251,7 +251,14 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
 @transaction.atomic
 def invitation_signup(*, invitation: Invitation, username: str, password: str):
     """A new account (the invitation's e-mail, the chosen name and password, already validated by
-    the form) that takes the invitation; all or nothing."""
-    user = get_user_model().objects.create_user(username=username, email=invitation.email, password=password)
+    the form) that takes the invitation; all or nothing. ValidationError when the name was taken
+    meanwhile (between the form's check and this insert)."""
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(
+                username=username, email=invitation.email, password=password
+            )
+    except IntegrityError:
+        raise ValidationError("This user name is taken: choose another one.") from None
     invitation_accept(invitation=invitation, user=user)
     return user

@@ -13,6 +13,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -79,6 +80,8 @@ def invitation_join(request: HttpRequest) -> HttpResponse:
                 login(request, user, backend=LOGIN_BACKEND)
         except InvitationError as error:
             return _invalid(request, error)
+        except ValidationError as error:
+            form.add_error("username", error)
         if user is not None:
             request.session.pop(SESSION_KEY, None)
             messages.success(

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from labeling.forms import InvitationSignupForm
 from labeling.models import Invitation, Membership
 from labeling.services.invitations import (
     InvitationError,
@@ -490,3 +491,21 @@ def test_the_admin_lists_invitations_read_only(client_for, admin_user, project, 
     page = client.get(reverse("admin:labeling_invitation_changelist"))
     assert page.status_code == 200 and "n@example.com" in page.content.decode()
     assert client.get(reverse("admin:labeling_invitation_add")).status_code == 403
+
+
+def test_a_name_taken_between_the_check_and_the_insert_is_a_form_error(client, project, manager, monkeypatch):
+    _, token = invitation_create(project=project, email="n@example.com", role="annotator", invited_by=manager)
+    client.get(reverse("invitation-accept", kwargs={"token": token}))
+    real_is_valid = InvitationSignupForm.is_valid
+
+    def valid_then_taken(form):
+        valid = real_is_valid(form)
+        if valid:
+            make_user(form.cleaned_data["username"])  # another signup wins the race
+        return valid
+
+    monkeypatch.setattr(InvitationSignupForm, "is_valid", valid_then_taken)
+    fields = {"username": "newbie", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    response = client.post(reverse("invitation-join"), fields)
+    assert response.status_code == 400 and "This user name is taken" in response.content.decode()
+    assert Invitation.objects.get().accepted_at is None
