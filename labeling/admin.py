@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from .models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
+from .models import (
+    Annotation,
+    Export,
+    Image,
+    ImportJob,
+    Invitation,
+    LabelClass,
+    Membership,
+    PrelabelJob,
+    Project,
+)
 from .selectors.projects import counts_image_total
 
 
@@ -130,3 +140,28 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ("project__name", "file_name")
     list_select_related = ("project",)
     readonly_fields = ("created_at", "started_at", "finished_at")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read only: invitations are made and revoked on the Members page (the link is never stored)."""
+
+    list_display = (
+        "email",
+        "project",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_by",
+        "revoked_at",
+    )
+    list_filter = ("role", "created_at")
+    search_fields = ("email", "project__name")
+    list_select_related = ("project", "invited_by", "accepted_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

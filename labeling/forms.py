@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import BaseUserCreationForm
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from . import model_choices
@@ -156,15 +157,25 @@ class GridPageForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices)
+    """Who to add: a user name or an e-mail address (services.invitations.member_add decides)."""
+
+    username = forms.CharField(max_length=254, label="User name or e-mail")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
+
+
+class InvitationSignupForm(BaseUserCreationForm):
+    """The invitee's new account: a user name (unique, any case) and a password twice, checked by
+    Django's password validators. The view hands the clean values to invitation_signup."""
+
+    class Meta(BaseUserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
 
     def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(f'No active user named "{username}".')
-        return user
+        username = self.cleaned_data["username"]
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("This user name is taken: choose another one.")
+        return username
 
 
 class PrelabelForm(forms.Form):

@@ -139,6 +139,33 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+class Invitation(models.Model):
+    """A single-use link that makes someone a member: the manager gives an e-mail address and a
+    role, the invitee picks a user name and a password on the link (labeling.services.invitations).
+    Only a hash of the link's secret is stored; the link is shown once (and mailed)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.ANNOTATOR)
+    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the link's secret")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_at"], name="invitation_project_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.project} ({self.role})"
+
+
 def _counter(help_text: str) -> models.IntegerField:
     return models.IntegerField(default=0, db_default=0, help_text=help_text)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import dashboard, exports, images, imports, prelabel, projects, review
+from .views import dashboard, exports, images, imports, invitations, prelabel, projects, review
 
 urlpatterns = [
     # Projects and members
@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<int:project_id>/images/", projects.project_images, name="project-images"),
     path("projects/<int:project_id>/members/", projects.project_members, name="project-members"),
     path("healthz/", projects.healthz, name="healthz"),
+    path("invitations/join/", invitations.invitation_join, name="invitation-join"),
+    path("invitations/<str:token>/", invitations.invitation_link, name="invitation-accept"),
     # Images
     path("projects/<int:project_id>/upload/", images.project_upload, name="project-upload"),
     path("images/<int:image_id>/file/", images.image_file, name="image-file"),

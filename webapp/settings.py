@@ -403,6 +403,11 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "labelgpt@localhost")
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# Invitations (issue 14): a manager invites an e-mail address; the single-use link expires after
+# LABELGPT_INVITATION_DAYS, and is mailed when mail is configured (above). A client address that
+# opens LABELGPT_INVITATION_FAILURE_LIMIT bad links (tampered or unknown) waits AXES_COOLOFF_TIME.
+LABELGPT_INVITATION_DAYS = env_int("LABELGPT_INVITATION_DAYS", 7)
+LABELGPT_INVITATION_FAILURE_LIMIT = env_int("LABELGPT_INVITATION_FAILURE_LIMIT", 10)
 
 # Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

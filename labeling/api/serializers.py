@@ -39,6 +39,7 @@ from ..models import (
     Export,
     Image,
     ImportJob,
+    Invitation,
     LabelClass,
     Membership,
     PrelabelJob,
@@ -438,8 +439,47 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipInputSerializer(Strict):
-    username = serializers.CharField(max_length=150)
+    """Who to add: `username` (a user name, or an e-mail address) or `email`, one of them. An
+    address that matches no account gets an invitation (201 with its link, answered once)."""
+
+    username = serializers.CharField(
+        max_length=254, required=False, help_text="A user name or an e-mail address."
+    )
+    email = serializers.EmailField(
+        required=False, help_text="An e-mail address: its account, else an invitation."
+    )
     role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+    def validate(self, attrs):
+        given = [attrs[name] for name in ("username", "email") if attrs.get(name)]
+        if len(given) != 1:
+            raise serializers.ValidationError("Give either username or email (one of them).")
+        return {"identifier": given[0], "role": attrs["role"]}
+
+
+class PendingInvitationSerializer(serializers.ModelSerializer):
+    """A pending invitation (its link is never answered again: only its hash is kept)."""
+
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """A new invitation: `link` is the single-use URL, answered this once (only its hash is kept);
+    `mailed` whether it was e-mailed to the address."""
+
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, default=None)
+    link = serializers.CharField(read_only=True)
+    mailed = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at", "link", "mailed"]
+        read_only_fields = fields
 
 
 # Images ----------------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ v1 = [
         api(v.ProjectMember),
         name="api-project-member",
     ),
+    path("projects/<int:project_id>/invitations/", api(v.ProjectInvitations), name="api-project-invitations"),
+    path(
+        "projects/<int:project_id>/invitations/<int:invitation_id>/",
+        api(v.ProjectInvitation),
+        name="api-project-invitation",
+    ),
     path("projects/<int:project_id>/images/", api(v.ProjectImages), name="api-project-images"),
     path("projects/<int:project_id>/threshold/", api(v.ProjectThreshold), name="api-project-threshold"),
     path("projects/<int:project_id>/jobs/", api(v.ProjectJobs), name="api-project-jobs"),

@@ -44,12 +44,12 @@ from labeling.selectors import review as review_selectors
 from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
 from labeling.selectors.prelabel import job_list
-from labeling.selectors.projects import class_list, member_list, projects_with_role
+from labeling.selectors.projects import class_list, invitation_list, member_list, projects_with_role
 from labeling.services import exports, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
+from labeling.services.invitations import invitation_revoke, member_add
 from labeling.services.projects import (
     label_class_create,
-    membership_add_by_username,
     membership_remove,
     project_create,
     project_update,
@@ -322,18 +322,38 @@ class ProjectMembers(ApiView):
         page = self.paginate_queryset(member_list(project=project))
         return self.get_paginated_response(s.MembershipSerializer(page, many=True).data)
 
-    @extend_schema(request=s.MembershipInputSerializer, responses={200: s.MembershipSerializer})
+    @extend_schema(
+        request=s.MembershipInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                s.MembershipSerializer, description="An existing user: member with the role."
+            ),
+            201: OpenApiResponse(
+                s.InvitationSerializer,
+                description="An e-mail address without an account: an invitation; its link is answered once.",
+            ),
+        },
+    )
     def post(self, request: Request, project_id: int) -> Response:
-        """Add a user to the project, or change their role."""
+        """Add a user (by user name or e-mail address) to the project, or change their role; an
+        e-mail address that matches no account gets an invitation (mailed when mail is set up)."""
         project, _ = project_for_user(request.user, project_id, manage=True)
         data = _input(s.MembershipInputSerializer, request)
         try:
-            membership = membership_add_by_username(
-                project=project, username=data["username"], role=data["role"]
+            added = member_add(
+                project=project,
+                identifier=data["identifier"],
+                role=data["role"],
+                invited_by=request.user,
+                build_url=request.build_absolute_uri,
             )
         except ValueError as exc:
             return Response({"error": str(exc)}, status=409)
-        return Response(s.MembershipSerializer(membership).data)
+        if added.invitation is not None:
+            invitation = added.invitation
+            invitation.link, invitation.mailed = added.url, added.mailed
+            return Response(s.InvitationSerializer(invitation).data, status=201)
+        return Response(s.MembershipSerializer(added.membership).data)
 
 
 @doc("members", delete="Remove a member from a project")
@@ -349,6 +369,31 @@ class ProjectMember(ApiView):
             return Response({"error": str(exc)}, status=409)
         if not removed:
             raise Http404("No such member.")
+        return Response(status=204)
+
+
+class ProjectInvitations(ApiView):
+    """The project's pending invitations (managers): their links are never shown again."""
+
+    serializer_class = s.InvitationSerializer
+    query_params = NUMBERED
+
+    @extend_schema(responses=s.PendingInvitationSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        page = self.paginate_queryset(invitation_list(project=project))
+        return self.get_paginated_response(s.PendingInvitationSerializer(page, many=True).data)
+
+
+class ProjectInvitation(ApiView):
+    serializer_class = s.PendingInvitationSerializer
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, invitation_id: int) -> Response:
+        """Revoke a pending invitation: its link no longer works (410)."""
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        if not invitation_revoke(project=project, invitation_id=invitation_id):
+            raise Http404("No such pending invitation.")
         return Response(status=204)
 
 

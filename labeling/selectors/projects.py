@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from ..access import projects_for_user
-from ..models import Image, LabelClass, Membership, Project, ProjectCounts
+from ..models import Image, Invitation, LabelClass, Membership, Project, ProjectCounts
 
 
 def project_counts(*, project: Project) -> ProjectCounts:
@@ -68,3 +69,15 @@ def class_list(*, project: Project) -> QuerySet[LabelClass]:
 def member_list(*, project: Project) -> QuerySet[Membership]:
     """The project's members with their users, managers first, then by user name."""
     return project.memberships.select_related("user").order_by("role", "user__username", "id")
+
+
+def invitation_list(*, project: Project) -> QuerySet[Invitation]:
+    """The project's pending invitations (not accepted, revoked or expired) with who made them,
+    newest first."""
+    return (
+        project.invitations.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .select_related("invited_by")
+        .order_by("-created_at", "-id")
+    )

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -161,15 +159,6 @@ def project_update(*, project: Project, **fields) -> Project:
     project.full_clean()
     project.save()
     return project
-
-
-def membership_add_by_username(*, project: Project, username: str, role: str) -> Membership:
-    """Add the active user named `username` to the project, or change their role (membership_set:
-    ValueError for the last manager). ValidationError when there is no such active user."""
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise ValidationError(f"No active user named {username!r:.150}.")
-    return membership_set(project=project, user=user, role=role)
 
 
 def token_issue(*, user) -> str:

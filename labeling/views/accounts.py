@@ -5,7 +5,6 @@ which says to ask an administrator when the site cannot send mail."""
 from __future__ import annotations
 
 from axes.helpers import get_client_username, get_cool_off, get_lockout_message
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm
@@ -13,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
-SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+from labeling.services.invitations import mail_configured
 
 
 def lockout_response(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
@@ -33,12 +32,6 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
     if retry_after:
         response["Retry-After"] = retry_after
     return response
-
-
-def mail_configured() -> bool:
-    """Whether the site can send mail: an SMTP host, or a backend other than SMTP (console,
-    file, locmem: development and tests)."""
-    return bool(settings.EMAIL_HOST) or settings.EMAIL_BACKEND != SMTP_BACKEND
 
 
 @method_decorator(login_not_required, name="dispatch")  # the override hides the parent's mark

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,8 +14,9 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.selectors.images import ImagePage, image_page, image_status_counts
-from labeling.selectors.projects import class_list, member_list, projects_of_user
-from labeling.services.projects import membership_remove, membership_set, project_save
+from labeling.selectors.projects import class_list, invitation_list, member_list, projects_of_user
+from labeling.services.invitations import invitation_revoke, member_add, role_phrase
+from labeling.services.projects import membership_remove, project_save
 from labeling.views.imports import import_context
 from labeling.views.prelabel import jobs_context
 
@@ -161,8 +163,12 @@ def project_images(request: HttpRequest, project: Project, role: str) -> HttpRes
 
 @require_http_methods(["GET", "POST"])
 def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Members and pending invitations (managers). POST `remove` / `revoke` an id, or the form:
+    a user name or an e-mail address with a role (services.invitations.member_add). A new
+    invitation's link is shown once, in this answer (never stored, never in a redirect)."""
     project, _ = project_for_user(request.user, project_id, manage=True)
     form = MemberForm(request.POST or None)
+    added = None
     if request.method == "POST":
         if "remove" in request.POST:
             try:
@@ -170,22 +176,42 @@ def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
             except ValueError as exc:
                 messages.error(request, str(exc))
             return redirect("project-members", project_id=project.pk)
+        if "revoke" in request.POST:
+            if invitation_revoke(project=project, invitation_id=request.POST.get("revoke")):
+                messages.success(request, "The invitation was revoked: its link no longer works.")
+            else:
+                messages.error(request, "No such pending invitation.")
+            return redirect("project-members", project_id=project.pk)
         if form.is_valid():
             try:
-                membership_set(
-                    project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
+                added = member_add(
+                    project=project,
+                    identifier=form.cleaned_data["username"],
+                    role=form.cleaned_data["role"],
+                    invited_by=request.user,
+                    build_url=request.build_absolute_uri,
                 )
             except ValueError as exc:
                 form.add_error("role", str(exc))
+            except ValidationError as exc:
+                form.add_error("username", exc)
             else:
-                messages.success(
-                    request, f"{form.cleaned_data['username']} is now a {form.cleaned_data['role']}."
-                )
-                return redirect("project-members", project_id=project.pk)
-    members = member_list(project=project)
-    return render(
-        request,
-        "labeling/project_members.html",
-        {"project": project, "members": members, "form": form, "roles": Membership.Role},
-        status=400 if request.method == "POST" else 200,
-    )
+                if added.membership is not None:
+                    name = added.membership.user.get_username()
+                    state = "now" if added.changed else "already"
+                    messages.success(
+                        request, f"{name} is {state} {role_phrase(added.membership.role)} of {project.name}."
+                    )
+                    return redirect("project-members", project_id=project.pk)
+                form = MemberForm()
+    context = {
+        "project": project,
+        "members": member_list(project=project),
+        "invitations": invitation_list(project=project),
+        "form": form,
+        "roles": Membership.Role,
+        "added": added,
+        "invitation_days": settings.LABELGPT_INVITATION_DAYS,
+    }
+    failed = request.method == "POST" and added is None
+    return render(request, "labeling/project_members.html", context, status=400 if failed else 200)

@@ -11,7 +11,18 @@ from django.core.files.base import ContentFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.models import Annotation, Export, Image, ImportJob, LabelClass, Membership, PrelabelJob, Project
+from labeling.models import (
+    Annotation,
+    Export,
+    Image,
+    ImportJob,
+    Invitation,
+    LabelClass,
+    Membership,
+    PrelabelJob,
+    Project,
+)
+from labeling.services.invitations import invitation_create
 from tests.conftest import plain_images
 
 ROLES = ("admin", "manager", "annotator", "outsider", "anonymous")
@@ -29,6 +40,7 @@ class World:
     export: Export
     annotator_membership: Membership
     import_job: ImportJob
+    invitation: Invitation
 
 
 def build_world(project: Project, *, user, annotator=None) -> World:
@@ -66,6 +78,7 @@ def build_world(project: Project, *, user, annotator=None) -> World:
         export,
         annotator_membership,
         import_job,
+        invitation_create(project=project, email="invitee@example.com", role="annotator", invited_by=user)[0],
     )
 
 
@@ -88,6 +101,7 @@ def snapshot() -> tuple:
         list(Export.objects.order_by("pk").values_list("pk", "status")),
         list(ImportJob.objects.order_by("pk").values_list("pk", "status")),
         list(Membership.objects.order_by("pk").values_list("pk", "role")),
+        list(Invitation.objects.order_by("pk").values_list("pk", "revoked_at", "accepted_at")),
         list(Token.objects.order_by("user_id").values_list("user_id", "key")),
     )
 

@@ -56,6 +56,7 @@ DEFAULT_IDS = {
     "export_id": "export",
     "membership_id": "annotator_membership",
     "import_id": "import_job",
+    "invitation_id": "invitation",
 }
 
 V = "/api/v1"
@@ -75,6 +76,8 @@ ROUTES: dict[tuple[str, str], Route] = {
         MANAGERS, body=lambda w: {"username": "olga", "role": "annotator"}
     ),
     ("DELETE", f"{V}/projects/{{project_id}}/members/{{membership_id}}/"): Route(MANAGERS, ok=204),
+    ("GET", f"{V}/projects/{{project_id}}/invitations/"): Route(MANAGERS),
+    ("DELETE", f"{V}/projects/{{project_id}}/invitations/{{invitation_id}}/"): Route(MANAGERS, ok=204),
     ("GET", f"{V}/projects/{{project_id}}/images/"): Route(MEMBERS),
     ("POST", f"{V}/projects/{{project_id}}/threshold/"): Route(
         MANAGERS, body=lambda w: {"box_threshold": 0.5}

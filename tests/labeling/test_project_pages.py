@@ -346,7 +346,7 @@ def test_a_manager_adds_an_annotator_by_username(client_for, manager, outsider, 
     response = client_for(manager).post(members_url(project), {"username": " olga ", "role": "annotator"})
     assert response.status_code == 302
     assert Membership.objects.get(project=project, user=outsider).role == Membership.Role.ANNOTATOR
-    assert "olga is now a annotator." in messages_of(response)
+    assert "olga is now an annotator of Kitchen." in messages_of(response)
     # The new member now sees the project.
     assert client_for(outsider).get(project.get_absolute_url()).status_code == 200
 
