@@ -309,7 +309,7 @@ class ProjectClasses(ProjectCollection):
         return label_class_create(project=project, **data)
 
 
-@doc("members", get="List a project's members", post="Add a member or change their role")
+@doc("members", get="List a project's members", post="Add a member by user name or e-mail, or invite an e-mail address")
 class ProjectMembers(ApiView):
     """The project's members and their roles (managers); numbered pages, a project has few."""
 
@@ -372,6 +372,7 @@ class ProjectMember(ApiView):
         return Response(status=204)
 
 
+@doc("members", get="List a project's pending invitations")
 class ProjectInvitations(ApiView):
     """The project's pending invitations (managers): their links are never shown again."""
 
@@ -385,6 +386,7 @@ class ProjectInvitations(ApiView):
         return self.get_paginated_response(s.PendingInvitationSerializer(page, many=True).data)
 
 
+@doc("members", delete="Revoke a pending invitation")
 class ProjectInvitation(ApiView):
     serializer_class = s.PendingInvitationSerializer
 
