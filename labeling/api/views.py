@@ -69,7 +69,8 @@ from ..access import (
     job_for_user,
     project_for_user,
 )
-from ..formats.base import ExportOptions, FormatError
+from ..formats.base import FormatError
+from ..formats.registry import export_options
 from ..models import Annotation, Image, Project
 from . import serializers as s
 from .permissions import require_manager
@@ -751,7 +752,7 @@ class ProjectExports(ProjectCollection):
         return export_list(project=project)
 
     def create(self, *, project: Project, user, data: dict) -> Any:
-        options = ExportOptions.from_json(data.get("options") or {})
+        options = export_options(data["format"], data.get("options") or {})
         return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
 
 
@@ -767,7 +768,7 @@ class ExportDownload(ApiView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, export_id: int) -> FileResponse:
-        return export_file_response(export_for_user(request.user, export_id))
+        return export_file_response(export_for_user(request.user, export_id, manage=True))
 
 
 class ProjectImports(ApiView):

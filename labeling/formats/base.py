@@ -61,6 +61,7 @@ Pascal VOC (``voc``, always a zip)
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import zipfile
@@ -80,25 +81,129 @@ class FormatError(Exception):
 MAX_OPTION_INTEGER = 10**18 - 1  # class ids and the seed: a bigint holds them
 
 
+IMAGES = ("done", "done_prelabeled", "all")  # the images choice: which image statuses go out
+IMAGE_STATUSES = {"done": ("done",), "done_prelabeled": ("done", "prelabeled"), "all": None}
+SEGMENT_PARTS = ("merge", "largest")  # YOLO segment: a multi-part mask as one line
+BOX_SEGMENTATION = ("polygon", "none")  # COCO: a box without a mask
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One export option, declared once: the form, the rows' descriptions, the API's checks and
+    its schema read these. ``kind``: "bool", "choice" (``choices``: (value, label) pairs),
+    "float" (``minimum`` ≤ v < ``maximum``), "int", "states" or "class_ids". ``common``: every
+    writer honours it; the others are read only by the formats naming them (registry.Format)."""
+
+    name: str
+    kind: str
+    label: str
+    help: str = ""
+    choices: tuple = ()
+    common: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+OPTION_SPECS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec(
+            "states",
+            "states",
+            "Annotations",
+            choices=(
+                ("accepted", "Accepted only"),
+                ("accepted,proposed", "Accepted + proposals above the threshold"),
+            ),
+            common=True,
+        ),
+        OptionSpec(
+            "images",
+            "choice",
+            "Images",
+            "Done only: the images a reviewer submitted; one with nothing exported is a true negative. "
+            "Done and pre-labeled: also the images the model labeled that nobody reviewed yet; with "
+            '"Accepted only" their proposals are not written, so they go out without annotations. '
+            "All: every image, new and skipped ones too. Images without annotations are written as "
+            'negatives (an empty label file, no objects) unless "Images without annotations" says to leave '
+            "them out.",
+            choices=(
+                ("done", "Done only"),
+                ("done_prelabeled", "Done and pre-labeled"),
+                ("all", "All images"),
+            ),
+            common=True,
+        ),
+        OptionSpec(
+            "include_empty",
+            "bool",
+            "Write images without annotations (as negatives)",
+            common=True,
+        ),
+        OptionSpec("class_ids", "class_ids", "Classes", common=True),
+        OptionSpec("zip_images", "bool", "Zip with the images"),
+        OptionSpec("rle", "bool", "Every mask as RLE"),
+        OptionSpec(
+            "box_segmentation",
+            "choice",
+            "A box without a mask",
+            "As a polygon: its 4 corners as the segmentation (segm evaluation loads every "
+            "annotation); no segmentation: the key is left out (detection only).",
+            choices=(("polygon", "its box as a 4-point polygon"), ("none", "no segmentation key")),
+        ),
+        OptionSpec(
+            "val_ratio",
+            "float",
+            "Val ratio",
+            "The share of images held out for validation (seeded shuffle).",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        OptionSpec("seed", "int", "Seed", "The shuffle's seed: the same seed, the same split."),
+        OptionSpec(
+            "val_is_train",
+            "bool",
+            "Use the training images for validation",
+            "No held-out images: val points at the training images (validation scores will be optimistic).",
+        ),
+        OptionSpec(
+            "segment_parts",
+            "choice",
+            "A mask in several parts",
+            "One line per instance either way.",
+            choices=(("merge", "merged into one polygon"), ("largest", "its largest part only")),
+        ),
+    )
+}
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     states: tuple = ("accepted",)  # ("accepted",) or ("accepted", "proposed"): proposals ≥ threshold
+    images: str = "done"  # IMAGES: which image statuses go out
     class_ids: tuple | None = None  # None: every class
-    include_empty: bool = True  # images with no exported annotation
+    include_empty: bool = True  # images with no exported annotation (negatives)
     zip_images: bool = False  # COCO only: a zip with the images (YOLO / VOC always have them)
     rle: bool = False  # COCO only: every mask as RLE
-    val_ratio: float = 0.0  # YOLO / VOC: fraction of images in the val split
+    box_segmentation: str = "polygon"  # COCO only: BOX_SEGMENTATION
+    val_ratio: float = 0.0  # YOLO / VOC: fraction of images in the val split (YOLO's form default 0.1)
     seed: int = 0
+    val_is_train: bool = False  # YOLO: no split, val = the training images (asked explicitly)
+    segment_parts: str = "merge"  # YOLO segment: SEGMENT_PARTS
 
     def to_json(self) -> dict:
         return {
             "states": list(self.states),
+            "images": self.images,
             "class_ids": None if self.class_ids is None else list(self.class_ids),
             "include_empty": self.include_empty,
             "zip_images": self.zip_images,
             "rle": self.rle,
+            "box_segmentation": self.box_segmentation,
             "val_ratio": self.val_ratio,
             "seed": self.seed,
+            "val_is_train": self.val_is_train,
+            "segment_parts": self.segment_parts,
         }
 
     @classmethod
@@ -127,10 +232,16 @@ class ExportOptions:
             if not all(0 < c <= MAX_OPTION_INTEGER for c in class_ids):
                 raise FormatError("Option class_ids: not a list of class ids.")
         flags = {}
-        for name in ("include_empty", "zip_images", "rle"):
+        for name in ("include_empty", "zip_images", "rle", "val_is_train"):
             value = data.get(name, getattr(cls, name))
             if not isinstance(value, bool):
                 raise FormatError(f"Option {name} must be true or false (got {value!r:.40}).")
+            flags[name] = value
+        for name in ("images", "box_segmentation", "segment_parts"):
+            value = data.get(name, getattr(cls, name))
+            allowed = [v for v, _ in OPTION_SPECS[name].choices]
+            if value not in allowed:
+                raise FormatError(f"Option {name} must be one of {', '.join(allowed)} (got {value!r:.40}).")
             flags[name] = value
         try:
             val_ratio = float(data.get("val_ratio", 0.0))
@@ -246,8 +357,22 @@ class Source(Protocol):
         ...
 
     def val_ids(self) -> frozenset[int]:
-        """The images of the val split (options.val_ratio, options.seed)."""
+        """The images of the val split (options.val_ratio, options.seed: `val_split`)."""
         ...
+
+    def image_ids(self) -> list[int]:
+        """Every exported image id, in id order."""
+        ...
+
+
+def val_split(ids: list[int], ratio: float, seed: int) -> frozenset[int]:
+    """The val images among `ids` (in id order): shuffled with random.Random(seed), the first
+    round(n × ratio). The same ids, ratio and seed give the same split."""
+    if ratio <= 0:
+        return frozenset()
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)
+    return frozenset(shuffled[: round(len(shuffled) * ratio)])
 
 
 def copy_image(zf: zipfile.ZipFile, image: ImageRow, arcname: str) -> None:
