@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import queues
 from ..access import can_manage, export_for_user, project_for_user
@@ -104,10 +104,14 @@ def _render(request: HttpRequest, project: Project, role: str, status: int = 200
     return render(request, "labeling/_exports.html#exports-panel", context, status=status)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Start an export (managers): 302 to the project (200 panel for htmx); 400 with the reason."""
+    """Start an export (managers): 302 to the project (200 panel for htmx); 400 with the reason.
+    Without JavaScript (a GET, or a refused POST), a page with the whole form: every format's
+    own options, grouped by format."""
     project, role = project_for_user(request.user, project_id, manage=True)
+    if request.method == "GET":
+        return render(request, "labeling/export_form.html", _context(project, role, show_all=True))
     try:
         fmt, options = options_from_post(request.POST)
         export_start(project=project, user=request.user, fmt=fmt, options=options)
@@ -117,7 +121,14 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
             return _render(
                 request, project, role, status=400, export_error=error, selected=request.POST.get("format")
             )
-        return HttpResponse(f"Export not started: {error}", status=400, content_type="text/plain")
+        context = _context(
+            project,
+            role,
+            show_all=True,
+            export_error=f"Export not started: {error}",
+            selected=request.POST.get("format"),
+        )
+        return render(request, "labeling/export_form.html", context, status=400)
     if request.htmx:
         return _render(request, project, role)
     messages.success(request, f"{export_format(fmt).label} export started.")
