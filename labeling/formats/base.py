@@ -2,6 +2,13 @@
 and its rows), and the conventions of each layout (the exporter writes them; the importer
 inverts them). The formats themselves are listed once, in registry.py.
 
+Which images: ``images`` "done" (the default: images a reviewer submitted, so one without
+exported annotations is a true negative), "done_prelabeled" (also the images the model labeled
+that nobody reviewed: with states "accepted" only, they go out without annotations), "all"
+(new and skipped ones too). ``include_empty`` then says whether the chosen images without an
+exported annotation are written (as negatives) or left out. The options are declared once, in
+``OPTION_SPECS`` (kind, label, help, choices); registry.Format names the ones a format reads.
+
 Coordinates everywhere are those of inference/masks.py: pixel (row i, column j) covers
 [j, j + 1] x [i, i + 1]; a box (x, y, w, h) is in pixels from the image's top-left corner.
 
@@ -16,29 +23,40 @@ COCO (``coco``)
     One JSON object {"info", "licenses", "images", "categories", "annotations"}. Image ids and
     category ids are the database ids; ``file_name`` is the archive name above. Annotations:
     ``bbox`` [x, y, w, h] as stored (floats), ``area`` the mask's pixel count (else w * h),
-    ``iscrowd`` 0, ``score`` when the annotation has one. ``segmentation``: ``[]`` for an
-    annotation with a box only (no mask, no polygons); otherwise a list of polygons (one per
-    part, outer rings only — COCO polygons have no holes) when the mask has no holes and the
-    outer rings rasterise to it with IoU ≥ 0.99, otherwise — a mask with holes, or
-    ``rle=True`` — the compressed RLE {"size": [h, w], "counts": str}. iscrowd stays 0 with RLE
+    ``iscrowd`` 0, ``score`` when the annotation has one. ``segmentation``, never ``[]``: for an
+    annotation with a box only (no mask, no polygons), the box as one 4-point polygon
+    [[x, y, x + w, y, x + w, y + h, x, y + h]] (``box_segmentation="polygon"``, the default:
+    pycocotools' segm evaluation rasterises every annotation and fails with a KeyError on one
+    without the key, and the polygon's pixels are the box's), or no "segmentation" key at all
+    (``"none"``: for detection-only tools that take any segmentation for a mask). The COCO
+    reader takes such a polygon, on the bbox's corners in that order, back as a box. Otherwise
+    a list of polygons (one per part, outer rings only — COCO polygons have no holes) when the
+    mask has no holes and the outer rings rasterise to it with IoU ≥ 0.99, otherwise — a mask
+    with holes, or ``rle=True`` — the compressed RLE {"size": [h, w], "counts": str}. iscrowd stays 0 with RLE
     (pycocotools reads either form whatever iscrowd says; iscrowd=1 would make COCOeval ignore
     the object). With ``zip_images`` the output is a zip holding ``annotations.json`` and
     ``images/<file_name>``; otherwise the plain ``.json``.
 
 YOLO detect / segment (``yolo_detect``, ``yolo_segment``; Ultralytics layout, always a zip)
-    ``data.yaml``: {"path": ".", "train": "images/train", "val": "images/val" (or both
-    "images" when there is no split), "nc": N, "names": {0: name, 1: name, ...}} with class
+    ``data.yaml``: a comment saying how val was made, then {"path": ".", "train":
+    "images/train", "val": "images/val", "nc": N, "names": {0: name, 1: name, ...}} with class
     index = the position of the class in the project's class order (LabelClass.Meta.ordering:
     order, id) over *all* the project's classes (also when only some are exported), so indices
-    are stable. Without a split (val_ratio 0): ``images/<name>`` and ``labels/<stem>.txt``;
-    with one: ``images/{train,val}/<name>`` and ``labels/{train,val}/<stem>.txt``. Every
-    exported image gets a label file (empty when it has no annotations).
+    are stable. ``images/{train,val}/<name>`` and ``labels/{train,val}/<stem>.txt``. Every
+    exported image gets a label file (empty when it has no annotations: a negative).
+    Val is never train unless asked: val_ratio (default 0.1 for YOLO) must give at least one
+    val image and leave one training image, else the export fails saying so; with
+    ``val_is_train`` (asked explicitly) every image is under train/ and "val" is
+    "images/train", which the comment says.
     Detect lines: ``cls cx cy w h``, centre and size divided by the image width (x, w) and
     height (y, h), so in [0, 1]; written with ``%.10g`` (boxes reproduce within 1e-6 relative).
-    Segment lines: ``cls x1 y1 x2 y2 ...``, the polygon's vertices divided by width / height.
-    A mask with several parts is written as ONE LINE PER PART (same class), so nothing is
-    dropped; holes are not representable and are left out (the outer ring of each part). An
-    annotation with no polygons (a box only) is written as its box's 4 corners.
+    Segment lines: ``cls x1 y1 x2 y2 ...``, the polygon's vertices divided by width / height,
+    exactly ONE LINE PER ANNOTATION (Ultralytics reads a line as an instance). A mask with
+    several parts is merged into one ring as Ultralytics' own converters do: consecutive parts
+    joined by the shortest segment between their vertices, walked there and back (no area);
+    or, with ``segment_parts="largest"``, its largest part alone. Holes are not representable
+    and are left out (outer rings). An annotation with no polygons (a box only) is written as
+    its box's 4 corners.
     The split: images are shuffled with ``random.Random(seed)`` over their ids in id order and
     the first ``round(n * val_ratio)`` go to val; the same seed gives the same split.
 
