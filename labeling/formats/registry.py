@@ -23,6 +23,7 @@ from .base import OPTION_SPECS, ExportOptions, FormatError, OptionSpec, Progress
 from .parsed import ParsedDataset
 
 Writer = Callable[[Source, Path, Progress], tuple[int, int]]
+Check = Callable[[Source], None]  # FormatError when an export cannot be written (said at its start)
 Reader = Callable[[BinaryIO, str], ParsedDataset]
 
 NAME_MAX_LENGTH = 16  # Export.format's max_length
@@ -45,6 +46,7 @@ class Format:
     read: Reader | None = None  # None: export only
     options: frozenset[str] = frozenset()
     defaults: tuple = ()  # (option, value) pairs: this format's defaults where ExportOptions' differ
+    check: Check | None = None  # run when an export starts: refuse early, with the reason
     import_name: str = ""  # "" → name; formats sharing a reader share it
     import_label: str = ""  # "" → label; the import form's and the API's choice label
 
@@ -95,6 +97,7 @@ YOLO_DETECT = Format(
     read=yolo_import.read,
     options=frozenset({"val_ratio", "seed", "val_is_train"}),
     defaults=(("val_ratio", 0.1),),
+    check=yolo.check,
     import_name="yolo",
     import_label="YOLO detect / segment (.zip: data.yaml, labels/, images/)",
 )

@@ -146,6 +146,11 @@ def plan_split(source: Source) -> tuple[frozenset[int], tuple[str, str], str]:
     return val, ("train", "val"), comment
 
 
+def check(source: Source) -> None:
+    """Refuse, before anything is queued, an export whose split cannot be made (FormatError)."""
+    plan_split(source)
+
+
 def _write(source: Source, path: Path, progress: Progress, segment: bool) -> tuple[int, int]:
     val_ids, folders, comment = plan_split(source)
     index_of = {c.id: c.index for c in source.all_classes}

@@ -6,17 +6,20 @@ words, the chosen format's options, managers-only downloads, what a queued expor
 from __future__ import annotations
 
 import copy
+import html
 import json
 import zipfile
 
 import pytest
 import yaml
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from labeling.formats.base import ExportOptions, FormatError
+from labeling.formats.coco_import import is_box_polygon
 from labeling.formats.registry import export_options, option_words
 from labeling.models import Annotation, Export, Image, WorkerBeat
 from labeling.services import exports
@@ -83,6 +86,17 @@ def test_all_images_writes_negatives_only_when_they_are_asked_for(project, tmp_p
 def test_a_bad_images_choice_is_refused_with_the_reason():
     with pytest.raises(FormatError, match="images must be one of done, done_prelabeled, all"):
         ExportOptions.from_json({"images": "everything"})
+
+
+def test_the_coco_reader_takes_back_only_a_box_polygon_as_a_box():
+    box = [2.5, 3.0, 10.0, 4.0]
+    as_written = {"polygons": [[[2.5, 3.0, 12.5, 3.0, 12.5, 7.0, 2.5, 7.0]]]}
+    assert is_box_polygon(as_written, box)
+    rotated = {"polygons": [[[3.0, 3.0, 12.5, 4.0, 12.0, 7.0, 2.5, 6.0]]]}
+    other_order = {"polygons": [[[2.5, 3.0, 2.5, 7.0, 12.5, 7.0, 12.5, 3.0]]]}
+    two_parts = {"polygons": [*as_written["polygons"], *as_written["polygons"]]}
+    for geometry in (rotated, other_order, two_parts, {}, {"rle": {"size": [8, 8], "counts": "0"}}):
+        assert not is_box_polygon(geometry, box), geometry
 
 
 # COCO: box-only annotations ---------------------------------------------------------------------
@@ -195,9 +209,21 @@ def test_yolo_on_a_tiny_project_says_why_there_is_no_val_image(project, data, tm
         write(project, tmp_path, "yolo_segment", export_options("yolo_segment", {"val_ratio": 0.95}))
 
 
-def test_a_refused_yolo_export_fails_with_its_reason(project, data, manager):
-    export = exports.export_start(
-        project=project, user=manager, fmt="yolo_detect", options=export_options("yolo_detect", {})
+def test_a_yolo_export_without_a_split_is_refused_at_its_start_with_the_reason(
+    project, data, manager, client_for
+):
+    with pytest.raises(ValidationError, match="gives no validation image"):
+        exports.export_start(
+            project=project, user=manager, fmt="yolo_detect", options=export_options("yolo_detect", {})
+        )
+    url = reverse("project-export", args=[project.pk])
+    response = client_for(manager).post(url, {"format": "yolo_detect"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "gives no validation image" in html.unescape(response.content.decode())
+    assert not Export.objects.exists()
+    # Started when it could be made, run once the images have changed: it fails, saying why.
+    export = Export.objects.create(
+        project=project, format="yolo_detect", options=export_options("yolo_detect", {}).to_json()
     )
     assert exports.export_run(export_id=export.pk) is True
     export.refresh_from_db()
@@ -214,6 +240,7 @@ def panel(client, project) -> str:
 
 
 def test_each_row_lists_the_options_it_used_in_words(project, manager, client_for):
+    ten_done_images(project)
     options = export_options("yolo_segment", {"val_ratio": 0.2, "seed": 5, "states": "accepted,proposed"})
     exports.export_start(project=project, user=manager, fmt="yolo_segment", options=options)
     exports.export_start(

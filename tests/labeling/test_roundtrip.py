@@ -139,6 +139,16 @@ def test_coco_round_trip_keeps_boxes_exactly_and_masks(tmp_path, source, manager
             assert mask_iou(mask_of(back), mask_of(ann)) >= 0.99, key
 
 
+def test_coco_boxes_without_a_segmentation_key_come_back_as_boxes(tmp_path, source, manager):
+    project, anns = source
+    target, _ = fresh_project(manager)
+    report = export_then_import(tmp_path, project, "coco", target, manager, box_segmentation="none")
+    assert report.created_annotations == 5
+    for key, ann, [back] in paired(anns, target):
+        assert np.allclose(back.box, ann.box, atol=1e-6, rtol=0), key
+        assert (back.mask is None) == (ann.mask is None), key
+
+
 def test_coco_rle_round_trip_gives_identical_pixels(tmp_path, source, manager):
     project, anns = source
     target, _ = fresh_project(manager)
