@@ -154,14 +154,16 @@ def export_options(name: str, data: dict | None) -> ExportOptions:
 
 def option_words(name: str, data: dict) -> list[str]:
     """An export's options in plain words, as stored on Export.options ("Done images only",
-    "Accepted annotations only", "Val split 10% (seed 0)", ...): the common ones, then the
+    "accepted annotations only", "val split 10% (seed 0)", ...): the common ones, then the
     format's own. Options stored before a choice existed read as what was written then."""
     fmt = FORMATS.get(name)
     data = dict(data or {})
     images = dict(OPTION_SPECS["images"].choices).get(data.get("images", "all"), "All images")
     words = [
         images if images != "Done only" else "Done images only",
-        "Accepted + proposals" if "proposed" in (data.get("states") or ()) else "Accepted only",
+        "accepted annotations + proposals"
+        if "proposed" in (data.get("states") or ())
+        else "accepted annotations only",
         "with images without annotations (negatives)"
         if data.get("include_empty", True)
         else "only images with annotations",
@@ -176,7 +178,7 @@ def option_words(name: str, data: dict) -> list[str]:
             if data.get("val_is_train"):
                 continue
             words.append(
-                f"val split {float(value):.0%} (seed {data.get('seed', 0)})" if value else "no val split"
+                f"val split {float(value) * 100:g}% (seed {data.get('seed', 0)})" if value else "no val split"
             )
         elif spec.name == "seed":
             continue

@@ -40,7 +40,7 @@ def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
     form.locator('select[name="images"]').select_option("all")
     form.get_by_role("button", name="Export").click()
     row = page.locator("table.exports tbody tr").first
-    expect(row).to_contain_text("All images; Accepted only")
+    expect(row).to_contain_text("All images; accepted annotations only")
     expect(row).to_contain_text("use the training images for validation")
     export = Export.objects.get()
     assert export.format == "yolo_detect" and export.options["val_is_train"] is True

@@ -250,15 +250,15 @@ def test_each_row_lists_the_options_it_used_in_words(project, manager, client_fo
         options=export_options("coco", {"images": "all", "rle": True, "include_empty": False}),
     )
     html = panel(client_for(manager), project)
-    assert "Done images only; Accepted + proposals; with images without annotations (negatives)" in html
+    assert "Done images only; accepted annotations + proposals; with images without annotations" in html
     assert "val split 20% (seed 5)" in html and "a mask in several parts: merged into one polygon" in html
-    assert "All images; Accepted only; only images with annotations" in html
+    assert "All images; accepted annotations only; only images with annotations" in html
     assert "every mask as RLE" in html and "a box without a mask: its box as a 4-point polygon" in html
 
 
 def test_options_stored_before_the_images_choice_read_as_all_images():
     words = option_words("voc", {"states": ["accepted"], "val_ratio": 0.0})
-    assert words[:2] == ["All images", "Accepted only"] and "no val split" in words
+    assert words[:2] == ["All images", "accepted annotations only"] and "no val split" in words
 
 
 def test_the_form_shows_the_chosen_formats_options_only_with_labels_next_to_boxes(
