@@ -751,6 +751,12 @@ class ProjectExports(ProjectCollection):
     def rows(self, project: Project) -> QuerySet:
         return export_list(project=project)
 
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = project_for_user(request.user, project_id)
+        page = self.paginate_queryset(self.rows(project))
+        context = {**self.get_serializer_context(), "can_download": can_manage(role)}  # managers only
+        return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
+
     def create(self, *, project: Project, user, data: dict) -> Any:
         options = export_options(data["format"], data.get("options") or {})
         return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
@@ -760,7 +766,9 @@ class ExportDetail(ApiView):
     serializer_class = s.ExportSerializer
 
     def get(self, request: Request, export_id: int) -> Response:
-        return Response(s.ExportSerializer(export_for_user(request.user, export_id)).data)
+        export = export_for_user(request.user, export_id)
+        _, role = project_for_user(request.user, export.project_id)
+        return Response(s.ExportSerializer(export, context={"can_download": can_manage(role)}).data)
 
 
 class ExportDownload(ApiView):

@@ -26,6 +26,7 @@ from labeling.services import exports
 from labeling.services.exports import export_write
 from tests.conftest import plain_images
 from tests.labeling import export_helpers as h
+from tests.labeling.api_helpers import token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -320,3 +321,15 @@ def test_only_managers_download_on_the_page(project, data, manager, annotator, c
     assert client_for(annotator).get(download).status_code == 403
     response = client_for(manager).get(download)
     assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"{")
+
+
+def test_the_api_gives_the_download_url_to_managers_only(project, data, manager, annotator):
+    export = exports.export_start(project=project, user=manager, fmt="coco", options=ExportOptions())
+    exports.export_run(export_id=export.pk)
+    url = reverse("api-export-download", kwargs={"export_id": export.pk})
+    for user, expected in ((manager, url), (annotator, None)):
+        client = token_client(user)
+        listed = client.get(f"/api/v1/projects/{project.pk}/exports/").json()["results"]
+        assert [e["download_url"] for e in listed] == [expected]
+        assert client.get(f"/api/v1/exports/{export.pk}/").json()["download_url"] == expected
+    assert token_client(annotator).get(url).status_code == 403
