@@ -130,7 +130,7 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
         )
         return render(request, "labeling/export_form.html", context, status=400)
     if request.htmx:
-        return _render(request, project, role)
+        return _render(request, project, role, selected=fmt)
     messages.success(request, f"{export_format(fmt).label} export started.")
     return redirect("project-detail", project_id=project.pk)
 

@@ -1,5 +1,6 @@
 """The export panel in a real browser: picking a format shows that format's options only, each
-check box beside its label, and the export's row says which options it used."""
+check box beside its label, the export's row says which options it used, and the list's polling
+leaves the form as it is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from labeling.services.projects import project_create
 
 
 def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
-    page, login, creator, monkeypatch
+    page, login, creator, monkeypatch, screenshot
 ):
     monkeypatch.setattr("labeling.queues.task_send_on_commit", lambda **kwargs: None)  # no broker
     project = project_create(user=creator, name="Exports", classes=[{"name": "cat"}])
@@ -35,6 +36,7 @@ def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
     assert abs((box_at["y"] + box_at["height"] / 2) - (label_at["y"] + label_at["height"] / 2)) < 4
     assert label_at["width"] > 4 * box_at["width"]
 
+    screenshot(page, "exports-yolo-form")
     label.click()  # the label ticks its box
     expect(box).to_be_checked()
     form.locator('select[name="images"]').select_option("all")
@@ -42,6 +44,16 @@ def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
     row = page.locator("table.exports tbody tr").first
     expect(row).to_contain_text("All images; accepted annotations only")
     expect(row).to_contain_text("use the training images for validation")
+    screenshot(page, "exports-yolo-row")
+    # The format stays chosen, and the list's polling (queued: no worker) leaves the form alone.
+    expect(form.locator('select[name="format"]')).to_have_value("yolo_detect")
+    form.locator('input[name="yolo_detect-seed"]').fill("42")
+    panel_url = f"/projects/{project.pk}/exports/"
+    with page.expect_response(lambda r: r.url.endswith(panel_url) and r.request.method == "GET"):
+        pass
+    waiting = page.locator("#export-list .export-waiting")
+    expect(waiting).to_contain_text("No worker is running the default queue")
+    expect(form.locator('input[name="yolo_detect-seed"]')).to_have_value("42")
     export = Export.objects.get()
     assert export.format == "yolo_detect" and export.options["val_is_train"] is True
     assert export.options["images"] == "all"
