@@ -39,11 +39,21 @@ def ring_area(ring: list[float]) -> float:
     return abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1)))) / 2
 
 
+CLOSEST_ROWS = 256  # rows of a's distance matrix at a time: memory stays 256 × len(b) floats
+
+
 def closest_vertices(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """(i, j): the vertex a[i] and the vertex b[j] closest to each other ((n, 2) arrays)."""
-    distances = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
-    return int(i), int(j)
+    """(i, j): the vertex a[i] and the vertex b[j] closest to each other ((n, 2) arrays; the
+    first such pair in row order on a tie)."""
+    best, found = np.inf, (0, 0)
+    for start in range(0, len(a), CLOSEST_ROWS):
+        rows = a[start : start + CLOSEST_ROWS]
+        distances = (rows[:, 0, None] - b[None, :, 0]) ** 2 + (rows[:, 1, None] - b[None, :, 1]) ** 2
+        flat = int(np.argmin(distances))
+        i, j = divmod(flat, len(b))
+        if distances[i, j] < best:
+            best, found = float(distances[i, j]), (start + i, j)
+    return found
 
 
 def merge_rings(rings: list[list[float]]) -> list[float]:

@@ -10,6 +10,7 @@ import html
 import json
 import zipfile
 
+import numpy as np
 import pytest
 import yaml
 from django.core.exceptions import ValidationError
@@ -21,6 +22,7 @@ from pycocotools.cocoeval import COCOeval
 from labeling.formats.base import ExportOptions, FormatError
 from labeling.formats.coco_import import is_box_polygon
 from labeling.formats.registry import export_options, option_words
+from labeling.formats.yolo import closest_vertices, merge_rings, ring_area
 from labeling.models import Annotation, Export, Image, WorkerBeat
 from labeling.services import exports
 from labeling.services.exports import export_write
@@ -333,3 +335,25 @@ def test_the_api_gives_the_download_url_to_managers_only(project, data, manager,
         assert [e["download_url"] for e in listed] == [expected]
         assert client.get(f"/api/v1/exports/{export.pk}/").json()["download_url"] == expected
     assert token_client(annotator).get(url).status_code == 403
+
+
+def test_closest_vertices_matches_a_brute_force_search_across_row_chunks():
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 1000, (700, 2)), rng.uniform(0, 1000, (300, 2))
+    i, j = closest_vertices(a, b)
+    distances = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    assert distances[i, j] == distances.min()
+
+
+def test_merged_rings_walk_each_bridge_there_and_back():
+    squares = [[0, 0, 2, 0, 2, 2, 0, 2], [5, 0, 7, 0, 7, 2, 5, 2], [10, 0, 12, 0, 12, 2]]
+    ring = merge_rings(squares)
+    points = list(zip(ring[0::2], ring[1::2], strict=True))
+    assert points == [
+        (0, 0), (2, 0),  # part 0 up to its bridge vertex
+        (5, 0), (7, 0),  # across; part 1 up to its bridge vertex
+        (10, 0), (12, 0), (12, 2), (10, 0),  # across; part 2 all round, back to its entry
+        (7, 0), (7, 2), (5, 2), (5, 0),  # back across; the rest of part 1, back to its entry
+        (2, 0), (2, 2), (0, 2),  # back across; the rest of part 0 (closed implicitly)
+    ]  # fmt: skip
+    assert ring_area(ring) == pytest.approx(sum(ring_area(s) for s in squares))
