@@ -191,7 +191,10 @@ def child(project_id: int, out: str, fmt: str, rle: bool) -> None:
 
     start = time.perf_counter()
     images, annotations = export_write(
-        project=Project.objects.get(pk=project_id), fmt=fmt, options=ExportOptions(rle=rle), out=out
+        project=Project.objects.get(pk=project_id),
+        fmt=fmt,
+        options=ExportOptions(rle=rle, images="all"),  # every image, whatever its status
+        out=out,
     )
     print(json.dumps({"images": images, "annotations": annotations, "export_s": time.perf_counter() - start}))
 

@@ -306,7 +306,10 @@ def time_services(projects: list[Project]) -> dict:
         project = ProjectModel.objects.get(pk=p.pk)
         started = time.perf_counter()
         images, annotations = export_write(
-            project=project, fmt="coco", options=ExportOptions(), out=WORK_DIR / f"export-{p.label}.json"
+            project=project,
+            fmt="coco",
+            options=ExportOptions(images="all"),  # every image, whatever its status
+            out=WORK_DIR / f"export-{p.label}.json",
         )
         export_s = time.perf_counter() - started
         size = (WORK_DIR / f"export-{p.label}.json").stat().st_size

@@ -77,10 +77,11 @@ def job_for_user(user: User, job_id: int, *, manage: bool = False) -> tuple[Prel
     return job, _for_user(user, job, job and job.project, "job", manage=manage)
 
 
-def export_for_user(user: User, export_id: int) -> Export:
-    """An export of a project the user is a member of (404 otherwise)."""
+def export_for_user(user: User, export_id: int, *, manage: bool = False) -> Export:
+    """An export of a project the user is a member of (404 otherwise); with `manage`, 403 unless
+    the user manages it (downloads: only managers and staff take the data out)."""
     export = Export.objects.select_related("project").filter(pk=export_id).first()
-    _for_user(user, export, export and export.project, "export")
+    _for_user(user, export, export and export.project, "export", manage=manage)
     return export
 
 

@@ -32,6 +32,11 @@ urlpatterns = [
     # Export and import
     path("projects/<int:project_id>/exports/", exports.project_exports, name="project-exports"),
     path("projects/<int:project_id>/exports/new/", exports.project_export, name="project-export"),
+    path(
+        "projects/<int:project_id>/exports/options/",
+        exports.project_export_options,
+        name="project-export-options",
+    ),
     path("exports/<int:export_id>/download/", exports.export_download, name="export-download"),
     path("projects/<int:project_id>/import/", imports.project_import, name="project-import"),
     path("projects/<int:project_id>/imports/", imports.project_imports, name="project-imports"),

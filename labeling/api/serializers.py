@@ -809,7 +809,11 @@ class ExportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_download_url(self, export: Export) -> str | None:
+        """The file's URL once it is ready, for those who may download it (managers and staff:
+        the view says so in the context's "can_download")."""
         if export.status != Export.Status.SUCCEEDED or not export.file:
+            return None
+        if self.context.get("can_download") is False:
             return None
         return reverse("api-export-download", kwargs={"export_id": export.pk})
 

@@ -69,7 +69,8 @@ from ..access import (
     job_for_user,
     project_for_user,
 )
-from ..formats.base import ExportOptions, FormatError
+from ..formats.base import FormatError
+from ..formats.registry import export_options
 from ..models import Annotation, Image, Project
 from . import serializers as s
 from .permissions import require_manager
@@ -825,8 +826,14 @@ class ProjectExports(ProjectCollection):
     def rows(self, project: Project) -> QuerySet:
         return export_list(project=project)
 
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = project_for_user(request.user, project_id)
+        page = self.paginate_queryset(self.rows(project))
+        context = {**self.get_serializer_context(), "can_download": can_manage(role)}  # managers only
+        return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
+
     def create(self, *, project: Project, user, data: dict) -> Any:
-        options = ExportOptions.from_json(data.get("options") or {})
+        options = export_options(data["format"], data.get("options") or {})
         return exports.export_start(project=project, user=user, fmt=data["format"], options=options)
 
 
@@ -835,7 +842,9 @@ class ExportDetail(ApiView):
     serializer_class = s.ExportSerializer
 
     def get(self, request: Request, export_id: int) -> Response:
-        return Response(s.ExportSerializer(export_for_user(request.user, export_id)).data)
+        export = export_for_user(request.user, export_id)
+        _, role = project_for_user(request.user, export.project_id)
+        return Response(s.ExportSerializer(export, context={"can_download": can_manage(role)}).data)
 
 
 @doc("exports", get="Download an export's file")
@@ -844,7 +853,7 @@ class ExportDownload(ApiView):
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, export_id: int) -> FileResponse:
-        return export_file_response(export_for_user(request.user, export_id))
+        return export_file_response(export_for_user(request.user, export_id, manage=True))
 
 
 @doc("imports", post="Start an annotation import")

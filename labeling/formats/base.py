@@ -2,6 +2,13 @@
 and its rows), and the conventions of each layout (the exporter writes them; the importer
 inverts them). The formats themselves are listed once, in registry.py.
 
+Which images: ``images`` "done" (the default: images a reviewer submitted, so one without
+exported annotations is a true negative), "done_prelabeled" (also the images the model labeled
+that nobody reviewed: with states "accepted" only, they go out without annotations), "all"
+(new and skipped ones too). ``include_empty`` then says whether the chosen images without an
+exported annotation are written (as negatives) or left out. The options are declared once, in
+``OPTION_SPECS`` (kind, label, help, choices); registry.Format names the ones a format reads.
+
 Coordinates everywhere are those of inference/masks.py: pixel (row i, column j) covers
 [j, j + 1] x [i, i + 1]; a box (x, y, w, h) is in pixels from the image's top-left corner.
 
@@ -16,29 +23,40 @@ COCO (``coco``)
     One JSON object {"info", "licenses", "images", "categories", "annotations"}. Image ids and
     category ids are the database ids; ``file_name`` is the archive name above. Annotations:
     ``bbox`` [x, y, w, h] as stored (floats), ``area`` the mask's pixel count (else w * h),
-    ``iscrowd`` 0, ``score`` when the annotation has one. ``segmentation``: ``[]`` for an
-    annotation with a box only (no mask, no polygons); otherwise a list of polygons (one per
-    part, outer rings only — COCO polygons have no holes) when the mask has no holes and the
-    outer rings rasterise to it with IoU ≥ 0.99, otherwise — a mask with holes, or
-    ``rle=True`` — the compressed RLE {"size": [h, w], "counts": str}. iscrowd stays 0 with RLE
+    ``iscrowd`` 0, ``score`` when the annotation has one. ``segmentation``, never ``[]``: for an
+    annotation with a box only (no mask, no polygons), the box as one 4-point polygon
+    [[x, y, x + w, y, x + w, y + h, x, y + h]] (``box_segmentation="polygon"``, the default:
+    pycocotools' segm evaluation rasterises every annotation and fails with a KeyError on one
+    without the key, and the polygon's pixels are the box's), or no "segmentation" key at all
+    (``"none"``: for detection-only tools that take any segmentation for a mask). The COCO
+    reader takes such a polygon, on the bbox's corners in that order, back as a box. Otherwise
+    a list of polygons (one per part, outer rings only — COCO polygons have no holes) when the
+    mask has no holes and the outer rings rasterise to it with IoU ≥ 0.99, otherwise — a mask
+    with holes, or ``rle=True`` — the compressed RLE {"size": [h, w], "counts": str}. iscrowd stays 0 with RLE
     (pycocotools reads either form whatever iscrowd says; iscrowd=1 would make COCOeval ignore
     the object). With ``zip_images`` the output is a zip holding ``annotations.json`` and
     ``images/<file_name>``; otherwise the plain ``.json``.
 
 YOLO detect / segment (``yolo_detect``, ``yolo_segment``; Ultralytics layout, always a zip)
-    ``data.yaml``: {"path": ".", "train": "images/train", "val": "images/val" (or both
-    "images" when there is no split), "nc": N, "names": {0: name, 1: name, ...}} with class
+    ``data.yaml``: a comment saying how val was made, then {"path": ".", "train":
+    "images/train", "val": "images/val", "nc": N, "names": {0: name, 1: name, ...}} with class
     index = the position of the class in the project's class order (LabelClass.Meta.ordering:
     order, id) over *all* the project's classes (also when only some are exported), so indices
-    are stable. Without a split (val_ratio 0): ``images/<name>`` and ``labels/<stem>.txt``;
-    with one: ``images/{train,val}/<name>`` and ``labels/{train,val}/<stem>.txt``. Every
-    exported image gets a label file (empty when it has no annotations).
+    are stable. ``images/{train,val}/<name>`` and ``labels/{train,val}/<stem>.txt``. Every
+    exported image gets a label file (empty when it has no annotations: a negative).
+    Val is never train unless asked: val_ratio (default 0.1 for YOLO) must give at least one
+    val image and leave one training image, else the export fails saying so; with
+    ``val_is_train`` (asked explicitly) every image is under train/ and "val" is
+    "images/train", which the comment says.
     Detect lines: ``cls cx cy w h``, centre and size divided by the image width (x, w) and
     height (y, h), so in [0, 1]; written with ``%.10g`` (boxes reproduce within 1e-6 relative).
-    Segment lines: ``cls x1 y1 x2 y2 ...``, the polygon's vertices divided by width / height.
-    A mask with several parts is written as ONE LINE PER PART (same class), so nothing is
-    dropped; holes are not representable and are left out (the outer ring of each part). An
-    annotation with no polygons (a box only) is written as its box's 4 corners.
+    Segment lines: ``cls x1 y1 x2 y2 ...``, the polygon's vertices divided by width / height,
+    exactly ONE LINE PER ANNOTATION (Ultralytics reads a line as an instance). A mask with
+    several parts is merged into one ring as Ultralytics' own converters do: consecutive parts
+    joined by the shortest segment between their vertices, walked there and back (no area);
+    or, with ``segment_parts="largest"``, its largest part alone. Holes are not representable
+    and are left out (outer rings). An annotation with no polygons (a box only) is written as
+    its box's 4 corners.
     The split: images are shuffled with ``random.Random(seed)`` over their ids in id order and
     the first ``round(n * val_ratio)`` go to val; the same seed gives the same split.
 
@@ -61,6 +79,7 @@ Pascal VOC (``voc``, always a zip)
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import zipfile
@@ -80,25 +99,129 @@ class FormatError(Exception):
 MAX_OPTION_INTEGER = 10**18 - 1  # class ids and the seed: a bigint holds them
 
 
+IMAGES = ("done", "done_prelabeled", "all")  # the images choice: which image statuses go out
+IMAGE_STATUSES = {"done": ("done",), "done_prelabeled": ("done", "prelabeled"), "all": None}
+SEGMENT_PARTS = ("merge", "largest")  # YOLO segment: a multi-part mask as one line
+BOX_SEGMENTATION = ("polygon", "none")  # COCO: a box without a mask
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One export option, declared once: the form, the rows' descriptions, the API's checks and
+    its schema read these. ``kind``: "bool", "choice" (``choices``: (value, label) pairs),
+    "float" (``minimum`` ≤ v < ``maximum``), "int", "states" or "class_ids". ``common``: every
+    writer honours it; the others are read only by the formats naming them (registry.Format)."""
+
+    name: str
+    kind: str
+    label: str
+    help: str = ""
+    choices: tuple = ()
+    common: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+OPTION_SPECS: dict[str, OptionSpec] = {
+    spec.name: spec
+    for spec in (
+        OptionSpec(
+            "states",
+            "states",
+            "Annotations",
+            choices=(
+                ("accepted", "Accepted only"),
+                ("accepted,proposed", "Accepted + proposals above the threshold"),
+            ),
+            common=True,
+        ),
+        OptionSpec(
+            "images",
+            "choice",
+            "Images",
+            "Done only: the images a reviewer submitted; one with nothing exported is a true negative. "
+            "Done and pre-labeled: also the images the model labeled that nobody reviewed yet; with "
+            '"Accepted only" their proposals are not written, so they go out without annotations. '
+            "All: every image, new and skipped ones too. Images without annotations are written as "
+            'negatives (an empty label file, no objects) unless "Images without annotations" says to leave '
+            "them out.",
+            choices=(
+                ("done", "Done only"),
+                ("done_prelabeled", "Done and pre-labeled"),
+                ("all", "All images"),
+            ),
+            common=True,
+        ),
+        OptionSpec(
+            "include_empty",
+            "bool",
+            "Write images without annotations (as negatives)",
+            common=True,
+        ),
+        OptionSpec("class_ids", "class_ids", "Classes", common=True),
+        OptionSpec("zip_images", "bool", "Zip with the images"),
+        OptionSpec("rle", "bool", "Every mask as RLE"),
+        OptionSpec(
+            "box_segmentation",
+            "choice",
+            "A box without a mask",
+            "As a polygon: its 4 corners as the segmentation (segm evaluation loads every "
+            "annotation); no segmentation: the key is left out (detection only).",
+            choices=(("polygon", "its box as a 4-point polygon"), ("none", "no segmentation key")),
+        ),
+        OptionSpec(
+            "val_ratio",
+            "float",
+            "Val ratio",
+            "The share of images held out for validation (seeded shuffle).",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        OptionSpec("seed", "int", "Seed", "The shuffle's seed: the same seed, the same split."),
+        OptionSpec(
+            "val_is_train",
+            "bool",
+            "Use the training images for validation",
+            "No held-out images: val points at the training images (validation scores will be optimistic).",
+        ),
+        OptionSpec(
+            "segment_parts",
+            "choice",
+            "A mask in several parts",
+            "One line per instance either way.",
+            choices=(("merge", "merged into one polygon"), ("largest", "its largest part only")),
+        ),
+    )
+}
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     states: tuple = ("accepted",)  # ("accepted",) or ("accepted", "proposed"): proposals ≥ threshold
+    images: str = "done"  # IMAGES: which image statuses go out
     class_ids: tuple | None = None  # None: every class
-    include_empty: bool = True  # images with no exported annotation
+    include_empty: bool = True  # images with no exported annotation (negatives)
     zip_images: bool = False  # COCO only: a zip with the images (YOLO / VOC always have them)
     rle: bool = False  # COCO only: every mask as RLE
-    val_ratio: float = 0.0  # YOLO / VOC: fraction of images in the val split
+    box_segmentation: str = "polygon"  # COCO only: BOX_SEGMENTATION
+    val_ratio: float = 0.0  # YOLO / VOC: fraction of images in the val split (YOLO's form default 0.1)
     seed: int = 0
+    val_is_train: bool = False  # YOLO: no split, val = the training images (asked explicitly)
+    segment_parts: str = "merge"  # YOLO segment: SEGMENT_PARTS
 
     def to_json(self) -> dict:
         return {
             "states": list(self.states),
+            "images": self.images,
             "class_ids": None if self.class_ids is None else list(self.class_ids),
             "include_empty": self.include_empty,
             "zip_images": self.zip_images,
             "rle": self.rle,
+            "box_segmentation": self.box_segmentation,
             "val_ratio": self.val_ratio,
             "seed": self.seed,
+            "val_is_train": self.val_is_train,
+            "segment_parts": self.segment_parts,
         }
 
     @classmethod
@@ -127,10 +250,16 @@ class ExportOptions:
             if not all(0 < c <= MAX_OPTION_INTEGER for c in class_ids):
                 raise FormatError("Option class_ids: not a list of class ids.")
         flags = {}
-        for name in ("include_empty", "zip_images", "rle"):
+        for name in ("include_empty", "zip_images", "rle", "val_is_train"):
             value = data.get(name, getattr(cls, name))
             if not isinstance(value, bool):
                 raise FormatError(f"Option {name} must be true or false (got {value!r:.40}).")
+            flags[name] = value
+        for name in ("images", "box_segmentation", "segment_parts"):
+            value = data.get(name, getattr(cls, name))
+            allowed = [v for v, _ in OPTION_SPECS[name].choices]
+            if value not in allowed:
+                raise FormatError(f"Option {name} must be one of {', '.join(allowed)} (got {value!r:.40}).")
             flags[name] = value
         try:
             val_ratio = float(data.get("val_ratio", 0.0))
@@ -246,8 +375,22 @@ class Source(Protocol):
         ...
 
     def val_ids(self) -> frozenset[int]:
-        """The images of the val split (options.val_ratio, options.seed)."""
+        """The images of the val split (options.val_ratio, options.seed: `val_split`)."""
         ...
+
+    def image_ids(self) -> list[int]:
+        """Every exported image id, in id order."""
+        ...
+
+
+def val_split(ids: list[int], ratio: float, seed: int) -> frozenset[int]:
+    """The val images among `ids` (in id order): shuffled with random.Random(seed), the first
+    round(n × ratio). The same ids, ratio and seed give the same split."""
+    if ratio <= 0:
+        return frozenset()
+    shuffled = list(ids)
+    random.Random(seed).shuffle(shuffled)
+    return frozenset(shuffled[: round(len(shuffled) * ratio)])
 
 
 def copy_image(zf: zipfile.ZipFile, image: ImageRow, arcname: str) -> None:

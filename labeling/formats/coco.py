@@ -59,12 +59,22 @@ def _faithful(outer: list[list[float]], mask_rle: dict, mask_area: float) -> boo
     return union == 0 or inter / union >= MIN_IOU
 
 
-def segmentation(ann: AnnotationRow, height: int, width: int, *, rle: bool) -> tuple[list | dict, float]:
-    """(segmentation, area) for an annotation: [] and w × h for a box only; polygons (outer rings)
-    when faithful to the mask (no holes, IoU ≥ 0.99); else the mask's compressed RLE."""
+def box_polygon(ann: AnnotationRow) -> list[list[float]]:
+    """A box as one 4-point polygon: its corners clockwise from the top-left one."""
+    x, y, w, h = ann.x, ann.y, ann.w, ann.h
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+def segmentation(
+    ann: AnnotationRow, height: int, width: int, *, rle: bool
+) -> tuple[list | dict | None, float]:
+    """(segmentation, area) for an annotation: None (no key; the caller decides: see
+    `annotation_entry`) and w × h for a box only; polygons (outer rings) when faithful to the mask
+    (no holes, IoU ≥ 0.99); else the mask's compressed RLE. Never [] (pycocotools' segm
+    evaluation cannot rasterise an empty list)."""
     mask, polygons = ann.mask, ann.polygons
     if not mask and not polygons:
-        return [], ann.w * ann.h
+        return None, ann.w * ann.h
     if mask:
         mask_rle = _rle_bytes(mask)
         area = float(coco_mask.area(mask_rle))
@@ -83,7 +93,7 @@ def segmentation(ann: AnnotationRow, height: int, width: int, *, rle: bool) -> t
         return mask_to_rle(pixels), float(pixels.sum())
     outer = _outer_rings(polygons)
     if not outer:
-        return [], ann.w * ann.h
+        return None, ann.w * ann.h
     area = float(coco_mask.area(coco_mask.merge(coco_mask.frPyObjects(outer, height, width))))
     return outer, area
 
@@ -92,8 +102,12 @@ def image_entry(image: ImageRow) -> dict:
     return {"id": image.id, "file_name": image.name, "width": image.width, "height": image.height}
 
 
-def annotation_entry(ann: AnnotationRow, image: ImageRow, rle: bool) -> dict:
-    """One annotation as a COCO dict (mask and polygons decoded: see `decoded`)."""
+def annotation_entry(
+    ann: AnnotationRow, image: ImageRow, rle: bool, box_segmentation: str = "polygon"
+) -> dict:
+    """One annotation as a COCO dict (mask and polygons decoded: see `decoded`). A box without a
+    mask: its box as a 4-point polygon (box_segmentation="polygon") or no "segmentation" key
+    ("none")."""
     seg, area = segmentation(ann, image.height, image.width, rle=rle)
     entry = {
         "id": ann.id,
@@ -102,8 +116,11 @@ def annotation_entry(ann: AnnotationRow, image: ImageRow, rle: bool) -> dict:
         "bbox": [ann.x, ann.y, ann.w, ann.h],
         "area": area,
         "iscrowd": 0,
-        "segmentation": seg,
     }
+    if seg is None and box_segmentation == "polygon":
+        seg = box_polygon(ann)
+    if seg is not None:
+        entry["segmentation"] = seg
     if ann.score is not None:
         entry["score"] = ann.score
     return entry
@@ -122,6 +139,7 @@ def write_json(source: Source, out: BinaryIO, progress: Progress) -> tuple[int, 
     """Write the COCO JSON to the binary file `out` (one image or annotation a line); returns
     (images, annotations)."""
     rle = source.options.rle
+    box_segmentation = source.options.box_segmentation
     dumps = orjson.dumps
     image_count = annotation_count = 0
     header = {
@@ -144,7 +162,7 @@ def write_json(source: Source, out: BinaryIO, progress: Progress) -> tuple[int, 
                 image_count += 1
                 for ann in by_image.get(image.id, ()):
                     spool.write(b",\n" if annotation_count else b"\n")
-                    spool.write(dumps(annotation_entry(decoded(ann), image, rle)))
+                    spool.write(dumps(annotation_entry(decoded(ann), image, rle, box_segmentation)))
                     annotation_count += 1
             progress(image_count, annotation_count)
         out.write(b'\n],\n"annotations":[\n')

@@ -32,6 +32,20 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_box_polygon(geometry: dict, box: list, tolerance: float = 1e-6) -> bool:
+    """Is the segmentation one 4-point polygon on the box's corners, clockwise from the top-left
+    (how labeling.formats.coco writes a box drawn without a mask)?"""
+    polygons = geometry.get("polygons") if geometry else None
+    if not polygons or len(polygons) != 1 or len(polygons[0]) != 1 or len(polygons[0][0]) != 8:
+        return False
+    x, y, w, h = (float(v) for v in box)
+    corners = (x, y, x + w, y, x + w, y + h, x, y + h)
+    return all(
+        abs(float(a) - b) <= tolerance * max(1.0, abs(b))
+        for a, b in zip(polygons[0][0], corners, strict=True)
+    )
+
+
 def _segmentation(value: Any, path: str, dataset: ParsedDataset) -> dict | None:
     """{"polygons": ...} or {"rle": ...}; None (with an error) when the type is wrong."""
     if isinstance(value, list):
@@ -143,6 +157,8 @@ def parse_coco_json(data: bytes, where: str, dataset: ParsedDataset, archive_ima
             geometry = _segmentation(annotation["segmentation"], f"{path}.segmentation", dataset)
             if geometry is None:
                 continue
+        if box is not None and is_box_polygon(geometry, box):
+            geometry = {}  # a box written as its 4-point polygon (our COCO writer's default): a box
         if box is None and not geometry:
             dataset.error(path, "has neither a bbox nor a segmentation.")
             continue

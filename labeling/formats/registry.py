@@ -19,14 +19,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import coco, coco_import, voc, voc_import, yolo, yolo_import
-from .base import ExportOptions, FormatError, Progress, Source
+from .base import OPTION_SPECS, ExportOptions, FormatError, OptionSpec, Progress, Source
 from .parsed import ParsedDataset
 
 Writer = Callable[[Source, Path, Progress], tuple[int, int]]
+Check = Callable[[Source], None]  # FormatError when an export cannot be written (said at its start)
 Reader = Callable[[BinaryIO, str], ParsedDataset]
 
 NAME_MAX_LENGTH = 16  # Export.format's max_length
-OPTIONS = frozenset({"zip_images", "rle", "val_ratio", "seed"})  # beyond states, class_ids, include_empty
+# The format-specific options (their declarations: base.OPTION_SPECS); every writer also honours
+# the common ones (states, images, class_ids, include_empty).
+OPTIONS = frozenset(name for name, spec in OPTION_SPECS.items() if not spec.common)
+COMMON_OPTIONS = tuple(name for name, spec in OPTION_SPECS.items() if spec.common)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Format:
     write: Writer | None = None  # None: import only
     read: Reader | None = None  # None: export only
     options: frozenset[str] = frozenset()
+    defaults: tuple = ()  # (option, value) pairs: this format's defaults where ExportOptions' differ
+    check: Check | None = None  # run when an export starts: refuse early, with the reason
     import_name: str = ""  # "" → name; formats sharing a reader share it
     import_label: str = ""  # "" → label; the import form's and the API's choice label
 
@@ -51,12 +57,22 @@ class Format:
             raise ValueError(f"Format {self.name!r} has neither a writer nor a reader.")
         if not self.options <= OPTIONS:
             raise ValueError(f"Format {self.name!r}: unknown option(s) {sorted(self.options - OPTIONS)}.")
+        if not {name for name, _ in self.defaults} <= self.options:
+            raise ValueError(f"Format {self.name!r}: a default for an option it does not read.")
         object.__setattr__(self, "import_name", self.import_name or self.name)
         object.__setattr__(self, "import_label", self.import_label or self.label)
 
     def export_extension(self, options: ExportOptions) -> str:
         """The export file's extension under these options."""
         return "zip" if "zip_images" in self.options and options.zip_images else self.extension
+
+    def option_specs(self) -> list[OptionSpec]:
+        """This format's own options, in declaration order (base.OPTION_SPECS)."""
+        return [spec for name, spec in OPTION_SPECS.items() if name in self.options]
+
+    def default(self, name: str):
+        """An option's default for this format."""
+        return dict(self.defaults).get(name, ExportOptions.__dataclass_fields__[name].default)
 
     def extensions(self) -> list[str]:
         """Every extension this format's files have (what its reader is given)."""
@@ -70,7 +86,7 @@ COCO = Format(
     "json",
     write=coco.write,
     read=coco_import.read,
-    options=frozenset({"zip_images", "rle"}),
+    options=frozenset({"zip_images", "rle", "box_segmentation"}),
     import_label="COCO JSON (.json, or a .zip with the JSON and images/)",
 )
 YOLO_DETECT = Format(
@@ -79,7 +95,9 @@ YOLO_DETECT = Format(
     "zip",
     write=yolo.write_detect,
     read=yolo_import.read,
-    options=frozenset({"val_ratio", "seed"}),
+    options=frozenset({"val_ratio", "seed", "val_is_train"}),
+    defaults=(("val_ratio", 0.1),),
+    check=yolo.check,
     import_name="yolo",
     import_label="YOLO detect / segment (.zip: data.yaml, labels/, images/)",
 )
@@ -98,7 +116,13 @@ FORMATS: dict[str, Format] = {
     for f in (
         COCO,
         YOLO_DETECT,
-        replace(YOLO_DETECT, name="yolo_segment", label="YOLO segment", write=yolo.write_segment),
+        replace(
+            YOLO_DETECT,
+            name="yolo_segment",
+            label="YOLO segment",
+            write=yolo.write_segment,
+            options=YOLO_DETECT.options | {"segment_parts"},
+        ),
         VOC,
     )
 }
@@ -121,12 +145,49 @@ def export_format(name: str) -> Format:
     return found
 
 
-def option_formats() -> dict[str, str]:
-    """Per format-specific option, the labels of the formats that read it ("rle" → "COCO JSON")."""
-    return {
-        option: ", ".join(f.label for f in FORMATS.values() if f.write is not None and option in f.options)
-        for option in sorted(OPTIONS)
-    }
+def export_options(name: str, data: dict | None) -> ExportOptions:
+    """Validated options for an export as `name` from a dict (the API's, the form's): the
+    format's defaults where a key is missing; FormatError on an unknown format or a bad option."""
+    fmt = export_format(name)
+    return ExportOptions.from_json({**dict(fmt.defaults), **dict(data or {})})
+
+
+def option_words(name: str, data: dict) -> list[str]:
+    """An export's options in plain words, as stored on Export.options ("Done images only",
+    "accepted annotations only", "val split 10% (seed 0)", ...): the common ones, then the
+    format's own. Options stored before a choice existed read as what was written then."""
+    fmt = FORMATS.get(name)
+    data = dict(data or {})
+    images = dict(OPTION_SPECS["images"].choices).get(data.get("images", "all"), "All images")
+    words = [
+        images if images != "Done only" else "Done images only",
+        "accepted annotations + proposals"
+        if "proposed" in (data.get("states") or ())
+        else "accepted annotations only",
+        "with images without annotations (negatives)"
+        if data.get("include_empty", True)
+        else "only images with annotations",
+    ]
+    if data.get("class_ids"):
+        words.append(f"{len(data['class_ids'])} class(es)")
+    if fmt is None:
+        return words
+    for spec in fmt.option_specs():
+        value = data.get(spec.name, fmt.default(spec.name))
+        if spec.name == "val_ratio":
+            if data.get("val_is_train"):
+                continue
+            words.append(
+                f"val split {float(value) * 100:g}% (seed {data.get('seed', 0)})" if value else "no val split"
+            )
+        elif spec.name == "seed":
+            continue
+        elif spec.kind == "bool":
+            if value:
+                words.append(spec.label[0].lower() + spec.label[1:])
+        elif spec.kind == "choice":
+            words.append(f"{spec.label.lower()}: {dict(spec.choices).get(value, value)}")
+    return words
 
 
 # Import ----------------------------------------------------------------------------------------

@@ -7,14 +7,22 @@ tuples, never model instances), and the writers stream each chunk out before the
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from collections.abc import Iterator
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
-from ..formats.base import AnnotationRow, ClassRow, ExportOptions, FormatError, ImageRow, safe_image_names
+from ..formats.base import (
+    IMAGE_STATUSES,
+    AnnotationRow,
+    ClassRow,
+    ExportOptions,
+    FormatError,
+    ImageRow,
+    safe_image_names,
+    val_split,
+)
 from ..models import Annotation, Export, Image, Project
 
 CHUNK = 2000
@@ -64,6 +72,9 @@ class ExportSource:
 
     def images(self):
         images = Image.objects.filter(project=self.project)
+        statuses = IMAGE_STATUSES[self.options.images]
+        if statuses is not None:
+            images = images.filter(status__in=statuses)
         if not self.options.include_empty:
             images = images.filter(Exists(self.annotations().filter(image_id=OuterRef("pk"))))
         return images.order_by("id")
@@ -76,9 +87,7 @@ class ExportSource:
         """The images of the val split: a seeded shuffle, the first round(n × val_ratio)."""
         if self.options.val_ratio <= 0:
             return frozenset()
-        ids = self.image_ids()
-        random.Random(self.options.seed).shuffle(ids)
-        return frozenset(ids[: round(len(ids) * self.options.val_ratio)])
+        return val_split(self.image_ids(), self.options.val_ratio, self.options.seed)
 
     def chunks(
         self, *, raw_json: bool = False

@@ -56,11 +56,13 @@ def export_write(
 def export_start(*, project: Project, user, fmt: str, options: ExportOptions) -> Export:
     """Create an export and enqueue its task once the transaction commits (ValidationError on bad input)."""
     try:
-        export_format(fmt)
+        found = export_format(fmt)
     except FormatError as exc:
         raise ValidationError({"format": str(exc)}) from exc
     try:
-        ExportSource(project, options)  # validates the classes
+        source = ExportSource(project, options)  # validates the classes
+        if found.check is not None:
+            found.check(source)  # e.g. YOLO: a split with val and train images
     except FormatError as exc:
         raise ValidationError(str(exc)) from exc
     with transaction.atomic():

@@ -54,8 +54,10 @@ def build(project) -> dict:
     """Four 64 × 48 images:
     0: cat with a hole (accepted), cup in two parts (accepted);
     1: cat disk (accepted), cat box only (accepted, fractional), cup proposal 0.9, cat proposal 0.1;
-    2: a rejected cat only; 3: nothing."""
+    2: a rejected cat only; 3: nothing. All four are done (reviewed): the default export
+    (done images only) writes them all."""
     images = plain_images(project, 4)
+    Image.objects.filter(pk__in=[i.pk for i in images]).update(status=Image.Status.DONE)
     cat, cup = list(project.classes.all())
     anns = {
         "holed": add(images[0], cat, mask=holed()),

@@ -234,12 +234,15 @@ def test_a_job_is_started_listed_and_cancelled(api_for, world):
     assert client.post(f"{V}/jobs/{job_id}/cancel/").status_code == 409
 
 
-def test_an_export_downloads_its_file(api_for, world):
-    response = api_for("annotator").get(f"{V}/exports/{world.export.pk}/download/")
+def test_an_export_downloads_its_file_for_managers_only(api_for, world):
+    url = f"{V}/exports/{world.export.pk}/download/"
+    response = api_for("manager").get(url)
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b'{"images": []}'
+    refused = api_for("annotator").get(url)
+    assert refused.status_code == 403 and "managers" in refused.json()["error"]
     Export.objects.filter(pk=world.export.pk).update(status=Export.Status.RUNNING)
-    assert api_for("annotator").get(f"{V}/exports/{world.export.pk}/download/").status_code == 404
+    assert api_for("manager").get(url).status_code == 404
 
 
 # Query counts ------------------------------------------------------------------------------------

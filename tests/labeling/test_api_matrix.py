@@ -128,7 +128,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", f"{V}/jobs/{{job_id}}/"): Route(MEMBERS),
     ("POST", f"{V}/jobs/{{job_id}}/cancel/"): Route(MANAGERS),
     ("GET", f"{V}/exports/{{export_id}}/"): Route(MEMBERS),
-    ("GET", f"{V}/exports/{{export_id}}/download/"): Route(MEMBERS),
+    ("GET", f"{V}/exports/{{export_id}}/download/"): Route(MANAGERS),  # annotators: 403
 }
 
 

@@ -17,7 +17,7 @@ from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from inference.masks import mask_iou, rle_to_mask
+from inference.masks import mask_iou, mask_to_polygons, polygons_to_mask, rle_to_mask
 from labeling.formats.base import ExportOptions, FormatError, safe_image_names, voc_palette
 from labeling.formats.coco import decoded
 from labeling.models import Annotation, Image
@@ -137,7 +137,8 @@ def test_coco_export_scores_perfect_ap_against_a_ground_truth_built_from_the_row
     for ann in exported.dataset["annotations"]:
         assert ann["iscrowd"] == 0
     box = exported.anns[data["anns"]["box"].pk]
-    assert box["bbox"] == [3.25, 5.5, 10.125, 7.75] and box["segmentation"] == []
+    assert box["bbox"] == [3.25, 5.5, 10.125, 7.75]
+    assert box["segmentation"] == [[3.25, 5.5, 13.375, 5.5, 13.375, 13.25, 3.25, 13.25]]  # the box
     truth = ground_truth(project, fixture_masks(data))
     assert len(truth.dataset["annotations"]) == 4
 
@@ -299,16 +300,16 @@ def read_labels(zf, name):
 
 
 def test_yolo_detect_layout_and_normalisation(project, data, tmp_path):
-    path, (images, annotations) = export(project, tmp_path, "yolo_detect")
+    path, (images, annotations) = export(project, tmp_path, "yolo_detect", val_is_train=True)
     assert (images, annotations) == (4, 4)
     with zipfile.ZipFile(path) as zf:
         spec = yaml.safe_load(zf.read("data.yaml"))
         assert spec["names"] == {0: "cat", 1: "coffee cup"} and spec["nc"] == 2
         names = zf.namelist()
-        assert sum(n.startswith("labels/") for n in names) == 4
-        assert sum(n.startswith("images/") for n in names) == 4
+        assert sum(n.startswith("labels/train/") for n in names) == 4
+        assert sum(n.startswith("images/train/") for n in names) == 4
         image = data["images"][1]
-        lines = read_labels(zf, f"labels/{image.original_name.rsplit('.', 1)[0]}.txt")
+        lines = read_labels(zf, f"labels/train/{image.original_name.rsplit('.', 1)[0]}.txt")
     assert len(lines) == 2
     by_class_box = {}
     for parts in lines:
@@ -323,21 +324,46 @@ def test_yolo_detect_layout_and_normalisation(project, data, tmp_path):
         assert got == pytest.approx(want, rel=1e-6)
 
 
-def test_yolo_segment_writes_one_line_per_part(project, data, tmp_path):
-    path, _ = export(project, tmp_path, "yolo_segment", class_ids=(data["cup"].pk,))
+def segment_ring(parts, image) -> list[float]:
+    values = [float(v) for v in parts[1:]]
+    assert len(values) % 2 == 0 and len(values) >= 6 and all(0 <= v <= 1 for v in values)
+    return [v * (image.width if i % 2 == 0 else image.height) for i, v in enumerate(values)]
+
+
+def test_yolo_segment_merges_a_two_part_mask_into_one_line(project, data, tmp_path):
+    path, _ = export(project, tmp_path, "yolo_segment", class_ids=(data["cup"].pk,), val_is_train=True)
     image = data["images"][0]
     with zipfile.ZipFile(path) as zf:
-        lines = read_labels(zf, f"labels/{image.original_name.rsplit('.', 1)[0]}.txt")
+        lines = read_labels(zf, f"labels/train/{image.original_name.rsplit('.', 1)[0]}.txt")
         assert yaml.safe_load(zf.read("data.yaml"))["names"][1] == "coffee cup"  # indices stay stable
-    assert len(lines) == 2 and all(parts[0] == "1" for parts in lines)
-    from inference.masks import polygons_to_mask
+    assert len(lines) == 1 and lines[0][0] == "1"  # one instance, one line
+    ring = segment_ring(lines[0], image)
+    merged = polygons_to_mask([[ring]], image.height, image.width)
+    parts = h.two_parts()
+    # The bridge is walked there and back (no area): the parts' pixels, and at most a thin line more.
+    assert np.all(merged[parts]) and (merged & ~parts).sum() <= 30
+    # Every vertex of both parts is on the one ring.
+    points = {(round(x, 6), round(y, 6)) for x, y in zip(ring[0::2], ring[1::2], strict=True)}
+    for part in mask_to_polygons(parts):
+        outer = part[0]
+        assert {(round(x, 6), round(y, 6)) for x, y in zip(outer[0::2], outer[1::2], strict=True)} <= points
 
-    rings = []
-    for parts in lines:
-        values = [float(v) for v in parts[1:]]
-        assert len(values) % 2 == 0 and len(values) >= 6 and all(0 <= v <= 1 for v in values)
-        rings.append([[v * (image.width if i % 2 == 0 else image.height) for i, v in enumerate(values)]])
-    assert np.array_equal(polygons_to_mask(rings, image.height, image.width), h.two_parts())
+
+def test_yolo_segment_largest_part_option(project, data, tmp_path):
+    path, _ = export(
+        project,
+        tmp_path,
+        "yolo_segment",
+        class_ids=(data["cup"].pk,),
+        val_is_train=True,
+        segment_parts="largest",
+    )
+    image = data["images"][0]
+    with zipfile.ZipFile(path) as zf:
+        lines = read_labels(zf, f"labels/train/{image.original_name.rsplit('.', 1)[0]}.txt")
+    assert len(lines) == 1
+    kept = polygons_to_mask([[segment_ring(lines[0], image)]], image.height, image.width)
+    assert np.array_equal(kept, h.rect(28, 36, 44, 60))  # 16 × 24 beats 16 × 16
 
 
 def split_of(path):

@@ -58,6 +58,7 @@ def fresh_project(manager, *, with_images: bool = True):
 def source(project):
     """Masks that never overlap (VOC's object PNG keeps one object per pixel)."""
     images = ingest(project)
+    Image.objects.filter(project=project).update(status=Image.Status.DONE)
     cat, cup = list(project.classes.all())
     holed = rect(48, 64, 4, 4, 20, 30)
     holed[8:16, 10:24] = False
@@ -138,6 +139,16 @@ def test_coco_round_trip_keeps_boxes_exactly_and_masks(tmp_path, source, manager
             assert mask_iou(mask_of(back), mask_of(ann)) >= 0.99, key
 
 
+def test_coco_boxes_without_a_segmentation_key_come_back_as_boxes(tmp_path, source, manager):
+    project, anns = source
+    target, _ = fresh_project(manager)
+    report = export_then_import(tmp_path, project, "coco", target, manager, box_segmentation="none")
+    assert report.created_annotations == 5
+    for key, ann, [back] in paired(anns, target):
+        assert np.allclose(back.box, ann.box, atol=1e-6, rtol=0), key
+        assert (back.mask is None) == (ann.mask is None), key
+
+
 def test_coco_rle_round_trip_gives_identical_pixels(tmp_path, source, manager):
     project, anns = source
     target, _ = fresh_project(manager)
@@ -170,25 +181,19 @@ def test_yolo_detect_round_trip_keeps_boxes(tmp_path, source, manager):
         assert back.mask is None
 
 
-def test_yolo_segment_round_trip_keeps_masks_part_by_part(tmp_path, source, manager):
+def test_yolo_segment_round_trip_keeps_one_instance_per_annotation(tmp_path, source, manager):
     project, anns = source
     target, _ = fresh_project(manager)
-    report = export_then_import(tmp_path, project, "yolo_segment", target, manager)
-    assert report.created_annotations == 6  # the two-part mask comes back as two annotations
-    for key, ann, back in paired(anns, target, parts=True):
+    report = export_then_import(tmp_path, project, "yolo_segment", target, manager, val_is_train=True)
+    assert report.created_annotations == 5  # the two-part mask comes back as one annotation
+    for key, ann, [back] in paired(anns, target):
         if ann.mask is None:
-            [one] = back
-            assert np.allclose(one.box, ann.box, atol=1e-6, rtol=0), key
+            assert np.allclose(back.box, ann.box, atol=1e-6, rtol=0), key
             continue
         height, width = ann.mask["size"]
         outer = polygons_to_mask([[part[0]] for part in ann.polygons], height, width)  # no holes in YOLO
-        union = np.zeros_like(outer)
-        for one in back:
-            union |= mask_of(one)
-        assert mask_iou(union, outer) >= 0.99, key
-        assert len(back) == len(ann.polygons), key
-        if len(back) == 1:
-            assert np.allclose(back[0].box, ann.box, atol=1.0), key
+        assert mask_iou(mask_of(back), outer) >= 0.97, key  # a merged mask: its bridge, a thin line
+        assert np.allclose(back.box, ann.box, atol=1.0), key
 
 
 def test_voc_round_trip_keeps_integer_boxes_and_identical_masks(tmp_path, source, manager):

@@ -6,8 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.formats.base import ExportOptions, FormatError
-from labeling.formats.registry import export_choices
+from labeling.formats.base import FormatError
+from labeling.formats.registry import export_choices, export_options
 from labeling.models import Project
 from labeling.services import exports
 
@@ -26,8 +26,21 @@ class Command(BaseCommand):
         empty.add_argument("--exclude-empty", dest="include_empty", action="store_false")
         parser.add_argument("--zip-images", action="store_true", help="COCO: a zip with the images.")
         parser.add_argument("--rle", action="store_true", help="COCO: every mask as RLE.")
-        parser.add_argument("--val-ratio", type=float, default=0.0)
+        parser.add_argument(
+            "--images",
+            default="done",
+            choices=["done", "done_prelabeled", "all"],
+            help="Which images: done only (default), done and pre-labeled, or all.",
+        )
+        parser.add_argument(
+            "--val-ratio", type=float, default=None, help="YOLO / VOC: the val share (YOLO's default 0.1)."
+        )
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--val-is-train", action="store_true", help="YOLO: no held-out images, val = the training images."
+        )
+        parser.add_argument("--segment-parts", choices=["merge", "largest"], default=None)
+        parser.add_argument("--box-segmentation", choices=["polygon", "none"], default=None)
 
     def handle(self, *args, project_id: int, out: str, **opts):
         project = Project.objects.filter(pk=project_id).first()
@@ -45,17 +58,20 @@ class Command(BaseCommand):
                 else:
                     raise CommandError(f"No class {item!r} in project {project_id}.")
         try:
-            options = ExportOptions.from_json(
-                {
-                    "states": opts["states"],
-                    "class_ids": class_ids,
-                    "include_empty": opts["include_empty"],
-                    "zip_images": opts["zip_images"],
-                    "rle": opts["rle"],
-                    "val_ratio": opts["val_ratio"],
-                    "seed": opts["seed"],
-                }
-            )
+            given = {
+                "states": opts["states"],
+                "images": opts["images"],
+                "class_ids": class_ids,
+                "include_empty": opts["include_empty"],
+                "zip_images": opts["zip_images"],
+                "rle": opts["rle"],
+                "val_ratio": opts["val_ratio"],
+                "seed": opts["seed"],
+                "val_is_train": opts["val_is_train"],
+                "segment_parts": opts["segment_parts"],
+                "box_segmentation": opts["box_segmentation"],
+            }
+            options = export_options(opts["format"], {k: v for k, v in given.items() if v is not None})
             start = time.perf_counter()
             images, annotations = exports.export_write(
                 project=project, fmt=opts["format"], options=options, out=out
