@@ -8,16 +8,16 @@ SPECTACULAR_SETTINGS["TAGS"]) and a one-line summary, given on its view by `doc`
     class ProjectJobs(...): ...
 
 Export options: POST /projects/{id}/exports/'s body is typed per format, at schema time, from
-the registry (labeling.formats.registry.FORMATS: the options each format declares) and
-ExportOptions' fields (their types and defaults): one "<Format>ExportStart" component per
-format, with its "<Format>ExportOptions", and a discriminator on `format`. An option added to a
-format (or a new format) appears in the schema without editing this module; OPTION_DOCS only
-adds a sentence about the options it knows.
+the registry (labeling.formats.registry.FORMATS: the options each format reads, and its
+defaults) and the options' declarations (formats.base.OPTION_SPECS: kind, label, help, choices):
+one "<Format>ExportStart" component per format, with its "<Format>ExportOptions", and a
+discriminator on `format`. An option declared there (or a new format) appears in the schema
+without editing this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from functools import lru_cache
 
 from django.conf import settings
@@ -25,24 +25,10 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers
 
-from ..formats.base import STATES, ExportOptions
+from ..formats.base import OPTION_SPECS, STATES, ExportOptions
 from ..formats.registry import FORMATS, Format
 
 TAGS: tuple[str, ...] = tuple(tag["name"] for tag in settings.SPECTACULAR_SETTINGS.get("TAGS", ()))
-
-# The options every writer honours, whatever the format declares.
-COMMON_OPTIONS = ("states", "class_ids", "include_empty")
-
-OPTION_DOCS = {
-    "states": 'The annotation states exported: ["accepted"], or ["accepted", "proposed"] (proposals at or '
-    "above their class's threshold too).",
-    "class_ids": "Only these classes (ids of the project's classes); null: every class.",
-    "include_empty": "Export images with no exported annotation too.",
-    "zip_images": "A zip holding the JSON and the images, instead of the JSON alone.",
-    "rle": "Every mask as COCO RLE (else polygons where the mask has them).",
-    "val_ratio": "The fraction of images put in the val split, in [0, 1); 0: no val split.",
-    "seed": "The seed of the train / val split (the same seed, the same split).",
-}
 
 
 def doc(tag: str, **summaries: str):
@@ -58,15 +44,6 @@ def doc(tag: str, **summaries: str):
 # Export options, typed from the registry --------------------------------------------------------
 
 
-def _default(name: str):
-    field = ExportOptions.__dataclass_fields__[name]
-    if field.default is not MISSING:
-        return field.default
-    if field.default_factory is not MISSING:
-        return field.default_factory()
-    return None
-
-
 @extend_schema_field(
     {"type": "number", "format": "double", "minimum": 0, "maximum": 1, "exclusiveMaximum": True}
 )
@@ -74,44 +51,34 @@ class RatioField(serializers.FloatField):
     """A fraction in [0, 1) (documented as such; ExportOptions.from_json checks it)."""
 
 
-def option_field(name: str) -> serializers.Field:
-    """The serializer field an option's value is documented as: its type from ExportOptions'
-    default (or annotation), its default, a sentence (OPTION_DOCS, or the field's metadata
-    "help"), and "choices" from the field's metadata where it declares them."""
-    field = ExportOptions.__dataclass_fields__[name]
-    default = _default(name)
-    help_text = field.metadata.get("help") or OPTION_DOCS.get(name, "")
-    kwargs = {"required": False, "help_text": help_text}
-    if name == "states":
+def option_field(name: str, default) -> serializers.Field:
+    """The serializer field an option's value is documented as, from its declaration
+    (formats.base.OPTION_SPECS: kind, label, help, choices) and its default."""
+    spec = OPTION_SPECS[name]
+    kwargs = {"required": False, "help_text": f"{spec.label}. {spec.help}".strip()}
+    if spec.kind == "states":
         return serializers.ListField(
             child=serializers.ChoiceField(choices=list(STATES)), default=list(default), **kwargs
         )
-    if name == "class_ids":
+    if spec.kind == "class_ids":
         return serializers.ListField(
             child=serializers.IntegerField(min_value=1), allow_null=True, default=None, **kwargs
         )
-    if name == "val_ratio":
-        return RatioField(default=default, **kwargs)
-    choices = field.metadata.get("choices")
-    if choices:
-        return serializers.ChoiceField(choices=list(choices), default=default, **kwargs)
-    annotation = str(field.type)
-    if isinstance(default, bool) or annotation == "bool":
+    if spec.kind == "choice":
+        return serializers.ChoiceField(choices=list(spec.choices), default=default, **kwargs)
+    if spec.kind == "bool":
         return serializers.BooleanField(default=default, **kwargs)
-    if isinstance(default, int) or annotation == "int":
+    if spec.kind == "int":
         return serializers.IntegerField(default=default, **kwargs)
-    if isinstance(default, float) or annotation == "float":
-        return serializers.FloatField(default=default, **kwargs)
-    if isinstance(default, list | tuple) or annotation.startswith(("tuple", "list")):
-        return serializers.ListField(default=list(default or ()), allow_null=default is None, **kwargs)
-    return serializers.CharField(default=default, allow_null=default is None, **kwargs)
+    if spec.kind == "float" and (spec.minimum, spec.maximum) == (0.0, 1.0):
+        return RatioField(default=default, **kwargs)
+    return serializers.FloatField(default=default, min_value=spec.minimum, max_value=spec.maximum, **kwargs)
 
 
 def format_options(fmt: Format) -> list[str]:
     """The options of an export in this format: the common ones, then the format's, in
-    ExportOptions' order (only names ExportOptions has)."""
-    names = [f.name for f in fields(ExportOptions)]
-    return [n for n in names if n in COMMON_OPTIONS or n in fmt.options]
+    ExportOptions' order."""
+    return [f.name for f in fields(ExportOptions) if OPTION_SPECS[f.name].common or f.name in fmt.options]
 
 
 def _camel(name: str) -> str:
@@ -123,14 +90,14 @@ def _export_start_variants(key: tuple) -> dict[str, type[serializers.Serializer]
     """Per export format, a serializer of its POST body (format + its typed options); cached per
     registry state (`key`), so one schema run registers each component once."""
     variants = {}
-    for name, label, options in key:
+    for name, label, options in key:  # options: (name, default) pairs
         camel = _camel(name)
         options_class = type(
             f"{camel}ExportOptionsSerializer",
             (serializers.Serializer,),
             {
                 "__doc__": f"The options of a {label} export (unknown names are refused with a 400).",
-                **{option: option_field(option) for option in options},
+                **{option: option_field(option, default) for option, default in options},
             },
         )
         variants[name] = type(
@@ -147,7 +114,11 @@ def _export_start_variants(key: tuple) -> dict[str, type[serializers.Serializer]
 
 def export_start_variants() -> dict[str, type[serializers.Serializer]]:
     """The export POST body's serializer per exportable format, from the registry as it is now."""
-    key = tuple((f.name, f.label, tuple(format_options(f))) for f in FORMATS.values() if f.write is not None)
+    key = tuple(
+        (f.name, f.label, tuple((o, _hashable(f.default(o))) for o in format_options(f)))
+        for f in FORMATS.values()
+        if f.write is not None
+    )
     return _export_start_variants(key)
 
 
@@ -170,6 +141,10 @@ class ExportStartSchema(OpenApiSerializerExtension):
         }
 
 
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
 @lru_cache(maxsize=8)
 def _stored_options(names: tuple[str, ...]) -> type[serializers.Serializer]:
     return type(
@@ -178,7 +153,7 @@ def _stored_options(names: tuple[str, ...]) -> type[serializers.Serializer]:
         {
             "__doc__": "An export's options as stored: every option, the ones its format does not "
             "read at their defaults.",
-            **{name: option_field(name) for name in names},
+            **{name: option_field(name, ExportOptions.__dataclass_fields__[name].default) for name in names},
         },
     )
 
