@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
@@ -100,7 +101,7 @@ def _prelabel_start(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             if request.htmx:
                 return _render_jobs(request, project, role, prelabel_form=PrelabelForm(project=project))
-            messages.success(request, f"Pre-labeling {job.total} image(s) started.")
+            messages.success(request, f"Pre-labeling of {job.total} image{pluralize(job.total)} started.")
             return redirect("project-prelabel", project_id=project.pk)
     else:
         error = " ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())

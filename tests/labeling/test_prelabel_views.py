@@ -77,7 +77,7 @@ def test_a_manager_starts_a_job_and_goes_back_to_the_prelabel_tab(
     assert (job.project, job.created_by, job.total, job.status) == (project, manager, 2, JobStatus.QUEUED)
     assert (job.params["box_threshold"], job.params["text_threshold"]) == (0.4, 0.3)
     assert [c["id"] for c in job.params["classes"]] == [cat.pk]
-    assert messages_of(response) == ["Pre-labeling 2 image(s) started."]
+    assert messages_of(response) == ["Pre-labeling of 2 images started."]
     assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == [(job.pk,)]
 
 
