@@ -169,7 +169,7 @@ def review(base_url: str, project_id: int, count: int) -> dict:
                 sizes.append(len(response.body()))
 
         page.on("response", on_response)
-        page.goto(f"/projects/{project_id}/")
+        page.goto(f"/projects/{project_id}/review/")  # the Review tab
         page.click("#start-reviewing")  # a POST: the queue leases the first image and opens it
         for index in range(count):
             page.wait_for_function("window.__bench && window.__bench.ready !== null")

@@ -87,7 +87,7 @@ def one_round(chromium, base_url: str, project_id: int, mode: str, think_ms: flo
     samples = []
     try:
         browser.log_in(page, ANNOTATOR, PASSWORD)
-        page.goto(f"/projects/{project_id}/")
+        page.goto(f"/projects/{project_id}/review/")  # the Review tab
         page.locator("#start-reviewing").click()
         browser.wait_for_review(page)
         while True:

@@ -86,3 +86,22 @@ class EmbeddingCache:
 
     def delete(self, sha256: str, model_name: str) -> None:
         self.path(sha256, model_name).unlink(missing_ok=True)
+
+    def delete_every_model(self, sha256s) -> int:
+        """Remove the embeddings of these images made by any model (every model folder), with
+        whatever else is kept beside them under the same name (a failure record); returns how
+        many files went."""
+        keys = [str(sha).lower() for sha in sha256s]
+        for key in keys:
+            if not _HEX.fullmatch(key):
+                raise ValueError(f"not a hex digest: {key!r}")
+        if not keys or not self.folder.is_dir():
+            return 0
+        removed = 0
+        models = [entry for entry in self.folder.iterdir() if entry.is_dir()]
+        for key in keys:
+            for model in models:
+                for path in (model / key[:2]).glob(f"{key}.*"):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed

@@ -206,6 +206,39 @@ class PrelabelForm(forms.Form):
         self.fields["text_threshold"].initial = project.text_threshold
 
 
+class JobPageForm(forms.Form):
+    """The pre-label tab's job history, newest first, by keyset: `?after=<job id>`: the jobs older
+    than it; `?before=<job id>`: the page of newer ones; neither: the newest. A bad value (or both)
+    is dropped: a mangled URL shows the newest jobs, never an error."""
+
+    after = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    before = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
+
+    def page_query(self) -> dict:
+        """At most one of after / before, ready for `selectors.prelabel.job_page`."""
+        self.is_valid()
+        cursor = {
+            n: self.cleaned_data[n] for n in ("after", "before") if self.cleaned_data.get(n) is not None
+        }
+        return cursor if len(cursor) == 1 else {}
+
+
+class ProjectDeleteForm(forms.Form):
+    """Deleting a project: its name typed again, exactly (surrounding spaces aside)."""
+
+    confirm_name = forms.CharField(max_length=200, label="Type the project's name to confirm", strip=True)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"]
+        if typed != self.project.name.strip():
+            raise forms.ValidationError("The name does not match the project's name: nothing was deleted.")
+        return typed
+
+
 class ClassThresholdForm(forms.Form):
     """A class's own review threshold (the dashboard's "Apply" of a suggested threshold)."""
 

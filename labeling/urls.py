@@ -9,7 +9,16 @@ urlpatterns = [
     path("", projects.project_list, name="project-list"),
     path("projects/new/", projects.project_create, name="project-create"),
     path("projects/<int:project_id>/", projects.project_detail, name="project-detail"),
-    path("projects/<int:project_id>/edit/", projects.project_edit, name="project-edit"),
+    # The project's tabs: Images (project-detail), Pre-label (project-prelabel), Review
+    # (review-next, GET), Export & import, Settings (its old URL /edit/ answers the same), Members.
+    path("projects/<int:project_id>/settings/", projects.project_settings, name="project-settings"),
+    path("projects/<int:project_id>/edit/", projects.project_settings, name="project-edit"),
+    path("projects/<int:project_id>/delete/", projects.project_delete_view, name="project-delete"),
+    path(
+        "projects/<int:project_id>/export-import/",
+        projects.project_export_import,
+        name="project-export-import",
+    ),
     path("projects/<int:project_id>/images/", projects.project_images, name="project-images"),
     path("projects/<int:project_id>/members/", projects.project_members, name="project-members"),
     path("healthz/", projects.healthz, name="healthz"),

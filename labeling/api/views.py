@@ -310,7 +310,11 @@ class ProjectClasses(ProjectCollection):
         return label_class_create(project=project, **data)
 
 
-@doc("members", get="List a project's members", post="Add a member by user name or e-mail, or invite an e-mail address")
+@doc(
+    "members",
+    get="List a project's members",
+    post="Add a member by user name or e-mail, or invite an e-mail address",
+)
 class ProjectMembers(ApiView):
     """The project's members and their roles (managers); numbered pages, a project has few."""
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils import timezone
 
 from .. import queues
-from ..models import PrelabelJob, PrelabelJobItem, Project, WorkerBeat
+from ..models import JobStatus, PrelabelJob, PrelabelJobItem, Project, WorkerBeat
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,63 @@ def workers_by_queue(*, now: datetime | None = None) -> dict[str, list[str]]:
 def job_list(*, project: Project) -> QuerySet[PrelabelJob]:
     """The project's jobs, newest first."""
     return PrelabelJob.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One keyset page of a project's job history, newest first ((created_at, id) descending),
+    each job with its progress. `has_newer` / `has_older`: whether a link that way leads to jobs."""
+
+    jobs: list[JobProgress]
+    has_newer: bool
+    has_older: bool
+
+    @property
+    def first_id(self) -> int | None:
+        return self.jobs[0].job.pk if self.jobs else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.jobs[-1].job.pk if self.jobs else None
+
+
+def job_page(*, project: Project, size: int, after: int | None = None, before: int | None = None) -> JobPage:
+    """A page of the project's jobs, newest first, by keyset on (created_at, id) like the API's
+    (labeling.api.pagination.NewestFirstCursorPagination), with a job's id as the cursor: the
+    `size` jobs older than the job `after`, the `size` newer than the job `before`, or the newest.
+    One range read with `LIMIT size + 1` on the index (project, created_at, id), plus one query
+    for the cursor's row; a cursor that names no job of the project gives the first page."""
+    jobs = PrelabelJob.objects.filter(project=project).select_related("created_by")
+    cursor = after if after is not None else before
+    boundary = None
+    if cursor is not None:
+        boundary = jobs.filter(pk=cursor).values_list("created_at", "id").first()
+    if boundary is None:
+        rows = list(jobs.order_by("-created_at", "-id")[: size + 1])
+        return JobPage([job_progress(j) for j in rows[:size]], has_newer=False, has_older=len(rows) > size)
+    position = Tuple(F("created_at"), F("id"))
+    if after is not None:
+        rows = list(jobs.filter(TupleLessThan(position, boundary)).order_by("-created_at", "-id")[: size + 1])
+        return JobPage([job_progress(j) for j in rows[:size]], has_newer=True, has_older=len(rows) > size)
+    rows = list(jobs.filter(TupleGreaterThan(position, boundary)).order_by("created_at", "id")[: size + 1])
+    page = rows[:size][::-1]
+    if not page:
+        return job_page(project=project, size=size)
+    return JobPage([job_progress(j) for j in page], has_newer=len(rows) > size, has_older=True)
+
+
+def job_active(*, project: Project) -> JobProgress | None:
+    """The project's active job (queued or running: at most one), with `no_worker` set while it is
+    queued and no worker consumes the gpu queue (one query; one more in that case)."""
+    job = (
+        PrelabelJob.objects.filter(project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if job is None:
+        return None
+    waiting = job.stage == PrelabelJob.Stage.QUEUED and not workers_alive(queue=queues.GPU)
+    return job_progress(job, no_worker=waiting)
 
 
 def job_failures(*, job: PrelabelJob, limit: int = 500) -> QuerySet[PrelabelJobItem]:

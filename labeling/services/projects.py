@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from rest_framework.authtoken.models import Token
 
 from .. import model_choices
-from ..models import PALETTE, LabelClass, Membership, Project
+from ..access import can_manage, user_role
+from ..models import (
+    PALETTE,
+    Annotation,
+    Export,
+    Image,
+    ImportJob,
+    LabelClass,
+    Membership,
+    PrelabelJobItem,
+    Project,
+)
+from .prelabel import embedding_cache
+
+logger = logging.getLogger(__name__)
 
 # Projects ------------------------------------------------------------------------------------
 
@@ -137,6 +154,55 @@ def membership_remove(*, project: Project, membership_id) -> bool:
         raise ValueError(LAST_MANAGER)
     membership.delete()
     return True
+
+
+# Deleting a project ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectDeleted:
+    """What went with a deleted project."""
+
+    name: str
+    images: int
+    files: int  # image files, thumbnails, export files and import files removed from storage
+    embeddings: int  # SAM embedding files removed (those no other project's image shares)
+
+
+def project_delete(*, project: Project, user) -> ProjectDeleted:
+    """Delete a project (its managers and staff; PermissionDenied for anyone else) with all it
+    holds: classes, members, images, annotations, pre-label jobs, exports, imports, its counts row
+    and dashboard snapshot, and then their files: images, thumbnails, exports' and imports' files,
+    and the SAM embeddings of its images (keyed by sha256 and segmenter, `inference.embeddings`)
+    that no other project's image shares (under every segmenter).
+
+    The rows go in one transaction, the annotations and job items first by one statement each (no
+    row loaded); the files after it commits (a file whose removal fails is logged and left)."""
+    if not can_manage(user_role(user, project)):
+        raise PermissionDenied("Only the project's managers can delete it.")
+    images = Image.objects.filter(project=project)
+    other_copy = Image.objects.filter(sha256=OuterRef("sha256")).exclude(project=project)
+    with transaction.atomic():
+        _lock_members(project)  # a member added meanwhile waits, then finds no project
+        pairs = list(images.values_list("file", "thumbnail"))
+        names = [name for pair in pairs for name in pair if name]
+        names += [n for n in Export.objects.filter(project=project).values_list("file", flat=True) if n]
+        names += [n for n in ImportJob.objects.filter(project=project).values_list("file", flat=True) if n]
+        orphans = list(images.filter(~Exists(other_copy)).values_list("sha256", flat=True))
+        Annotation.objects.filter(image__project=project).delete()
+        PrelabelJobItem.objects.filter(job__project=project).delete()
+        name = project.name
+        project.delete()
+    removed = 0
+    storage = Image._meta.get_field("file").storage
+    for stored in names:
+        try:
+            storage.delete(stored)
+            removed += 1
+        except OSError:
+            logger.warning("Could not delete %s", stored)
+    embeddings = embedding_cache().delete_every_model(orphans)
+    return ProjectDeleted(name=name, images=len(pairs), files=removed, embeddings=embeddings)
 
 
 # API writes ------------------------------------------------------------------------------------

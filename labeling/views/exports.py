@@ -132,10 +132,10 @@ def project_export(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.htmx:
         return _render(request, project, role, selected=fmt)
     messages.success(request, f"{export_format(fmt).label} export started.")
-    return redirect("project-detail", project_id=project.pk)
+    return redirect("project-export-import", project_id=project.pk)
 
 
-@project_panel_view
+@project_panel_view(page="project-export-import")
 def project_exports(request: HttpRequest, project: Project, role: str) -> HttpResponse:
     """The exports panel (members): the form for managers, the recent exports and their progress."""
     return _render(request, project, role)

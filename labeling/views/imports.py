@@ -81,10 +81,10 @@ def project_import(request: HttpRequest, project: Project) -> HttpResponse:
         messages.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
     else:
         messages.success(request, f"Import of {job.file_name} started: its report is below when it ends.")
-    return redirect("project-detail", project_id=project.pk)
+    return redirect("project-export-import", project_id=project.pk)
 
 
-@project_panel_view
+@project_panel_view(page="project-export-import")
 def project_imports(request: HttpRequest, project: Project, role: str) -> HttpResponse:
     """The imports panel (members): the recent imports, their progress and reports (`?poll=1`:
     asked by the panel itself while an import runs)."""

@@ -9,21 +9,29 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labeling.selectors.images import ImagePage, image_page, image_status_counts
+from labeling.selectors.prelabel import job_active
 from labeling.selectors.projects import class_list, invitation_list, member_list, projects_of_user
 from labeling.services.invitations import invitation_revoke, member_add, role_phrase
-from labeling.services.projects import membership_remove, project_save
+from labeling.services.projects import membership_remove, project_delete, project_save
 from labeling.views.imports import import_context
-from labeling.views.prelabel import jobs_context
 
-from ..access import can_create_projects, can_manage, project_for_user
-from ..forms import GridPageForm, MemberForm, PrelabelForm, ProjectForm, UploadForm, label_class_formset
+from ..access import can_create_projects, project_for_user
+from ..forms import (
+    GridPageForm,
+    MemberForm,
+    ProjectDeleteForm,
+    ProjectForm,
+    UploadForm,
+    label_class_formset,
+)
 from ..models import Image, Membership, Project
-from .shared import project_panel_view
+from .shared import project_panel_view, project_tab_context
 
 IMAGES_PER_PAGE = 48
 
@@ -48,7 +56,11 @@ def project_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _project_form_page(request: HttpRequest, project: Project | None) -> HttpResponse:
+def _project_form_page(
+    request: HttpRequest, project: Project | None, *, template: str, context: dict | None = None
+) -> HttpResponse:
+    """The project form with its classes (create, or the Settings tab): save and go to the
+    project's Images tab, or show the form again with its errors (400)."""
     creating = project is None
     instance = project or Project()
     formset_class = label_class_formset(extra=4 if creating else 1)
@@ -71,8 +83,8 @@ def _project_form_page(request: HttpRequest, project: Project | None) -> HttpRes
         formset = formset_class(instance=instance, prefix="classes")
     return render(
         request,
-        "labeling/project_form.html",
-        {"form": form, "formset": formset, "project": project, "creating": creating},
+        template,
+        {**(context or {}), "form": form, "formset": formset, "project": project, "creating": creating},
         status=400 if request.method == "POST" else 200,
     )
 
@@ -81,13 +93,43 @@ def _project_form_page(request: HttpRequest, project: Project | None) -> HttpRes
 def project_create(request: HttpRequest) -> HttpResponse:
     if not can_create_projects(request.user):
         raise PermissionDenied("You may not create projects; ask an administrator.")
-    return _project_form_page(request, None)
+    return _project_form_page(request, None, template="labeling/project_form.html")
 
 
 @require_http_methods(["GET", "POST"])
-def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for_user(request.user, project_id, manage=True)
-    return _project_form_page(request, project)
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The Settings tab (managers): the project's form and classes, and "Delete project". Also
+    answers the old URL /projects/<id>/edit/ (`project-edit`)."""
+    project, role = project_for_user(request.user, project_id, manage=True)
+    context = {
+        **project_tab_context(project, role, "settings"),
+        "delete_form": ProjectDeleteForm(project=project),
+    }
+    return _project_form_page(request, project, template="labeling/project_settings.html", context=context)
+
+
+@require_POST
+def project_delete_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Delete the project (managers and staff) once its name is typed again: then to the project
+    list with a message; a wrong name shows the Settings tab again with the form's error (400)."""
+    project, role = project_for_user(request.user, project_id, manage=True)
+    form = ProjectDeleteForm(request.POST, project=project)
+    if not form.is_valid():
+        formset = label_class_formset(extra=1)(instance=project, prefix="classes")
+        context = {
+            **project_tab_context(project, role, "settings"),
+            "form": ProjectForm(instance=project),
+            "formset": formset,
+            "creating": False,
+            "delete_form": form,
+        }
+        return render(request, "labeling/project_settings.html", context, status=400)
+    deleted = project_delete(project=project, user=request.user)
+    messages.success(
+        request,
+        f'Project "{deleted.name}" was deleted, with its {deleted.images} image{pluralize(deleted.images)}.',
+    )
+    return redirect("project-list")
 
 
 def _grid_context(request: HttpRequest, project: Project) -> dict:
@@ -138,19 +180,24 @@ def _pager_links(project: Project, status: str, page: ImagePage) -> list[dict]:
 
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The Images tab, the project's first page: the upload (managers) and the image grid."""
     project, role = project_for_user(request.user, project_id)
     context = {
-        "project": project,
-        "role": role,
-        "can_manage": can_manage(role),
+        **project_tab_context(project, role, "images"),
         "classes": list(class_list(project=project)),
         "upload_form": UploadForm(),
-        "prelabel_form": PrelabelForm(project=project),
-        **jobs_context(project),
-        **import_context(),
+        "active_job": job_active(project=project),
         **_grid_context(request, project),
     }
     return render(request, "labeling/project_detail.html", context)
+
+
+@require_GET
+def project_export_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The Export & import tab (managers): the exports and imports panels (loaded by htmx)."""
+    project, role = project_for_user(request.user, project_id, manage=True)
+    context = {**project_tab_context(project, role, "export-import"), **import_context()}
+    return render(request, "labeling/project_export_import.html", context)
 
 
 @project_panel_view
@@ -212,6 +259,7 @@ def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
         "roles": Membership.Role,
         "added": added,
         "invitation_days": settings.LABELGPT_INVITATION_DAYS,
+        "tab": "members",
     }
     failed = request.method == "POST" and added is None
     return render(request, "labeling/project_members.html", context, status=400 if failed else 200)

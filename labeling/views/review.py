@@ -25,6 +25,7 @@ from labeling.services import review
 
 from ..access import can_manage, image_for_user, project_for_user
 from ..forms import ReviewPageForm, ReviewQueueForm
+from .shared import project_tab_context
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -63,9 +64,7 @@ def review_next(request: HttpRequest, project_id: int) -> HttpResponse:
         request,
         "labeling/review_queue.html",
         {
-            "project": project,
-            "role": role,
-            "can_manage": can_manage(role),
+            **project_tab_context(project, role, "review"),
             "counts": image_status_counts(project=project),
             "queue": review_selectors.review_queue_counts(project=project, user=request.user),
             "skipped_queue": queue == navigation.QUEUE_SKIPPED,
@@ -107,10 +106,10 @@ def image_previous(request: HttpRequest, image_id: int) -> HttpResponse:
 
 @require_GET
 def project_leases(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Who holds what (managers): the project page loads this list with htmx."""
+    """Who holds what (managers): the Review tab loads this list with htmx."""
     project, _ = project_for_user(request.user, project_id, manage=True)
     return render(
         request,
-        "labeling/project_detail.html#leases",
+        "labeling/review_queue.html#leases",
         {"project": project, "leases": review_selectors.image_leases(project=project), "now": timezone.now()},
     )

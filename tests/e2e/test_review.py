@@ -29,9 +29,9 @@ SELECTED = "window.labelgpt.review.selected"
 
 
 def open_review(page, login, user, project) -> int:
-    """Log in, press "Start reviewing" on the project page; the id of the image opened."""
+    """Log in, press "Start reviewing" on the project's Review tab; the id of the image opened."""
     login(page, user)
-    page.goto(project.get_absolute_url())
+    page.goto(f"/projects/{project.pk}/review/")  # the Review tab
     page.locator("#start-reviewing").click()
     page.wait_for_url(re.compile(r"/images/\d+/review/$"))
     wait_for_review(page)

@@ -72,7 +72,7 @@ def current_id(page) -> int:
 
 def start(page, login, user, project) -> int:
     login(page, user)
-    page.goto(project.get_absolute_url())
+    page.goto(f"/projects/{project.pk}/review/")  # the Review tab
     page.locator("#start-reviewing").click()
     page.wait_for_url(REVIEW_URL)
     wait_for_review(page)

@@ -18,6 +18,7 @@ from labeling.formats.base import ExportOptions
 from labeling.models import Export
 from labeling.selectors.exports import ExportSource
 from labeling.services import exports
+from tests.conftest import plain_images
 from tests.labeling import export_helpers as h
 from webapp import celery_app
 
@@ -109,7 +110,7 @@ def test_views_start_progress_and_download(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(url, form)
     assert response.status_code == 302 and response["Location"] == reverse(
-        "project-detail", args=[project.pk]
+        "project-export-import", args=[project.pk]
     )
     export = Export.objects.get()
     assert export.format == "yolo_segment" and export.options["val_ratio"] == 0.5 and queued == [export.pk]
@@ -153,8 +154,9 @@ def test_download_is_404_until_ready(project, manager, client_for, queued):
     assert client_for(manager).get(reverse("export-download", args=[export.pk])).status_code == 404
 
 
-def test_project_page_includes_the_exports_panel(project, manager, client_for):
-    response = client_for(manager).get(reverse("project-detail", args=[project.pk]))
+def test_the_export_import_tab_includes_the_exports_panel(project, manager, client_for):
+    plain_images(project, 1)  # without images the tab says to upload them first
+    response = client_for(manager).get(reverse("project-export-import", args=[project.pk]))
     assert (
         response.status_code == 200
         and reverse("project-exports", args=[project.pk]).encode() in response.content

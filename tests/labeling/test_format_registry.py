@@ -135,7 +135,7 @@ def test_a_registered_reader_imports_through_the_page_and_the_api(
     path = tmp_path / "d.csv"
     exports.export_write(project=project, fmt="dummy_csv", options=ExportOptions(), out=path)
     before = accepted_boxes(project)
-    page = client_for(manager).get(reverse("project-detail", args=[project.pk])).content.decode()
+    page = client_for(manager).get(reverse("project-export-import", args=[project.pk])).content.decode()
     assert (
         '<option value="dummy_csv">Dummy CSV (.csv)</option>' in page and 'accept=".csv,.json,.zip"' in page
     )

@@ -135,9 +135,13 @@ def test_get_is_not_allowed(client_for, manager, project):
     assert client_for(manager).get(reverse("project-import", args=[project.pk])).status_code == 405
 
 
-def test_the_project_page_shows_the_import_form_to_managers_only(client_for, manager, annotator, project):
-    page = client_for(manager).get(reverse("project-detail", args=[project.pk])).content.decode()
+def test_the_export_import_tab_shows_the_import_form_to_managers_only(
+    client_for, manager, annotator, project
+):
+    page = client_for(manager).get(reverse("project-export-import", args=[project.pk])).content.decode()
     assert 'id="import-form"' in page and 'name="create_classes"' in page
+    response = client_for(annotator).get(reverse("project-export-import", args=[project.pk]))
+    assert response.status_code == 403 and b'id="import-form"' not in response.content
     page = client_for(annotator).get(reverse("project-detail", args=[project.pk])).content.decode()
     assert 'id="import-form"' not in page
 

@@ -62,7 +62,7 @@ def active_job(project):
 # Starting -----------------------------------------------------------------------------------------------
 
 
-def test_a_manager_starts_a_job_and_goes_back_to_the_project(
+def test_a_manager_starts_a_job_and_goes_back_to_the_prelabel_tab(
     client_for, manager, project, task_calls, django_capture_on_commit_callbacks
 ):
     plain_images(project, 2)
@@ -72,12 +72,12 @@ def test_a_manager_starts_a_job_and_goes_back_to_the_project(
         response = client_for(manager).post(prelabel_url(project), form_data(project, classes=[cat.pk]))
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("project-detail", kwargs={"project_id": project.pk})
+    assert response["Location"] == prelabel_url(project)
     job = PrelabelJob.objects.get()
     assert (job.project, job.created_by, job.total, job.status) == (project, manager, 2, JobStatus.QUEUED)
     assert (job.params["box_threshold"], job.params["text_threshold"]) == (0.4, 0.3)
     assert [c["id"] for c in job.params["classes"]] == [cat.pk]
-    assert messages_of(response) == ["Pre-labeling 2 image(s) started."]
+    assert messages_of(response) == ["Pre-labeling of 2 images started."]
     assert task_calls.of(queues.PRELABEL_JOB_DISPATCH) == [(job.pk,)]
 
 
@@ -120,8 +120,13 @@ def test_starting_a_job_needs_a_login(client, project):
     assert not PrelabelJob.objects.exists()
 
 
-def test_starting_needs_a_post(client_for, manager, project):
-    assert client_for(manager).get(prelabel_url(project)).status_code == 405
+def test_a_get_shows_the_prelabel_tab_and_starts_nothing(client_for, manager, project, task_calls):
+    plain_images(project, 1)
+    response = client_for(manager).get(prelabel_url(project))
+    assert response.status_code == 200
+    assert 'id="prelabel-form"' in response.content.decode()
+    assert not PrelabelJob.objects.exists()
+    assert task_calls.calls == []
 
 
 @pytest.mark.parametrize(("field", "value"), [("box_threshold", "1.5"), ("text_threshold", "-0.2")])
@@ -200,6 +205,7 @@ def test_the_jobs_panel_polls_only_while_a_job_is_active(client_for, manager, pr
 def test_the_jobs_panel_of_a_project_without_jobs_shows_the_form_and_does_not_poll(
     client_for, manager, project
 ):
+    plain_images(project, 1)
     response = client_for(manager).get(jobs_url(project), **HTMX)
     assert response.status_code == 200
     assert POLLING not in response.content.decode()
@@ -279,10 +285,10 @@ def test_the_jobs_panel_is_for_members_only(client_for, outsider, client, projec
     assert client_for(outsider).get(jobs_url(project), **HTMX).status_code == 404
 
 
-def test_the_jobs_panel_without_htmx_goes_to_the_project_page(client_for, annotator, project):
-    response = client_for(annotator).get(jobs_url(project))
+def test_the_jobs_panel_without_htmx_goes_to_the_prelabel_tab(client_for, manager, project):
+    response = client_for(manager).get(jobs_url(project), {"after": "7"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("project-detail", kwargs={"project_id": project.pk})
+    assert response["Location"] == prelabel_url(project) + "?after=7"
 
 
 # A job's page --------------------------------------------------------------------------------------------
@@ -340,10 +346,10 @@ def test_a_manager_cancels_the_active_job(client_for, manager, project, active_j
     response = client_for(manager).post(job_url(active_job, "job-cancel"))
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("project-detail", kwargs={"project_id": project.pk})
+    assert response["Location"] == prelabel_url(project)
     active_job.refresh_from_db()
     assert active_job.status == JobStatus.CANCELLED
-    assert messages_of(response) == [f"Job {active_job.pk} cancelled; it stops before its next image."]
+    assert messages_of(response) == [f"Job {active_job.pk} was cancelled; it stops before its next image."]
 
 
 def test_an_htmx_cancel_answers_with_the_panel_no_longer_polling(client_for, manager, project, active_job):
@@ -369,7 +375,7 @@ def test_cancelling_an_ended_job_says_it_had_ended(client_for, manager, failed_j
         ("annotator", "post", 403),  # may not cancel
         ("outsider", "post", 404),  # does not learn the job exists
         ("anonymous", "post", "login"),
-        ("manager", "get", 405),  # cancelling needs a POST
+        ("manager", "get", 200),  # a GET shows the confirm page: cancelling needs a POST
     ],
 )
 def test_a_refused_cancel_leaves_the_job_queued(client_for, client, request, active_job, who, method, answer):

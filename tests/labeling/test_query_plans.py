@@ -238,6 +238,40 @@ def test_newest_first_keyset_pages_are_index_range_reads(client, route, table, i
     assert checked == 2
 
 
+def test_the_prelabel_tabs_job_history_pages_are_index_range_reads(client):
+    """The Pre-label tab's job history (HTML, a job's id as the cursor): an older and a newer page
+    are one range read on (project, created_at, id) with the LIMIT, no sort."""
+    manager = make_user("history-manager")
+    projects = [project_create(user=manager, name=f"H{n}", classes=[{"name": "x"}]) for n in range(4)]
+    PrelabelJob.objects.bulk_create(
+        PrelabelJob(project=projects[n % 4], params={}, status=PrelabelJob.Status.SUCCEEDED)
+        for n in range(6000)
+    )
+    with connection.cursor() as cursor:  # instants spread over an hour, many shared
+        cursor.execute(
+            "UPDATE labeling_prelabeljob SET created_at = now() - (id % 1200) * interval '3 seconds'"
+        )
+        cursor.execute("ANALYZE labeling_prelabeljob")
+    client.force_login(manager)
+    middle = PrelabelJob.objects.filter(project=projects[1]).order_by("-created_at", "-id")[700]
+    panel = f"/projects/{projects[1].pk}/jobs/"
+    checked = 0
+    for query in ({"after": middle.pk}, {"before": middle.pk}):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(panel, query, HTTP_HX_REQUEST="true").status_code == 200
+        ranges = [
+            q["sql"] for q in captured.captured_queries if '"labeling_prelabeljob"."created_at", ' in q["sql"]
+        ]
+        ranges = [sql for sql in ranges if ") < (" in sql or ") > (" in sql]
+        assert len(ranges) == 1, ranges
+        nodes = _plan_nodes(_plan(ranges[0]))
+        kinds = [node["Node Type"] for node in nodes]
+        assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+        assert any(node.get("Index Name") == "job_project_recent_id_idx" for node in nodes), kinds
+        checked += 1
+    assert checked == 2
+
+
 def test_plan_walker_finds_a_sequential_scan_of_a_large_table():
     """The check above can fail: a query with no usable index (a filter on the phrase) is seen."""
     with CaptureQueriesContext(connection) as captured:

@@ -201,12 +201,16 @@ def test_the_queue_page_shows_what_is_left_and_takes_nothing(client_for, annotat
     assert task_calls.calls == []
 
 
-def test_the_project_page_has_a_start_reviewing_form_for_annotators(client_for, annotator, project):
-    content = client_for(annotator).get(project.get_absolute_url()).content.decode()
+def test_the_review_tab_has_a_start_reviewing_form_for_annotators(client_for, annotator, project):
+    add_images(project, 1)
+    content = client_for(annotator).get(next_url(project)).content.decode()
     assert f'<form method="post" action="{next_url(project)}"' in content
     assert 'name="csrfmiddlewaretoken"' in content
-    assert f'href="{next_url(project)}"' not in content  # a link would be a GET: it takes nothing
-    assert "Start reviewing" in content
+    # "Start reviewing" is that form's button (a link would be a GET, which takes nothing: the
+    # Review tab's own link only shows this queue).
+    start = content.index(f'<form method="post" action="{next_url(project)}"')
+    button = content.index('id="start-reviewing">Start reviewing</button>', start)
+    assert button < content.index("</form>", start)
     assert reverse("project-leases", kwargs={"project_id": project.pk}) not in content
 
 
@@ -407,7 +411,7 @@ def test_managers_see_who_holds_what(client_for, manager, annotator, bob, projec
     review.image_lease_next(project=project, user=bob)
     review.image_submit(image=second, user=bob)
     client = client_for(manager)
-    assert leases_url(project) in client.get(project.get_absolute_url()).content.decode()
+    assert leases_url(project) in client.get(next_url(project)).content.decode()  # the Review tab
     response = client.get(leases_url(project), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     content = response.content.decode()
