@@ -4,10 +4,15 @@ leaves the form as it is."""
 
 from __future__ import annotations
 
+import io
+
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Export
+from labeling.services.images import images_ingest
 from labeling.services.projects import project_create
+from tests.conftest import image_bytes
 
 
 def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
@@ -15,8 +20,9 @@ def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
 ):
     monkeypatch.setattr("labeling.queues.task_send_on_commit", lambda **kwargs: None)  # no broker
     project = project_create(user=creator, name="Exports", classes=[{"name": "cat"}])
+    images_ingest(project=project, files=[("a.png", io.BytesIO(image_bytes()))], user=creator)
     login(page, creator)
-    page.goto(project.get_absolute_url())
+    page.goto(reverse("project-export-import", args=[project.pk]))
     form = page.locator("#export-form")
     expect(form.locator('input[name="coco-rle"]')).to_be_visible()  # the first format: COCO
     expect(form.locator('[name^="yolo_detect-"]')).to_have_count(0)
