@@ -19,7 +19,8 @@ export const HANDOVER_KEY = "labelgpt:handover";
 export const ENTER_KEY = "labelgpt:enter-at";
 /** localStorage[OFF_KEY] = "off" turns prefetch off (bench/review_next.py measures both ways). */
 export const OFF_KEY = "labelgpt:prefetch";
-/** localStorage[IN_PLACE_KEY] = "off": the next image by a page load, not in place (bench/review_next.py). */
+/** localStorage[IN_PLACE_KEY] = "off": the next image by a page load, not in place
+ * (bench/review_next.py measures both). */
 export const IN_PLACE_KEY = "labelgpt:in-place";
 export const HANDOVER_MAX_AGE_MS = 30_000;
 export const ENTER_MAX_AGE_MS = 60_000;
@@ -42,9 +43,10 @@ export function inPlaceOff(storage) {
 
 export class Prefetcher {
   /** request: save-queue.js's request; peekUrl: data.urls.peek_next; loadBitmap(url): a promise,
-   * resolved once the bitmap is loaded (and decoded), with what can be drawn (an Image); statuses: the statuses the queue hands out (a peeked
-   * image found in another one is not taken); maxAgeMs: a peek older than this is not used (the
-   * lease length: see the claim's `known_version`). */
+   * resolved once the bitmap is loaded (and decoded), with what can be drawn (an Image);
+   * statuses: the statuses the queue hands out (a peeked image found in another one is not
+   * taken); maxAgeMs: a peek older than this is not used (the lease length: see the claim's
+   * `known_version`). */
   constructor({ request, peekUrl, loadBitmap, statuses, maxAgeMs, now = () => Date.now() }) {
     Object.assign(this, { request, peekUrl, loadBitmap, statuses, maxAgeMs, now });
     this.next = null;

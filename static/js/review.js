@@ -184,7 +184,13 @@ const navigation = new Navigation({
 // inPlace, it was loaded without a page load; enterToImageMs, Enter → this image drawn; pageMs,
 // the page load's share (from its navigation's start; null in place); peeked, the next image's
 // id once peeked and loaded, false when there is none (or no prefetch), null until then.
-const timing = { prefetchUsed: handedOver !== null, inPlace: false, enterToImageMs: null, pageMs: null, peeked: null };
+const timing = {
+  prefetchUsed: handedOver !== null,
+  inPlace: false,
+  enterToImageMs: null,
+  pageMs: null,
+  peeked: null,
+};
 const filmstrip = new Filmstrip({
   root: $("filmstrip"),
   track: $("filmstrip-track"),
