@@ -226,9 +226,10 @@ def review_peek(
 ) -> dict | None:
     """The next image after `image` for the user (review_peek_id) with the review page's data as
     its claim would give it (selectors.review.review_data, without a lease), for the page to
-    prefetch; None when the queue has nothing more. Its data's `progress` is the header's "image k
-    of n" as it will be once `image` is finished (submitted or skipped: one more image finished
-    when it is still in the queue), for the page that moves there in place. A constant number of
+    prefetch; None when the queue has nothing more. Its data's `progress` has the header's "image k
+    of n" as it will be once `image` is finished (submitted or skipped: k is one more when it is
+    still in the queue; done and skipped are as they are now), for the page that moves there in
+    place. A constant number of
     queries."""
     next_id = review_peek_id(project=image.project, user=user, exclude_id=image.pk, queue=queue, now=now)
     if next_id is None:
