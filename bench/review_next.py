@@ -1,27 +1,38 @@
-"""Enter → the next image drawn, on the review page, with and without the next image prefetched.
+"""Enter → the next image drawn, on the review page: moved to in place, by a page load, and
+without prefetch; under gunicorn (production) and runserver (DEBUG).
 
-    .venv/bin/python bench/review_next.py                  # ~1-2 min on 2 CPU cores
+    .venv/bin/python bench/review_next.py                  # ~3 min on 2 CPU cores
     .venv/bin/python bench/review_next.py --rounds 8 --think-ms 500 --json var/bench-review-next.json
+    .venv/bin/python bench/review_next.py --server gunicorn
 
-What the e2e test tests/e2e/test_review_navigation.py checks on any machine (the next image's data
-and bitmap are asked for before Enter and not again after), this measures, on this machine:
+What the e2e tests tests/e2e/test_review_navigation.py check on any machine (the next image's data
+and bitmap are asked for before Enter and not again after; Enter moves in place), this measures,
+on this machine:
 
 1. in a throwaway folder var/bench-review-next/ (deleted and made again on every run: SQLite
    database, media), `manage.py migrate` and `manage.py seed_demo` (the demo: five of skimage's
-   photos, new, no proposals), then `manage.py runserver --noreload` (the web process only);
-2. round after round, once with prefetch and once without (alternating, so that a slow spell hits
-   both), every demo image set back to new and unleased, a fresh browser context (an empty HTTP
-   cache) logs the demo annotator in, presses "Start reviewing", and on each image waits as a
-   reviewer would (`--think-ms`; with prefetch, also until the next image has been peeked and
-   its bitmap loaded: what happens while an image is reviewed) and presses Enter, four times;
+   photos, new, no proposals); then, both at once on one database:
+   - gunicorn (2 workers, webapp.wsgi) with DEBUG off and the production static files:
+     `collectstatic` with webapp/storage.py's manifest storage (LABELGPT_MANIFEST_STATIC=1:
+     hashed names, ES modules importing each other by them), served by WhiteNoise with a year's
+     immutable cache headers: what production runs, so the headline;
+   - `manage.py runserver --noreload` with DEBUG on (static files from the app folders,
+     revalidated on each load: ~25 ES modules per page load), for comparison;
+2. round after round, each server in each mode (in place; prefetch with a page load,
+   localStorage["labelgpt:in-place"] = "off"; no prefetch, localStorage["labelgpt:prefetch"] =
+   "off"), interleaved and reversed every other round so that a slow spell hits all alike: every
+   demo image set back to new and unleased, a fresh browser context (an empty HTTP cache) logs
+   the demo annotator in, presses "Start reviewing", and on each image waits as a reviewer would
+   (`--think-ms`; with prefetch, also until the next image has been peeked and its bitmap
+   loaded: what happens while an image is reviewed) and presses Enter, four times;
 3. the figure is the page's own (static/js/prefetch.js): performance.now() based epoch time of
-   the Enter key, kept in sessionStorage, read by the next page once its image is drawn (the
-   first animation frame after the canvas's `canvas:ready`): `window.labelgpt.timing`.
-   Prefetch is turned off with localStorage["labelgpt:prefetch"] = "off".
+   the Enter key, kept in sessionStorage, read once the next image is drawn (the first animation
+   frame after the canvas's `canvas:ready`), by the same page when it moved in place, else by
+   the next page: `window.labelgpt.timing`.
 
-Reported: Enter → next image p50 and p95 in each mode, and the ratios without / with prefetch. The
-load average before and after is printed: figures taken while other processes ran are not
-comparable. Nothing here asserts a threshold.
+Reported: Enter → next image p50 and p95 per server and mode, the ratios between the modes and
+between the servers. The load average before and after is printed: figures taken while other
+processes ran are not comparable. Nothing here asserts a threshold.
 """
 
 from __future__ import annotations
