@@ -226,7 +226,11 @@ def review_peek(
 ) -> dict | None:
     """The next image after `image` for the user (review_peek_id) with the review page's data as
     its claim would give it (selectors.review.review_data, without a lease), for the page to
-    prefetch; None when the queue has nothing more. A constant number of queries."""
+    prefetch; None when the queue has nothing more. Its data's `progress` has the header's "image k
+    of n" as it will be once `image` is finished (submitted or skipped: k is one more when it is
+    still in the queue; done and skipped are as they are now), for the page that moves there in
+    place. A constant number of
+    queries."""
     next_id = review_peek_id(project=image.project, user=user, exclude_id=image.pk, queue=queue, now=now)
     if next_id is None:
         return None
@@ -234,14 +238,12 @@ def review_peek(
     review_url = reverse("image-review", kwargs={"image_id": next_id})
     if queue == QUEUE_SKIPPED:
         review_url += f"?queue={QUEUE_SKIPPED}"
-    return {
-        "id": next_id,
-        "version": following.version,
-        "review_url": review_url,
-        "data": review_data(
-            image=following, can_manage=can_manage, lease_expires_at=None, held_by_other=None
-        ),
-    }
+    data = review_data(image=following, can_manage=can_manage, lease_expires_at=None, held_by_other=None)
+    progress = review_progress(image=following)
+    if progress["k"] is not None and image.status in QUEUE_ORDER:
+        progress["k"] = min(progress["k"] + 1, progress["n"])
+    data["progress"] = progress
+    return {"id": next_id, "version": following.version, "review_url": review_url, "data": data}
 
 
 def review_previous(*, image: Image, user: User) -> dict | None:

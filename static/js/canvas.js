@@ -99,25 +99,7 @@ export class ReviewCanvas {
     host.append(this.canvas);
     this.ctx = this.canvas.getContext("2d");
 
-    this.image = new window.Image();
-    this.image.decoding = "async";
-    this.image.addEventListener(
-      "load",
-      () => {
-        this.loaded = true;
-        if (!this.fitted) this.fit();
-        this.invalidate();
-        this._emit("canvas:ready", { width: this.width, height: this.height });
-      },
-      { signal },
-    );
-    this.image.addEventListener(
-      "error",
-      () => this._emit("canvas:error", { message: "The image could not be loaded." }),
-      { signal },
-    );
-    this.image.src = imageUrl;
-
+    this.image = null; // the image shown: load() sets it
     this._resizeObserver = new ResizeObserver(() => this._resize());
     this._resizeObserver.observe(host);
     this._resize();
@@ -144,6 +126,41 @@ export class ReviewCanvas {
       this.spaceHeld = false;
       this._updateCursor();
     });
+    if (imageUrl) this.load({ url: imageUrl, width, height, readOnly });
+  }
+
+  /** Show an image: at the start, and again when the review page moves to the next image in
+   * place (the items, selection, gesture and view of the last one go). `canvas:ready` fires once
+   * it is drawn. `decoded`: the image element already loaded and decoded (prefetch.js), shown
+   * as it is; else the image is loaded from `url`. */
+  load({ url, width, height, readOnly = this.readOnly, decoded = null }) {
+    Object.assign(this, { width, height, readOnly, items: [], byKey: new Map(), gesture: null, preview: null });
+    Object.assign(this, { selectedKey: null, hoverKey: null, fitted: false, loaded: false });
+    if (decoded?.complete && decoded.naturalWidth > 0) {
+      this.image = decoded;
+      queueMicrotask(() => this.image === decoded && this._ready());
+    } else {
+      const image = new window.Image();
+      const signal = this._listeners.signal;
+      image.decoding = "async";
+      image.addEventListener("load", () => this.image === image && this._ready(), { signal });
+      image.addEventListener(
+        "error",
+        () => this.image === image && this._emit("canvas:error", { message: "The image could not be loaded." }),
+        { signal },
+      );
+      image.src = url;
+      this.image = image;
+    }
+    this._updateCursor();
+    this.invalidate();
+  }
+
+  _ready() {
+    this.loaded = true;
+    if (!this.fitted) this.fit();
+    this.invalidate();
+    this._emit("canvas:ready", { width: this.width, height: this.height });
   }
 
   // ----------------------------------------------------------------------------- public API

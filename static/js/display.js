@@ -117,6 +117,11 @@ export class DisplayState {
   }
 
   /** Hidden from the canvas: by itself or by its class. */
+  /** Another image: the annotations hidden one by one were this one's (the classes stay hidden). */
+  forgetKeys() {
+    this.hiddenKeys.clear();
+  }
+
   isHidden(record) {
     return this.hiddenKeys.has(record.key) || this.hiddenClasses.has(record.class_id);
   }

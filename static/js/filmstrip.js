@@ -50,7 +50,7 @@ export class Filmstrip {
     this.loading = null;
     this.loaded = false;
     root.addEventListener("toggle", () => {
-      if (root.open && !this.loaded) this.load({ around: currentId });
+      if (root.open && !this.loaded) this.load({ around: this.currentId });
     });
     track.addEventListener("click", (event) => {
       const link = event.target instanceof Element ? event.target.closest("a") : null;
@@ -95,6 +95,15 @@ export class Filmstrip {
         this.loading = null;
       });
     return this.loading;
+  }
+
+  /** The page moved to the image `id` in place: the strip is loaded again around it when open
+   * (the statuses have changed), else when it is opened next. */
+  setCurrent(id) {
+    Object.assign(this, { currentId: id, first: null, last: null, moreBefore: false, moreAfter: false });
+    this.loaded = false;
+    this.track.replaceChildren();
+    if (this.root.open) this.load({ around: id });
   }
 
   show(kind, { images, more_before: moreBefore, more_after: moreAfter }) {

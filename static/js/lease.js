@@ -22,6 +22,12 @@ export class LeaseTimer {
     if (this.until && !this.ticker) this.ticker = setInterval(() => this.render(), everyMs);
   }
 
+  /** No more redraws (the page moved to another image). */
+  stop() {
+    clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
   /** A write was saved: the lease runs again from now. */
   renewed() {
     if (!this.ms) return;

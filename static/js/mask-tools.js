@@ -27,8 +27,8 @@ export class MaskTools {
     canvas.setTool(this.brush);
     canvas.setTool(this.vertices);
     const name = () => {
-      const r = state.selected;
-      return r ? `“${state.className(r.class_id)}”` : "the selection";
+      const r = this.state.selected;
+      return r ? `“${this.state.className(r.class_id)}”` : "the selection";
     };
     this.hints = {
       brush: () => `Brush ${this.brush.radius} px on ${name()}: drag paints, each stroke is saved · [ ] size · X eraser · Esc: back.`,
@@ -37,6 +37,13 @@ export class MaskTools {
         `Vertices of ${name()}: drag a vertex · drag an edge's midpoint to add one · Alt+click or Del removes one · Esc: back.`,
     };
     this._showSize();
+  }
+
+  /** Another image (the page moved in place): its state, editor and size; no stroke or drag goes on. */
+  use({ state, editor, width, height }) {
+    Object.assign(this, { state, editor });
+    Object.assign(this.brush, { width, height, target: null, stroke: null, at: null });
+    Object.assign(this.vertices, { width, height, drag: null, chosen: null });
   }
 
   /** K, X, G: enter a tool on the selected annotation, or go back to select. */

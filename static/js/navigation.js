@@ -4,6 +4,23 @@
 // answers 303 to it, and never leases on a GET. While leaving, a second press does nothing. A
 // page left with unsaved edits asks the browser to confirm.
 
+/** The header's "image k of n" (as review.html writes it) from the page data's progress: null
+ * when the data has none. */
+export function progressText(progress, queue) {
+  if (!progress) return null;
+  const text = progress.k ? `Image ${progress.k} of ${progress.n}` : `${progress.done} of ${progress.n} done`;
+  return queue === "skipped" ? `${text} · skipped images` : text;
+}
+
+/** The skipped queue's URL after the image `imageId` (the page's urls.next names the first
+ * image's: ?after=<id>), or null without one. */
+export function queueAfter(url, imageId, base = globalThis.location?.href) {
+  if (!url) return null;
+  const next = new URL(url, base);
+  next.searchParams.set("after", String(imageId));
+  return next.pathname + next.search;
+}
+
 /** Go to `url` by a POST, as a form with the CSRF token does (the browser follows the answer). */
 export function postForm(url, csrfToken, doc = globalThis.document) {
   const form = doc.createElement("form");
@@ -42,6 +59,13 @@ export class Navigation {
         event.returnValue = "";
       }
     });
+  }
+
+  /** The page moved to the next image in place (onward): usable again, as a new page. */
+  arrived() {
+    this.navigating = false;
+    this.submitArmed = false;
+    this.setBusy(false);
   }
 
   /** Submit, unless `undecided` proposals are visible and Enter was not pressed twice. */

@@ -8,14 +8,15 @@ const $ = (id) => document.getElementById(id);
 /** The threshold panel: moving the slider filters the proposals on the page at once (no
  * request); a manager can save the value as the project's or a class's threshold. */
 export class ThresholdPanel {
-  /** state: the ReviewState; request: save-queue.js's request; url: data.urls.threshold;
-   * notify(text, kind): a message; onChange(): what is visible changed. */
-  constructor({ state, request, url, notify, onChange }) {
-    Object.assign(this, { state, request, url, notify, onChange });
+  /** classes: the project's (data.classes); use(state) gives each image's ReviewState before
+   * anything else; request: save-queue.js's request; url: data.urls.threshold; notify(text,
+   * kind): a message; onChange(): what is visible changed. */
+  constructor({ classes, request, url, notify, onChange }) {
+    Object.assign(this, { state: null, request, url, notify, onChange });
     this.scope = "all"; // "all" or a class id (a string, as the <select> has it)
     this.slider = $("threshold");
     this.scopeSelect = $("threshold-scope");
-    for (const c of state.classList) {
+    for (const c of classes) {
       const option = document.createElement("option");
       option.value = String(c.id);
       option.textContent = c.name;
@@ -24,7 +25,7 @@ export class ThresholdPanel {
     this.slider.addEventListener("input", () => {
       const value = Number(this.slider.value);
       $("threshold-value").textContent = value.toFixed(2);
-      state.setThreshold(this.scope, value);
+      this.state.setThreshold(this.scope, value);
       onChange();
     });
     this.scopeSelect.addEventListener("change", () => {
@@ -39,10 +40,17 @@ export class ThresholdPanel {
       this.save();
     });
     $("show-rejected").addEventListener("change", (event) => {
-      state.showRejected = event.currentTarget.checked;
+      this.state.showRejected = event.currentTarget.checked;
       event.currentTarget.blur();
       onChange();
     });
+  }
+
+  /** Another image (the page moved in place; the same project): its state, as a page load shows it. */
+  use(state) {
+    this.state = state;
+    $("show-rejected").checked = state.showRejected;
+    this.render();
   }
 
   render() {

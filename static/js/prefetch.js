@@ -8,6 +8,10 @@
 // then builds itself at once instead of claiming again. Anything else (taken by someone else,
 // changed, too old, an error): null, and the page goes on through the queue as without prefetch.
 //
+// With the claimed data (and the decoded bitmap) the page moves to the next image in place
+// (review.js's loadImage, history.pushState); the handover through sessionStorage and a page load
+// are the fallback, and what it does with localStorage[IN_PLACE_KEY] = "off".
+//
 // The Enter → next image figure: the time of the key (epoch ms) is kept in sessionStorage and the
 // next page reads it once its image is drawn (markEnter / enterElapsed).
 
@@ -15,6 +19,9 @@ export const HANDOVER_KEY = "labelgpt:handover";
 export const ENTER_KEY = "labelgpt:enter-at";
 /** localStorage[OFF_KEY] = "off" turns prefetch off (bench/review_next.py measures both ways). */
 export const OFF_KEY = "labelgpt:prefetch";
+/** localStorage[IN_PLACE_KEY] = "off": the next image by a page load, not in place
+ * (bench/review_next.py measures both). */
+export const IN_PLACE_KEY = "labelgpt:in-place";
 export const HANDOVER_MAX_AGE_MS = 30_000;
 export const ENTER_MAX_AGE_MS = 60_000;
 
@@ -30,18 +37,24 @@ export function prefetchOff(storage) {
   return safely(() => storage?.getItem(OFF_KEY) === "off", false);
 }
 
+export function inPlaceOff(storage) {
+  return safely(() => storage?.getItem(IN_PLACE_KEY) === "off", false);
+}
+
 export class Prefetcher {
   /** request: save-queue.js's request; peekUrl: data.urls.peek_next; loadBitmap(url): a promise,
-   * resolved once the bitmap is loaded; statuses: the statuses the queue hands out (a peeked
-   * image found in another one is not taken); maxAgeMs: a peek older than this is not used (the
-   * lease length: see the claim's `known_version`). */
+   * resolved once the bitmap is loaded (and decoded), with what can be drawn (an Image);
+   * statuses: the statuses the queue hands out (a peeked image found in another one is not
+   * taken); maxAgeMs: a peek older than this is not used (the lease length: see the claim's
+   * `known_version`). */
   constructor({ request, peekUrl, loadBitmap, statuses, maxAgeMs, now = () => Date.now() }) {
     Object.assign(this, { request, peekUrl, loadBitmap, statuses, maxAgeMs, now });
     this.next = null;
     this.started = null;
   }
 
-  /** Peek and load the bitmap (once); the peeked {id, version, review_url, data, bitmap}, or null. */
+  /** Peek and load the bitmap (once); the peeked {id, version, review_url, data, bitmap, image}
+   * (bitmap: whether it loaded; image: what loadBitmap gave, to draw), or null. */
   start() {
     this.started ??= this.peek();
     return this.started;
@@ -56,9 +69,9 @@ export class Prefetcher {
     }
     const next = answer.status === 200 ? answer.json?.next : null;
     if (!next?.data?.image) return null;
-    this.next = { ...next, at: this.now(), bitmap: false };
+    this.next = { ...next, at: this.now(), bitmap: false, image: null };
     try {
-      await this.loadBitmap(next.data.image.url);
+      this.next.image = (await this.loadBitmap(next.data.image.url)) ?? null;
       this.next.bitmap = true;
     } catch {
       // the next page loads it itself
@@ -66,8 +79,9 @@ export class Prefetcher {
     return this.next;
   }
 
-  /** After the submit: take the peeked image (its lease, a POST) and give the data its page is
-   * to be built from, or null (nothing peeked, too old, taken, changed to another status). */
+  /** After the submit: take the peeked image (its lease, a POST) and give {data, reviewUrl,
+   * unchanged, image}: the data its page is to be built from, and its decoded bitmap when the data
+   * is the peeked one; or null (nothing peeked, too old, taken, changed to another status). */
   async claim() {
     const next = this.next;
     if (!next || this.now() - next.at > this.maxAgeMs) return null;
@@ -90,7 +104,9 @@ export class Prefetcher {
         ? fresh
         : null;
     if (!data || !this.statuses.includes(data.image.status)) return null;
-    return { data, reviewUrl: next.review_url, unchanged: Boolean(fresh.unchanged) };
+    const unchanged = Boolean(fresh.unchanged);
+    const image = next.image && data.image.url === next.data.image.url ? next.image : null;
+    return { data, reviewUrl: next.review_url, unchanged, image };
   }
 }
 

@@ -26,6 +26,13 @@
 // The GET that opened the page leased nothing: the page first claims its image with a POST (the
 // CSRF header) to data.urls.lease, and is built from the answer: the fresh data with the lease,
 // or read-only (409: someone else holds it; or the claim failed). Until then it takes no input.
+//
+// The page reviews one image after another without a page load: after Enter (the submit saved,
+// the prefetched next image claimed) loadImage(next) builds the next image's state from its data
+// in place and history.pushState gives it its URL (a reload or Back loads that URL as a page).
+// The parts that hold the page's DOM (canvas, list, legend, panels, listeners on document and
+// stage) are made and wired once; loadImage gives them each image's state, at the start too. A
+// page load stays the way on when nothing was peeked, the claim was refused, or it went wrong.
 
 import { ReviewCanvas } from "./canvas.js";
 import { DisplayPanel, DisplayState } from "./display.js";
@@ -41,15 +48,23 @@ import { AnnotationList } from "./list.js";
 import { listOrder } from "./list-order.js";
 import { Messages, PendingStatus } from "./messages.js";
 import { Modes, showSegmentStatus } from "./modes.js";
-import { Navigation, postForm } from "./navigation.js";
+import { Navigation, postForm, progressText, queueAfter } from "./navigation.js";
 import { ThresholdPanel, renderCounts, renderSelection } from "./panels.js";
-import { Prefetcher, enterElapsed, handOver, markEnter, prefetchOff, takeHandover } from "./prefetch.js";
+import {
+  Prefetcher,
+  enterElapsed,
+  handOver,
+  inPlaceOff,
+  markEnter,
+  prefetchOff,
+  takeHandover,
+} from "./prefetch.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
 import { ReviewState } from "./state.js";
 import { SegmentTool } from "./tools.js";
 
 const $ = (id) => document.getElementById(id);
-const pageData = JSON.parse($("review-data").textContent);
+const pageData = JSON.parse($("review-data").textContent); // the first image's, as the GET gave it
 const csrfToken = (() => {
   try {
     return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
@@ -63,29 +78,25 @@ const request = createRequest({ fetch: (...args) => window.fetch(...args), csrfT
 // page may have claimed this image already and handed its data over (prefetch.js).
 const epochNow = () => performance.timeOrigin + performance.now();
 const handedOver = takeHandover(window.sessionStorage, pageData.image.id);
-const claim = handedOver
+const firstClaim = handedOver
   ? { data: handedOver, heldBy: null, locked: null }
   : claimOutcome(pageData, await request("POST", pageData.urls.lease, {}).catch((error) => error));
-const data = claim.data;
-const urls = data.urls;
-const readOnly = claim.heldBy !== null || claim.locked !== null;
-$("held-banner").hidden = claim.heldBy === null;
-$("held-by").textContent = claim.heldBy || "";
+const storage = (() => {
+  try {
+    return window.localStorage;
+  } catch {
+    return null; // storage refused: the settings hold for this page only
+  }
+})();
 
-// ------------------------------------------------------------------------------------ parts
+// The image under review: loadImage sets these, at the start and on each move in place.
+let claim, data, urls, readOnly, state, editor, seg, lease, prefetcher;
+let onwardClaim = null; // the claim of the peeked image, made beside the submit
 
-const state = new ReviewState(data);
-const display = new DisplayState({
-  storage: (() => {
-    try {
-      return window.localStorage;
-    } catch {
-      return null; // storage refused: the settings hold for this page only
-    }
-  })(),
-  user: $("review").dataset.user || "",
-  project: data.project.id,
-});
+// ------------------------------------------------------------------- parts (made once)
+
+const first = firstClaim.data;
+const display = new DisplayState({ storage, user: $("review").dataset.user || "", project: first.project.id });
 const messages = new Messages($("review-messages"));
 const reload = { label: "Reload", run: () => window.location.reload() };
 
@@ -100,31 +111,12 @@ const queue = new SaveQueue({
     flash(`Could not save: ${error.message}`, "error");
   },
 });
-const canvas = new ReviewCanvas($("stage"), {
-  imageUrl: data.image.url,
-  width: data.image.width,
-  height: data.image.height,
-  readOnly,
-});
-const lease = new LeaseTimer({
-  element: $("lease"),
-  seconds: readOnly ? 0 : data.lease_seconds || 0,
-  notify: flash,
-});
-const editor = new Editor({
-  state,
-  queue,
-  request,
-  urls,
-  heldBy: claim.heldBy,
-  locked: claim.locked,
-  hooks: { notify: flash, changed: refresh, select, saved: () => lease.renewed() },
-});
+const canvas = new ReviewCanvas($("stage"), { width: first.image.width, height: first.image.height });
 const list = new AnnotationList({
   box: $("ann-list"),
   inner: $("ann-rows"),
   empty: $("ann-empty"),
-  state,
+  state: null,
   display,
   onSelect: (key) => select(key),
   onHide: (key) => toggleHidden(key),
@@ -135,7 +127,7 @@ const list = new AnnotationList({
 });
 const legend = new Legend({
   host: $("legend"),
-  state,
+  state: null,
   display,
   onPick: (classId) => changeClass(classId),
   onToggle: (classId) => toggleClassHidden(classId),
@@ -148,35 +140,31 @@ const pending = new PendingStatus({
   queue,
   anySaved: () => editor.history.canUndo,
 });
-const seg = new SegmentTool({
-  request,
-  url: urls.segment,
-  state,
-  editor,
-  canvas,
-  status: showSegmentStatus,
-  notify: flash,
-  onChange: () => modes.renderHint(),
-});
-const modes = new Modes({ state, canvas, segment: seg, editor });
+const modes = new Modes({ state: null, canvas, segment: null, editor: null });
 const maskTools = new MaskTools({
-  state,
-  editor,
+  state: null,
+  editor: null,
   canvas,
   modes,
   notify: flash,
   sizeLabel: $("brush-size"),
-  width: data.image.width,
-  height: data.image.height,
+  width: first.image.width,
+  height: first.image.height,
 });
 Object.assign(modes.hints, maskTools.hints);
-const thresholds = new ThresholdPanel({ state, request, url: urls.threshold, notify: flash, onChange: refresh });
+const thresholds = new ThresholdPanel({
+  classes: first.classes, // every image is of the same project
+  request,
+  url: first.urls.threshold,
+  notify: flash,
+  onChange: refresh,
+});
 const navigation = new Navigation({
   queue,
   request,
   notify: flash,
   setBusy,
-  post: (url) => postForm(pageData.urls.next || url, csrfToken), // urls.next: the skipped queue
+  post: (url) => postForm(urls.next || url, csrfToken), // urls.next: the skipped queue
   onLeave: (what) => {
     if (what !== "submit" && what !== "skip") return;
     markEnter(window.sessionStorage, epochNow());
@@ -185,33 +173,23 @@ const navigation = new Navigation({
   },
   onward: async () => {
     const claimed = onwardClaim ? await onwardClaim : null;
-    if (!claimed || !handOver(window.sessionStorage, claimed.data)) return false;
+    if (!claimed) return false;
+    if (!inPlaceOff(storage) && moveTo(claimed)) return true;
+    if (!handOver(window.sessionStorage, claimed.data)) return false;
     window.location.assign(claimed.reviewUrl);
     return true;
   },
 });
-// The next image, peeked and loaded once this one is drawn (not for a read-only page).
-let onwardClaim = null;
-const prefetcher =
-  readOnly || prefetchOff(window.localStorage)
-    ? null
-    : new Prefetcher({
-        request,
-        peekUrl: urls.peek_next + (pageData.queue ? `?queue=${encodeURIComponent(pageData.queue)}` : ""),
-        loadBitmap: (url) => {
-          const bitmap = new Image();
-          bitmap.src = url;
-          return bitmap.decode();
-        },
-        statuses: pageData.queue === "skipped" ? ["skipped"] : ["prelabeled", "new"],
-        maxAgeMs: (data.lease_seconds || 60) * 500,
-      });
-// peeked: the next image's id once peeked and loaded, false when there is none (or no prefetch).
+// For bench/review_next.py and the tests: prefetchUsed, the image's data came from the prefetch;
+// inPlace, it was loaded without a page load; enterToImageMs, Enter → this image drawn; pageMs,
+// the page load's share (from its navigation's start; null in place); peeked, the next image's
+// id once peeked and loaded, false when there is none (or no prefetch), null until then.
 const timing = {
   prefetchUsed: handedOver !== null,
+  inPlace: false,
   enterToImageMs: null,
   pageMs: null,
-  peeked: prefetcher ? null : false,
+  peeked: null,
 };
 const filmstrip = new Filmstrip({
   root: $("filmstrip"),
@@ -219,8 +197,8 @@ const filmstrip = new Filmstrip({
   earlier: $("filmstrip-before"),
   later: $("filmstrip-after"),
   request,
-  url: urls.filmstrip,
-  currentId: data.image.id,
+  url: first.urls.filmstrip,
+  currentId: first.image.id,
   open: (url) => navigation.leave(url, "open"),
   notify: flash,
 });
@@ -229,7 +207,7 @@ const nameJump = new NameJump({
   input: $("jump-name"),
   results: $("jump-results"),
   request,
-  url: urls.image_names,
+  url: first.urls.image_names,
   open: (url) => navigation.leave(url, "open"),
   notify: flash,
 });
@@ -405,18 +383,18 @@ stage.addEventListener("canvas:segment-box", (event) => {
 stage.addEventListener("canvas:view", (event) => {
   $("zoom-level").textContent = `${Math.round(event.detail.scale * 100)}%`;
 });
-stage.addEventListener(
-  "canvas:ready",
-  () =>
-    requestAnimationFrame(() => {
-      // Drawn: the Enter → next image time (for bench/review_next.py), then the next image's prefetch.
-      timing.enterToImageMs = enterElapsed(window.sessionStorage, epochNow());
-      timing.pageMs = performance.now(); // of which: this page's own load, from its navigation's start
-      document.documentElement.dataset.enterToImageMs = String(timing.enterToImageMs ?? "");
-      if (prefetcher) prefetcher.start().then((next) => (timing.peeked = next ? next.id : false));
-    }),
-  { once: true },
-);
+stage.addEventListener("canvas:ready", () => {
+  const drawn = prefetcher; // this image's
+  requestAnimationFrame(() => {
+    // Drawn: the Enter → next image time (for bench/review_next.py), then the next image's prefetch.
+    timing.enterToImageMs = enterElapsed(window.sessionStorage, epochNow());
+    timing.pageMs = timing.inPlace ? null : performance.now(); // a page load's share, from its start
+    document.documentElement.dataset.enterToImageMs = String(timing.enterToImageMs ?? "");
+    if (drawn && drawn === prefetcher) {
+      drawn.start().then((next) => drawn === prefetcher && (timing.peeked = next ? next.id : false));
+    }
+  });
+});
 stage.addEventListener("canvas:error", (event) => flash(event.detail.message, "error", { sticky: true }));
 
 const buttons = {
@@ -519,6 +497,9 @@ function isTextField(target) {
   return target.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(target.type);
 }
 
+// Back or forward after a move in place: the URL shown is another image's, loaded as a page.
+window.addEventListener("popstate", () => window.location.reload());
+
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.isComposing) return;
   const target = event.target;
@@ -542,38 +523,135 @@ document.addEventListener("keydown", (event) => {
   keyActions[found.action](found);
 });
 
+// ------------------------------------------------------------------------ one image
+
+/** Review the image of `claimed` ({data, heldBy, locked}: claimOutcome's): at the start, and on
+ * each move in place (`decoded`: its bitmap, loaded already). Everything of the last image goes:
+ * its state, undo history, segment tool, lease timer and prefetch. */
+function loadImage(claimed, { decoded = null } = {}) {
+  lease?.stop();
+  seg?.reset();
+  claim = claimed;
+  data = claimed.data;
+  urls = { ...data.urls, next: queueAfter(pageData.urls.next, data.image.id) }; // next: the skipped queue's
+  readOnly = claim.heldBy !== null || claim.locked !== null;
+  state = new ReviewState(data);
+  editor = new Editor({
+    state,
+    queue,
+    request,
+    urls,
+    heldBy: claim.heldBy,
+    locked: claim.locked,
+    hooks: { notify: flash, changed: refresh, select, saved: () => lease.renewed() },
+  });
+  seg = new SegmentTool({
+    request,
+    url: urls.segment,
+    state,
+    editor,
+    canvas,
+    status: showSegmentStatus,
+    notify: flash,
+    onChange: () => modes.renderHint(),
+  });
+  lease = new LeaseTimer({ element: $("lease"), seconds: readOnly ? 0 : data.lease_seconds || 0, notify: flash });
+  // The next image, peeked and loaded once this one is drawn (not for a read-only page).
+  prefetcher =
+    readOnly || prefetchOff(storage)
+      ? null
+      : new Prefetcher({
+          request,
+          peekUrl: urls.peek_next + (pageData.queue ? `?queue=${encodeURIComponent(pageData.queue)}` : ""),
+          loadBitmap: (url) => {
+            const bitmap = new Image();
+            bitmap.src = url;
+            return bitmap.decode().then(() => bitmap);
+          },
+          statuses: pageData.queue === "skipped" ? ["skipped"] : ["prelabeled", "new"],
+          maxAgeMs: (data.lease_seconds || 60) * 500,
+        });
+  onwardClaim = null;
+  timing.peeked = prefetcher ? null : false;
+
+  list.state = state;
+  legend.state = state;
+  Object.assign(modes, { state, editor, segment: seg });
+  maskTools.use({ state, editor, width: data.image.width, height: data.image.height });
+  thresholds.use(state);
+  display.forgetKeys();
+  canvas.load({ url: data.image.url, width: data.image.width, height: data.image.height, readOnly, decoded });
+  renderHead();
+  for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = readOnly;
+  if (claim.locked) flash(claim.locked, "error", { sticky: true, reload: true });
+  setBusy(false);
+  lease.start();
+  refresh();
+  modes.set("select");
+  canvas.setDrawColor(state.classColor(state.activeClassId));
+  const proposal = state.visible.find((r) => r.state === "proposed");
+  if (proposal && !readOnly) select(proposal.key, { reveal: false });
+  pending.render();
+}
+
+/** The header and the title: what review.html writes for the image. */
+function renderHead() {
+  const { image } = data;
+  document.title = document.title.replace(/^Review .*( · [^·]+)$/, `Review ${image.name}$1`);
+  $("held-banner").hidden = claim.heldBy === null;
+  $("held-by").textContent = claim.heldBy || "";
+  const name = document.querySelector("#review .image-name");
+  name.textContent = image.name;
+  name.title = image.name;
+  $("image-status").className = `badge ${image.status}`;
+  $("image-status").textContent = image.status;
+  $("image-size").textContent = `${image.width} × ${image.height}`;
+  $("stage").setAttribute("aria-label", `Image ${image.name} with its annotations`);
+  $("previous-link").href = urls.previous;
+  const progress = progressText(data.progress, pageData.queue);
+  if (progress) $("review-progress").textContent = progress;
+}
+
+/** After Enter: the claimed next image ({data, reviewUrl, image}: Prefetcher.claim's) in place,
+ * under its own URL. False when that went wrong (the page then goes there by a page load). */
+function moveTo(claimed) {
+  try {
+    window.history.pushState({ imageId: claimed.data.image.id }, "", claimed.reviewUrl);
+    Object.assign(timing, { prefetchUsed: true, inPlace: true, enterToImageMs: null, pageMs: null });
+    loadImage({ data: claimed.data, heldBy: null, locked: null }, { decoded: claimed.image });
+    filmstrip.setCurrent(data.image.id);
+    navigation.arrived();
+    return true;
+  } catch (error) {
+    console.error(error);
+    return false;
+  }
+}
+
 // ------------------------------------------------------------------------------------ start
 
-for (const c of data.classes) {
+for (const c of first.classes) {
   const option = document.createElement("option");
   option.value = String(c.id);
   option.textContent = c.index <= 9 ? `${c.index} · ${c.name}` : c.name;
   $("class-select").append(option);
 }
 renderHelp($("help-keys"));
-if (readOnly) {
-  for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = true;
-}
-if (claim.locked) flash(claim.locked, "error", { sticky: true, reload: true });
-setBusy(false);
-thresholds.render();
-lease.start();
-refresh();
-modes.set("select");
-canvas.setDrawColor(state.classColor(state.activeClassId));
-const first = state.visible.find((r) => r.state === "proposed");
-if (first && !readOnly) select(first.key, { reveal: false });
-pending.render();
+loadImage(firstClaim);
 
-// For tests and the console: the canvas (scale, toClient) and the page's state.
+// For tests and the console: the canvas (scale, toClient) and the page's state (the image's now).
 window.labelgpt = {
   canvas,
   display,
   keys: KEYS,
   review: {
-    records: state.records,
+    get records() {
+      return state.records;
+    },
     queue,
-    thresholds: state.thresholds,
+    get thresholds() {
+      return state.thresholds;
+    },
     get visible() {
       return state.visible;
     },
@@ -583,8 +661,16 @@ window.labelgpt = {
     get mode() {
       return modes.mode;
     },
+    get imageId() {
+      return data.image.id;
+    },
+    get history() {
+      return editor.history;
+    },
     select,
-    segment: seg,
+    get segment() {
+      return seg;
+    },
   },
   timing,
 };

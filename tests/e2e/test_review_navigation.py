@@ -14,15 +14,17 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+from django.test import Client
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from labeling.models import Image, Membership
+from labeling.models import Annotation, Image, Membership
 from labeling.services import review as review_service
 from labeling.services.images import images_ingest
 from labeling.services.projects import membership_set, project_create
 from labeling.views import images as image_views
 from tests.conftest import image_bytes, make_user
-from tests.e2e.browser import wait_for_review
+from tests.e2e.browser import wait_for_review, wait_saved
 
 REVIEW_URL = re.compile(r"/images/(\d+)/review/(\?queue=skipped)?$")
 
@@ -151,6 +153,128 @@ def test_a_peeked_image_another_annotator_took_meanwhile_falls_back_to_the_queue
     assert page.evaluate("window.labelgpt.timing.prefetchUsed") is False
     expect(page.locator("#held-banner")).to_be_hidden()
     expect(page.locator("#submit-button")).to_be_enabled()
+
+
+# The next image in place (no page load) ---------------------------------------------------------
+
+
+def mark_page(page) -> None:
+    """A property of this document: it survives a move in place, not a page load."""
+    page.evaluate("() => { window.sameDocument = true; }")
+
+
+def same_document(page) -> bool:
+    return page.evaluate("() => window.sameDocument === true")
+
+
+def draw_box(page, box=(10, 10, 40, 30)) -> None:
+    """B, then a drag over the image pixels `box` (x0, y0, x1, y1), then wait until it is saved."""
+    page.keyboard.press("b")
+    page.mouse.move(*client_point(page, box[0], box[1]))
+    page.mouse.down()
+    page.mouse.move(*client_point(page, box[2], box[3]), steps=6)
+    page.mouse.up()
+    page.keyboard.press("Escape")
+    wait_saved(page)
+
+
+def client_point(page, x: float, y: float) -> tuple[float, float]:
+    point = page.evaluate("([x, y]) => window.labelgpt.canvas.toClient(x, y)", [x, y])
+    return point["x"], point["y"]
+
+
+def test_enter_moves_to_the_next_image_in_place_with_its_url_title_header_and_filmstrip(page, login, plain):
+    first = start(page, login, plain.annotator, plain.project)
+    page.keyboard.press("j")  # the filmstrip, open: its current mark follows the move
+    expect(page.locator("#filmstrip-track [aria-current='true']")).to_have_count(1)
+    page.keyboard.press("Escape")
+    page.locator("#stage").click(position={"x": 5, "y": 5})
+    following = wait_peeked(page)
+    mark_page(page)
+    assert submit_and_wait(page, first) == following == plain.images[1].pk
+    assert same_document(page), "the page was not loaded again"
+    assert page.evaluate("window.labelgpt.timing.inPlace") is True
+    assert page.evaluate("window.labelgpt.review.imageId") == following
+    expect(page).to_have_title(re.compile(r"^Review two\.png · "))
+    expect(page.locator("#review .image-name")).to_have_text("two.png")
+    expect(page.locator("#image-status")).to_have_text("new")
+    expect(page.locator("#review-progress")).to_have_text("Image 2 of 4")
+    expect(page.locator("#previous-link")).to_have_attribute("href", f"/images/{following}/previous/")
+    current_tile = page.locator("#filmstrip-track [aria-current='true']")
+    expect(current_tile).to_have_attribute("href", re.compile(rf"/images/{following}/review/"))
+    # And on: the next image is peeked again from the new one, and Enter moves in place again.
+    assert wait_peeked(page) == plain.images[2].pk
+    assert submit_and_wait(page, following) == plain.images[2].pk
+    assert same_document(page)
+    assert [i.status for i in Image.objects.filter(pk__in=[first, following])] == [Image.Status.DONE] * 2
+
+
+def test_back_and_reload_after_a_move_in_place_show_the_right_image(page, login, plain):
+    first = start(page, login, plain.annotator, plain.project)
+    wait_peeked(page)
+    following = submit_and_wait(page, first)
+    page.reload()
+    wait_for_review(page)
+    assert current_id(page) == following
+    assert page.evaluate("window.labelgpt.review.imageId") == following
+    expect(page.locator("#review .image-name")).to_have_text("two.png")
+    page.go_back()  # the history entry of the page load before the reload: the first image
+    page.wait_for_url(re.compile(rf"/images/{first}/review/$"))
+    wait_for_review(page)
+    assert page.evaluate("window.labelgpt.review.imageId") == first
+    expect(page.locator("#review .image-name")).to_have_text("one.png")
+
+
+def test_back_right_after_a_move_in_place_loads_the_previous_image(page, login, plain):
+    first = start(page, login, plain.annotator, plain.project)
+    wait_peeked(page)
+    submit_and_wait(page, first)
+    mark_page(page)
+    page.go_back()
+    page.wait_for_function("(id) => window.labelgpt && window.labelgpt.review.imageId === id", arg=first)
+    wait_for_review(page)
+    assert not same_document(page), "Back loads the URL it shows"
+    expect(page.locator("#review .image-name")).to_have_text("one.png")
+
+
+def test_a_move_in_place_holds_the_new_image_and_keeps_no_undo_of_the_last_one(page, login, plain):
+    first = start(page, login, plain.annotator, plain.project)
+    draw_box(page)
+    assert Annotation.objects.filter(image_id=first).count() == 1
+    expect(page.locator("#undo-button")).to_be_enabled()
+    wait_peeked(page)
+    mark_page(page)
+    following = submit_and_wait(page, first)
+    assert same_document(page)
+    # The undo history is the new image's: empty; Ctrl+Z does nothing to the last image.
+    assert page.evaluate("window.labelgpt.review.history.canUndo") is False
+    expect(page.locator("#undo-button")).to_be_disabled()
+    page.keyboard.press("Control+z")
+    wait_saved(page)
+    assert Annotation.objects.filter(image_id=first).count() == 1
+    # The new image is leased to the annotator: another annotator's claim is refused.
+    held = Image.objects.get(pk=following)
+    assert held.assignee_id == plain.annotator.pk and held.lease_expires_at > timezone.now()
+    bob = Client()
+    bob.force_login(plain.other)
+    answer = bob.post(f"/api/v1/images/{following}/lease/", {}, content_type="application/json")
+    assert answer.status_code == 409, answer.content
+    # An edit on the new image is saved on it, not on the last one.
+    draw_box(page, (5, 5, 30, 20))
+    assert Annotation.objects.filter(image_id=following).count() == 1
+    assert Annotation.objects.filter(image_id=first).count() == 1
+    expect(page.locator("#undo-button")).to_be_enabled()
+
+
+def test_a_peeked_image_taken_meanwhile_goes_on_by_a_page_load(page, login, plain):
+    first = start(page, login, plain.annotator, plain.project)
+    assert wait_peeked(page) == plain.images[1].pk
+    review_service.image_lease_next(project=plain.project, user=plain.other)
+    mark_page(page)
+    assert submit_and_wait(page, first) == plain.images[2].pk
+    assert not same_document(page), "the queue's image came by a page load"
+    assert page.evaluate("window.labelgpt.timing.inPlace") is False
+    assert Image.objects.get(pk=plain.images[2].pk).assignee_id == plain.annotator.pk
 
 
 # The filmstrip and jump by name -----------------------------------------------------------------

@@ -92,3 +92,36 @@ describe("ReviewCanvas.destroy", () => {
     assert.equal(dom.host.children.includes(element), false);
   });
 });
+
+describe("ReviewCanvas.load: another image in place", () => {
+  test("a decoded image is shown at once, with the last image's items, selection and view gone", async () => {
+    const canvas = loadedCanvas();
+    canvas.setItems([{ key: 1, box: [10, 10, 50, 50], color: "#f00", state: "proposed" }]);
+    canvas.select(1);
+    canvas.zoomBy(2);
+    const ready = [];
+    dom.host.addEventListener("canvas:ready", (event) => ready.push(event.detail));
+    const decoded = new dom.window.Image();
+    Object.assign(decoded, { complete: true, naturalWidth: 200 });
+    canvas.load({ url: "/media/b.png", width: 200, height: 100, decoded });
+    assert.equal(canvas.loaded, false);
+    assert.deepEqual([canvas.items, canvas.selectedKey], [[], null]);
+    await Promise.resolve();
+    assert.deepEqual(ready, [{ width: 200, height: 100 }]);
+    assert.equal(canvas.image, decoded);
+    assert.equal(canvas.loaded, true);
+    assert.equal(canvas.scale, Math.min(800 / 200, 600 / 100) * 0.98, "fitted to the new size");
+  });
+
+  test("without a decoded image the file is loaded; the last image's late load is ignored", () => {
+    const canvas = new ReviewCanvas(dom.host, { imageUrl: "/media/a.png", width: 400, height: 300 });
+    const ready = [];
+    dom.host.addEventListener("canvas:ready", (event) => ready.push(event.detail));
+    canvas.load({ url: "/media/b.png", width: 200, height: 100 });
+    dom.images[0].dispatchEvent(new Event("load")); // the first image, too late
+    assert.deepEqual(ready, []);
+    assert.equal(dom.images[1].src, "/media/b.png");
+    dom.images[1].dispatchEvent(new Event("load"));
+    assert.deepEqual(ready, [{ width: 200, height: 100 }]);
+  });
+});

@@ -5,10 +5,12 @@ import { keyAction } from "../../static/js/keymap.js";
 import {
   ENTER_KEY,
   HANDOVER_KEY,
+  IN_PLACE_KEY,
   OFF_KEY,
   Prefetcher,
   enterElapsed,
   handOver,
+  inPlaceOff,
   markEnter,
   prefetchOff,
   takeHandover,
@@ -148,6 +150,35 @@ describe("Prefetcher: the next image before Enter", () => {
   });
 });
 
+describe("Prefetcher: the decoded bitmap for the move in place", () => {
+  const decoded = { decoded: "/images/8/file/" };
+  const peek = { status: 200, json: { next: NEXT } };
+
+  test("the claim gives what loadBitmap resolved with, for the peeked data", async () => {
+    const { p } = prefetcher(
+      {
+        "GET /api/v1/images/7/peek-next/": peek,
+        "POST /api/v1/images/8/lease/": { status: 200, json: { unchanged: true, lease_seconds: 900 } },
+      },
+      { loadBitmap: async () => decoded },
+    );
+    assert.equal((await p.start()).image, decoded);
+    assert.equal((await p.claim()).image, decoded);
+  });
+
+  test("fresh data for another file: no bitmap given (the page loads its file)", async () => {
+    const fresh = { ...NEXT.data, image: { ...NEXT.data.image, version: 4, url: "/images/8/file/?v=4" } };
+    const { p } = prefetcher(
+      { "GET /api/v1/images/7/peek-next/": peek, "POST /api/v1/images/8/lease/": { status: 200, json: fresh } },
+      { loadBitmap: async () => decoded },
+    );
+    await p.start();
+    const claimed = await p.claim();
+    assert.equal(claimed.data.image.version, 4);
+    assert.equal(claimed.image, null);
+  });
+});
+
 describe("the handover to the next page and the Enter → image figure", () => {
   test("the data is taken once, for its image only, while fresh", () => {
     const storage = memoryStorage();
@@ -193,6 +224,14 @@ describe("the handover to the next page and the Enter → image figure", () => {
     assert.equal(prefetchOff(storage), false);
     storage.setItem(OFF_KEY, "off");
     assert.equal(prefetchOff(storage), true);
+  });
+
+  test("localStorage can turn the move in place off (a page load instead)", () => {
+    const storage = memoryStorage();
+    assert.equal(inPlaceOff(storage), false);
+    storage.setItem(IN_PLACE_KEY, "off");
+    assert.equal(inPlaceOff(storage), true);
+    assert.equal(inPlaceOff(null), false);
   });
 });
 

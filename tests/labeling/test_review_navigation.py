@@ -457,3 +457,17 @@ def test_the_grid_opens_an_image_in_the_review_editor_and_keeps_a_link_to_the_fi
     html = client_for(manager).get(project.get_absolute_url()).content.decode()
     assert f'href="{api("image-review", image_id=image.pk)}" class="tile-open"' in html
     assert f'href="{api("image-file", image_id=image.pk)}"' in html
+
+
+def test_peek_next_gives_the_progress_the_next_image_will_have_once_this_one_is_submitted(
+    project, annotator, client_for
+):
+    current, following, _ = add_images(project, 3)
+    review.image_lease_claim(image=current, user=annotator, can_manage=False)
+    client = client_for(annotator)
+    peeked = client.get(api("api-image-peek-next", image_id=current.pk)).json()["next"]["data"]["progress"]
+    review.image_submit(image=current, user=annotator)
+    following.refresh_from_db()
+    # k, what the header shows for an image in the queue (done and skipped are as at the peek).
+    assert peeked["k"] == navigation.review_progress(image=following)["k"] == 2
+    assert peeked["n"] == 3
