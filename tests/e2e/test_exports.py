@@ -23,6 +23,7 @@ def test_picking_yolo_shows_only_yolos_options_with_labels_beside_their_boxes(
     images_ingest(project=project, files=[("a.png", io.BytesIO(image_bytes()))], user=creator)
     login(page, creator)
     page.goto(reverse("project-export-import", args=[project.pk]))
+    page.wait_for_load_state("networkidle")  # the panel's own load (hx-trigger="load") has swapped in
     form = page.locator("#export-form")
     expect(form.locator('input[name="coco-rle"]')).to_be_visible()  # the first format: COCO
     expect(form.locator('[name^="yolo_detect-"]')).to_have_count(0)

@@ -47,6 +47,7 @@ def test_an_invitee_sets_a_password_lands_in_the_project_and_reviews(
         f"Welcome, newbie: you are an annotator of {project.name}."
     )
     expect(page.locator("header nav")).to_contain_text("newbie")
+    page.get_by_role("link", name="Review", exact=True).click()  # the project's Review tab
     page.locator("#start-reviewing").click()
     page.wait_for_url(re.compile(r"/images/\d+/review/"))
     wait_for_review(page)

@@ -42,7 +42,7 @@ def test_a_manager_walks_the_tabs_with_the_back_button_then_deletes_the_project(
         expect(page).to_have_url(re.compile(base + re.escape(path) + "$"))
         expect(current_tab(page)).to_have_text(name)
         expect(page.locator("h1")).to_have_text("Harbour")
-    expect(page.locator("main table")).to_contain_text(creator.get_username())  # the Members tab
+    expect(page.locator("main table").first).to_contain_text(creator.get_username())  # the Members tab
 
     # Back through every tab, each at its own URL, then forward again.
     for name, path in reversed(list(zip(TABS[:-1], PATHS[:-1], strict=True))):

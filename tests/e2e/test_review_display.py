@@ -227,7 +227,7 @@ def test_hide_one_annotation_and_hide_a_class_by_key_row_eye_and_legend(page, lo
     a, b, c, d, e = (scene.rows[n] for n in "ABCDE")
     cup, saucer = scene.classes["cup"], scene.classes["saucer"]
     open_image(page, login, creator, scene.image)
-    row(page, a).click()
+    act(page, lambda: row(page, a).click())  # the selection drawn before its pixel is read
     assert selected_id(page) == a.pk
     drawn = page.evaluate("window.labelgpt.canvas.stats.drawn")
     selected_pixel = pixel(page, 120, 120)
@@ -235,7 +235,7 @@ def test_hide_one_annotation_and_hide_a_class_by_key_row_eye_and_legend(page, lo
     # Shift+H hides the selection (its row says so), Shift+H again shows it.
     act(page, lambda: page.keyboard.press("Shift+H"))
     assert canvas_hidden(page) == [a.pk]
-    assert page.evaluate("window.labelgpt.canvas.stats.drawn") == drawn - 1
+    page.wait_for_function(f"() => window.labelgpt.canvas.stats.drawn === {drawn - 1}")
     assert pixel(page, 120, 120) != selected_pixel
     expect(row(page, a)).to_have_class(re.compile(r"\bis-hidden\b"))
     expect(row(page, a).locator(".eye")).to_have_attribute("aria-pressed", "true")
