@@ -86,3 +86,22 @@ class EmbeddingCache:
 
     def delete(self, sha256: str, model_name: str) -> None:
         self.path(sha256, model_name).unlink(missing_ok=True)
+
+    def delete_image(self, sha256: str) -> int:
+        """Delete the image's embeddings of every model (and their failure records); how many
+        embeddings were there."""
+        key = str(sha256).lower()
+        if not _HEX.fullmatch(key):
+            raise ValueError(f"not a hex digest: {sha256!r}")
+        removed = 0
+        if not self.folder.is_dir():
+            return 0
+        for model_folder in self.folder.iterdir():
+            if not model_folder.is_dir():
+                continue
+            stored = model_folder / key[:2] / f"{key}.npz"
+            if stored.is_file():
+                stored.unlink(missing_ok=True)
+                removed += 1
+            stored.with_suffix(".error.json").unlink(missing_ok=True)
+        return removed

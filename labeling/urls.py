@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<int:project_id>/", projects.project_detail, name="project-detail"),
     path("projects/<int:project_id>/edit/", projects.project_edit, name="project-edit"),
     path("projects/<int:project_id>/images/", projects.project_images, name="project-images"),
+    path("projects/<int:project_id>/images/delete/", projects.images_delete, name="project-images-delete"),
     path("projects/<int:project_id>/members/", projects.project_members, name="project-members"),
     path("healthz/", projects.healthz, name="healthz"),
     # Images
