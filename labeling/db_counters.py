@@ -12,6 +12,11 @@ trigger that adds its deltas to the project's counts row in the same transaction
 - SQLite (the embedded default): row-level triggers (SQLite has no transition tables; the whole
   database is locked by a writer anyway).
 
+The annotations' triggers also keep each image's own counts (Image.annotation_count and
+proposal_count, migration 0012): per-image deltas of the statement, written to the images' rows
+before the project's counts row (the lock order of every write: an image's row first).
+`image_counts=False` gives the triggers without them, for a schema before 0012.
+
 An annotation's project is its image's project. Deleting an image also takes out the annotations
 that still point at it (Django deletes them first, so normally none: but with deferred foreign keys
 an image may go first, and the annotation's own trigger then finds no image to count it against).
