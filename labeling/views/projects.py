@@ -147,7 +147,6 @@ def _grid_context(request: HttpRequest, project: Project) -> dict:
         "counts": counts,
         "total": counts[status] if status else counts["all"],
         "grid_query": _grid_query(status, **view, **_cursor_of(query)),
-        "grid_view_query": _grid_query(status, **view),
         "pager": _pager_links(project, status, page, view),
     }
 
