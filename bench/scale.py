@@ -388,10 +388,12 @@ def login(base: str) -> requests.Session:
     return session
 
 
-def grid_url(session: requests.Session, base: str, project: Project, *, status: str, last: bool) -> str:
-    """The image grid's first or last page, filtered by status: the last is the grid's own "Last"
-    link (keyset pages)."""
-    first = f"/projects/{project.pk}/images/?status={status}"
+def grid_url(
+    session: requests.Session, base: str, project: Project, *, status: str, last: bool, view: str = ""
+) -> str:
+    """The image grid's first or last page, filtered by status (and sorted or searched by `view`,
+    a query string): the last is the grid's own "Last" link (keyset pages)."""
+    first = f"/projects/{project.pk}/images/?status={status}" + (f"&{view}" if view else "")
     if not last:
         return first
     page = session.get(base + first, headers=HTMX, timeout=60).text
@@ -451,10 +453,12 @@ class Route:
 
 
 def routes(session, base, projects: dict[str, Project]) -> list[Route]:
+    views = {"": "", "most annotations": "sort=-annotations", "by name": "sort=name", "search": "q=img_00"}
     grids = {
-        (label, last): grid_url(session, base, p, status="done", last=last)
+        (label, last, view): grid_url(session, base, p, status="done", last=last, view=query)
         for label, p in projects.items()
         for last in (False, True)
+        for view, query in views.items()
     }
     api_last = {label: api_images_last_url(p) for label, p in projects.items()}
     versions: dict[int, int] = {}
@@ -464,8 +468,8 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
         headers = HTMX if htmx else {}
         return lambda s, b, p, i: [s.get(b + path.format(p=p), headers=headers, timeout=120)]
 
-    def grid(last):
-        return lambda s, b, p, i: [s.get(b + grids[(p.label, last)], headers=HTMX, timeout=120)]
+    def grid(last, view=""):
+        return lambda s, b, p, i: [s.get(b + grids[(p.label, last, view)], headers=HTMX, timeout=120)]
 
     def review_open(s, b, p, i):
         image_id = p.review_ids[i % len(p.review_ids)]
@@ -500,6 +504,10 @@ def routes(session, base, projects: dict[str, Project]) -> list[Route]:
         Route("project page", get("/projects/{p.pk}/")),
         Route("image grid (htmx), done, first page", grid(False)),
         Route("image grid (htmx), done, last page", grid(True)),
+        Route("image grid (htmx), done, most annotations first, first page", grid(False, "most annotations")),
+        Route("image grid (htmx), done, most annotations first, last page", grid(True, "most annotations")),
+        Route("image grid (htmx), done, by name, last page", grid(True, "by name")),
+        Route("image grid (htmx), done, name starts with img_00, last page", grid(True, "search")),
         Route("review open (page + lease + annotations)", review_open),
         Route("annotation save (PATCH, If-Match)", annotation_save),
         Route("API image list, first page", get("/api/v1/projects/{p.pk}/images/")),

@@ -12,6 +12,11 @@ trigger that adds its deltas to the project's counts row in the same transaction
 - SQLite (the embedded default): row-level triggers (SQLite has no transition tables; the whole
   database is locked by a writer anyway).
 
+The annotations' triggers also keep each image's own counts (Image.annotation_count and
+proposal_count, migration 0012): per-image deltas of the statement, written to the images' rows
+before the project's counts row (the lock order of every write: an image's row first).
+`image_counts=False` gives the triggers without them, for a schema before 0012.
+
 An annotation's project is its image's project. Deleting an image also takes out the annotations
 that still point at it (Django deletes them first, so normally none: but with deferred foreign keys
 an image may go first, and the annotation's own trigger then finds no image to count it against).
@@ -35,6 +40,10 @@ migration uses this module.
 from __future__ import annotations
 
 COUNTS_TABLE = "labeling_projectcounts"
+IMAGE_TABLE = "labeling_image"
+# Each image's own counts (migration 0012): its annotations (every state) and its open proposals,
+# kept by the annotations' triggers like the project's counts row.
+IMAGE_COUNT_COLUMNS = ("annotation_count", "proposal_count")
 
 # column → condition on a row, with {status} / {state} / {source} / {edited} for the row's values.
 IMAGE_COUNTERS = {
@@ -134,7 +143,23 @@ def _pg_image_body(op: str) -> str:
     return body + _pg_apply(ANNOTATION_COUNTERS, rows)
 
 
-def _pg_annotation_body(op: str) -> str:
+def _pg_image_counts(delta: str) -> str:
+    """One UPDATE adding the statement's signed per-image sums to each image's own counts
+    (annotation_count, proposal_count); images whose deltas are zero are left alone. It runs
+    before the project's counts row is touched: an image's row first, then its project's (the
+    lock order of every write)."""
+    return f"""
+    UPDATE {IMAGE_TABLE} AS i SET
+      annotation_count = i.annotation_count + d.annotations, proposal_count = i.proposal_count + d.proposals
+    FROM (
+      SELECT s.image_id, SUM(s.sign) AS annotations,
+      SUM(CASE WHEN s.state = 'proposed' THEN s.sign ELSE 0 END) AS proposals
+      FROM ({delta}) AS s GROUP BY s.image_id
+    ) AS d
+    WHERE i.id = d.image_id AND (d.annotations <> 0 OR d.proposals <> 0);"""
+
+
+def _pg_annotation_body(op: str, *, image_counts: bool = True) -> str:
     delta = _pg_delta(
         "{a}.id AS id, {a}.image_id AS image_id, " + ANNOTATION_VALUES,
         op,
@@ -144,7 +169,8 @@ def _pg_annotation_body(op: str) -> str:
         "SELECT i.project_id, s.sign, s.state, s.source, s.edited "
         f"FROM ({delta}) AS s JOIN labeling_image AS i ON i.id = s.image_id"
     )
-    return _pg_apply(ANNOTATION_COUNTERS, rows)
+    body = _pg_apply(ANNOTATION_COUNTERS, rows)
+    return (_pg_image_counts(delta) + body) if image_counts else body
 
 
 def _pg_class_body(op: str) -> str:
@@ -177,11 +203,12 @@ def _pg_trigger(table: str, name: str, op: str, body: str) -> list[str]:
     ]
 
 
-def _pg_install() -> list[str]:
+def _pg_install(*, image_counts: bool = True) -> list[str]:
     statements = []
     for table, (name, body) in _PG_TABLES.items():
         for op in ("INSERT", "UPDATE", "DELETE"):
-            statements += _pg_trigger(table, name, op, body(op))
+            text = body(op, image_counts=image_counts) if name == "annotation" else body(op)
+            statements += _pg_trigger(table, name, op, text)
     statements += _pg_trigger("labeling_project", "project", "INSERT", PG_PROJECT_BODY)
     return statements
 
@@ -217,8 +244,20 @@ def _sqlite_image_annotations(sign: str, image: str, project: str) -> str:
     return f"UPDATE {COUNTS_TABLE} SET {sets} WHERE project_id = {project};"
 
 
-def _sqlite_triggers() -> dict[str, str]:
+def _sqlite_image_counts(alias: str, sign: str) -> str:
+    """Add (sign +) or take out (-) one annotation from its image's own counts."""
+    return (
+        f"UPDATE {IMAGE_TABLE} SET annotation_count = annotation_count {sign} 1, "
+        f"proposal_count = proposal_count {sign} ({alias}.state = 'proposed') WHERE id = {alias}.image_id;"
+    )
+
+
+def _sqlite_triggers(*, image_counts: bool = True) -> dict[str, str]:
     """name → the text after CREATE TRIGGER IF NOT EXISTS <name>."""
+
+    def own(alias: str, sign: str) -> str:
+        return _sqlite_image_counts(alias, sign) + " " if image_counts else ""
+
     ann_project = "(SELECT project_id FROM labeling_image WHERE id = {a}.image_id)"
     has_annotations = "EXISTS (SELECT 1 FROM labeling_annotation WHERE image_id = {i}.id)"
     ann_changed = (
@@ -256,15 +295,18 @@ def _sqlite_triggers() -> dict[str, str]:
         ),
         f"{PREFIX}_annotation_insert": (
             "AFTER INSERT ON labeling_annotation BEGIN "
+            f"{own('NEW', '+')}"
             f"{_sqlite_add(ANNOTATION_COUNTERS, 'NEW', '+', ann_project.format(a='NEW'))} END"
         ),
         f"{PREFIX}_annotation_delete": (
             "AFTER DELETE ON labeling_annotation BEGIN "
+            f"{own('OLD', '-')}"
             f"{_sqlite_add(ANNOTATION_COUNTERS, 'OLD', '-', ann_project.format(a='OLD'))} END"
         ),
         f"{PREFIX}_annotation_update": (
             "AFTER UPDATE OF image_id, state, source, original_box ON labeling_annotation "
             f"WHEN {ann_changed} BEGIN "
+            f"{own('OLD', '-')}{own('NEW', '+')}"
             f"{_sqlite_add(ANNOTATION_COUNTERS, 'OLD', '-', ann_project.format(a='OLD'))} "
             f"{_sqlite_add(ANNOTATION_COUNTERS, 'NEW', '+', ann_project.format(a='NEW'))} END"
         ),
@@ -285,8 +327,11 @@ def _sqlite_triggers() -> dict[str, str]:
     }
 
 
-def _sqlite_install() -> list[str]:
-    return [f"CREATE TRIGGER IF NOT EXISTS {name} {text};" for name, text in _sqlite_triggers().items()]
+def _sqlite_install(*, image_counts: bool = True) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name} {text};"
+        for name, text in _sqlite_triggers(image_counts=image_counts).items()
+    ]
 
 
 def _sqlite_uninstall() -> list[str]:
@@ -296,8 +341,12 @@ def _sqlite_uninstall() -> list[str]:
 # Both ------------------------------------------------------------------------------------------
 
 
-def install_sql(vendor: str) -> list[str]:
-    return _pg_install() if vendor == "postgresql" else _sqlite_install()
+def install_sql(vendor: str, *, image_counts: bool = True) -> list[str]:
+    """The triggers; `image_counts=False`: without the images' own counts (a schema before
+    migration 0012, which added those columns)."""
+    if vendor == "postgresql":
+        return _pg_install(image_counts=image_counts)
+    return _sqlite_install(image_counts=image_counts)
 
 
 def uninstall_sql(vendor: str) -> list[str]:
@@ -340,11 +389,36 @@ def backfill_sql() -> list[str]:
     ]
 
 
+def image_counts_backfill_sql() -> list[str]:
+    """Every image's own counts set to the real counts (PostgreSQL and SQLite ≥ 3.33)."""
+    return [
+        f"UPDATE {IMAGE_TABLE} SET annotation_count = 0, proposal_count = 0 "
+        "WHERE annotation_count <> 0 OR proposal_count <> 0;",
+        f"UPDATE {IMAGE_TABLE} SET annotation_count = d.annotations, proposal_count = d.proposals "
+        "FROM (SELECT a.image_id, COUNT(*) AS annotations, "
+        "SUM(CASE WHEN a.state = 'proposed' THEN 1 ELSE 0 END) AS proposals "
+        "FROM labeling_annotation AS a GROUP BY a.image_id) AS d "
+        f"WHERE {IMAGE_TABLE}.id = d.image_id;",
+    ]
+
+
+def has_image_counts(connection) -> bool:
+    """Whether the images' own count columns exist yet (migration 0012)."""
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, IMAGE_TABLE)}
+    return set(IMAGE_COUNT_COLUMNS) <= columns
+
+
 def install(connection, *, backfill: bool = False) -> None:
     """Create (or put back) the triggers on this connection's database, idempotent; with
-    `backfill`, then recompute every counts row (the caller holds the transaction)."""
+    `backfill`, then recompute every counts row and every image's own counts (the caller holds
+    the transaction). Before migration 0012 (no image count columns) without those."""
+    image_counts = has_image_counts(connection)
+    statements = install_sql(connection.vendor, image_counts=image_counts)
+    if backfill:
+        statements += backfill_sql() + (image_counts_backfill_sql() if image_counts else [])
     with connection.cursor() as cursor:
-        for statement in install_sql(connection.vendor) + (backfill_sql() if backfill else []):
+        for statement in statements:
             cursor.execute(statement)
 
 

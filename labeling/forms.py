@@ -7,6 +7,7 @@ from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from . import model_choices
 from .models import PALETTE, Image, LabelClass, Membership, Project
+from .selectors.images import DEFAULT_SORT, SEARCH_MAX, SORTS, Cursor, grid_sort
 from .selectors.navigation import QUEUE_SKIPPED
 from .services.projects import ClassEdit
 
@@ -134,26 +135,102 @@ class UploadForm(forms.Form):
         return files
 
 
+CURSOR_MAX = 2**63 - 1
+COUNT_MAX = 2**31 - 1
+
+
 class GridPageForm(forms.Form):
-    """The project page's image grid: the status filter and the page, by keyset. `?after=<id>`:
-    the images after that id; `?before=<id>`: the page before it; `?last=1`: the last page; none
-    of them: the first page. A bad value (not a number, negative, beyond a database id, two of
-    them at once) is dropped, so a mangled URL shows the first page of its filter, never an error."""
+    """The project page's image grid: the status filter, the sort, the search and the page, by
+    keyset. `?sort=` one of selectors.images.SORTS (`-` first: descending); `?q=` a prefix of the
+    original name, as typed (with a search the page is by name: selectors.images.grid_sort);
+    `?after=<cursor>`: the images after it; `?before=<cursor>`: the page before it; `?last=1`: the
+    last page; none of them: the first page. A cursor is the boundary image's id, then, unless
+    sorted by date added, ":" and its value of the sort (`57:cat.jpg`, `57:3`, `57:done`). A bad
+    page value (not a cursor of the sort, two of them at once) is dropped, so a mangled URL shows
+    the first page; a bad sort or search is dropped too and `problems` says why (shown above the
+    grid), never an error page."""
 
     status = forms.ChoiceField(choices=Image.Status.choices, required=False)
-    after = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
-    before = forms.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
+    sort = forms.ChoiceField(choices=[(s, s) for s in SORTS], required=False)
+    q = forms.CharField(max_length=SEARCH_MAX, required=False, strip=False)
+    after = forms.CharField(max_length=600, required=False, strip=False)
+    before = forms.CharField(max_length=600, required=False, strip=False)
     last = forms.ChoiceField(choices=[("1", "the last page")], required=False)
 
     def page_query(self) -> dict:
-        """The valid part of the query: status ("" for all) and at most one of after / before /
-        last, ready for `selectors.images.image_page`."""
+        """The valid part of the query: status ("" for all), sort (the one the page uses), search
+        ("" for none) and at most one of after / before / last, ready for
+        `selectors.images.image_page`."""
         self.is_valid()
         data = self.cleaned_data
-        cursor = {name: data[name] for name in ("after", "before") if data.get(name) is not None}
+        search = data.get("q") or ""
+        sort = grid_sort(data.get("sort") or DEFAULT_SORT, search)
+        cursor: dict = {}
+        for name in ("after", "before"):
+            if data.get(name):
+                parsed = parse_cursor(data[name], sort)
+                if parsed is not None:
+                    cursor[name] = parsed
+                else:
+                    cursor["bad"] = True
         if data.get("last") == "1":
             cursor["last"] = True
-        return {"status": data.get("status") or "", **(cursor if len(cursor) == 1 else {})}
+        query = {"status": data.get("status") or "", "sort": sort, "search": search}
+        return {**query, **(cursor if len(cursor) == 1 and "bad" not in cursor else {})}
+
+    @property
+    def problems(self) -> list[str]:
+        """Why a sort or a search of the URL was left out (the page and status ones are dropped
+        silently: a stale link, not something typed)."""
+        return [
+            f"{'Sort' if name == 'sort' else 'Search'}: {error}"
+            for name in ("sort", "q")
+            for error in self.errors.get(name, [])
+        ]
+
+
+def parse_cursor(text: str, sort: str) -> Cursor | None:
+    """A page cursor of the sort (`<id>` or `<id>:<value>`), or None when it is not one."""
+    key = sort.lstrip("-")
+    head, colon, value = text.partition(":")
+    if not head.isascii() or not head.isdigit() or not 0 <= int(head) <= CURSOR_MAX:
+        return None
+    pk = int(head)
+    if key == "added":
+        return None if colon else Cursor(pk)
+    if not colon:
+        return None
+    if key == "annotations":
+        if not value.isascii() or not value.isdigit() or int(value) > COUNT_MAX:
+            return None
+        return Cursor(pk, int(value))
+    if key == "status":
+        return Cursor(pk, value) if value in Image.Status.values else None
+    if "\x00" in value or len(value) > SEARCH_MAX:  # a name: any text a name may hold
+        return None
+    return Cursor(pk, value)
+
+
+IMAGES_DELETE_MAX = 500
+
+
+class ImagesDeleteForm(forms.Form):
+    """The grid's Delete: the chosen images (`image`, repeated: their ids), and `confirm` once the
+    confirmation (how many images and annotations) was seen."""
+
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        raw = self.data.getlist("image") if hasattr(self.data, "getlist") else []
+        if not raw:
+            raise forms.ValidationError("Choose the images to delete first.")
+        if len(raw) > IMAGES_DELETE_MAX:
+            raise forms.ValidationError(f"At most {IMAGES_DELETE_MAX} images at once.")
+        if not all(v.isascii() and v.isdigit() and 0 < int(v) <= CURSOR_MAX for v in raw):
+            raise forms.ValidationError("An image id is not a number.")
+        data["image_ids"] = sorted({int(v) for v in raw})
+        return data
 
 
 class MemberForm(forms.Form):

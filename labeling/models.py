@@ -257,6 +257,16 @@ class Image(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Kept exact by the annotations' database triggers (labeling/db_counters.py), never by Django:
+    # save() leaves them out of an UPDATE, so a stale instance cannot write an old count back.
+    annotation_count = models.IntegerField(
+        default=0, db_default=0, editable=False, help_text="Its annotations (every state and source)."
+    )
+    proposal_count = models.IntegerField(
+        default=0, db_default=0, editable=False, help_text="Its annotations still proposed."
+    )
+
+    COUNT_FIELDS = ("annotation_count", "proposal_count")
 
     class Meta:
         ordering = ["id"]
@@ -281,10 +291,25 @@ class Image(models.Model):
             models.Index(fields=["reviewed_by", "project", "reviewed_at"], name="image_reviewed_idx"),
             # The dashboard's time windows (reviewed in the last 24 hours, 7 or 14 days) per project.
             models.Index(fields=["project", "reviewed_at"], name="image_project_reviewed_idx"),
+            # The grid sorted by number of annotations (keyset on (count, id)), all or by status.
+            models.Index(fields=["project", "annotation_count", "id"], name="image_project_count_idx"),
+            models.Index(
+                fields=["project", "status", "annotation_count", "id"], name="image_status_count_idx"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.original_name
+
+    def save(self, *args, **kwargs) -> None:
+        """An UPDATE never writes the trigger-kept counts (an INSERT starts them at 0)."""
+        if not self._state.adding and self.pk is not None and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.COUNT_FIELDS
+            ]
+        super().save(*args, **kwargs)
 
 
 class Annotation(models.Model):

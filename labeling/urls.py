@@ -20,6 +20,7 @@ urlpatterns = [
         name="project-export-import",
     ),
     path("projects/<int:project_id>/images/", projects.project_images, name="project-images"),
+    path("projects/<int:project_id>/images/delete/", projects.images_delete, name="project-images-delete"),
     path("projects/<int:project_id>/members/", projects.project_members, name="project-members"),
     path("healthz/", projects.healthz, name="healthz"),
     path("invitations/join/", invitations.invitation_join, name="invitation-join"),

@@ -455,7 +455,7 @@ class ImageDetail(ApiView):
     def delete(self, request: Request, image_id: int) -> Response:
         image, role = image_for_user(request.user, image_id)
         require_manager(role)
-        image_delete(image=image)
+        image_delete(image=image, user=request.user)
         return Response(status=204)
 
 

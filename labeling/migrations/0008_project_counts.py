@@ -12,7 +12,7 @@ def install_and_backfill(apps, schema_editor):
     after every `migrate` (labeling.apps, and labeling/db_counters.py for why)."""
     statements = db_counters.backfill_sql()
     if schema_editor.connection.vendor == "postgresql":
-        statements = db_counters.install_sql("postgresql") + statements
+        statements = db_counters.install_sql("postgresql", image_counts=False) + statements
     for statement in statements:
         schema_editor.execute(statement, params=None)
 

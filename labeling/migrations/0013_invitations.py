@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0011_list_indexes"),
+        ("labeling", "0012_image_annotation_count"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,18 +9,15 @@ range read on an index: nothing here counts or scans the project's images.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 
-from django.db import connection
-from django.db.models import F, Q
-from django.db.models.functions import Collate
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from ..access import User
 from ..models import Image, Project
-from .images import image_status_counts
+from .images import image_status_counts, name_in_byte_order, name_prefix_match
 from .review import QUEUE_ORDER, image_previous, images_free_for, review_data
 
 # The review queue's choices: the usual one (pre-labeled, then new images) and the skipped images
@@ -133,25 +130,6 @@ def image_window(
 # Jump by name ------------------------------------------------------------------------------------
 
 
-def _byte_order() -> str:
-    """The collation that sorts by code point: what a prefix range and the index need."""
-    return "C" if connection.vendor == "postgresql" else "BINARY"
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The first string after every string starting with `prefix`, in code point order (None: no
-    upper bound)."""
-    chars = list(prefix)
-    while chars:
-        last = ord(chars.pop())
-        if last < sys.maxunicode:
-            following = last + 1
-            if 0xD800 <= following <= 0xDFFF:  # no surrogates in text: go past them
-                following = 0xE000
-            return "".join(chars) + chr(following)
-    return None
-
-
 def images_by_name(
     *, project: Project, prefix: str, limit: int = 10, now: datetime | None = None
 ) -> list[dict]:
@@ -161,15 +139,10 @@ def images_by_name(
     if not prefix:
         return []  # an empty field: nothing to jump to (and no read)
     now = now or timezone.now()
-    name = Collate(F("original_name"), _byte_order())
-    match = Q(name_bytes__gte=prefix)
-    end = _prefix_end(prefix)
-    if end is not None:
-        match &= Q(name_bytes__lt=end)
     rows = (
         Image.objects.filter(project=project)
-        .annotate(name_bytes=name)
-        .filter(match)
+        .annotate(name_bytes=name_in_byte_order())
+        .filter(name_prefix_match(prefix))
         .order_by("name_bytes", "id")
         .values(*_STRIP_FIELDS)[:limit]
     )

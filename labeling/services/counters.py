@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from ..db_counters import COUNTERS
 from ..models import Annotation, Image, LabelClass, Project, ProjectCounts
+from ..selectors.projects import count_of
 
 MODEL = Annotation.Source.MODEL
 State = Annotation.State
@@ -55,6 +56,51 @@ def project_counts_actual(*, project_id: int) -> dict[str, int]:
     return actual
 
 
+def _with_real_counts(images):
+    return images.annotate(
+        real_annotations=count_of(Annotation.objects, "image"),
+        real_proposals=count_of(Annotation.objects, "image", state=State.PROPOSED),
+    )
+
+
+def image_counts_recompute(*, project_id: int, fix: bool = False) -> list[Drift]:
+    """The project's images whose own counts (annotation_count, proposal_count) are not their real
+    counts, as drifts named "image <id> <column>"; with `fix`, the real counts written. The
+    candidates are found without locks (one pass over the project's images), then locked (an
+    image's row before anything else: the writers' lock order), counted again and fixed in one
+    short transaction, so an annotation written meanwhile is either waited for or seen."""
+    drifted = ~Q(annotation_count=F("real_annotations"), proposal_count=F("real_proposals"))
+    candidates = list(
+        _with_real_counts(Image.objects.filter(project_id=project_id))
+        .filter(drifted)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if not candidates:
+        return []
+    found: list[Drift] = []
+    with transaction.atomic():
+        list(Image.objects.select_for_update().filter(pk__in=candidates).order_by("id").values_list("id"))
+        rows = (
+            _with_real_counts(Image.objects.filter(pk__in=candidates, project_id=project_id))
+            .filter(drifted)
+            .order_by("id")
+            .values("id", "annotation_count", "proposal_count", "real_annotations", "real_proposals")
+        )
+        for row in rows:
+            for column, real in (
+                ("annotation_count", "real_annotations"),
+                ("proposal_count", "real_proposals"),
+            ):
+                if row[column] != row[real]:
+                    found.append(Drift(project_id, f"image {row['id']} {column}", row[column], row[real]))
+            if fix:
+                Image.objects.filter(pk=row["id"]).update(
+                    annotation_count=row["real_annotations"], proposal_count=row["real_proposals"]
+                )
+    return found
+
+
 class UnknownProjects(ValueError):
     def __init__(self, ids: list[int]):
         super().__init__(f"No project with id {', '.join(map(str, ids))}.")
@@ -65,7 +111,8 @@ def project_counts_recompute(*, project_ids: Iterable[int] | None = None, fix: b
     """Compare the counts rows of the given projects (None: all) with real counts; with `fix`,
     write the real counts (creating a missing row). Each project in its own short transaction with
     its counts row locked, so no write of that project runs between the read and the count (the
-    writers wait for the lock) and the figures compared are of one moment."""
+    writers wait for the lock) and the figures compared are of one moment. Each image's own counts
+    are checked (and fixed) too, before its project's row (image_counts_recompute)."""
     existing = Project.objects.order_by("id")
     if project_ids is not None:
         wanted = sorted(set(project_ids))
@@ -75,6 +122,7 @@ def project_counts_recompute(*, project_ids: Iterable[int] | None = None, fix: b
         raise UnknownProjects(unknown)
     drifts: list[Drift] = []
     for project_id in ids:
+        drifts += image_counts_recompute(project_id=project_id, fix=fix)
         if fix:
             # From here on the triggers count this project's writes into the row.
             ProjectCounts.objects.get_or_create(project_id=project_id)

@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from PIL import Image as PILImage
 
 from ..ingest import IngestError, Limits, PreparedImage, iter_zip, make_thumbnail, prepare_image
 from ..models import Image, Project
+from .prelabel import embedding_cache
+from .review import Conflict
 
 # Images --------------------------------------------------------------------------------------
 
@@ -166,18 +170,84 @@ def image_thumbnail_rebuild(*, image_id: int) -> bool:
     return True
 
 
-def image_delete(*, image: Image) -> None:
-    """Delete an image, its annotations and its stored files (managers; the caller checks)."""
-    names = [f for f in (image.file, image.thumbnail) if f]
+@dataclass(frozen=True)
+class ImagesDeleted:
+    """What images_delete did: the images deleted (ids) with their annotations, and the images
+    left because someone else holds them in review ((id, name, who))."""
+
+    deleted: list[int]
+    annotations: int
+    held: list[tuple[int, str, str]]
+
+
+def images_delete(*, project: Project, image_ids: Iterable[int], user=None) -> ImagesDeleted:
+    """Delete these images of the project (ids of other projects are ignored) with their
+    annotations, their stored files and thumbnails, and the SAM embeddings of their bytes that no
+    other image (of any project) still uses. An image someone else holds in review (an unexpired
+    lease of another user) is left as it is and reported in `held`: the rest are deleted. Managers
+    and staff only: the caller checks. `user`: who deletes (None: no one's lease is theirs).
+
+    The images' rows are locked first (in id order), then their annotations and rows deleted in one
+    transaction (the triggers then take the project's counts row: the lock order of every write on
+    an image, so no deadlock with a reviewer, and a box drawn meanwhile is either refused, the lease
+    finding no image, or committed before the annotations are collected). The files go after the
+    commit; a file that cannot be deleted is logged, not an error."""
+    wanted = sorted({int(pk) for pk in image_ids})
+    now = timezone.now()
     with transaction.atomic():
-        # The image's row first, then (the annotations' and the image's triggers) the project's
-        # counts row: the order every write on an image takes them in (no deadlock with a
-        # reviewer). And a reviewer's box drawn meanwhile is either refused (the lease finds no
-        # image) or committed before the annotations are collected (never a foreign key error).
-        Image.objects.select_for_update().filter(pk=image.pk).values_list("pk").first()
-        image.delete()
-    for stored in names:
-        try:
-            stored.storage.delete(stored.name)
-        except OSError:
-            logger.warning("Could not delete %s", stored.name)
+        rows = list(
+            Image.objects.select_for_update()
+            .filter(project=project, pk__in=wanted)
+            .order_by("id")
+            .values("id", "original_name", "file", "thumbnail", "sha256", "assignee_id", "lease_expires_at",
+                    "annotation_count")
+        )  # fmt: skip
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        held_rows = [
+            r
+            for r in rows
+            if r["assignee_id"] is not None
+            and r["assignee_id"] != user_id
+            and r["lease_expires_at"] is not None
+            and r["lease_expires_at"] > now
+        ]
+        holders = {r["assignee_id"] for r in held_rows}
+        names = dict(get_user_model().objects.filter(pk__in=holders).values_list("pk", "username"))
+        held = [(r["id"], r["original_name"], names.get(r["assignee_id"], "")) for r in held_rows]
+        held_ids = {r["id"] for r in held_rows}
+        doomed = [r for r in rows if r["id"] not in held_ids]
+        doomed_ids = [r["id"] for r in doomed]
+        if doomed_ids:
+            Image.objects.filter(pk__in=doomed_ids).delete()
+    shas = {r["sha256"] for r in doomed}
+    # An embedding is keyed by the bytes (sha256) and the segmenter: kept while any image of any
+    # project (this one included) still has those bytes.
+    used = set(Image.objects.filter(sha256__in=shas).values_list("sha256", flat=True)) if shas else set()
+    transaction.on_commit(lambda: _files_delete(doomed, shas - used))
+    annotations = sum(r["annotation_count"] for r in doomed)
+    return ImagesDeleted(deleted=doomed_ids, annotations=annotations, held=held)
+
+
+def _files_delete(rows: list[dict], unused_shas: set[str]) -> None:
+    """The deleted images' files and thumbnails, and the embeddings no image uses any more."""
+    storage = Image._meta.get_field("file").storage
+    for row in rows:
+        for name in (row["file"], row["thumbnail"]):
+            if name:
+                try:
+                    storage.delete(name)
+                except OSError:
+                    logger.warning("Could not delete %s", name)
+    try:
+        embedding_cache().delete_every_model(sorted(unused_shas))
+    except (OSError, ValueError):
+        logger.warning("Could not delete the embeddings of %d image(s)", len(unused_shas))
+
+
+def image_delete(*, image: Image, user=None) -> None:
+    """Delete one image (the API's DELETE): images_delete with that image; refused (Conflict, 409)
+    when someone else holds it in review."""
+    result = images_delete(project=image.project, image_ids=[image.pk], user=user)
+    if result.held:
+        _, name, who = result.held[0]
+        raise Conflict(f"{who or 'Someone'} is reviewing {name}: it is not deleted.", held_by=who)

@@ -224,3 +224,46 @@ def test_the_grid_pager_pushes_its_page_and_keeps_it(page, login, creator, monke
     changed = page.locator(f'#images .tile:has(.tile-counts[data-id="{images[4].pk}"]) .badge')
     expect(changed).to_have_text("Done")
     expect(page.locator("#images .tile .name")).to_have_text(names[3:6])
+
+
+def test_the_grid_sorts_searches_keeps_both_in_the_url_and_deletes_after_asking(page, login, creator):
+    project = project_create(user=creator, name="Orchard", classes=[{"name": "fruit"}])
+    cat = project.classes.get()
+    for index, (name, count) in enumerate(
+        [("apple-1.png", 1), ("banana.png", 3), ("apple-2.png", 2), ("cherry.png", 0)]
+    ):
+        image = add_image(project, name, color=(10 * index, 120, 40))
+        for _ in range(count):
+            image.annotations.create(label_class=cat, x=1, y=1, w=5, h=5)
+    login(page, creator)
+    page.goto(project.get_absolute_url())
+    expect(page.locator("#images .tile")).to_have_count(4)
+
+    page.select_option("#grid-sort", "-annotations")
+    expect(page).to_have_url(re.compile(r"\?sort=-annotations$"))
+    expect(page.locator("#images .tile .name")).to_have_text(
+        ["banana.png", "apple-2.png", "apple-1.png", "cherry.png"]
+    )
+
+    page.select_option("#grid-sort", "-name")
+    expect(page).to_have_url(re.compile(r"\?sort=-name$"))
+    page.fill("#grid-search", "apple")
+    expect(page).to_have_url(re.compile(r"\?sort=-name&q=apple$"))
+    expect(page.locator("#images .tile .name")).to_have_text(["apple-2.png", "apple-1.png"])
+
+    page.reload()  # the pushed URL: the same sort, search and tiles
+    expect(page.locator("#images .tile .name")).to_have_text(["apple-2.png", "apple-1.png"])
+    expect(page.locator("#grid-sort")).to_have_value("-name")
+    expect(page.locator("#grid-search")).to_have_value("apple")
+
+    page.check("#select-all")
+    expect(page.locator("#images input.tile-pick:checked")).to_have_count(2)
+    page.click("#delete-images")
+    confirm = page.locator("#delete-confirm")
+    expect(confirm).to_contain_text("Delete 2 images and 3 annotations")
+    assert project.images.count() == 4  # asked, not deleted yet
+    page.click("#confirm-delete")
+    expect(page.locator("#delete-report")).to_contain_text("2 images deleted, with 3 annotations.")
+    expect(page.locator("#images .tile")).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"\?sort=-name&q=apple$"))
+    assert sorted(project.images.values_list("original_name", flat=True)) == ["banana.png", "cherry.png"]

@@ -26,7 +26,7 @@ from django.db.models import F  # noqa: E402
 from labeling.db_counters import COUNTERS, trigger_names  # noqa: E402
 from labeling.models import Annotation, Image, LabelClass, Project, ProjectCounts  # noqa: E402
 from labeling.services import review  # noqa: E402
-from labeling.services.counters import project_counts_actual  # noqa: E402
+from labeling.services.counters import image_counts_recompute, project_counts_actual  # noqa: E402
 from labeling.services.projects import project_create  # noqa: E402
 from tests.conftest import make_user  # noqa: E402
 from tests.labeling.review_helpers import add_annotation, add_images  # noqa: E402
@@ -44,6 +44,10 @@ def check(label: str) -> None:
         actual = project_counts_actual(project_id=project.pk)
         if stored != actual:
             mismatches.append({"step": label, "project": project.pk, "stored": stored, "actual": actual})
+        for drift in image_counts_recompute(project_id=project.pk):  # each image's own counts
+            mismatches.append(
+                {"step": label, "project": project.pk, "image": drift.field, "stored": drift.stored}
+            )
 
 
 def command(*args) -> int:
@@ -130,8 +134,10 @@ check("project delete")
 # Back to 0007 (the reverse SQL drops the triggers and the table), writes, forward: the backfill.
 call_command("migrate", "labeling", "0007", verbosity=0)
 reverse_left = db_triggers()
-add_images(p1, 3, status=Image.Status.DONE, start=9000)
+with connection.cursor() as cursor:  # the model has 0012's columns: by hand on the old schema
+    cursor.execute("UPDATE labeling_image SET status = 'done' WHERE project_id = %s", [p1.pk])
 Annotation.objects.filter(image__project=p2).update(state="rejected")
+Annotation.objects.filter(image__project=p1).update(state="proposed")
 call_command("migrate", verbosity=0)
 check("backfill")
 row = ProjectCounts.objects.get(project=p1)
@@ -139,6 +145,9 @@ backfilled = {f: getattr(row, f) for f in COUNTERS}
 expected = project_counts_actual(project_id=p1.pk)
 
 ProjectCounts.objects.filter(project=p2).update(images_new=F("images_new") + 3)
+Image.objects.filter(pk=p1.images.order_by("id").values("pk")[:1]).update(
+    proposal_count=F("proposal_count") + 2
+)
 drift_exit, fix_exit, after_fix_exit = command(), command("--fix"), command()
 
 # A migration that alters a column on SQLite rebuilds the table (copy, DROP, RENAME): what

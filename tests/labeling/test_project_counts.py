@@ -26,7 +26,12 @@ from labeling.models import Annotation, Image, LabelClass, Project, ProjectCount
 from labeling.selectors import dashboard
 from labeling.selectors.images import image_status_counts
 from labeling.services import prelabel, review
-from labeling.services.counters import ANNOTATION_FILTERS, project_counts_actual, project_counts_recompute
+from labeling.services.counters import (
+    ANNOTATION_FILTERS,
+    image_counts_recompute,
+    project_counts_actual,
+    project_counts_recompute,
+)
 from labeling.services.images import image_delete
 from labeling.services.projects import membership_set, project_create
 from tests.conftest import plain_images
@@ -47,8 +52,11 @@ def stored(project) -> dict[str, int]:
 
 
 def assert_exact(*projects) -> None:
+    """The counts row, and each image's own counts (annotation_count, proposal_count), are the
+    real counts."""
     for project in projects:
         assert stored(project) == project_counts_actual(project_id=project.pk), project
+        assert image_counts_recompute(project_id=project.pk) == [], project
 
 
 def nonzero(project) -> dict[str, int]:
@@ -350,6 +358,44 @@ def test_the_command_puts_back_a_missing_row_and_refuses_unknown_projects(projec
     assert_exact(project)
     code, out = run_command("--project", "999999")
     assert code == 1 and "No project with id 999999." in out
+
+
+def test_each_image_counts_its_annotations_and_open_proposals(project, annotator):
+    busy, quiet = add_images(project, 2)
+    kept = [add_annotation(busy) for _ in range(3)] + [add_annotation(busy, state=ACCEPTED)]
+    counts = lambda image: Image.objects.values_list("annotation_count", "proposal_count").get(pk=image.pk)  # noqa: E731
+    assert (counts(busy), counts(quiet)) == ((4, 3), (0, 0))
+    Annotation.objects.filter(pk=kept[0].pk).update(state=REJECTED)  # a state: only proposals move
+    assert counts(busy) == (4, 2)
+    Annotation.objects.filter(pk__in=[kept[1].pk, kept[3].pk]).update(image=quiet)  # moved
+    assert (counts(busy), counts(quiet)) == ((2, 1), (2, 1))
+    Annotation.objects.filter(image=quiet).update(source=HUMAN)  # nothing counted changes
+    assert counts(quiet) == (2, 1)
+    # A stale instance saved again does not write its old counts back (save() leaves them out).
+    stale = Image.objects.get(pk=busy.pk)
+    add_annotation(busy)
+    stale.original_name = "renamed.png"
+    stale.save()
+    assert counts(busy) == (3, 2)
+    Annotation.objects.filter(image=busy).delete()
+    assert counts(busy) == (0, 0)
+    assert_exact(project)
+
+
+def test_the_command_reports_and_fixes_an_images_drifted_counts(project):
+    image, other = add_images(project, 2)
+    add_annotation(image)
+    Image.objects.filter(pk=image.pk).update(annotation_count=9)
+    Image.objects.filter(pk=other.pk).update(proposal_count=-1)
+    code, out = run_command()
+    assert code == 1
+    assert f"project {project.pk}: image {image.pk} annotation_count stored 9, actual 1" in out
+    assert f"project {project.pk}: image {other.pk} proposal_count stored -1, actual 0" in out
+    assert f"image {image.pk} proposal_count" not in out  # only what drifted
+    code, out = run_command("--fix")
+    assert code == 0 and "Fixed 2 counter(s) in 1 project(s)." in out
+    assert run_command() == (0, "The project counters are exact.\n")
+    assert_exact(project)
 
 
 def test_the_recompute_service_answers_the_drifted_fields(project):
