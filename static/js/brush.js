@@ -9,7 +9,9 @@
 // (canvas.js `setTool`): it takes the pointer there, keeps the working mask and draws it with
 // the cursor circle.
 
-import { hexRgb, rleDecode, rleEncode } from "./geometry.js";
+import { bitsBox, hexRgb, rleDecode, rleEncode } from "./geometry.js";
+
+export { bitsBox }; // its tests import it from here
 
 export const MIN_RADIUS = 1;
 export const MAX_RADIUS = 256;
@@ -65,25 +67,6 @@ export function paintStroke(bits, h, w, a, b, r, value) {
     }
   }
   return changed ? { x0: cx0, y0: cy0, x1: cx1, y1: cy1, changed } : null;
-}
-
-/** The tight box [x, y, w, h] around the set pixels of a column-major mask, or null. */
-export function bitsBox(bits, h, w) {
-  let x0 = w;
-  let y0 = h;
-  let x1 = -1;
-  let y1 = -1;
-  for (let col = 0; col < w; col++) {
-    const base = col * h;
-    for (let row = 0; row < h; row++) {
-      if (!bits[base + row]) continue;
-      if (col < x0) x0 = col;
-      x1 = col;
-      if (row < y0) y0 = row;
-      if (row > y1) y1 = row;
-    }
-  }
-  return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
 }
 
 /** How many pixels are set. */

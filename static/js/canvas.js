@@ -34,7 +34,7 @@
 // seen through matchMedia), is the one every frame draws with. Every listener the canvas adds
 // is registered with one AbortSignal, so destroy() removes them all.
 
-import { boxFromPoints, clamp, hexRgb, imageToView, rleDecode, round2, viewToImage, zoomedView } from "./geometry.js";
+import { bitsBox, boxFromPoints, clamp, hexRgb, imageToView, rleDecode, round2, viewToImage, zoomedView } from "./geometry.js";
 
 const HANDLE = 5; // half size of a resize handle, CSS pixels
 const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
@@ -896,24 +896,9 @@ function maskBitmap(mask, color) {
     return null;
   }
   const [h, w] = mask.size;
-  let x0 = w;
-  let y0 = h;
-  let x1 = -1;
-  let y1 = -1;
-  for (let col = 0; col < w; col++) {
-    const base = col * h;
-    for (let row = 0; row < h; row++) {
-      if (bits[base + row]) {
-        if (col < x0) x0 = col;
-        if (col > x1) x1 = col;
-        if (row < y0) y0 = row;
-        if (row > y1) y1 = row;
-      }
-    }
-  }
-  if (x1 < 0) return null;
-  const cw = x1 - x0 + 1;
-  const ch = y1 - y0 + 1;
+  const box = bitsBox(bits, h, w);
+  if (!box) return null;
+  const [x0, y0, cw, ch] = box;
   const canvas = document.createElement("canvas");
   canvas.width = cw;
   canvas.height = ch;
@@ -927,8 +912,8 @@ function maskBitmap(mask, color) {
   const edgeData = edgeCtx.createImageData(cw, ch);
   const on = (col, row) => col >= 0 && row >= 0 && col < w && row < h && bits[col * h + row];
   const [r, g, b] = hexRgb(color);
-  for (let col = x0; col <= x1; col++) {
-    for (let row = y0; row <= y1; row++) {
+  for (let col = x0; col < x0 + cw; col++) {
+    for (let row = y0; row < y0 + ch; row++) {
       if (!bits[col * h + row]) continue;
       const o = ((row - y0) * cw + (col - x0)) * 4;
       data.data[o] = r;

@@ -156,3 +156,22 @@ export function transformGeometry({ polygons, mask }, from, to, [width, height] 
   }
   return { polygons: newPolygons, mask: newMask };
 }
+
+/** The tight box [x, y, w, h] around the set pixels of a column-major mask, or null. */
+export function bitsBox(bits, h, w) {
+  let x0 = w;
+  let y0 = h;
+  let x1 = -1;
+  let y1 = -1;
+  for (let col = 0; col < w; col++) {
+    const base = col * h;
+    for (let row = 0; row < h; row++) {
+      if (!bits[base + row]) continue;
+      if (col < x0) x0 = col;
+      x1 = col;
+      if (row < y0) y0 = row;
+      if (row > y1) y1 = row;
+    }
+  }
+  return x1 < 0 ? null : [x0, y0, x1 - x0 + 1, y1 - y0 + 1];
+}

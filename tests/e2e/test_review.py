@@ -516,12 +516,14 @@ def test_a_stale_write_shows_the_conflict_and_overwrites_nothing(page, login, se
 def test_a_failed_save_stays_pending_and_is_retried_until_it_lands(page, login, seeded):
     open_review(page, login, seeded.annotator, seeded.project)
     target = selected_id(page)
-    failures = {"left": 2}
+    # The saves fail (a reset connection, then 503s) until the test has seen the pending state and
+    # at least one retry: no race with the retry's back-off on a slow machine.
+    server = {"down": True, "failed": 0}
 
     def flaky(route):
-        if route.request.method == "PATCH" and failures["left"]:
-            failures["left"] -= 1
-            if failures["left"]:
+        if route.request.method == "PATCH" and server["down"]:
+            server["failed"] += 1
+            if server["failed"] == 1:
                 route.abort("connectionreset")
             else:
                 route.fulfill(status=503, body="down for a moment")
@@ -533,9 +535,15 @@ def test_a_failed_save_stays_pending_and_is_retried_until_it_lands(page, login, 
     expect(page.locator("#pending")).to_contain_text("1 unsaved")
     expect(page.locator("#pending")).to_have_class(re.compile("failing"))
     assert Annotation.objects.get(pk=target).state == Annotation.State.PROPOSED
-    # Retried after 1 s, then 2 s: it lands, nothing lost.
+    # Retried after 1 s (a 503 this time), then after 2 s, once the server is back: it lands.
+    for _ in range(150):
+        if server["failed"] >= 2:
+            break
+        page.wait_for_timeout(100)
+    assert server["failed"] >= 2, "the failed save was not retried"
+    expect(page.locator("#pending")).to_contain_text("1 unsaved")
+    server["down"] = False
     page.wait_for_function("() => window.labelgpt.review.queue.pending === 0", timeout=15_000)
-    assert failures["left"] == 0
     assert Annotation.objects.get(pk=target).state == Annotation.State.ACCEPTED
     expect(page.locator("#pending")).to_contain_text("All changes saved")
 
