@@ -2,8 +2,9 @@
 
 Plain Python: the caller (the Celery tasks, the segment endpoint) builds a `ModelConfig` from
 Django's settings. `mode="tiny"` maps every detector and segmenter name to the tiny random
-models built by `build_tiny_models` (built on first use when missing), so tests, CI and offline
-demos run with no weights to download.
+models built by `build_tiny_models` (built on first use when missing; a SAM 3 name to the tiny
+SAM 3, any other detector name to the tiny Grounding DINO), so tests, CI and offline demos run
+with no weights to download.
 
 A model family is one module under `inference/models/` implementing
 `inference.protocols.DetectorFamily` or `SegmenterFamily`, plus one entry in

@@ -93,10 +93,15 @@ class Sam3Detector:
         prompts: Sequence[ClassPrompt],
         *,
         keep_threshold: float,
+        box_threshold: float | None = None,
+        text_threshold: float | None = None,
+        prompt_mode: str = "joint",
+        nms_iou: float | None = None,
         mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-        **_options: Any,
     ) -> list[list[Detection]]:
-        """Detections (with masks) per image, best first; every one scoring > keep_threshold."""
+        """Detections (with masks) per image, best first; every one scoring > keep_threshold.
+        `box_threshold` (the review's) filters nothing; `text_threshold`, `prompt_mode` and
+        `nms_iou` are Grounding DINO's and change nothing here (one prompt per class, no NMS)."""
         import torch
 
         images = [_as_rgb(image) for image in images]
