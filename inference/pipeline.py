@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 from .boxes import box_iou
@@ -129,35 +130,43 @@ def _segment(
             cache.put(item.sha256, cache_name, embedding)
     if not detections:
         return []
-    predictions = segmenter.masks_for_boxes(embedding, [d.box for d in detections])
+    # Detections with a mask of their own (SAM 3) get no segmenter pass; the embedding is still
+    # cached, as click-to-segment stays on the segmenter.
+    to_segment = [d for d in detections if d.mask is None]
+    predicted = iter(segmenter.masks_for_boxes(embedding, [d.box for d in to_segment]) if to_segment else [])
     proposals = []
-    for detection, prediction in zip(detections, predictions, strict=True):
-        mask = prediction.mask
-        if params.box_margin is not None:
-            mask = clip_to_box(mask, detection.box, params.box_margin)
-        encoded = encode_mask(
-            mask,
-            tolerance=params.polygon_tolerance,
-            min_area=params.min_area,
-            hole_area=params.hole_area,
-            area_fraction=params.area_fraction,
-            caps=params.polygon_caps,
-        )
-        if encoded.box is None:  # the segmenter found nothing (left after cleaning): keep the box alone
-            proposals.append(_box_only(detection))
-            continue
-        proposals.append(
-            Proposal(
-                class_index=detection.class_index,
-                box=tuple(float(v) for v in encoded.box),
-                score=detection.score,
-                phrase=detection.phrase,
-                mask=encoded.rle,
-                polygons=encoded.polygons,
-                detector_box=detection.box,
-            )
-        )
+    for detection in detections:
+        if detection.mask is not None:
+            mask = detection.mask  # the detector's own mask, not cut to its box
+        else:
+            mask = next(predicted).mask
+            if params.box_margin is not None:
+                mask = clip_to_box(mask, detection.box, params.box_margin)
+        proposals.append(_proposal(detection, mask, params))
     return proposals
+
+
+def _proposal(detection: Detection, mask: np.ndarray, params: DetectParams) -> Proposal:
+    """A detection with its mask, cleaned and encoded (the box alone when nothing is left)."""
+    encoded = encode_mask(
+        mask,
+        tolerance=params.polygon_tolerance,
+        min_area=params.min_area,
+        hole_area=params.hole_area,
+        area_fraction=params.area_fraction,
+        caps=params.polygon_caps,
+    )
+    if encoded.box is None:  # the segmenter found nothing (left after cleaning): keep the box alone
+        return _box_only(detection)
+    return Proposal(
+        class_index=detection.class_index,
+        box=tuple(float(v) for v in encoded.box),
+        score=detection.score,
+        phrase=detection.phrase,
+        mask=encoded.rle,
+        polygons=encoded.polygons,
+        detector_box=detection.box,
+    )
 
 
 def _box_only(detection: Detection) -> Proposal:
@@ -203,7 +212,9 @@ def prelabel_batch(
         else:
             try:
                 if segmenter is None:
-                    proposals = [_box_only(d) for d in detections]
+                    proposals = [
+                        _box_only(d) if d.mask is None else _proposal(d, d.mask, params) for d in detections
+                    ]
                 else:
                     proposals = _segment(segmenter, cache, cache_name, item, detections, params)
                 result = ImageResult(proposals=proposals)

@@ -1,6 +1,6 @@
 """What the pipeline and the web expect of a model, whatever its family.
 
-A model family is one module under `inference/models/` (Grounding DINO, SAM, the tiny SAM)
+A model family is one module under `inference/models/` (Grounding DINO, SAM 3, SAM, the tiny SAM)
 plus one entry in `inference.registry`. Its module implements `DetectorFamily` or
 `SegmenterFamily`, and what its loaders return implements `Detector`, `Segmenter` (the whole
 model, for the workers) or `ClickSegmenter` (prompts → masks on a cached embedding, for the web
@@ -13,7 +13,7 @@ Everything here is plain Python over PIL images and numpy arrays: no torch type 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, Unpack
 
@@ -31,12 +31,15 @@ Boxes = Sequence[Sequence[float]]  # (x, y, w, h) boxes in image pixels
 @dataclass(frozen=True)
 class Detection:
     """One detected object: class index into the prompts given to `detect`, box as (x, y, w, h)
-    in image pixels clipped to the image, the model's score, and the caption words that fired."""
+    in image pixels clipped to the image, the model's score, and the caption words that fired.
+    `mask`: the object's (H, W) bool mask when the detector segments too (SAM 3); the pipeline
+    then gives it no segmenter pass."""
 
     class_index: int
     box: tuple[float, float, float, float]
     score: float
     phrase: str
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

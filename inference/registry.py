@@ -2,8 +2,9 @@
 
 Plain Python: the caller (the Celery tasks, the segment endpoint) builds a `ModelConfig` from
 Django's settings. `mode="tiny"` maps every detector and segmenter name to the tiny random
-models built by `build_tiny_models` (built on first use when missing), so tests, CI and offline
-demos run with no weights to download.
+models built by `build_tiny_models` (built on first use when missing; a SAM 3 name to the tiny
+SAM 3, any other detector name to the tiny Grounding DINO), so tests, CI and offline demos run
+with no weights to download.
 
 A model family is one module under `inference/models/` implementing
 `inference.protocols.DetectorFamily` or `SegmenterFamily`, plus one entry in
@@ -31,8 +32,10 @@ from typing import TYPE_CHECKING
 
 from .download import checkpoint_filename, is_url
 from .errors import ModelLoadError, ModelUnavailable
+from .models import sam3
 from .models.tiny_gdino import build_tiny_grounding_dino
 from .models.tiny_sam import build_tiny_sam
+from .models.tiny_sam3 import build_tiny_sam3
 
 if TYPE_CHECKING:
     from .protocols import ClickSegmenter, Detector, DetectorFamily, Segmenter, SegmenterFamily
@@ -40,14 +43,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Detector families, asked in order whether a project's detector name is theirs (`accepts`):
-# Grounding DINO takes any hub id or folder, so it stays last.
-DETECTOR_FAMILIES = ("inference.models.grounding_dino",)
+# SAM 3 takes folders of model_type "sam3" and hub ids named sam3*; Grounding DINO takes any hub
+# id or folder, so it stays last.
+DETECTOR_FAMILIES = ("inference.models.sam3", "inference.models.grounding_dino")
 # Segmenter families; their `CHECKPOINTS` keys are the segmenter names a project may choose.
 SEGMENTER_FAMILIES = ("inference.models.sam",)
 # What tiny mode loads for every name: the folders (under `ModelConfig.tiny_dir`) that
 # `build_tiny_models` writes. The tiny Grounding DINO is a real checkpoint of that family; the
 # tiny SAM has its own family module (its weights are saved in a format of its own).
 TINY_DETECTOR_DIR = "grounding-dino"
+TINY_SAM3_DIR = "sam3"  # what tiny mode loads for a SAM 3 detector name (e.g. "sam3-tiny")
 TINY_SAM_DIR = "sam"
 TINY_SEGMENTER_FAMILY = "inference.models.tiny_sam"
 TINY_SEGMENTER = "tiny"  # the segmenter name (and embedding cache name) in tiny mode
@@ -87,9 +92,17 @@ class ModelConfig:
         """What loads the detector `name` (ModelUnavailable when it is not in the list)."""
         if self.detectors is not None and name not in self.detectors:
             raise ModelUnavailable("detector", name)
+        source = self.detectors[name] if self.detectors is not None else name
         if self.mode == "tiny":
-            return str(self.tiny_dir / TINY_DETECTOR_DIR)
-        return self.detectors[name] if self.detectors is not None else name
+            tiny = TINY_SAM3_DIR if sam3.accepts(name) or sam3.accepts(source) else TINY_DETECTOR_DIR
+            return str(self.tiny_dir / tiny)
+        return source
+
+    def detector_segments(self, name: str) -> bool:
+        """Whether the detector `name` gives masks itself (SAM 3): its project needs no segmenter
+        pass. Read from the name and its source, without loading anything."""
+        source = self.detectors.get(name, name) if self.detectors is not None else name
+        return sam3.accepts(name) or sam3.accepts(source)
 
     def segmenter_source(self, name: str) -> tuple[str, str]:
         """(model name, checkpoint path or URL) for a segmenter name such as "vit_b"
@@ -161,10 +174,11 @@ def official_checkpoint_sha256(config: ModelConfig, name: str, checkpoint: str) 
 
 
 def build_tiny_models(folder: Path, *, seed: int = 0) -> Path:
-    """Write the tiny random Grounding DINO and SAM under `folder` (idempotent)."""
+    """Write the tiny random Grounding DINO, SAM 3 and SAM under `folder` (idempotent)."""
 
     folder.mkdir(parents=True, exist_ok=True)
     build_tiny_grounding_dino(folder / TINY_DETECTOR_DIR, seed=seed)
+    build_tiny_sam3(folder / TINY_SAM3_DIR, seed=seed)
     build_tiny_sam(folder / TINY_SAM_DIR, seed=seed)
     return folder
 
@@ -176,7 +190,9 @@ _click_segmenters: dict[tuple, ClickSegmenter] = {}
 
 
 def _ensure_tiny(config: ModelConfig) -> None:
-    if config.mode == "tiny" and not (config.tiny_dir / TINY_SAM_DIR).exists():
+    if config.mode == "tiny" and not all(
+        (config.tiny_dir / folder).exists() for folder in (TINY_SAM_DIR, TINY_SAM3_DIR, TINY_DETECTOR_DIR)
+    ):
         build_tiny_models(config.tiny_dir)
 
 

@@ -37,3 +37,11 @@ def clean_registry():
     registry.clear()
     yield registry
     registry.clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_sam3_dir(tmp_path_factory):
+    """The tiny random SAM 3 (inference.models.tiny_sam3) in a folder, built once per session."""
+    from inference.models.tiny_sam3 import build_tiny_sam3
+
+    return build_tiny_sam3(tmp_path_factory.mktemp("tiny-sam3"), seed=0)

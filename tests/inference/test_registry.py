@@ -213,6 +213,8 @@ def _check_implements(implementation, protocol) -> None:
     [
         ("inference.models.grounding_dino", protocols.DetectorFamily),
         ("inference.models.grounding_dino:GroundingDinoDetector", protocols.Detector),
+        ("inference.models.sam3", protocols.DetectorFamily),
+        ("inference.models.sam3:Sam3Detector", protocols.Detector),
         ("inference.models.sam", protocols.SegmenterFamily),
         ("inference.models.tiny_sam", protocols.SegmenterFamily),
         ("inference.models.sam:SamSegmenter", protocols.Segmenter),

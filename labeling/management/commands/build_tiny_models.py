@@ -7,7 +7,7 @@ from inference.registry import build_tiny_models
 
 
 class Command(BaseCommand):
-    help = "Write tiny randomly initialised Grounding DINO and SAM models (LABELGPT_MODELS=tiny uses them)."
+    help = "Write tiny random Grounding DINO, SAM 3 and SAM models (LABELGPT_MODELS=tiny uses them)."
 
     def add_arguments(self, parser):
         parser.add_argument(
