@@ -6,7 +6,6 @@ barrier; several rounds each, since one round may happen to run one after the ot
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 
 import pytest
@@ -15,6 +14,7 @@ from django.db import connection
 from labeling.models import Membership
 from labeling.services.projects import LAST_MANAGER, membership_remove, membership_set, project_create
 from tests.conftest import make_user
+from tests.labeling.concurrency import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,30 +34,6 @@ def _two_managers(round_: int):
     return project, first, second
 
 
-def _at_once(*actions):
-    """Run the actions in threads started together; each one's outcome: "ok" or the error."""
-    barrier = threading.Barrier(len(actions))
-    outcomes: list = [None] * len(actions)
-
-    def run(index, action):
-        try:
-            barrier.wait(timeout=10)
-            action()
-            outcomes[index] = "ok"
-        except Exception as exc:  # the outcome is what the test checks
-            outcomes[index] = exc
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a membership write never finished"
-    return outcomes
-
-
 def _refused_as_last_manager(outcome) -> bool:
     return isinstance(outcome, ValueError) and str(outcome) == LAST_MANAGER
 
@@ -72,9 +48,10 @@ def test_two_managers_removing_each_other_at_once_leave_one_manager():
         alice_membership = project.memberships.get(user=alice).pk
         bob_membership = project.memberships.get(user=bob).pk
 
-        outcomes = _at_once(
+        outcomes = at_once(
             partial(membership_remove, project=project, membership_id=bob_membership),  # alice acts
             partial(membership_remove, project=project, membership_id=alice_membership),  # bob acts
+            what="a membership write",
         )
 
         assert sorted(map(str, outcomes)) == sorted(["ok", LAST_MANAGER]), outcomes
@@ -87,9 +64,10 @@ def test_a_removal_and_a_demotion_at_once_leave_one_manager():
         project, alice, bob = _two_managers(round_)
         alice_membership = project.memberships.get(user=alice).pk
 
-        outcomes = _at_once(
+        outcomes = at_once(
             partial(membership_set, project=project, user=bob, role=Membership.Role.ANNOTATOR),  # alice
             partial(membership_remove, project=project, membership_id=alice_membership),  # bob acts
+            what="a membership write",
         )
 
         assert sum(map(_refused_as_last_manager, outcomes)) == 1, outcomes

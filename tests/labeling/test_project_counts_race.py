@@ -6,7 +6,6 @@ recomputation afterwards."""
 from __future__ import annotations
 
 import contextlib
-import threading
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -17,34 +16,12 @@ from labeling.services.counters import project_counts_actual
 from labeling.services.images import image_delete
 from labeling.services.projects import membership_set, project_create
 from tests.conftest import make_user
+from tests.labeling.concurrency import at_once
 from tests.labeling.review_helpers import add_annotation, add_images
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUNDS = 8
-
-
-def _at_once(*actions) -> list:
-    barrier = threading.Barrier(len(actions))
-    outcomes: list = [None] * len(actions)
-
-    def run(index, action):
-        try:
-            barrier.wait(timeout=10)
-            action()
-            outcomes[index] = "ok"
-        except Exception as exc:  # the outcome is what the test checks
-            outcomes[index] = exc
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a write never finished"
-    return outcomes
 
 
 def _stored(project) -> dict[str, int]:
@@ -96,7 +73,7 @@ def test_concurrent_writers_on_one_project_keep_its_counts_exact_and_never_deadl
             with contextlib.suppress(review.Conflict):
                 image_delete(image=image)
 
-        outcomes = _at_once(draw, triage, bulk, delete, reviewer_on_the_doomed_image)
+        outcomes = at_once(draw, triage, bulk, delete, reviewer_on_the_doomed_image, join_seconds=60)
         assert outcomes == ["ok"] * 5, outcomes
         assert _stored(project) == project_counts_actual(project_id=project.pk), round_
     assert _stored(project)["images_done"] == 2 * ROUNDS
