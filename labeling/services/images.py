@@ -228,16 +228,23 @@ def images_delete(*, project: Project, image_ids: Iterable[int], user=None) -> I
     return ImagesDeleted(deleted=doomed_ids, annotations=annotations, held=held)
 
 
+def stored_files_delete(names: Iterable[str]) -> int:
+    """Remove these files (names in the media storage; empty ones are passed over) after their rows
+    are gone: a file whose removal fails is logged and left. How many were removed."""
+    storage = Image._meta.get_field("file").storage
+    removed = 0
+    for name in filter(None, names):
+        try:
+            storage.delete(name)
+            removed += 1
+        except OSError:
+            logger.warning("Could not delete %s", name)
+    return removed
+
+
 def _files_delete(rows: list[dict], unused_shas: set[str]) -> None:
     """The deleted images' files and thumbnails, and the embeddings no image uses any more."""
-    storage = Image._meta.get_field("file").storage
-    for row in rows:
-        for name in (row["file"], row["thumbnail"]):
-            if name:
-                try:
-                    storage.delete(name)
-                except OSError:
-                    logger.warning("Could not delete %s", name)
+    stored_files_delete(name for row in rows for name in (row["file"], row["thumbnail"]))
     try:
         embedding_cache().delete_every_model(sorted(unused_shas))
     except (OSError, ValueError):

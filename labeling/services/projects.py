@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,9 +23,8 @@ from ..models import (
     PrelabelJobItem,
     Project,
 )
+from .images import stored_files_delete
 from .prelabel import embedding_cache
-
-logger = logging.getLogger(__name__)
 
 # Projects ------------------------------------------------------------------------------------
 
@@ -185,22 +183,15 @@ def project_delete(*, project: Project, user) -> ProjectDeleted:
     with transaction.atomic():
         _lock_members(project)  # a member added meanwhile waits, then finds no project
         pairs = list(images.values_list("file", "thumbnail"))
-        names = [name for pair in pairs for name in pair if name]
-        names += [n for n in Export.objects.filter(project=project).values_list("file", flat=True) if n]
-        names += [n for n in ImportJob.objects.filter(project=project).values_list("file", flat=True) if n]
+        names = [name for pair in pairs for name in pair]
+        names += Export.objects.filter(project=project).values_list("file", flat=True)
+        names += ImportJob.objects.filter(project=project).values_list("file", flat=True)
         orphans = list(images.filter(~Exists(other_copy)).values_list("sha256", flat=True))
         Annotation.objects.filter(image__project=project).delete()
         PrelabelJobItem.objects.filter(job__project=project).delete()
         name = project.name
         project.delete()
-    removed = 0
-    storage = Image._meta.get_field("file").storage
-    for stored in names:
-        try:
-            storage.delete(stored)
-            removed += 1
-        except OSError:
-            logger.warning("Could not delete %s", stored)
+    removed = stored_files_delete(names)
     embeddings = embedding_cache().delete_every_model(orphans)
     return ProjectDeleted(name=name, images=len(pairs), files=removed, embeddings=embeddings)
 
