@@ -9,7 +9,7 @@
 // (canvas.js `setTool`): it takes the pointer there, keeps the working mask and draws it with
 // the cursor circle.
 
-import { bitsBox, hexRgb, rleDecode, rleEncode } from "./geometry.js";
+import { bitsBox, hexRgb, rleDecode, rleEncode, tracePolygons } from "./geometry.js";
 
 export { bitsBox }; // its tests import it from here
 
@@ -85,16 +85,7 @@ function polygonsBits(polygons, h, w) {
   canvas.width = w;
   canvas.height = h;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const path = new Path2D();
-  for (const part of polygons) {
-    for (const ring of part) {
-      if (!ring || ring.length < 6) continue;
-      path.moveTo(ring[0], ring[1]);
-      for (let i = 2; i < ring.length; i += 2) path.lineTo(ring[i], ring[i + 1]);
-      path.closePath();
-    }
-  }
-  ctx.fill(path, "evenodd");
+  ctx.fill(tracePolygons(new Path2D(), polygons), "evenodd");
   const data = ctx.getImageData(0, 0, w, h).data;
   const bits = new Uint8Array(h * w);
   for (let row = 0; row < h; row++) {

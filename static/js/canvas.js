@@ -34,7 +34,18 @@
 // seen through matchMedia), is the one every frame draws with. Every listener the canvas adds
 // is registered with one AbortSignal, so destroy() removes them all.
 
-import { bitsBox, boxFromPoints, clamp, hexRgb, imageToView, rleDecode, round2, viewToImage, zoomedView } from "./geometry.js";
+import {
+  bitsBox,
+  boxFromPoints,
+  clamp,
+  hexRgb,
+  imageToView,
+  rleDecode,
+  round2,
+  tracePolygons,
+  viewToImage,
+  zoomedView,
+} from "./geometry.js";
 
 const HANDLE = 5; // half size of a resize handle, CSS pixels
 const HANDLE_HIT = 8; // how close to a handle counts as on it, CSS pixels
@@ -614,15 +625,7 @@ export class ReviewCanvas {
   _path(polygons) {
     let path = this._paths.get(polygons);
     if (!path) {
-      path = new Path2D();
-      for (const part of polygons) {
-        for (const ring of part) {
-          if (!ring || ring.length < 6) continue;
-          path.moveTo(ring[0], ring[1]);
-          for (let i = 2; i < ring.length; i += 2) path.lineTo(ring[i], ring[i + 1]);
-          path.closePath();
-        }
-      }
+      path = tracePolygons(new Path2D(), polygons);
       this._paths.set(polygons, path);
     }
     return path;

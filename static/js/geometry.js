@@ -157,6 +157,21 @@ export function transformGeometry({ polygons, mask }, from, to, [width, height] 
   return { polygons: newPolygons, mask: newMask };
 }
 
+/** Trace polygon rings ([[x0, y0, x1, y1, ...], ...] per part, image pixels) into `path`
+ * (a Path2D, or anything with moveTo / lineTo / closePath), skipping rings of fewer than 3
+ * points; returns `path`. Fill it with "evenodd" so holes stay holes. */
+export function tracePolygons(path, polygons) {
+  for (const part of polygons) {
+    for (const ring of part) {
+      if (!ring || ring.length < 6) continue;
+      path.moveTo(ring[0], ring[1]);
+      for (let i = 2; i < ring.length; i += 2) path.lineTo(ring[i], ring[i + 1]);
+      path.closePath();
+    }
+  }
+  return path;
+}
+
 /** The tight box [x, y, w, h] around the set pixels of a column-major mask, or null. */
 export function bitsBox(bits, h, w) {
   let x0 = w;

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { boxFromPoints, hexRgb, rleCounts, rleDecode, rleEncode, transformGeometry } from "../../static/js/geometry.js";
+import {
+  boxFromPoints,
+  hexRgb,
+  rleCounts,
+  rleDecode,
+  rleEncode,
+  tracePolygons,
+  transformGeometry,
+} from "../../static/js/geometry.js";
 
 /** A column-major H × W mask with the rectangle [x0, x1) × [y0, y1) set. */
 function rect(h, w, [x0, y0, x1, y1]) {
@@ -52,5 +60,29 @@ describe("geometry", () => {
   test("hexRgb", () => {
     assert.deepEqual(hexRgb("#ff8000"), [255, 128, 0]);
     assert.deepEqual(hexRgb("red"), [79, 70, 229]);
+  });
+});
+
+describe("tracePolygons", () => {
+  test("traces every ring of every part, closed, and skips rings of fewer than 3 points", () => {
+    const calls = [];
+    const path = {
+      moveTo: (x, y) => calls.push(["M", x, y]),
+      lineTo: (x, y) => calls.push(["L", x, y]),
+      closePath: () => calls.push(["Z"]),
+    };
+    const polygons = [
+      [
+        [0, 0, 10, 0, 10, 10, 0, 10],
+        [2, 2, 4, 2, 4, 4],
+      ],
+      [[20, 20, 30, 20], null, [40, 40, 50, 40, 50, 50]],
+    ];
+    assert.equal(tracePolygons(path, polygons), path);
+    assert.deepEqual(calls, [
+      ["M", 0, 0], ["L", 10, 0], ["L", 10, 10], ["L", 0, 10], ["Z"],
+      ["M", 2, 2], ["L", 4, 2], ["L", 4, 4], ["Z"],
+      ["M", 40, 40], ["L", 50, 40], ["L", 50, 50], ["Z"],
+    ]);
   });
 });
