@@ -117,7 +117,7 @@ class Scores:
     ap50_box: float | None
     ap_mask: float | None  # the same for masks; None when no truth or any truth or guess lacks a mask
     ap50_mask: float | None
-    iou: float = 0.5  # the box IoU a guess needs to match a truth (precision, recall, F1)
+    iou: float = 0.5  # the box IoU a guess needs to match a truth (precision, recall, F1; not AP)
 
     def as_dict(self) -> dict:
         """Every field, JSON-ready (Python ints, floats and None)."""
@@ -157,7 +157,7 @@ def evaluate(
     matched = match(truths, guesses, iou=iou)
     scores = np.array([float(g.score) for g in guesses], dtype=np.float64)
     at = rates_at(scores, matched, len(truths), threshold)
-    best = best_threshold(scores, matched, len(truths))
+    best = f1_best(scores, matched, len(truths))
     ap_box, ap50_box = coco_ap(images, truths, guesses, iou_type="bbox")
     ap_mask, ap50_mask = coco_ap(images, truths, guesses, iou_type="segm")
     return Scores(
@@ -216,7 +216,7 @@ def rates_at(scores: np.ndarray, matched: np.ndarray, truths: int, threshold: fl
     return _rates(threshold, int(reaching.sum()), int(matched[reaching].sum()), truths)
 
 
-def best_threshold(scores: np.ndarray, matched: np.ndarray, truths: int) -> Rates | None:
+def f1_best(scores: np.ndarray, matched: np.ndarray, truths: int) -> Rates | None:
     """The F1-best of the distinct scores as threshold (ties: the highest), from the one
     matching (exact: see the module docstring). None when there is no guess or no truth."""
     if not len(scores) or not truths:

@@ -123,6 +123,9 @@ def test_each_truth_is_matched_once_the_higher_score_first():
     # lower IoU; the other is a false positive.
     guesses = [Guess(1, (0, 0, 10, 10), 0.4), Guess(1, (1, 1, 10, 10), 0.8)]
     assert match(truths, guesses, iou=0.5).tolist() == [False, True]
+    # Equal scores: the one listed first goes first (COCOeval's stable sort), whatever its IoU.
+    tied = [Guess(1, (1, 1, 10, 10), 0.8), Guess(1, (0, 0, 10, 10), 0.8)]
+    assert match(truths, tied, iou=0.5).tolist() == [True, False]
     scores = evaluate(images, truths, guesses, threshold=0.0)
     assert (scores.true_positives, scores.false_positives, scores.false_negatives) == (1, 1, 0)
 
