@@ -23,7 +23,7 @@ def detectors(settings):
     return settings
 
 
-def test_l_on_a_sam3_project_adds_proposals_in_place(page, login, seeded, detectors):
+def test_l_on_a_sam3_project_adds_proposals_in_place(page, login, seeded, detectors, screenshot):
     project = seeded.project
     project.detector = "sam3"
     project.keep_threshold = 0.1
@@ -52,9 +52,10 @@ def test_l_on_a_sam3_project_adds_proposals_in_place(page, login, seeded, detect
     assert page.evaluate("window.labelgpt.review.records.length") == before + len(created)
     assert page.evaluate("window.labelgpt.review.imageId") == image_id
     expect(page.locator("#find-more-button")).to_be_enabled()
+    screenshot(page, "find-more-found")
 
 
-def test_l_on_a_grounding_dino_project_without_sam3_says_why(page, login, seeded, detectors):
+def test_l_on_a_grounding_dino_project_without_sam3_says_why(page, login, seeded, detectors, screenshot):
     open_review(page, login, seeded.annotator, seeded.project)
     button = page.locator("#find-more-button")
     expect(button).to_be_disabled()
@@ -63,5 +64,6 @@ def test_l_on_a_grounding_dino_project_without_sam3_says_why(page, login, seeded
     page.keyboard.press("l")
     expect(page.locator("#review-messages")).to_contain_text(model_choices.NO_SAM3)
     assert not FindMoreRequest.objects.exists()
+    screenshot(page, "find-more-unavailable")
     page.keyboard.press("?")
     expect(page.locator("#help")).to_contain_text("find more like the selected annotation")
