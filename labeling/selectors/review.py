@@ -210,7 +210,7 @@ def find_more_availability(*, project) -> dict:
 
 def find_more_json(*, request: FindMoreRequest) -> dict:
     """A find-more request as the API gives it; once done, with the proposals it created that
-    are still there (two queries)."""
+    are still there (one query)."""
     done = request.status == FindMoreRequest.Status.SUCCEEDED
     annotations = (
         annotations_json(
