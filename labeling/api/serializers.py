@@ -402,24 +402,26 @@ class ProjectSerializer(StrictMixin, serializers.ModelSerializer):
     class_count = serializers.IntegerField(read_only=True)
     role = serializers.CharField(read_only=True, source="api_role", allow_null=True)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # The admin's lists, read per request (settings may change); Project.clean() checks again.
-        self.fields["detector"] = serializers.ChoiceField(
-            choices=model_choices.detector_choices(), required=False
-        )
-        self.fields["segmenter"] = serializers.ChoiceField(
+    # A text checked against the admin's list (not a ChoiceField: a server listing no SAM 3 model
+    # would give the schema an empty enum).
+    exemplar_detector = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text='The SAM 3 model of "find more like this" when the detector is not SAM 3: one '
+        "of the listed detectors that is SAM 3, or blank (none).",
+    )
+
+    def get_fields(self) -> dict:
+        # The admin's lists, read when the fields are first asked for (settings may change), not
+        # when an instance is made: the schema's instances are made at import time, and their
+        # choices must be those of the schema's run. Project.clean() checks again.
+        fields = super().get_fields()
+        fields["detector"] = serializers.ChoiceField(choices=model_choices.detector_choices(), required=False)
+        fields["segmenter"] = serializers.ChoiceField(
             choices=model_choices.segmenter_choices(), required=False
         )
-        # A text checked against the list (not a ChoiceField: a server listing no SAM 3 model
-        # would give the schema an empty enum).
-        self.fields["exemplar_detector"] = serializers.CharField(
-            max_length=200,
-            required=False,
-            allow_blank=True,
-            help_text='The SAM 3 model of "find more like this" when the detector is not SAM 3: one '
-            "of the listed detectors that is SAM 3, or blank (none).",
-        )
+        return fields
 
     def validate_exemplar_detector(self, value: str) -> str:
         errors = model_choices.exemplar_errors(exemplar_detector=value)
