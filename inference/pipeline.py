@@ -41,6 +41,7 @@ __all__ = [
     "box_iou",
     "detect_with_backoff",
     "prelabel_batch",
+    "proposals_from_detections",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ def _box_only(detection: Detection) -> Proposal:
     )
 
 
+def proposals_from_detections(detections: Sequence[Detection], params: DetectParams) -> list[Proposal]:
+    """Detections as proposals with no segmenter pass: a detection's own mask (SAM 3) cleaned and
+    encoded, not cut to its box; the box alone for one without a mask."""
+    return [_box_only(d) if d.mask is None else _proposal(d, d.mask, params) for d in detections]
+
+
 def prelabel_batch(
     items: Sequence[BatchImage],
     prompts: Sequence[ClassPrompt],
@@ -212,9 +219,7 @@ def prelabel_batch(
         else:
             try:
                 if segmenter is None:
-                    proposals = [
-                        _box_only(d) if d.mask is None else _proposal(d, d.mask, params) for d in detections
-                    ]
+                    proposals = proposals_from_detections(detections, params)
                 else:
                     proposals = _segment(segmenter, cache, cache_name, item, detections, params)
                 result = ImageResult(proposals=proposals)

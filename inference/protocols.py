@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, Unpack
+from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict, Unpack, runtime_checkable
 
 import numpy as np
 
@@ -89,6 +89,27 @@ class Detector(Protocol):
         self, images: Sequence[Image.Image], prompts: Sequence[ClassPrompt], **options: Unpack[DetectOptions]
     ) -> list[list[Detection]]:
         """Detections per image, best first; every detection scoring >= keep_threshold."""
+        ...
+
+
+@runtime_checkable
+class ExemplarDetector(Protocol):
+    """A detector that also takes example boxes ("find more like this": SAM 3)."""
+
+    name: str
+
+    def find_similar(
+        self,
+        image: Image.Image,
+        *,
+        text: str,
+        positive_boxes: Boxes,
+        negative_boxes: Boxes = (),
+        keep_threshold: float,
+    ) -> list[Detection]:
+        """The other instances on `image` like the positive boxes and unlike the negative ones
+        (x, y, w, h in pixels), of the concept `text`: class_index 0, best first, each scoring
+        above keep_threshold, with its mask."""
         ...
 
 

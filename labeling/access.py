@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from .models import Annotation, Export, Image, ImportJob, Membership, PrelabelJob, Project
+from .models import Annotation, Export, FindMoreRequest, Image, ImportJob, Membership, PrelabelJob, Project
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -90,3 +90,10 @@ def import_for_user(user: User, import_id: int) -> ImportJob:
     job = ImportJob.objects.select_related("project").filter(pk=import_id).first()
     _for_user(user, job, job and job.project, "import")
     return job
+
+
+def find_more_for_user(user: User, request_id: int) -> FindMoreRequest:
+    """A "find more like this" request on an image the user may see (404 otherwise)."""
+    request = FindMoreRequest.objects.select_related("image__project").filter(pk=request_id).first()
+    _for_user(user, request, request and request.image.project, "find-more request")
+    return request

@@ -3,6 +3,7 @@ from django.contrib import admin
 from .models import (
     Annotation,
     Export,
+    FindMoreRequest,
     Image,
     ImportJob,
     Invitation,
@@ -159,6 +160,22 @@ class InvitationAdmin(admin.ModelAdmin):
     list_filter = ("role", "created_at")
     search_fields = ("email", "project__name")
     list_select_related = ("project", "invited_by", "accepted_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FindMoreRequest)
+class FindMoreRequestAdmin(admin.ModelAdmin):
+    """Read only: made by the review page and the API, run by the interactive workers."""
+
+    list_display = ("id", "image", "label_class", "detector", "status", "created_count", "user", "created_at")
+    list_filter = ("status", "detector")
+    list_select_related = ("image", "label_class", "user")
+    raw_id_fields = ("image", "annotation")
 
     def has_add_permission(self, request):
         return False

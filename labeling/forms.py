@@ -16,12 +16,19 @@ class ProjectForm(forms.ModelForm):
     # The admin's lists (read on every form: settings may change); Project.clean() checks again.
     detector = forms.ChoiceField(choices=model_choices.detector_choices)
     segmenter = forms.ChoiceField(choices=model_choices.segmenter_choices)
+    exemplar_detector = forms.ChoiceField(
+        choices=model_choices.exemplar_detector_choices,
+        required=False,
+        label="Find more like this",
+        help_text="The SAM 3 model that finds more objects like a selected one (L on the review page) "
+        "when the detector is not SAM 3. A SAM 3 project uses its own detector.",
+    )
 
     class Meta:
         model = Project
         fields = [
             "name", "description", "box_threshold", "text_threshold", "keep_threshold",
-            "prompt_mode", "segment", "detector", "segmenter",
+            "prompt_mode", "segment", "detector", "segmenter", "exemplar_detector",
         ]  # fmt: skip
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

@@ -39,6 +39,46 @@ def segmenter_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in segmenters()]
 
 
+def is_sam3(name: str) -> bool:
+    """Whether the listed detector `name` is a SAM 3 model (by its name or its source)."""
+    return (
+        registry.ModelConfig(detectors=detectors()).detector_segments(name) if name in detectors() else False
+    )
+
+
+def exemplar_detector_choices() -> list[tuple[str, str]]:
+    """What "find more like this" may use on a project whose detector is not SAM 3: none, or one
+    of the listed detectors that is SAM 3."""
+    return [("", "None (find more is unavailable)")] + [(name, name) for name in detectors() if is_sam3(name)]
+
+
+def exemplar_errors(*, exemplar_detector: str) -> dict[str, str]:
+    """Field → message for an exemplar detector that is not a listed SAM 3 model."""
+    if not exemplar_detector or is_sam3(exemplar_detector):
+        return {}
+    offered = [name for name, _ in exemplar_detector_choices() if name]
+    return {
+        "exemplar_detector": (
+            f"Choose one of this server's SAM 3 models: {', '.join(offered)}, or none."
+            if offered
+            else "This server lists no SAM 3 model (LABELGPT_DETECTORS): leave it blank."
+        )
+    }
+
+
+NO_SAM3 = "Find more needs a SAM 3 model: ask a manager to choose one in the project settings."
+
+
+def find_more_detector(*, detector: str, exemplar_detector: str) -> tuple[str | None, str]:
+    """(the SAM 3 name "find more like this" uses on a project, "") or (None, why it cannot):
+    a SAM 3 project's own detector, else its exemplar detector while the list still offers it."""
+    if is_sam3(detector):
+        return detector, ""
+    if exemplar_detector and is_sam3(exemplar_detector):
+        return exemplar_detector, ""
+    return None, NO_SAM3
+
+
 def default_detector(current: str) -> str:
     """`current` (the model field's default) when the list offers it, else the list's first."""
     names = list(detectors())

@@ -48,6 +48,15 @@ class Project(models.Model):
     # a hub id typed by a manager: the workers resolve the name.
     detector = models.CharField(max_length=200, default="IDEA-Research/grounding-dino-tiny")
     segmenter = models.CharField(max_length=200, default="vit_b")
+    # "Find more like this" on a project whose detector is not SAM 3 (Grounding DINO): a SAM 3
+    # name from the admin's list, or blank (none: the review page says why it is unavailable).
+    # A SAM 3 project uses its own detector and ignores this.
+    exemplar_detector = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The SAM 3 model that finds more objects like a selected one (blank: none).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -74,6 +83,7 @@ class Project(models.Model):
 
     def clean(self) -> None:
         errors = model_choices.model_errors(detector=self.detector, segmenter=self.segmenter)
+        errors.update(model_choices.exemplar_errors(exemplar_detector=self.exemplar_detector))
         if (
             self.keep_threshold is not None
             and self.box_threshold is not None
@@ -621,3 +631,43 @@ class DashboardSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"Dashboard of project {self.project_id} as of {self.computed_at}"
+
+
+class FindMoreRequest(models.Model):
+    """One "find more like this" asked on an image (labeling.services.find_more): the selected
+    annotation's box is the positive exemplar, the image's rejected proposals' boxes (of its
+    class) the negative ones, both as they were when asked; a worker of the interactive queue
+    runs SAM 3 with them and adds the new proposals (their ids in `annotation_ids`)."""
+
+    Status = JobStatus
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="find_more_requests")
+    annotation = models.ForeignKey(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # the exemplar (null once deleted: its box is kept below)
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    detector = models.CharField(max_length=200)  # the SAM 3 name used (the admin's list)
+    positive_boxes = models.JSONField(default=list)  # [[x, y, w, h], ...]
+    negative_boxes = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    found_count = models.PositiveIntegerField(default=0)  # what SAM 3 returned
+    created_count = models.PositiveIntegerField(default=0)  # new proposals, once deduplicated
+    annotation_ids = models.JSONField(default=list)  # the proposals it created
+    error = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["image", "status"], name="find_more_image_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Find more on image {self.image_id} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -7,7 +7,8 @@ name: services never import labeling.tasks (the tasks import the services, never
 Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper, the
 dashboard's quality snapshot), "gpu" (pre-label
 batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
-under review), so that an export, an embedding and a pre-label batch never wait behind one another.
+under review, "find more like this"), so that an export, an embedding and a pre-label batch
+never wait behind one another.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ PRELABEL_JOB_DISPATCH = TaskRoute("labeling.tasks.prelabel_job_dispatch", DEFAUL
 PRELABEL_BATCH_RUN = TaskRoute("labeling.tasks.prelabel_batch_run", GPU)
 PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
 EMBEDDINGS_COMPUTE = TaskRoute("labeling.tasks.embeddings_compute", INTERACTIVE)
+FIND_MORE_RUN = TaskRoute("labeling.tasks.find_more_run", INTERACTIVE)
 DASHBOARD_SNAPSHOT_COMPUTE = TaskRoute("labeling.tasks.dashboard_snapshot_compute", DEFAULT)
 
 TASKS = (
@@ -62,6 +64,7 @@ TASKS = (
     PRELABEL_BATCH_RUN,
     PRELABEL_JOBS_SWEEP,
     EMBEDDINGS_COMPUTE,
+    FIND_MORE_RUN,
     DASHBOARD_SNAPSHOT_COMPUTE,
 )
 

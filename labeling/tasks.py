@@ -15,7 +15,7 @@ import socket
 from celery import shared_task
 
 from labeling import queues
-from labeling.services import dashboard, exports, images, imports, prelabel, segmentation
+from labeling.services import dashboard, exports, find_more, images, imports, prelabel, segmentation
 
 
 @shared_task(name=queues.PING.name)
@@ -80,6 +80,12 @@ def prelabel_jobs_sweep() -> dict:
 def embeddings_compute(image_ids: list[int]) -> int:
     """The SAM embeddings the review page asks for (click-to-segment), on the interactive queue."""
     return segmentation.embeddings_compute(image_ids=image_ids)
+
+
+@shared_task(name=queues.FIND_MORE_RUN.name)
+def find_more_run(request_id: int) -> bool:
+    """ "Find more like this" on one image: SAM 3 with the request's exemplars (interactive queue)."""
+    return find_more.find_more_run(request_id=request_id)
 
 
 @shared_task(name=queues.DASHBOARD_SNAPSHOT_COMPUTE.name)

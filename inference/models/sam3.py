@@ -67,6 +67,39 @@ class Sam3Detector:
     def __repr__(self) -> str:
         return f"Sam3Detector({self.name!r}, device={self.device!r})"
 
+    def find_similar(
+        self,
+        image: Image.Image,
+        *,
+        text: str,
+        positive_boxes: Sequence[Sequence[float]],
+        negative_boxes: Sequence[Sequence[float]] = (),
+        keep_threshold: float,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    ) -> list[Detection]:
+        """ "Find more like this" (an `inference.protocols.ExemplarDetector`): SAM 3 on one image
+        with the class's text and exemplar boxes (x, y, w, h in pixels; positive: like this,
+        negative: not like this), through the processor's `input_boxes` / `input_boxes_labels`
+        (1 / 0) and its own `post_process_instance_segmentation`. Every instance scoring above
+        `keep_threshold`, best first, each with its mask (class_index 0, phrase: the text)."""
+        import torch
+
+        if not positive_boxes:
+            raise ValueError("find_similar needs at least one positive exemplar box.")
+        image = _as_rgb(image)
+        boxes = [_xyxy(box) for box in [*positive_boxes, *negative_boxes]]
+        labels = [1] * len(positive_boxes) + [0] * len(negative_boxes)
+        inputs = self.processor(
+            images=[image], text=[text], input_boxes=[boxes], input_boxes_labels=[labels], return_tensors="pt"
+        ).to(self.device)
+        size = image.size[::-1]  # (H, W)
+        with torch.inference_mode():
+            outputs = self.model(**inputs)
+        result = self.processor.post_process_instance_segmentation(
+            outputs, threshold=keep_threshold, mask_threshold=mask_threshold, target_sizes=[size]
+        )[0]
+        return _detections(result, 0, ClassPrompt(name=text, prompt=text), size)
+
     @classmethod
     def load(cls, source: str, *, device: str = "auto") -> Sam3Detector:
         """From a local folder (offline) or a hub id. Raises ModelLoadError."""
@@ -158,3 +191,9 @@ def load_detector(source: str, *, device: str, dtype: str) -> Sam3Detector:
     """The family's loader (`inference.protocols.DetectorFamily`). SAM 3 runs in float32 whatever
     `dtype` says (bf16 / fp16 are Grounding DINO's options, not measured for SAM 3 yet)."""
     return Sam3Detector.load(source, device=device)
+
+
+def _xyxy(box: Sequence[float]) -> list[float]:
+    """(x, y, w, h) → (x0, y0, x1, y1), as the processor takes exemplar boxes."""
+    x, y, w, h = (float(v) for v in box)
+    return [x, y, x + w, y + h]

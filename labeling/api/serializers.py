@@ -402,22 +402,39 @@ class ProjectSerializer(StrictMixin, serializers.ModelSerializer):
     class_count = serializers.IntegerField(read_only=True)
     role = serializers.CharField(read_only=True, source="api_role", allow_null=True)
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # The admin's lists, read per request (settings may change); Project.clean() checks again.
-        self.fields["detector"] = serializers.ChoiceField(
-            choices=model_choices.detector_choices(), required=False
-        )
-        self.fields["segmenter"] = serializers.ChoiceField(
+    # A text checked against the admin's list (not a ChoiceField: a server listing no SAM 3 model
+    # would give the schema an empty enum).
+    exemplar_detector = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text='The SAM 3 model of "find more like this" when the detector is not SAM 3: one '
+        "of the listed detectors that is SAM 3, or blank (none).",
+    )
+
+    def get_fields(self) -> dict:
+        # The admin's lists, read when the fields are first asked for (settings may change), not
+        # when an instance is made: the schema's instances are made at import time, and their
+        # choices must be those of the schema's run. Project.clean() checks again.
+        fields = super().get_fields()
+        fields["detector"] = serializers.ChoiceField(choices=model_choices.detector_choices(), required=False)
+        fields["segmenter"] = serializers.ChoiceField(
             choices=model_choices.segmenter_choices(), required=False
         )
+        return fields
+
+    def validate_exemplar_detector(self, value: str) -> str:
+        errors = model_choices.exemplar_errors(exemplar_detector=value)
+        if errors:
+            raise serializers.ValidationError(errors["exemplar_detector"])
+        return value
 
     class Meta:
         model = Project
         fields = [
             "id", "name", "description", "box_threshold", "text_threshold", "keep_threshold",
-            "prompt_mode", "segment", "detector", "segmenter", "created_at", "updated_at",
-            "image_count", "class_count", "role",
+            "prompt_mode", "segment", "detector", "segmenter", "exemplar_detector", "created_at",
+            "updated_at", "image_count", "class_count", "role",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
 
@@ -688,6 +705,17 @@ class BulkResultSerializer(serializers.Serializer):
     annotations = AnnotationSerializer(many=True)
     conflicts = serializers.ListField(child=serializers.IntegerField())
     current = AnnotationSerializer(many=True)
+
+
+class FindMoreStartSerializer(Strict):
+    """ "Find more like this": the annotation of this image whose box is the example."""
+
+    annotation = JSONInteger(
+        min_value=1,
+        message="annotation must be the id of an annotation of this image.",
+        help_text="The annotation (of this image) to find more like: its box is the positive example; "
+        "the image's rejected annotations of its class are the negative ones.",
+    )
 
 
 class SegmentSerializer(Strict):

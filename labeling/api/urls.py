@@ -59,6 +59,8 @@ v1 = [
         name="api-image-accept-above",
     ),
     path("images/<int:image_id>/segment/", api(v.ImageSegment), name="api-image-segment"),
+    path("images/<int:image_id>/find-more/", api(v.ImageFindMore), name="api-image-find-more"),
+    path("find-more/<int:request_id>/", api(v.FindMoreDetail), name="api-find-more"),
     path("annotations/<int:annotation_id>/", api(v.AnnotationDetail), name="api-annotation"),
     path("annotations/<int:annotation_id>/accept/", api(v.AnnotationAccept), name="api-annotation-accept"),
     path("annotations/<int:annotation_id>/reject/", api(v.AnnotationReject), name="api-annotation-reject"),

@@ -45,7 +45,7 @@ from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
 from labeling.selectors.prelabel import job_list
 from labeling.selectors.projects import class_list, invitation_list, member_list, projects_with_role
-from labeling.services import exports, imports, prelabel, review, segmentation
+from labeling.services import exports, find_more, imports, prelabel, review, segmentation
 from labeling.services.images import image_delete, images_ingest
 from labeling.services.invitations import invitation_revoke, member_add
 from labeling.services.projects import (
@@ -64,6 +64,7 @@ from ..access import (
     can_create_projects,
     can_manage,
     export_for_user,
+    find_more_for_user,
     image_for_user,
     import_for_user,
     job_for_user,
@@ -747,6 +748,44 @@ class ImageSegment(ApiView):
         if status == 202:
             response["Retry-After"] = str(segmentation.SEGMENT_RETRY_AFTER)
         return response
+
+
+@doc("segmentation", post="Find more objects like an annotation (SAM 3)")
+class ImageFindMore(ApiView):
+    """ "Find more like this": the annotation's box is the positive example, the image's rejected
+    annotations of its class the negative ones; SAM 3 runs on a worker (interactive queue) and
+    adds the other instances on the image as proposals of that class, none duplicating an
+    annotation already there. 202 with the request (`status_url`: poll it until `status` is done
+    or failed). Only the image's lease holder asks (403 naming them otherwise); 409 when the
+    project has no SAM 3 model or a search is already running on the image."""
+
+    serializer_class = s.FindMoreStartSerializer
+
+    @extend_schema(
+        responses={
+            202: OpenApiTypes.OBJECT,
+            409: OpenApiResponse(description="No SAM 3 model for this project, or a search already running."),
+        }
+    )
+    def post(self, request: Request, image_id: int) -> Response:
+        image, _ = image_for_user(request.user, image_id)
+        data = _input(s.FindMoreStartSerializer, request)
+        started = find_more.find_more_start(image=image, user=request.user, annotation_id=data["annotation"])
+        body = review_selectors.find_more_json(request=started)
+        return Response(body, status=202, headers={"Location": body["status_url"]})
+
+
+@doc("segmentation", get="Get a find-more request")
+class FindMoreDetail(ApiView):
+    """A "find more like this" request: queued, running, done (with `created` and the new
+    proposals in `annotations`) or failed (with `error`). Members of the image's project."""
+
+    serializer_class = None
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, request_id: int) -> Response:
+        found = find_more_for_user(request.user, request_id)
+        return Response(review_selectors.find_more_json(request=found))
 
 
 @doc("review", post="Save the project's or a class's review threshold")

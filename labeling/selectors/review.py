@@ -14,8 +14,9 @@ from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import model_choices
 from ..access import User
-from ..models import Annotation, Image
+from ..models import Annotation, FindMoreRequest, Image
 
 # The queue hands out pre-labeled images first (their proposals are ready), then new ones.
 QUEUE_ORDER = (Image.Status.PRELABELED, Image.Status.NEW)
@@ -145,6 +146,7 @@ def review_urls(*, image: Image) -> dict:
         "annotation": reverse("api-annotation", kwargs={"annotation_id": 0}),
         "bulk": reverse("api-image-annotation-states", kwargs=image_kw),
         "segment": reverse("api-image-segment", kwargs=image_kw),
+        "find_more": reverse("api-image-find-more", kwargs=image_kw),
         "submit": reverse("api-image-submit", kwargs=image_kw),
         "skip": reverse("api-image-skip", kwargs=image_kw),
         "previous": reverse("image-previous", kwargs=image_kw),
@@ -193,6 +195,45 @@ def review_data(
             max(0, round((lease_expires_at - timezone.now()).total_seconds())) if lease_expires_at else None
         ),
         "held_by_other": held_by_other,
+        "find_more": find_more_availability(project=project),
+    }
+
+
+def find_more_availability(*, project) -> dict:
+    """Whether "find more like this" works on the project's images, with which SAM 3 model, or
+    why not (the review page disables its key and button with this reason). No query."""
+    name, reason = model_choices.find_more_detector(
+        detector=project.detector, exemplar_detector=project.exemplar_detector
+    )
+    return {"available": name is not None, "detector": name, "reason": reason}
+
+
+def find_more_json(*, request: FindMoreRequest) -> dict:
+    """A find-more request as the API gives it; once done, with the proposals it created that
+    are still there (one query)."""
+    done = request.status == FindMoreRequest.Status.SUCCEEDED
+    annotations = (
+        annotations_json(
+            annotations=Annotation.objects.filter(pk__in=request.annotation_ids, image=request.image_id)
+        )
+        if done and request.annotation_ids
+        else []
+    )
+    return {
+        "id": request.pk,
+        "image": request.image_id,
+        "annotation": request.annotation_id,
+        "class_id": request.label_class_id,
+        "detector": request.detector,
+        "status": request.status,
+        "exemplars": {"positive": request.positive_boxes, "negative": request.negative_boxes},
+        "found": request.found_count,
+        "created": request.created_count,
+        "annotations": annotations,
+        "error": request.error,
+        "created_at": request.created_at.isoformat() if request.created_at else None,
+        "finished_at": request.finished_at.isoformat() if request.finished_at else None,
+        "status_url": reverse("api-find-more", kwargs={"request_id": request.pk}),
     }
 
 

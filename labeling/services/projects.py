@@ -201,7 +201,7 @@ def project_delete(*, project: Project, user) -> ProjectDeleted:
 
 PROJECT_EDITABLE = (
     "name", "description", "box_threshold", "text_threshold", "keep_threshold",
-    "prompt_mode", "segment", "detector", "segmenter",
+    "prompt_mode", "segment", "detector", "segmenter", "exemplar_detector",
 )  # fmt: skip
 
 

@@ -9,7 +9,7 @@
 // "hide-selected", "hide-class", "focus-controls"; mask editing: "toggle-brush", "toggle-eraser",
 // "toggle-vertices", "brush-smaller", "brush-larger" ([ and ] in the brush and eraser modes),
 // "vertex-delete" (Delete or Backspace in the vertices mode); "jump" (J: the filmstrip
-// and the jump by name).
+// and the jump by name); "find-more" (L: more objects like the selected one, by SAM 3).
 // `preventDefault` says whether the key's default (scrolling, typing, focus moves) is stopped.
 
 /**
@@ -65,6 +65,7 @@ export function keyAction(event, context = {}) {
     g: "toggle-vertices",
     o: "cycle-masks",
     j: "jump",
+    l: "find-more",
   };
   if (letters[lower]) return act(letters[lower]);
   if (key === "+" || key === "=") return act("zoom-in");
@@ -102,6 +103,7 @@ export const KEYS = [
   { combos: ["Enter"], actions: ["segment-keep"], context: { mode: "segment" }, text: "(segmenting) keep the mask; with E: save the refined mask", column: 1 },
   { combos: ["Escape"], actions: ["segment-reset"], context: { mode: "segment", segmenting: true }, text: "(segmenting) cancel the object; a second Esc goes back to Select", column: 1 },
   { combos: ["e"], actions: ["refine"], text: "refine the selected annotation's mask with clicks", column: 1 },
+  { combos: ["l"], actions: ["find-more"], text: "find more like the selected annotation (SAM 3): the other objects like it become proposals of its class; rejected ones of the class count as “not like this”", column: 1 },
   { combos: ["k", "x"], actions: ["toggle-brush", "toggle-eraser"], text: "brush / eraser on the selected annotation's mask (each stroke saved, one undo step)", column: 1 },
   { combos: ["[", "]"], actions: ["brush-smaller", "brush-larger"], context: { mode: "brush" }, text: "(brush, eraser) smaller / larger brush", column: 1 },
   { combos: ["g"], actions: ["toggle-vertices"], text: "polygon vertices: drag one; drag an edge's midpoint to add one; Alt+click removes", column: 1 },

@@ -17,6 +17,7 @@
 //   navigation.js  submit, skip, previous
 //   prefetch.js    the next image's data and bitmap, ready before Enter; the Enter → next image time
 //   filmstrip.js   the filmstrip of the project's images and the jump by name
+//   find-more.js   "find more like this" (L): the request to SAM 3 on a worker, polled, merged
 //   messages.js    messages and the save status
 //   canvas.js      the canvas (isolated: methods in, DOM events out); geometry.js its maths
 //
@@ -38,6 +39,7 @@ import { ReviewCanvas } from "./canvas.js";
 import { DisplayPanel, DisplayState } from "./display.js";
 import { Editor } from "./editor.js";
 import { Filmstrip, NameJump } from "./filmstrip.js";
+import { FindMore, findMoreBlocked, findMoreMessage, mergeFound } from "./find-more.js";
 import { transformGeometry } from "./geometry.js";
 import { renderHelp } from "./help.js";
 import { KEYS, keyAction } from "./keymap.js";
@@ -60,7 +62,7 @@ import {
   takeHandover,
 } from "./prefetch.js";
 import { SaveQueue, createRequest } from "./save-queue.js";
-import { ReviewState } from "./state.js";
+import { ReviewState, fromServer } from "./state.js";
 import { SegmentTool } from "./tools.js";
 
 const $ = (id) => document.getElementById(id);
@@ -295,6 +297,51 @@ function refineSelected() {
   seg.startRefine(r);
 }
 
+/** L: find more objects like the selected annotation (SAM 3 on a worker), added as proposals. */
+const finder = new FindMore({ request });
+let findingOn = null; // the image id a search runs on
+
+async function findMoreSelected() {
+  const blocked = findMoreBlocked({
+    availability: data.find_more,
+    selected: state.selected,
+    readOnly,
+    running: finder.running,
+  });
+  if (blocked) {
+    flash(blocked, "info");
+    return;
+  }
+  const imageId = data.image.id;
+  findingOn = imageId;
+  renderFindMore();
+  flash("Looking for more like it…", "info");
+  const done = await finder.run(urls.find_more, state.selected.id);
+  findingOn = null;
+  if (data.image.id !== imageId) return; // moved on meanwhile: that image's page loads them
+  const added = done.status === "succeeded" ? mergeFound(state, done.annotations, fromServer) : [];
+  const message = findMoreMessage(done, added.filter((r) => state.isVisible(r)).length);
+  flash(message.text, message.kind, message.kind === "error" ? { sticky: true } : {});
+  refresh();
+  renderFindMore();
+}
+
+/** The find-more button: disabled with the reason while it cannot run on this image. */
+function renderFindMore() {
+  const button = $("find-more-button");
+  const note = $("find-more-reason");
+  if (!button) return;
+  const availability = data.find_more;
+  const reason = !availability?.available ? findMoreBlocked({ availability }) : readOnly ? findMoreBlocked({ availability, readOnly }) : null;
+  const busy = findingOn === data.image.id;
+  button.disabled = Boolean(reason) || busy;
+  button.title = reason || "Find more objects like this one (L)";
+  button.setAttribute("aria-busy", String(busy));
+  button.firstChild.textContent = busy ? "Finding more… " : "Find more like this ";
+  note.hidden = !reason;
+  note.textContent = reason || "";
+}
+
 // ------------------------------------------------------------------------------ navigation
 
 function submit() {
@@ -416,6 +463,7 @@ const buttons = {
   "pending-retry": () => queue.retryNow(),
   "segment-retry": () => seg.tryAgain(),
   "refine-button": refineSelected,
+  "find-more-button": findMoreSelected,
 };
 for (const [id, run] of Object.entries(buttons)) {
   $(id)?.addEventListener("click", (event) => {
@@ -464,6 +512,7 @@ const keyActions = {
   "brush-larger": () => maskTools.resize(1),
   "vertex-delete": () => maskTools.deleteVertex(),
   refine: refineSelected,
+  "find-more": findMoreSelected,
   "toggle-rejected": () => thresholds.toggleRejected(),
   "zoom-in": () => canvas.zoomBy(1.25),
   "zoom-out": () => canvas.zoomBy(0.8),
@@ -583,6 +632,7 @@ function loadImage(claimed, { decoded = null } = {}) {
   canvas.load({ url: data.image.url, width: data.image.width, height: data.image.height, readOnly, decoded });
   renderHead();
   for (const el of $("review").querySelectorAll("[data-edit]")) el.disabled = readOnly;
+  renderFindMore();
   if (claim.locked) flash(claim.locked, "error", { sticky: true, reload: true });
   setBusy(false);
   lease.start();
@@ -670,6 +720,9 @@ window.labelgpt = {
     select,
     get segment() {
       return seg;
+    },
+    get findingMore() {
+      return finder.running;
     },
   },
   timing,

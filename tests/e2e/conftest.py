@@ -136,10 +136,11 @@ def tiny_models_settings(settings, tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def inline_tasks(monkeypatch):
-    """The pre-label tasks run at once in this process instead of going to a broker; the
-    embedding prefetch the review page asks for is recorded only (the fixture computes them)."""
+    """The pre-label and find-more tasks run at once in this process instead of going to a
+    broker; the embedding prefetch the review page asks for is recorded only (the fixture
+    computes them)."""
     from labeling import queues
-    from labeling.services import prelabel
+    from labeling.services import find_more, prelabel
 
     queued: list[tuple] = []
     run = {
@@ -148,6 +149,7 @@ def inline_tasks(monkeypatch):
             job_id=job, image_ids=ids, token=token
         ),
         queues.EMBEDDINGS_COMPUTE: lambda image_ids: queued.append(tuple(image_ids)),
+        queues.FIND_MORE_RUN: lambda request_id: find_more.find_more_run(request_id=request_id),
     }
 
     def send(*, task, args=()):

@@ -179,10 +179,14 @@ def celery_redis(integration_services, settings, monkeypatch):
 
 
 class Worker:
-    """A `celery worker` subprocess: start() waits until it answers a ping, stop() ends it."""
+    """A `celery worker` subprocess: start() waits until it answers a ping, stop() ends it.
+    `queues`: what it consumes besides "default" (where the ping goes), as `-Q` takes them."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, name: str = "itest") -> None:
+    def __init__(
+        self, *, env: dict[str, str], log_path: Path, name: str = "itest", queues: str = "default,gpu"
+    ) -> None:
         self.env = env
+        self.queues = queues
         self.log_path = log_path
         self.name = name
         self.proc: subprocess.Popen | None = None
@@ -196,8 +200,10 @@ class Worker:
         assert self.proc is None, "the worker is already running"
         self._log = self.log_path.open("ab")
         logged_before = len(self.log())
+        args = list(WORKER_ARGS)
+        args[args.index("-Q") + 1] = self.queues
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", *WORKER_ARGS, "--hostname", f"{self.name}-{os.getpid()}@%h"],
+            [sys.executable, "-m", "celery", *args, "--hostname", f"{self.name}-{os.getpid()}@%h"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,

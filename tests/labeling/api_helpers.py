@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from labeling.models import (
     Annotation,
     Export,
+    FindMoreRequest,
     Image,
     ImportJob,
     Invitation,
@@ -41,6 +42,7 @@ class World:
     annotator_membership: Membership
     import_job: ImportJob
     invitation: Invitation
+    find_more: FindMoreRequest
 
 
 def build_world(project: Project, *, user, annotator=None) -> World:
@@ -79,6 +81,9 @@ def build_world(project: Project, *, user, annotator=None) -> World:
         annotator_membership,
         import_job,
         invitation_create(project=project, email="invitee@example.com", role="annotator", invited_by=user)[0],
+        FindMoreRequest.objects.create(
+            image=image, annotation=proposal, label_class=label_class, detector="sam3", user=user
+        ),
     )
 
 
@@ -103,6 +108,7 @@ def snapshot() -> tuple:
         list(Membership.objects.order_by("pk").values_list("pk", "role")),
         list(Invitation.objects.order_by("pk").values_list("pk", "revoked_at", "accepted_at")),
         list(Token.objects.order_by("user_id").values_list("user_id", "key")),
+        list(FindMoreRequest.objects.order_by("pk").values_list("pk", "status")),
     )
 
 

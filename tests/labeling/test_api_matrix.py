@@ -57,6 +57,7 @@ DEFAULT_IDS = {
     "membership_id": "annotator_membership",
     "import_id": "import_job",
     "invitation_id": "invitation",
+    "request_id": "find_more",
 }
 
 V = "/api/v1"
@@ -116,6 +117,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{V}/images/{{image_id}}/segment/"): Route(
         MEMBERS, ok=503, body=lambda w: {"points": [[5, 5]], "labels": [1]}
     ),
+    # A Grounding DINO project without a SAM 3 model: members get the 409 with the reason.
+    ("POST", f"{V}/images/{{image_id}}/find-more/"): Route(
+        MEMBERS, ok=409, body=lambda w: {"annotation": w.proposal.pk}
+    ),
+    ("GET", f"{V}/find-more/{{request_id}}/"): Route(MEMBERS),
     ("GET", f"{V}/annotations/{{annotation_id}}/"): Route(MEMBERS),
     ("PATCH", f"{V}/annotations/{{annotation_id}}/"): Route(
         MEMBERS, body=lambda w: {"state": "accepted"}, headers={"HTTP_IF_MATCH": '"1"'}
