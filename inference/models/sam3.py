@@ -147,8 +147,7 @@ class Sam3Detector:
                         class_index=c,
                         prompt=prompts[c],
                     )
-                    cap = prompts[c].max_instances
-                    per_image[i].extend(found[:cap] if cap else found)
+                    per_image[i].extend(found)
         return [sorted(found, key=lambda d: -d.score) for found in per_image]
 
     def _pairs_forward(
@@ -190,7 +189,8 @@ def _post_process(
     threshold, a few at a time: the processor upsamples every query it is given to the image's
     size in float32 and binarises to int64 (12 bytes a pixel a query: 200 queries on a 12 MP
     photo would be ~29 GB), so it is given the kept queries in chunks of at most
-    `pixel_cap` output pixels, each chunk's masks turned to bool at once."""
+    `pixel_cap` output pixels, each chunk's masks turned to bool at once. A class's
+    `max_instances` keeps its best queries before any is upsampled."""
     import torch
     from transformers.models.sam3.modeling_sam3 import Sam3ImageSegmentationOutput
 
@@ -199,6 +199,9 @@ def _post_process(
     if presence is not None:  # the processor's score: query score x presence score
         scores = scores * presence[row].sigmoid()
     kept = torch.nonzero(scores > threshold).flatten()
+    kept = kept[torch.argsort(scores[kept], descending=True, stable=True)]
+    if prompt.max_instances:
+        kept = kept[: prompt.max_instances]
     height, width = size
     step = max(1, int(pixel_cap) // max(1, height * width))
     found: list[Detection] = []

@@ -257,3 +257,17 @@ def test_upsampling_the_kept_queries_in_chunks_equals_the_unfiltered_post_proces
         detector.upsample_pixels = cap
         found = detector.detect(images, THREE, keep_threshold=threshold)
         assert assert_same(found, whole, images, len(THREE)) >= 6
+
+
+def test_max_instances_upsamples_only_the_best_k_and_equals_the_best_k_of_all(detector, images):
+    capped = [ClassPrompt(name=p.name, prompt=p.prompt, max_instances=2) for p in THREE]
+    everything = detector.detect(images, THREE, keep_threshold=0.0)
+    best = detector.detect(images, capped, keep_threshold=0.0)
+    for all_found, found in zip(everything, best, strict=True):
+        for class_index in range(len(THREE)):
+            expected = [d for d in all_found if d.class_index == class_index][:2]
+            mine = [d for d in found if d.class_index == class_index]
+            assert len(mine) == len(expected) == 2
+            for a, b in zip(mine, expected, strict=True):
+                assert a.score == pytest.approx(b.score, abs=1e-6) and a.box == pytest.approx(b.box, abs=1e-4)
+                assert iou(a.mask, b.mask) >= 0.99
