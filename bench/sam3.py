@@ -1,7 +1,7 @@
 """SAM 3 vs Grounding DINO tiny + SAM vit_b: seconds per image of a pre-label job, and click
 latency, side by side in one run (real-size architectures with random weights, CPU).
 
-    .venv/bin/python bench/sam3.py                  # 2 photos at 1024x768, 2 classes: ~6-9 min on 2 cores
+    .venv/bin/python bench/sam3.py                  # 2 photos at 1024x768, 2 classes: 9-14 min, 2 cores
     .venv/bin/python bench/sam3.py --images 3 --clicks 100 --json var/bench-sam3.json
     .venv/bin/python bench/sam3.py --smoke          # the same code paths on the tiny models (~20 s)
 
@@ -29,15 +29,16 @@ latency, side by side in one run (real-size architectures with random weights, C
 
 Random weights cost the compute of trained ones, but not their outputs: the detectors' random
 scores are capped at `MAX_INSTANCES` a class so that mask encoding costs alike. The real-size
-models are built once into var/bench-models/ (bench/_models.py; SAM 3 ~3.4 GB, built in a few
-minutes the first time). Peak memory on this run: SAM 3 ~4 GB of weights plus ~2-3 GB of
-activations per image.
+models are built once into var/bench-models/ (bench/_models.py; SAM 3 ~3.4 GB, built in under a
+minute the first time); loaded, the three take ~4.4 GB of float32 weights, and the run prints its
+peak resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -320,7 +321,14 @@ def click_rows(models: dict, size: tuple[int, int], clicks: int) -> dict:
             shape = mask.mask.shape if hasattr(mask, "mask") else mask.shape
             if tuple(shape) != (size[1], size[0]):
                 raise RuntimeError(f"{name}: a mask of {shape} for a {size} image")
-    rows = {name: {**bm.latency(values), "embed_ms": embed_ms[name]} for name, values in times.items()}
+    embed_mb = {  # what a worker would cache per image for clicks, float32
+        "SAM vit_b": sam_embedding.features.nbytes / 2**20,
+        "SAM 3": sum(t.numel() * t.element_size() for t in sam3_embedding["embeddings"]) / 2**20,
+    }
+    rows = {
+        name: {**bm.latency(values), "embed_ms": embed_ms[name], "embedding_mb": embed_mb[name]}
+        for name, values in times.items()
+    }
     rows["SAM 3"]["p50_ratio_vs_sam"] = rows["SAM 3"]["p50_ms"] / rows["SAM vit_b"]["p50_ms"]
     rows["SAM 3"]["p95_ratio_vs_sam"] = rows["SAM 3"]["p95_ms"] / rows["SAM vit_b"]["p95_ms"]
     return {"clicks": clicks, "image_size": list(size), "rows": rows}
@@ -346,14 +354,15 @@ def report(results: dict, env: dict) -> None:
     print(f"  (SAM vit_b's encoder alone: {pre['sam_embedding_s_per_image']:.2f} s/image)")
     clicks = results["clicks"]
     print(f"\nclick -> mask on a cached embedding ({clicks['clicks']} clicks of 1-4 points):")
-    print(f"  {'model':10s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s} {'embed ms':>9s}")
+    print(f"  {'model':10s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s} {'embed ms':>9s} {'cached MB':>10s}")
     for name, row in clicks["rows"].items():
         figures = f"{row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['max_ms']:8.1f} {row['embed_ms']:9.0f}"
+        figures += f" {row['embedding_mb']:10.1f}"
         print(f"  {name:10s} {figures}")
     sam3 = clicks["rows"]["SAM 3"]
     print(f"  SAM 3 / SAM vit_b: p50 x{sam3['p50_ratio_vs_sam']:.2f}, p95 x{sam3['p95_ratio_vs_sam']:.2f}")
     print(f"\nother processes' CPU share during the run: {results.get('others_cpu_share') or 0:.0%}; "
-          f"total {results['total_s']:.0f} s")  # fmt: skip
+          f"total {results['total_s']:.0f} s, peak RSS {results['peak_rss_gb']:.1f} GB")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -372,6 +381,7 @@ def run(args: argparse.Namespace) -> dict:
         bm.log("clicks ...")
         results["clicks"] = click_rows(models, args.size, args.clicks)
     results["total_s"] = time.perf_counter() - started
+    results["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return results
 
 
