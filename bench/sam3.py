@@ -1,7 +1,7 @@
 """SAM 3 vs Grounding DINO tiny + SAM vit_b: seconds per image of a pre-label job, and click
 latency, side by side in one run (real-size architectures with random weights, CPU).
 
-    .venv/bin/python bench/sam3.py                  # 2 photos at 1024x768, 2 classes: 9-14 min, 2 cores
+    .venv/bin/python bench/sam3.py                  # 2 photos at 1024x768, 2 classes: 4-14 min, 2 cores
     .venv/bin/python bench/sam3.py --images 3 --clicks 100 --json var/bench-sam3.json
     .venv/bin/python bench/sam3.py --smoke          # the same code paths on the tiny models (~20 s)
 

@@ -4,10 +4,12 @@ made itself, with their scores and boxes, none below the job's keep threshold.""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from inference.masks import polygons_are_faithful, rle_to_mask
@@ -185,3 +187,18 @@ def test_the_api_starts_a_job_with_a_listed_detector_and_refuses_an_unlisted_one
     PrelabelJob.objects.update(status=JobStatus.SUCCEEDED)
     default = client.post(url, {"detector": None}, format="json")
     assert default.status_code == 201 and default.json()["params"]["detector"] == gdino_project.detector
+
+
+def test_the_prelabel_command_takes_a_detector_for_the_job(gdino_project, task_calls):
+    ingest_photos(gdino_project, [("coffee", "")])
+    with pytest.raises(CommandError, match="detector"):
+        call_command(
+            "prelabel", str(gdino_project.pk), "--inline", "--detector", "sam3-huge", stdout=io.StringIO()
+        )
+    assert not PrelabelJob.objects.exists()
+
+    call_command("prelabel", str(gdino_project.pk), "--inline", "--detector", "sam3", stdout=io.StringIO())
+
+    job = PrelabelJob.objects.get()
+    assert (job.status, job.params["detector"]) == (JobStatus.SUCCEEDED, "sam3")
+    assert Annotation.objects.filter(job=job).exists()
