@@ -13,8 +13,21 @@ RANDOM (seeded) weights: the compute is that of the trained models, only the out
   downloaded checkpoint.
 - SAM vit_b: segment-anything's own `sam_model_registry["vit_b"]`, its state_dict saved like
   the official .pth, so `inference.models.sam.SamSegmenter.load("vit_b", checkpoint=path)` loads it.
+- SAM 3: transformers' `Sam3Config()` defaults are facebook/sam3's architecture (as built by
+  facebookresearch/sam3's model_builder: a ViT of width 1024, 32 layers, 16 heads, MLP 4736
+  (ratio 4.625), 1008 px input, patch 14, window 24, global attention in blocks 7/15/23/31,
+  pretrain size 336; a CLIP text encoder of width 1024, 24 layers, 16 heads, 49408 tokens,
+  context 32; d_model 256; DETR encoder 6 layers and decoder 6 layers of FFN 2048 and 8 heads,
+  200 queries; a 3-layer geometry encoder; a mask decoder of 3 upsampling stages; ~850M
+  parameters), checked field by field (`PUBLISHED_SAM3`). Saved with the real image processor
+  (1008 x 1008, masks 288 x 288) and a CLIP BPE tokenizer written offline with CLIP's vocabulary
+  size and special-token ids (the tiny SAM 3's words and letters, padded with filler tokens), so
+  `inference.models.sam3.Sam3Detector.load(folder)` loads it like the downloaded checkpoint.
+  `sam3_tracker(model)`: SAM 3's interactive part (transformers' Sam3TrackerModel: real-size
+  prompt encoder and mask decoder) on the detector's own vision encoder (one shared backbone,
+  as in SAM 3), for click latency on a cached image embedding.
 
-Both are built once into var/bench-models/ (git-ignored) and reused by later runs.
+All are built once into var/bench-models/ (git-ignored) and reused by later runs.
 """
 
 from __future__ import annotations
@@ -36,7 +49,9 @@ if str(ROOT) not in sys.path:  # the app's packages (inference, labeling) live t
 MODELS_DIR = ROOT / "var" / "bench-models"
 DETECTOR_DIR = MODELS_DIR / "grounding-dino-tiny-random"
 SAM_VIT_B = MODELS_DIR / "sam_vit_b_random.pth"
+SAM3_DIR = MODELS_DIR / "sam3-random"
 BERT_VOCAB_SIZE = 30522
+CLIP_VOCAB_SIZE = 49408
 SEED = 0
 _BUILD_STAMP = "bench-build.json"  # written last: a folder without it is an interrupted build
 
@@ -146,6 +161,128 @@ def ensure_sam_vit_b(path: Path = SAM_VIT_B, *, seed: int = SEED) -> Path:
     torch.save(sam.state_dict(), tmp)
     os.replace(tmp, path)  # atomic: an interrupted build leaves no half checkpoint
     return path
+
+
+# facebook/sam3's architecture (facebookresearch/sam3 model_builder.py): attribute paths of
+# Sam3Config (its sub-configs under theirs).
+PUBLISHED_SAM3 = {
+    "vision_config.backbone_config.hidden_size": 1024,
+    "vision_config.backbone_config.num_hidden_layers": 32,
+    "vision_config.backbone_config.num_attention_heads": 16,
+    "vision_config.backbone_config.intermediate_size": 4736,
+    "vision_config.backbone_config.image_size": 1008,
+    "vision_config.backbone_config.patch_size": 14,
+    "vision_config.backbone_config.window_size": 24,
+    "vision_config.backbone_config.global_attn_indexes": [7, 15, 23, 31],
+    "vision_config.backbone_config.pretrain_image_size": 336,
+    "vision_config.fpn_hidden_size": 256,
+    "text_config.hidden_size": 1024, "text_config.num_hidden_layers": 24,
+    "text_config.num_attention_heads": 16, "text_config.vocab_size": CLIP_VOCAB_SIZE,
+    "text_config.max_position_embeddings": 32,
+    "detr_encoder_config.hidden_size": 256, "detr_encoder_config.num_layers": 6,
+    "detr_encoder_config.intermediate_size": 2048, "detr_encoder_config.num_attention_heads": 8,
+    "detr_decoder_config.hidden_size": 256, "detr_decoder_config.num_layers": 6,
+    "detr_decoder_config.intermediate_size": 2048, "detr_decoder_config.num_attention_heads": 8,
+    "detr_decoder_config.num_queries": 200,
+    "geometry_encoder_config.num_layers": 3, "geometry_encoder_config.hidden_size": 256,
+    "mask_decoder_config.hidden_size": 256, "mask_decoder_config.num_upsampling_stages": 3,
+}  # fmt: skip
+
+
+def sam3_config():
+    """facebook/sam3's architecture: transformers' defaults, checked against `PUBLISHED_SAM3`."""
+    from transformers import Sam3Config
+
+    config = Sam3Config()
+    wrong = {}
+    for path, want in PUBLISHED_SAM3.items():
+        got = functools.reduce(getattr, path.split("."), config)
+        got = list(got) if isinstance(got, tuple | list) else got
+        if got != want:
+            wrong[path] = got
+    if wrong:
+        raise RuntimeError(f"Sam3Config() no longer matches facebook/sam3: {wrong}")
+    return config
+
+
+def clip_layout_tokenizer(size: int = CLIP_VOCAB_SIZE):
+    """A CLIP BPE tokenizer of `size` tokens with CLIP's special ids (<|startoftext|> = size-2,
+    <|endoftext|> = size-1, as Sam3Config's text config says): the tiny SAM 3's letters and words
+    (inference.models.tiny_sam3), padded with filler tokens, written offline."""
+    from transformers import CLIPTokenizer
+
+    from inference.models.tiny_sam3 import tiny_bpe
+
+    small, merges = tiny_bpe()
+    words = [token for token in small if not token.startswith("<|")]
+    vocab = {token: i for i, token in enumerate(words)}
+    for i in range(size - 2 - len(vocab)):
+        vocab[f"filler{i}</w>"] = len(vocab)
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = size - 2, size - 1
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split(" ")) for m in merges])
+    if len(tokenizer) != size or tokenizer.convert_tokens_to_ids("<|endoftext|>") != size - 1:
+        raise RuntimeError("the benchmark CLIP tokenizer does not have CLIP's layout")
+    return tokenizer
+
+
+def ensure_sam3(folder: Path = SAM3_DIR, *, seed: int = SEED) -> Path:
+    """The random real-size SAM 3 folder (built on first use, ~3.4 GB, a few minutes)."""
+    if (folder / _BUILD_STAMP).is_file():
+        return folder
+    import torch
+    from transformers import Sam3ImageProcessor, Sam3Model, Sam3Processor
+
+    log(f"building a random SAM 3 (real size) in {folder} ...")
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = sam3_config()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Sam3Model(config).eval()
+    processor = Sam3Processor(image_processor=Sam3ImageProcessor(), tokenizer=clip_layout_tokenizer())
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    parameters = sum(p.numel() for p in model.parameters())
+    (folder / _BUILD_STAMP).write_text(
+        json.dumps({"seed": seed, "parameters": parameters, "vocab": CLIP_VOCAB_SIZE}) + "\n"
+    )
+    log(f"  {parameters / 1e6:.1f}M parameters, built in {time.perf_counter() - started:.0f} s")
+    return folder
+
+
+def sam3_tracker(model, *, seed: int = SEED):
+    """SAM 3's interactive part (transformers' Sam3TrackerModel: prompt encoder and SAM-style mask
+    decoder at the sizes of `model`'s config, random seeded weights) on `model`'s own vision
+    encoder: SAM 3 shares one backbone between its detector and its tracker. Built with a
+    one-layer throwaway backbone that is then replaced, so no second ViT is initialised."""
+    import copy
+
+    import torch
+    from transformers import Sam3TrackerConfig, Sam3TrackerModel
+
+    vision = model.config.vision_config.to_dict()
+    width = model.config.vision_config.fpn_hidden_size
+    throwaway = copy.deepcopy(vision)
+    throwaway["backbone_config"].update(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        global_attn_indexes=[0],
+    )
+    image_size = vision["backbone_config"]["image_size"]
+    patch = vision["backbone_config"]["patch_size"]
+    config = Sam3TrackerConfig(
+        vision_config=throwaway,
+        prompt_encoder_config={"hidden_size": width, "image_size": image_size, "patch_size": patch},
+        mask_decoder_config={"hidden_size": width, "iou_head_hidden_dim": width},
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tracker = Sam3TrackerModel(config)
+    tracker.vision_encoder = model.vision_encoder
+    tracker.config.vision_config = model.config.vision_config
+    return tracker.to(next(model.parameters()).device).eval()
 
 
 def set_threads() -> int:

@@ -18,6 +18,10 @@ What it prints (a compact table, then the JSON path):
    image, speed-up, max |feature| difference).
 4. Click latency: `SamSegmenter.mask_from_prompts` on a cached embedding (decoder only: 1-4
    points per click), p50 / p95.
+5. SAM 3 (facebook/sam3's architecture) vs Grounding DINO + SAM at the same image size, side by
+   side (bench/sam3.py's rows): seconds per image through `prelabel_batch` (SAM 3 alone, and
+   with the SAM embedding a "segment" job caches for clicks), and click latency of SAM 3's
+   interactive part (Sam3TrackerModel on a cached embedding) vs SAM's decoder, p50 / p95.
 
 Random weights cost the same compute as trained ones, so throughput and latency are real; but
 a random detector scores nearly every query ~1.0, so the detection-level agreement is a
@@ -39,6 +43,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # benc
 sys.path.insert(0, str(_ROOT))
 
 from bench import _models as bm  # noqa: E402 (after the sys.path fix above)
+from bench import sam3 as sam3_bench  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 CLASSES = ("person", "cat", "coffee cup", "rocket")
@@ -315,6 +320,35 @@ def check_clicks(segmenter, clicks: int, size: tuple[int, int]) -> dict:
     return {"clicks": clicks, "image_size": list(size), **bm.latency(times)}
 
 
+def build_sam3(smoke: bool, device: str, workdir: Path):
+    """A SAM 3 detector (seeded random weights): facebook/sam3's architecture built in memory on
+    `device`, or with --smoke the tiny SAM 3."""
+    import torch
+    from transformers import Sam3ImageProcessor, Sam3Model, Sam3Processor
+
+    from inference.models.sam3 import Sam3Detector
+    from inference.models.tiny_sam3 import build_tiny_sam3
+
+    if smoke:
+        return Sam3Detector.load(str(build_tiny_sam3(workdir / "tiny-sam3", seed=bm.SEED)), device=device)
+    processor = Sam3Processor(image_processor=Sam3ImageProcessor(), tokenizer=bm.clip_layout_tokenizer())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(bm.SEED)
+        with torch.device(device):
+            model = Sam3Model(bm.sam3_config())
+    return Sam3Detector(model.eval(), processor, device=device, name="sam3")
+
+
+def check_sam3(detector, segmenter, sam3, size: tuple[int, int], repeats: int, clicks: int) -> dict:
+    """bench/sam3.py's rows: s/image of SAM 3 vs Grounding DINO + SAM through prelabel_batch on 4
+    photos of `size`, and click latency of SAM 3's tracker vs SAM's decoder."""
+    models = {"gdino": detector, "sam": segmenter, "sam3": sam3, "tracker": bm.sam3_tracker(sam3.model)}
+    return {
+        "prelabel": sam3_bench.prelabel_rows(models, sam3_bench.photos(size, len(PHOTOS)), repeats),
+        "clicks": sam3_bench.click_rows(models, size, clicks),
+    }
+
+
 # ------------------------------------------------------------------------------------- report
 
 
@@ -360,6 +394,16 @@ def report(results: dict) -> None:
             f"click (decoder only, {clicks['clicks']} clicks of 1-4 points): p50 {clicks['p50_ms']:.1f} ms, "
             f"p95 {clicks['p95_ms']:.1f} ms, max {clicks['max_ms']:.1f} ms"
         )
+    sam3 = results.get("sam3", {})
+    if sam3:
+        pre = sam3["prelabel"]
+        print(f"\nSAM 3 vs GDINO + SAM, prelabel_batch on {pre['images']} images of "
+              f"{pre['image_size'][0]}x{pre['image_size'][1]}, {len(pre['classes'])} classes:")  # fmt: skip
+        for name, row in pre["rows"].items():
+            print(f"  {name:24s} {row['s_per_image'] * 1000:9.1f} ms/img  x{row['ratio_vs_gdino_sam']:.2f}")
+        for name, row in sam3["clicks"]["rows"].items():
+            print(f"  click {name:10s} p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms "
+                  f"(embedding {row['embed_ms']:.0f} ms)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         model, processor, sam_name, sam = build_models(args.smoke, device, Path(workdir))
         model.to(device).eval()
         results["models"] = (
-            "tiny Grounding DINO + tiny SAM" if args.smoke else "grounding-dino-tiny + SAM vit_b"
+            "tiny Grounding DINO + tiny SAM, tiny SAM 3"
+            if args.smoke
+            else "grounding-dino-tiny + SAM vit_b, SAM 3"
         )
         results["build_s"] = time.perf_counter() - started
         size = (320, 240) if args.smoke else (1024, 768)
@@ -402,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         results["encoder"] = check_encoder(segmenter, args.repeats, size, max(args.batches))
         bm.log("clicks ...")
         results["clicks"] = check_clicks(segmenter, args.clicks, size)
+        bm.log("SAM 3 vs GDINO + SAM ...")
+        sam3 = build_sam3(args.smoke, device, Path(workdir))
+        results["sam3"] = check_sam3(detector, segmenter, sam3, size, args.repeats, args.clicks)
     results["django_imported"] = "django" in sys.modules
     results["total_s"] = time.perf_counter() - started
     report(results)

@@ -281,9 +281,17 @@ class PrelabelForm(forms.Form):
         ],
         initial="new",
     )
+    detector = forms.ChoiceField(
+        required=False, help_text="The detector for this job (blank: the project's)."
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
+        # The admin's list, read per form (settings may change); the service checks it again.
+        self.fields["detector"].choices = [
+            ("", f"Project's ({project.detector})"),
+            *model_choices.detector_choices(),
+        ]
         self.fields["classes"].queryset = project.classes.all()
         self.fields["classes"].initial = list(project.classes.values_list("pk", flat=True))
         self.fields["box_threshold"].initial = project.box_threshold

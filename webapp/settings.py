@@ -348,6 +348,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "labeling.models.JobStatus",
         "ExportFormatEnum": "labeling.formats.registry.export_choices",
         "ImportFormatEnum": "labeling.formats.registry.import_choices",  # ImportJob and its input
+        "DetectorEnum": "labeling.model_choices.detector_choices",  # a project's and a job's
     },
 }
 

@@ -7,12 +7,16 @@ them no SAM segmenter pass (`inference.pipeline`).
                                 keep_threshold=0.1)
 
 One forward of the vision encoder per batch of images (the processor resizes every image to the
-same square, so any batch stacks with no padding), then, for each class prompt, the text encoder,
-DETR encoder/decoder and mask decoder on those cached vision features (`vision_embeds`); the
+same square, so any batch stacks with no padding) and one text-encoder forward for all the class
+prompts; then the DETR encoder/decoder and mask decoder run once over the (image, class) pairs,
+each pair the cached vision features (`vision_embeds`) of its image and the encoded prompt
+(`text_embeds`) of its class, `PAIRS_PER_FORWARD` pairs at a time so memory stays bounded. The
 processor's own `post_process_instance_segmentation` turns the outputs into scores
 (query score × presence score), boxes (x0, y0, x1, y1 at the image's size) and binary masks
 (at the image's size), keeping every instance scoring above `keep_threshold` (the review slider
-filters the rest, as for Grounding DINO). SAM 3 is DETR-like with one-to-one matching: no NMS.
+filters the rest, as for Grounding DINO); it is given only the queries that pass, a few at a time
+(`UPSAMPLE_PIXELS`), since it upsamples each to the image's size in float before binarising.
+SAM 3 is DETR-like with one-to-one matching: no NMS.
 `text_threshold`, `prompt_mode` and `nms_iou` are Grounding DINO's and do nothing here.
 
 Nothing torch leaves this module: results are `inference.protocols.Detection` with a `mask`.
@@ -36,6 +40,11 @@ from ..protocols import Detection
 
 MODEL_TYPE = "sam3"
 DEFAULT_MASK_THRESHOLD = 0.5
+# (image, class) pairs per DETR + mask-decoder forward: each pair carries a copy of its image's
+# FPN features (~110 MB in float32 at SAM 3's 1008 px) and 200 queries' low-res mask logits.
+PAIRS_PER_FORWARD = 8
+# Output pixels (queries x H x W) upsampled at once by post-processing: ~12 bytes each there.
+UPSAMPLE_PIXELS = 1 << 25
 
 
 def accepts(source: str) -> bool:
@@ -57,6 +66,9 @@ def accepts(source: str) -> bool:
 class Sam3Detector:
     """A loaded SAM 3 model and its processor (an `inference.protocols.Detector` whose detections
     carry masks)."""
+
+    pairs_per_forward: int = PAIRS_PER_FORWARD
+    upsample_pixels: int = UPSAMPLE_PIXELS
 
     def __init__(self, model: Any, processor: Any, *, device: str, name: str) -> None:
         self.model = model
@@ -141,22 +153,105 @@ class Sam3Detector:
         per_image: list[list[Detection]] = [[] for _ in images]
         if not images or not prompts:
             return per_image
-        inputs = self.processor(images=images, return_tensors="pt").to(self.device)
         sizes = [image.size[::-1] for image in images]  # (H, W)
         with torch.inference_mode():
-            vision = self.model.get_vision_features(pixel_values=inputs["pixel_values"])
-            for class_index, prompt in enumerate(prompts):
-                text = self.processor(text=[prompt.text] * len(images), return_tensors="pt").to(self.device)
-                outputs = self.model(
-                    vision_embeds=vision, input_ids=text["input_ids"], attention_mask=text["attention_mask"]
-                )
-                results = self.processor.post_process_instance_segmentation(
-                    outputs, threshold=keep_threshold, mask_threshold=mask_threshold, target_sizes=sizes
-                )
-                for index, result in enumerate(results):
-                    found = _detections(result, class_index, prompt, sizes[index])
-                    per_image[index].extend(found[: prompt.max_instances] if prompt.max_instances else found)
+            pixels = self.processor(images=images, return_tensors="pt").to(self.device)
+            vision = self.model.get_vision_features(pixel_values=pixels["pixel_values"])
+            text = self.processor(text=[prompt.text for prompt in prompts], return_tensors="pt").to(
+                self.device
+            )
+            text_features = self.model.get_text_features(
+                input_ids=text["input_ids"], attention_mask=text["attention_mask"]
+            ).pooler_output
+            pairs = [(i, c) for c in range(len(prompts)) for i in range(len(images))]
+            step = max(1, int(self.pairs_per_forward))
+            for start in range(0, len(pairs), step):
+                chunk = pairs[start : start + step]
+                outputs = self._pairs_forward(vision, text_features, text["attention_mask"], chunk)
+                for row, (i, c) in enumerate(chunk):
+                    found = _post_process(
+                        self.processor,
+                        outputs,
+                        row,
+                        threshold=keep_threshold,
+                        mask_threshold=mask_threshold,
+                        size=sizes[i],
+                        pixel_cap=self.upsample_pixels,
+                        class_index=c,
+                        prompt=prompts[c],
+                    )
+                    per_image[i].extend(found)
         return [sorted(found, key=lambda d: -d.score) for found in per_image]
+
+    def _pairs_forward(
+        self, vision: Any, text_features: Any, text_mask: Any, pairs: list[tuple[int, int]]
+    ) -> Any:
+        """One text-conditioned DETR + mask-decoder forward over (image, class) pairs: the cached
+        vision features of each pair's image and the encoded prompt of its class, stacked."""
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+        from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
+
+        images = torch.tensor([i for i, _ in pairs], device=text_features.device)
+        classes = torch.tensor([c for _, c in pairs], device=text_features.device)
+        pair_vision = Sam3VisionEncoderOutput(
+            fpn_hidden_states=tuple(t.index_select(0, images) for t in vision.fpn_hidden_states),
+            fpn_position_encoding=tuple(t.index_select(0, images) for t in vision.fpn_position_encoding),
+        )
+        return self.model(
+            vision_embeds=pair_vision,
+            text_embeds=BaseModelOutputWithPooling(pooler_output=text_features.index_select(0, classes)),
+            attention_mask=text_mask.index_select(0, classes),
+        )
+
+
+def _post_process(
+    processor: Any,
+    outputs: Any,
+    row: int,
+    *,
+    threshold: float,
+    mask_threshold: float,
+    size: tuple[int, int],
+    pixel_cap: int,
+    class_index: int,
+    prompt: ClassPrompt,
+) -> list[Detection]:
+    """Row `row` of a forward's outputs through the processor's own
+    `post_process_instance_segmentation`, upsampling only the queries that score above the
+    threshold, a few at a time: the processor upsamples every query it is given to the image's
+    size in float32 and binarises to int64 (12 bytes a pixel a query: 200 queries on a 12 MP
+    photo would be ~29 GB), so it is given the kept queries in chunks of at most
+    `pixel_cap` output pixels, each chunk's masks turned to bool at once. A class's
+    `max_instances` keeps its best queries before any is upsampled."""
+    import torch
+    from transformers.models.sam3.modeling_sam3 import Sam3ImageSegmentationOutput
+
+    presence = outputs.presence_logits
+    scores = outputs.pred_logits[row].sigmoid()
+    if presence is not None:  # the processor's score: query score x presence score
+        scores = scores * presence[row].sigmoid()
+    kept = torch.nonzero(scores > threshold).flatten()
+    kept = kept[torch.argsort(scores[kept], descending=True, stable=True)]
+    if prompt.max_instances:
+        kept = kept[: prompt.max_instances]
+    height, width = size
+    step = max(1, int(pixel_cap) // max(1, height * width))
+    found: list[Detection] = []
+    for start in range(0, len(kept), step):
+        queries = kept[start : start + step]
+        part = Sam3ImageSegmentationOutput(
+            pred_logits=outputs.pred_logits[row : row + 1, queries],
+            pred_boxes=outputs.pred_boxes[row : row + 1, queries],
+            pred_masks=outputs.pred_masks[row : row + 1, queries],
+            presence_logits=None if presence is None else presence[row : row + 1],
+        )
+        (result,) = processor.post_process_instance_segmentation(
+            part, threshold=threshold, mask_threshold=mask_threshold, target_sizes=[size]
+        )
+        found.extend(_detections(result, class_index, prompt, size))
+    found.sort(key=lambda d: -d.score)
+    return found
 
 
 def _detections(
@@ -165,7 +260,7 @@ def _detections(
     height, width = size
     scores = result["scores"].float().cpu().numpy()
     boxes = result["boxes"].float().cpu().numpy()
-    masks = result["masks"].cpu().numpy().astype(bool)
+    masks = result["masks"].bool().cpu().numpy()
     found = []
     for score, (x0, y0, x1, y1), mask in zip(scores, boxes, masks, strict=True):
         x0, x1 = float(np.clip(x0, 0, width)), float(np.clip(x1, 0, width))

@@ -821,6 +821,16 @@ class JobStartSerializer(Strict):
     text_threshold = UnitFloat(required=False, allow_null=True)
     scope = serializers.ChoiceField(choices=list(SCOPES), default="new")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin's list, read per request; null or absent: the project's detector.
+        self.fields["detector"] = serializers.ChoiceField(
+            choices=model_choices.detector_choices(),
+            required=False,
+            allow_null=True,
+            help_text="The detector for this job, one of the server's list (absent or null: the project's).",
+        )
+
 
 # Exports and imports ---------------------------------------------------------------------------
 

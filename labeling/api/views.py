@@ -825,6 +825,7 @@ class ProjectJobs(ProjectCollection):
             box_threshold=data.get("box_threshold"),
             text_threshold=data.get("text_threshold"),
             scope=data["scope"],
+            detector=data.get("detector"),
         )
         return prelabel.prelabel_job_start(project=project, user=user, options=options)
 

@@ -80,6 +80,7 @@ class JobOptions:
     box_threshold: float | None = None  # None: the project's
     text_threshold: float | None = None
     scope: str = "new"  # "new" images only, or every image "not_done"
+    detector: str | None = None  # None: the project's; else a name of the admin's list
 
 
 def _snapshot(project: Project, options: JobOptions) -> dict:
@@ -94,7 +95,8 @@ def _snapshot(project: Project, options: JobOptions) -> dict:
         raise ValidationError({"classes": "Choose at least one class to look for."})
     if options.scope not in SCOPES:
         raise ValidationError({"scope": f"Scope must be one of {', '.join(SCOPES)}."})
-    unlisted = model_choices.model_errors(detector=project.detector, segmenter=project.segmenter)
+    detector = project.detector if options.detector is None else options.detector
+    unlisted = model_choices.model_errors(detector=detector, segmenter=project.segmenter)
     if not project.segment:
         unlisted.pop("segmenter", None)
     if unlisted:  # a name set before the lists existed, or one the admin has removed since
@@ -105,7 +107,7 @@ def _snapshot(project: Project, options: JobOptions) -> dict:
         if not 0.0 <= value <= 1.0:
             raise ValidationError({name: f"Must be between 0 and 1 (got {value})."})
     return {
-        "detector": project.detector,
+        "detector": detector,
         "segmenter": project.segmenter,
         "segment": project.segment,
         "models": settings.LABELGPT_MODELS,

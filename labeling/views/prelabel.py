@@ -93,6 +93,7 @@ def _prelabel_start(request: HttpRequest, project_id: int) -> HttpResponse:
             box_threshold=form.cleaned_data["box_threshold"],
             text_threshold=form.cleaned_data["text_threshold"],
             scope=form.cleaned_data["scope"],
+            detector=form.cleaned_data["detector"] or None,
         )
         try:
             job = prelabel.prelabel_job_start(project=project, user=request.user, options=options)

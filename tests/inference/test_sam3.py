@@ -173,3 +173,101 @@ def test_tiny_mode_maps_a_sam3_name_to_the_tiny_sam3(tmp_path, clean_registry):
     assert isinstance(registry.get_detector(config, "gdino"), grounding_dino.GroundingDinoDetector)
     found = loaded.detect([Image.fromarray(data.coffee())], PROMPTS[1:], keep_threshold=0.0)
     assert found[0] and all(d.mask is not None and d.class_index == 0 for d in found[0])
+
+
+THREE = [
+    ClassPrompt(name="cat", prompt="a cat"),
+    ClassPrompt(name="cup", prompt="coffee cup"),
+    ClassPrompt(name="rocket", prompt="red rocket on the left"),
+]
+
+
+def per_class_loop(detector: Sam3Detector, images, prompts, threshold: float) -> list[list[dict]]:
+    """The unbatched way, per class: one text + DETR + mask-decoder forward per class prompt on
+    the images' cached vision features, whole outputs through the processor (results[class][image])."""
+    processor, model = detector.processor, detector.model
+    with torch.inference_mode():
+        vision = model.get_vision_features(
+            pixel_values=processor(images=images, return_tensors="pt")["pixel_values"]
+        )
+        results = []
+        for prompt in prompts:
+            text = processor(text=[prompt.text] * len(images), return_tensors="pt")
+            outputs = model(
+                vision_embeds=vision, input_ids=text["input_ids"], attention_mask=text["attention_mask"]
+            )
+            results.append(
+                processor.post_process_instance_segmentation(
+                    outputs,
+                    threshold=threshold,
+                    mask_threshold=0.5,
+                    target_sizes=[im.size[::-1] for im in images],
+                )
+            )
+    return results
+
+
+def assert_same(found: list[list], expected: list[list[dict]], images, n_classes: int) -> int:
+    """Our detections per image equal `expected[class][image]` (the processor's dicts)."""
+    compared = 0
+    for class_index in range(n_classes):
+        for image, mine_all, theirs in zip(images, found, expected[class_index], strict=True):
+            mine = [d for d in mine_all if d.class_index == class_index]
+            order = torch.argsort(theirs["scores"], descending=True, stable=True).tolist()
+            assert len(mine) == len(order)
+            for detection, k in zip(mine, order, strict=True):
+                assert detection.score == pytest.approx(float(theirs["scores"][k]), abs=1e-4)
+                x0, y0, x1, y1 = theirs["boxes"][k].tolist()
+                x0, x1 = np.clip([x0, x1], 0, image.width)
+                y0, y1 = np.clip([y0, y1], 0, image.height)
+                assert detection.box == pytest.approx((x0, y0, x1 - x0, y1 - y0), abs=1e-4)
+                assert detection.mask.shape == (image.height, image.width)
+                assert iou(detection.mask, theirs["masks"][k].numpy().astype(bool)) >= 0.99
+                compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("pairs_per_forward", [1, 4, 64])
+def test_classes_batched_equal_the_per_class_loop_and_direct_calls(tiny_sam3_dir, pairs_per_forward):
+    """3 classes x 2 images of different sizes: one text encoding and (images x classes) pairs
+    per forward, whatever the chunking, give what a forward per class gives and what
+    Sam3Model + Sam3Processor called directly give."""
+    images = [Image.fromarray(data.chelsea()), Image.fromarray(data.astronaut()).resize((173, 301))]
+    assert images[0].size != images[1].size
+    detector = Sam3Detector.load(str(tiny_sam3_dir), device="cpu")
+    detector.pairs_per_forward = pairs_per_forward
+    threshold = 0.2
+
+    ours = detector.detect(images, THREE, keep_threshold=threshold)
+
+    loop = per_class_loop(detector, images, THREE, threshold)
+    directly = [direct(str(tiny_sam3_dir), images, prompt.text, threshold) for prompt in THREE]
+    assert assert_same(ours, loop, images, len(THREE)) >= 6
+    assert assert_same(ours, directly, images, len(THREE)) >= 6
+    assert {d.class_index for found in ours for d in found} == {0, 1, 2}
+
+
+def test_upsampling_the_kept_queries_in_chunks_equals_the_unfiltered_post_processing(tiny_sam3_dir, images):
+    """One query per chunk (a pixel cap below one mask) or all at once: the same detections as
+    the processor's post-processing of the whole outputs (every query, upsampled together)."""
+    detector = Sam3Detector.load(str(tiny_sam3_dir), device="cpu")
+    threshold = 0.15
+    whole = per_class_loop(detector, images, THREE, threshold)
+    for cap in (1, 10**12):
+        detector.upsample_pixels = cap
+        found = detector.detect(images, THREE, keep_threshold=threshold)
+        assert assert_same(found, whole, images, len(THREE)) >= 6
+
+
+def test_max_instances_upsamples_only_the_best_k_and_equals_the_best_k_of_all(detector, images):
+    capped = [ClassPrompt(name=p.name, prompt=p.prompt, max_instances=2) for p in THREE]
+    everything = detector.detect(images, THREE, keep_threshold=0.0)
+    best = detector.detect(images, capped, keep_threshold=0.0)
+    for all_found, found in zip(everything, best, strict=True):
+        for class_index in range(len(THREE)):
+            expected = [d for d in all_found if d.class_index == class_index][:2]
+            mine = [d for d in found if d.class_index == class_index]
+            assert len(mine) == len(expected) == 2
+            for a, b in zip(mine, expected, strict=True):
+                assert a.score == pytest.approx(b.score, abs=1e-6) and a.box == pytest.approx(b.box, abs=1e-4)
+                assert iou(a.mask, b.mask) >= 0.99

@@ -35,6 +35,9 @@ class Command(BaseCommand):
         parser.add_argument("--box-threshold", type=float)
         parser.add_argument("--text-threshold", type=float)
         parser.add_argument("--scope", choices=sorted(prelabel.SCOPES), default="new")
+        parser.add_argument(
+            "--detector", help="A detector name of LABELGPT_DETECTORS for this job (default: the project's)."
+        )
 
     def handle(
         self, *args, project_id: int, wait: bool, inline: bool, classes: str | None, scope: str, **options
@@ -55,6 +58,7 @@ class Command(BaseCommand):
             box_threshold=options["box_threshold"],
             text_threshold=options["text_threshold"],
             scope=scope,
+            detector=options["detector"],
         )
         try:
             job = prelabel.prelabel_job_start(
