@@ -92,7 +92,8 @@ class Sam3Detector:
         """ "Find more like this" (an `inference.protocols.ExemplarDetector`): SAM 3 on one image
         with the class's text and exemplar boxes (x, y, w, h in pixels; positive: like this,
         negative: not like this), through the processor's `input_boxes` / `input_boxes_labels`
-        (1 / 0) and its own `post_process_instance_segmentation`. Every instance scoring above
+        (1 / 0) and its own `post_process_instance_segmentation` (kept queries only, in chunks, as
+        `detect`: `_post_process`). Every instance scoring above
         `keep_threshold`, best first, each with its mask (class_index 0, phrase: the text)."""
         import torch
 
@@ -107,10 +108,17 @@ class Sam3Detector:
         size = image.size[::-1]  # (H, W)
         with torch.inference_mode():
             outputs = self.model(**inputs)
-        result = self.processor.post_process_instance_segmentation(
-            outputs, threshold=keep_threshold, mask_threshold=mask_threshold, target_sizes=[size]
-        )[0]
-        return _detections(result, 0, ClassPrompt(name=text, prompt=text), size)
+        return _post_process(
+            self.processor,
+            outputs,
+            0,
+            threshold=keep_threshold,
+            mask_threshold=mask_threshold,
+            size=size,
+            pixel_cap=self.upsample_pixels,
+            class_index=0,
+            prompt=ClassPrompt(name=text, prompt=text),
+        )
 
     @classmethod
     def load(cls, source: str, *, device: str = "auto") -> Sam3Detector:
