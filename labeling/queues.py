@@ -6,7 +6,7 @@ name: services never import labeling.tasks (the tasks import the services, never
 
 Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper, the
 dashboard's quality snapshot), "gpu" (pre-label
-batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
+batches, prompt lab runs) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
 under review), so that an export, an embedding and a pre-label batch never wait behind one another.
 """
 
@@ -51,6 +51,7 @@ PRELABEL_BATCH_RUN = TaskRoute("labeling.tasks.prelabel_batch_run", GPU)
 PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
 EMBEDDINGS_COMPUTE = TaskRoute("labeling.tasks.embeddings_compute", INTERACTIVE)
 DASHBOARD_SNAPSHOT_COMPUTE = TaskRoute("labeling.tasks.dashboard_snapshot_compute", DEFAULT)
+PROMPT_LAB_RUN = TaskRoute("labeling.tasks.prompt_lab_run", GPU)
 
 TASKS = (
     PING,
@@ -63,6 +64,7 @@ TASKS = (
     PRELABEL_JOBS_SWEEP,
     EMBEDDINGS_COMPUTE,
     DASHBOARD_SNAPSHOT_COMPUTE,
+    PROMPT_LAB_RUN,
 )
 
 
