@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from ..models import Image, Project, PromptLabCandidate, PromptLabRun
+from ..models import Project, PromptLabCandidate, PromptLabRun
 
 
 def run_list(*, project: Project) -> QuerySet[PromptLabRun]:
@@ -23,11 +23,3 @@ def run_active(*, project: Project) -> bool:
     return PromptLabRun.objects.filter(
         project=project, status__in=[PromptLabRun.Status.QUEUED, PromptLabRun.Status.RUNNING]
     ).exists()
-
-
-def done_image_count(*, project: Project) -> int:
-    """Images reviewed as done: what a run samples from (the project's counts row)."""
-    counts = getattr(project, "counts", None)
-    if counts is not None:
-        return counts.images_done
-    return project.images.filter(status=Image.Status.DONE).count()

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ..access import can_manage, project_for_user, prompt_lab_candidate_for_user, prompt_lab_run_for_user
 from ..forms import PromptLabForm
 from ..models import JobStatus, Project, PromptLabCandidate, PromptLabRun
-from ..selectors.prompt_lab import done_image_count, run_active, run_list
+from ..selectors.prompt_lab import run_active, run_list
 from ..services import prompt_lab
 from .shared import project_panel_view, project_tab_context
 
@@ -85,7 +85,6 @@ def project_prompt_lab(request: HttpRequest, project_id: int) -> HttpResponse:
     context = {
         **project_tab_context(project, role, "prompt-lab"),
         "lab_form": PromptLabForm(project=project),
-        "done_images": done_image_count(project=project),
         **runs_context(project),
     }
     return render(request, "labeling/project_prompt_lab.html", context)
