@@ -460,3 +460,25 @@ def test_an_unmeasured_candidate_cannot_be_used(crafted, manager, task_calls):
         prompt_lab.prompt_lab_candidate_use(candidate=by_prompt(run)["alpha"])
     cat.refresh_from_db()
     assert cat.prompt == "cat"
+
+
+def test_a_sam3_candidate_beside_the_grounding_dino_baseline(tiny_lab, manager, task_calls, settings):
+    project, _, cat = tiny_lab
+    settings.LABELGPT_DETECTORS = {
+        "IDEA-Research/grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+        "sam3": "facebook/sam3",
+    }
+    run = start(project, manager, cat, ["a small cat"], detector="sam3")
+    prompt_lab.prompt_lab_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    baseline, sam3 = run.candidates.order_by("position")
+    assert (baseline.detector, baseline.prompt) == (project.detector, "cat")
+    assert (sam3.detector, sam3.prompt) == ("sam3", "a small cat")
+    assert baseline.status == sam3.status == JobStatus.SUCCEEDED, (baseline.error, sam3.error)
+    # SAM 3 gives every detection its own mask: the mask AP is measured against the truths' masks.
+    entries = DetectionCache.objects.filter(detector__contains="sam3")
+    assert entries.count() == 2
+    found = [p for e in entries for p in e.proposals]
+    assert found and all(p["mask"] for p in found)
+    assert sam3.scores["ap_mask"] is not None and 0.0 <= sam3.scores["ap_mask"] <= 1.0
