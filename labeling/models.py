@@ -645,6 +645,9 @@ class PromptLabRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="The whole run, started → finished.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The worker's last sign of life (before each batch and image)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -27,10 +27,12 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inference import registry
@@ -221,7 +223,16 @@ def _run_end(run_id: int, status: str, **fields) -> bool:
 
 
 def _running(run_id: int) -> bool:
-    return PromptLabRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).exists()
+    """Whether the run still runs (not cancelled or failed meanwhile), recording a sign of life:
+    one UPDATE, asked before each candidate, batch and image."""
+    return (
+        PromptLabRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        == 1
+    )
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.LABELGPT_BATCH_LEASE_SECONDS)
 
 
 # Running (the gpu worker) ------------------------------------------------------------------------
@@ -254,13 +265,24 @@ class _Measured:
 
 def prompt_lab_run(*, run_id: int) -> bool:
     """Run a queued run (the Celery task calls this): each candidate in turn, its figures saved
-    as it ends. False when the run was not queued (idempotent). A candidate the models refuse
-    fails with the reason and the others go on; anything else fails the run with its reason."""
+    as it ends. False when there is nothing to do (idempotent): the run is not queued, or it runs
+    on a worker that is alive. A run whose worker died (no sign of life for
+    LABELGPT_BATCH_LEASE_SECONDS: the message comes back, acks_late) is taken over: the
+    candidates measured stay, the others are measured (what the dead worker had finished of
+    them comes from the detection cache). A candidate the models refuse fails with the reason
+    and the others go on; anything else fails the run with its reason."""
     started = time.perf_counter()
-    if not PromptLabRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now()
-    ):
-        return False
+    now = timezone.now()
+    queued = PromptLabRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not queued:
+        silent = Q(heartbeat_at__lt=now - _lease()) | Q(heartbeat_at__isnull=True)
+        if not PromptLabRun.objects.filter(silent, pk=run_id, status=JobStatus.RUNNING).update(
+            heartbeat_at=now
+        ):
+            return False
+        logger.warning("Prompt lab run %s: its worker went silent; this one takes it over", run_id)
     run = PromptLabRun.objects.select_related("project", "label_class").get(pk=run_id)
     try:
         _measure_all(run)
@@ -268,8 +290,12 @@ def prompt_lab_run(*, run_id: int) -> bool:
         logger.exception("Prompt lab run %s failed", run_id)
         _run_end(run_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000])
         return True
+    finished = timezone.now()
     PromptLabRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
-        status=JobStatus.SUCCEEDED, finished_at=timezone.now(), seconds=time.perf_counter() - started
+        status=JobStatus.SUCCEEDED,
+        finished_at=finished,
+        # Taken over from a dead worker: the whole run's time, not this worker's share.
+        seconds=time.perf_counter() - started if queued else (finished - run.started_at).total_seconds(),
     )
     return True
 
@@ -291,7 +317,8 @@ def _measure_all(run: PromptLabRun) -> None:
     ]
     eval_images = [EvalImage(id=i.pk, width=i.width, height=i.height) for i in images]
     opened: dict[int, BatchImage] = {}
-    for candidate in run.candidates.order_by("position"):
+    # A run taken over from a dead worker measures again what that worker left running.
+    for candidate in run.candidates.filter(status__in=ACTIVE).order_by("position"):
         if not _running(run.pk):
             return
         PromptLabCandidate.objects.filter(pk=candidate.pk, status=JobStatus.QUEUED).update(
@@ -421,7 +448,10 @@ def _compute(
             segmenter=segmenter,
             cache=embedding_cache(),
             cache_name=cache_name,
+            should_stop=lambda: not _running(run.pk),  # before the detector and each image
         )
+        if len(results) < len(batch):  # stopped (cancelled) part way
+            return None
         entries = []
         for image, result in zip(batch, results, strict=True):
             if result.error:

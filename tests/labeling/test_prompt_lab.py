@@ -6,10 +6,12 @@ and "Use this prompt"."""
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from inference import registry
 from inference.errors import InferenceError
@@ -482,3 +484,39 @@ def test_a_sam3_candidate_beside_the_grounding_dino_baseline(tiny_lab, manager, 
     found = [p for e in entries for p in e.proposals]
     assert found and all(p["mask"] for p in found)
     assert sam3.scores["ap_mask"] is not None and 0.0 <= sam3.scores["ap_mask"] <= 1.0
+
+
+def test_a_run_whose_worker_died_is_taken_over_and_a_live_one_is_left_alone(
+    crafted, manager, task_calls, settings
+):
+    project, _, cat, detector = crafted
+    run = start(project, manager, cat, ["alpha", "beta"])
+    # As if the first worker died inside alpha: the baseline measured, alpha's detections cached
+    # but not scored, beta not begun.
+    prompt_lab.prompt_lab_run(run_id=run.pk)
+    baseline_scores = by_prompt(run)["cat"].scores
+    now = timezone.now()
+    PromptLabRun.objects.filter(pk=run.pk).update(
+        status=JobStatus.RUNNING, finished_at=None, heartbeat_at=now
+    )
+    PromptLabCandidate.objects.filter(run=run, prompt="alpha").update(status=JobStatus.RUNNING, scores=None)
+    PromptLabCandidate.objects.filter(run=run, prompt="beta").update(status=JobStatus.QUEUED, scores=None)
+    DetectionCache.objects.filter(prompt="beta").delete()
+    calls = len(detector.calls)
+
+    # Its message comes back while it still beats: nothing is done twice.
+    assert prompt_lab.prompt_lab_run(run_id=run.pk) is False
+    assert len(detector.calls) == calls
+
+    # Silent for a lease: the redelivered message takes it over.
+    stale = now - timedelta(seconds=settings.LABELGPT_BATCH_LEASE_SECONDS + 1)
+    PromptLabRun.objects.filter(pk=run.pk).update(heartbeat_at=stale)
+    assert prompt_lab.prompt_lab_run(run_id=run.pk) is True
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.seconds is not None
+    candidates = by_prompt(run)
+    assert {c.status for c in candidates.values()} == {JobStatus.SUCCEEDED}
+    assert candidates["cat"].scores == baseline_scores  # kept as it was
+    assert (candidates["alpha"].scores["precision"], candidates["alpha"].scores["recall"]) == (1.0, 0.5)
+    assert candidates["alpha"].cached_images == 2  # alpha's detections were cached: no model
+    assert detector.calls[calls:] == [("beta", 2)]
