@@ -11,7 +11,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from .models import Annotation, Export, FindMoreRequest, Image, ImportJob, Membership, PrelabelJob, Project
+from .models import (
+    Annotation,
+    Export,
+    FindMoreRequest,
+    Image,
+    ImportJob,
+    Membership,
+    PrelabelJob,
+    Project,
+    PromptLabCandidate,
+    PromptLabRun,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -97,3 +108,24 @@ def find_more_for_user(user: User, request_id: int) -> FindMoreRequest:
     request = FindMoreRequest.objects.select_related("image__project").filter(pk=request_id).first()
     _for_user(user, request, request and request.image.project, "find-more request")
     return request
+
+
+def prompt_lab_run_for_user(user: User, run_id: int, *, manage: bool = False) -> PromptLabRun:
+    """A prompt lab run of a project the user is a member of (404 otherwise); with `manage`,
+    403 unless the user manages it."""
+    run = PromptLabRun.objects.select_related("project", "label_class").filter(pk=run_id).first()
+    _for_user(user, run, run and run.project, "prompt lab run", manage=manage)
+    return run
+
+
+def prompt_lab_candidate_for_user(
+    user: User, candidate_id: int, *, manage: bool = False
+) -> PromptLabCandidate:
+    """A candidate of a prompt lab run, by the same rule as its run."""
+    candidate = (
+        PromptLabCandidate.objects.select_related("run__project", "run__label_class")
+        .filter(pk=candidate_id)
+        .first()
+    )
+    _for_user(user, candidate, candidate and candidate.run.project, "prompt lab candidate", manage=manage)
+    return candidate

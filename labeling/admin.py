@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from .models import (
     Annotation,
+    DetectionCache,
     Export,
     FindMoreRequest,
     Image,
@@ -11,6 +12,8 @@ from .models import (
     Membership,
     PrelabelJob,
     Project,
+    PromptLabCandidate,
+    PromptLabRun,
 )
 from .selectors.projects import counts_image_total
 
@@ -182,3 +185,35 @@ class FindMoreRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class PromptLabCandidateInline(admin.TabularInline):
+    model = PromptLabCandidate
+    extra = 0
+    fields = (
+        "position",
+        "prompt",
+        "detector",
+        "is_baseline",
+        "status",
+        "seconds_per_image",
+        "cached_images",
+        "error",
+    )
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(PromptLabRun)
+class PromptLabRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "label_class", "status", "sample_size", "seed", "created_at", "seconds")
+    list_filter = ("status",)
+    raw_id_fields = ("project", "label_class", "created_by")
+    inlines = [PromptLabCandidateInline]
+
+
+@admin.register(DetectionCache)
+class DetectionCacheAdmin(admin.ModelAdmin):
+    list_display = ("prompt", "detector", "image_sha256", "seconds", "created_at")
+    search_fields = ("prompt", "image_sha256")
+    readonly_fields = ("key", "image_sha256", "prompt", "detector", "proposals", "seconds", "created_at")

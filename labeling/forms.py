@@ -10,6 +10,7 @@ from .models import PALETTE, Image, LabelClass, Membership, Project
 from .selectors.images import DEFAULT_SORT, SEARCH_MAX, SORTS, Cursor, grid_sort
 from .selectors.navigation import QUEUE_SKIPPED
 from .services.projects import ClassEdit
+from .services.prompt_lab import DEFAULT_SAMPLE, MAX_CANDIDATES, MAX_SAMPLE, PROMPT_MAX
 
 
 class ProjectForm(forms.ModelForm):
@@ -351,3 +352,39 @@ class ReviewPageForm(forms.Form):
     (submit and skip then go on to the next skipped image)."""
 
     queue = forms.ChoiceField(choices=[("", "to review"), (QUEUE_SKIPPED, "skipped")], required=False)
+
+
+class PromptLabForm(forms.Form):
+    """The prompt lab's form: a class, candidate prompts one per line, their detector (the
+    admin's list; the project's by default), the sample's size and seed. The service checks the
+    rest (the class's project, the prompts' words, done images to sample)."""
+
+    label_class = forms.ModelChoiceField(queryset=LabelClass.objects.none(), label="Class", empty_label=None)
+    prompts = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "one candidate prompt per line"}),
+        max_length=(PROMPT_MAX + 2) * MAX_CANDIDATES * 2,
+        label="Candidate prompts",
+        help_text=f"One per line, up to {MAX_CANDIDATES}; the class's own prompt is measured too.",
+    )
+    detector = forms.ChoiceField(choices=model_choices.detector_choices)
+    sample_size = forms.IntegerField(
+        min_value=1, max_value=MAX_SAMPLE, initial=DEFAULT_SAMPLE, label="Images"
+    )
+    seed = forms.IntegerField(min_value=0, max_value=2**63 - 1, initial=0)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label_class"].queryset = project.classes.all()
+        self.fields["detector"].initial = project.detector
+
+    def clean_prompts(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["prompts"].splitlines()]
+        lines = [line for line in lines if line]
+        if not lines:
+            raise forms.ValidationError("Write at least one candidate prompt (one per line).")
+        if len(lines) > MAX_CANDIDATES:
+            raise forms.ValidationError(f"Try {MAX_CANDIDATES} prompts at most per run (got {len(lines)}).")
+        long = [line for line in lines if len(line) > PROMPT_MAX]
+        if long:
+            raise forms.ValidationError(f"A prompt may have {PROMPT_MAX} characters at most: {long[0][:40]}…")
+        return lines

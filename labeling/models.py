@@ -671,3 +671,94 @@ class FindMoreRequest(models.Model):
     @property
     def active(self) -> bool:
         return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class PromptLabRun(models.Model):
+    """A prompt lab run (labeling.services.prompt_lab): candidate prompts for one class measured
+    on a seeded sample of images already reviewed as done, in the background (gpu queue). `params`
+    is the snapshot the run uses (models, thresholds); `image_ids` the sample, in order."""
+
+    Status = JobStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_lab_runs")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sample_size = models.PositiveIntegerField(help_text="Images asked for (the sample may hold fewer).")
+    seed = models.BigIntegerField(default=0)
+    image_ids = models.JSONField(default=list, help_text="The sampled images' ids, in sample order.")
+    params = models.JSONField(default=dict, help_text="Snapshot: models, thresholds, the class's prompt.")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="The whole run, started → finished.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="The worker's last sign of life (before each batch and image)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at", "-id"], name="promptlab_project_recent_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Prompt lab run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class PromptLabCandidate(models.Model):
+    """One candidate of a run: a prompt and a detector, with its figures once measured
+    (`scores`: labeling.evaluation.Scores.as_dict()). The class's prompt at the start is the
+    baseline, always the first candidate."""
+
+    Status = JobStatus
+
+    run = models.ForeignKey(PromptLabRun, on_delete=models.CASCADE, related_name="candidates")
+    position = models.PositiveSmallIntegerField()
+    prompt = models.CharField(max_length=300)
+    detector = models.CharField(max_length=200)
+    is_baseline = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    scores = models.JSONField(null=True, blank=True)
+    seconds_per_image = models.FloatField(
+        null=True, blank=True, help_text="Model time per image (measured when the detections were made)."
+    )
+    cached_images = models.PositiveIntegerField(
+        default=0, help_text="Images whose detections came from the cache."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint("run", "position", name="promptlab_candidate_position")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt!r} with {self.detector} ({self.status})"
+
+
+class DetectionCache(models.Model):
+    """The stored detections of one prompt on one image: `key` is the sha256 of what makes them
+    (detector source, models mode, masks setting, prompt, thresholds, image sha256, the lowest
+    score kept; labeling.services.prompt_lab.cache_key). A prompt lab run with the same prompt on
+    the same images reads these instead of running the models. `proposals`: [{box, score, mask}]."""
+
+    key = models.CharField(max_length=64, unique=True)
+    image_sha256 = models.CharField(max_length=64)
+    prompt = models.CharField(max_length=300)
+    detector = models.CharField(max_length=300)
+    proposals = models.JSONField(default=list)
+    seconds = models.FloatField(default=0.0, help_text="Model time spent on this image when computed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "detection cache entries"
+
+    def __str__(self) -> str:
+        return f"{self.prompt!r} on {self.image_sha256[:10]}"

@@ -6,9 +6,9 @@ name: services never import labeling.tasks (the tasks import the services, never
 
 Queues: "default" (light work: thumbnails, exports, imports, the pre-label sweeper, the
 dashboard's quality snapshot), "gpu" (pre-label
-batches) and "interactive" (model work a user is waiting for: the SAM embeddings of the image
-under review, "find more like this"), so that an export, an embedding and a pre-label batch
-never wait behind one another.
+batches, prompt lab runs) and "interactive" (model work a user is waiting for: the SAM embeddings
+of the image under review, "find more like this"), so that an export, an embedding and a
+pre-label batch never wait behind one another.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ PRELABEL_JOBS_SWEEP = TaskRoute("labeling.tasks.prelabel_jobs_sweep", DEFAULT)
 EMBEDDINGS_COMPUTE = TaskRoute("labeling.tasks.embeddings_compute", INTERACTIVE)
 FIND_MORE_RUN = TaskRoute("labeling.tasks.find_more_run", INTERACTIVE)
 DASHBOARD_SNAPSHOT_COMPUTE = TaskRoute("labeling.tasks.dashboard_snapshot_compute", DEFAULT)
+PROMPT_LAB_RUN = TaskRoute("labeling.tasks.prompt_lab_run", GPU)
 
 TASKS = (
     PING,
@@ -66,6 +67,7 @@ TASKS = (
     EMBEDDINGS_COMPUTE,
     FIND_MORE_RUN,
     DASHBOARD_SNAPSHOT_COMPUTE,
+    PROMPT_LAB_RUN,
 )
 
 

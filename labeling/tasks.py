@@ -15,7 +15,16 @@ import socket
 from celery import shared_task
 
 from labeling import queues
-from labeling.services import dashboard, exports, find_more, images, imports, prelabel, segmentation
+from labeling.services import (
+    dashboard,
+    exports,
+    find_more,
+    images,
+    imports,
+    prelabel,
+    prompt_lab,
+    segmentation,
+)
 
 
 @shared_task(name=queues.PING.name)
@@ -92,3 +101,9 @@ def find_more_run(request_id: int) -> bool:
 def dashboard_snapshot_compute(project_id: int) -> bool:
     """Compute a project's dashboard quality figures into its snapshot (default queue)."""
     return dashboard.dashboard_snapshot_compute(project_id=project_id)
+
+
+@shared_task(name=queues.PROMPT_LAB_RUN.name)
+def prompt_lab_run(run_id: int) -> bool:
+    """Measure a prompt lab run's candidates (gpu queue; idempotent: only a queued run is run)."""
+    return prompt_lab.prompt_lab_run(run_id=run_id)

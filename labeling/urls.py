@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import dashboard, exports, images, imports, invitations, prelabel, projects, review
+from .views import dashboard, exports, images, imports, invitations, prelabel, projects, prompt_lab, review
 
 urlpatterns = [
     # Projects and members
@@ -34,6 +34,15 @@ urlpatterns = [
     path("projects/<int:project_id>/jobs/", prelabel.project_jobs, name="project-jobs"),
     path("jobs/<int:job_id>/", prelabel.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/cancel/", prelabel.job_cancel, name="job-cancel"),
+    # Prompt lab (managers): measure candidate prompts on images reviewed as done
+    path("projects/<int:project_id>/prompt-lab/", prompt_lab.project_prompt_lab, name="project-prompt-lab"),
+    path(
+        "projects/<int:project_id>/prompt-lab/runs/",
+        prompt_lab.project_prompt_lab_runs,
+        name="project-prompt-lab-runs",
+    ),
+    path("prompt-lab/candidates/<int:candidate_id>/use/", prompt_lab.prompt_lab_use, name="prompt-lab-use"),
+    path("prompt-lab/runs/<int:run_id>/cancel/", prompt_lab.prompt_lab_cancel, name="prompt-lab-cancel"),
     # Review: the queue and the review page (its script saves through the API, labeling/api/)
     path("projects/<int:project_id>/review/", review.review_next, name="review-next"),
     path("projects/<int:project_id>/leases/", review.project_leases, name="project-leases"),

@@ -342,6 +342,11 @@ SPECTACULAR_SETTINGS = {
         {"name": "jobs", "description": "Pre-label jobs: start, follow and cancel the model's proposals."},
         {"name": "exports", "description": "Dataset exports (COCO, YOLO, VOC): start, follow, download."},
         {"name": "imports", "description": "Annotation imports from a dataset file: start one, follow it."},
+        {
+            "name": "prompt-lab",
+            "description": "The prompt lab: measure candidate prompts for a class on images reviewed as done "
+            "(precision, recall, F1, COCO AP), then use the best one.",
+        },
     ],
     "ENUM_NAME_OVERRIDES": {
         "ImageStatusEnum": "labeling.models.Image.Status",

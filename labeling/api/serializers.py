@@ -31,6 +31,7 @@ from labeling.selectors.navigation import (
 )
 from labeling.selectors.prelabel import job_progress
 from labeling.services.prelabel import SCOPES
+from labeling.services.prompt_lab import DEFAULT_SAMPLE, MAX_CANDIDATES, MAX_SAMPLE, PROMPT_MAX
 from labeling.services.review import MAX_BULK_UPDATES, StateUpdate
 
 from ..models import (
@@ -44,6 +45,8 @@ from ..models import (
     Membership,
     PrelabelJob,
     Project,
+    PromptLabCandidate,
+    PromptLabRun,
     box_errors,
 )
 
@@ -905,3 +908,67 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
     def get_status_url(self, job: ImportJob) -> str:
         return reverse("api-import", kwargs={"import_id": job.pk})
+
+
+# Prompt lab ------------------------------------------------------------------------------------
+
+
+class PromptLabStartSerializer(Strict):
+    class_id = JSONInteger(min_value=1, help_text="A class of the project (the service checks it).")
+    prompts = serializers.ListField(
+        child=serializers.CharField(max_length=PROMPT_MAX, allow_blank=False),
+        min_length=1,
+        max_length=MAX_CANDIDATES,
+        help_text=f"Candidate prompts (1 to {MAX_CANDIDATES}); the class's own prompt is measured too.",
+    )
+    detector = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=200,
+        help_text="The candidates' detector; the project's by default.",
+    )
+    sample_size = JSONInteger(min_value=1, max_value=MAX_SAMPLE, required=False, default=DEFAULT_SAMPLE)
+    seed = JSONInteger(
+        min_value=0, required=False, default=0, help_text="The same seed samples the same images."
+    )
+
+    def validate_detector(self, value: str | None) -> str | None:
+        if value is not None and value not in model_choices.detectors():
+            raise serializers.ValidationError(
+                f"Choose one of the detectors this server offers: {', '.join(model_choices.detectors())}."
+            )
+        return value
+
+
+class PromptLabCandidateSerializer(serializers.ModelSerializer):
+    use_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PromptLabCandidate
+        fields = [
+            "id", "position", "prompt", "detector", "is_baseline", "status", "scores",
+            "seconds_per_image", "cached_images", "error", "use_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_use_url(self, candidate: PromptLabCandidate) -> str:
+        return reverse("api-prompt-lab-candidate-use", kwargs={"candidate_id": candidate.pk})
+
+
+class PromptLabRunSerializer(serializers.ModelSerializer):
+    class_id = serializers.IntegerField(source="label_class_id", read_only=True)
+    candidates = PromptLabCandidateSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PromptLabRun
+        fields = [
+            "id", "project", "class_id", "status", "sample_size", "seed", "image_ids", "params",
+            "error", "created_at", "started_at", "finished_at", "seconds", "candidates",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class PromptLabUseSerializer(Strict):
+    set_threshold = JSONBoolean(
+        required=False, default=False, help_text="Also make the candidate's F1-best threshold the class's."
+    )

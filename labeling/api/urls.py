@@ -69,6 +69,14 @@ v1 = [
     path("exports/<int:export_id>/", api(v.ExportDetail), name="api-export"),
     path("exports/<int:export_id>/download/", api(v.ExportDownload), name="api-export-download"),
     path("imports/<int:import_id>/", api(v.ImportDetail), name="api-import"),
+    path("projects/<int:project_id>/prompt-lab/", api(v.ProjectPromptLabRuns), name="api-project-prompt-lab"),
+    path("prompt-lab/runs/<int:run_id>/", api(v.PromptLabRunDetail), name="api-prompt-lab-run"),
+    path("prompt-lab/runs/<int:run_id>/cancel/", api(v.PromptLabRunCancel), name="api-prompt-lab-run-cancel"),
+    path(
+        "prompt-lab/candidates/<int:candidate_id>/use/",
+        api(v.PromptLabCandidateUse),
+        name="api-prompt-lab-candidate-use",
+    ),
 ]
 
 urlpatterns = [

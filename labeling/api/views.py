@@ -45,7 +45,8 @@ from labeling.selectors.exports import export_list
 from labeling.selectors.images import image_with_counts, images_with_counts
 from labeling.selectors.prelabel import job_list
 from labeling.selectors.projects import class_list, invitation_list, member_list, projects_with_role
-from labeling.services import exports, find_more, imports, prelabel, review, segmentation
+from labeling.selectors.prompt_lab import run_list
+from labeling.services import exports, find_more, imports, prelabel, prompt_lab, review, segmentation
 from labeling.services.images import image_delete, images_ingest
 from labeling.services.invitations import invitation_revoke, member_add
 from labeling.services.projects import (
@@ -69,6 +70,8 @@ from ..access import (
     import_for_user,
     job_for_user,
     project_for_user,
+    prompt_lab_candidate_for_user,
+    prompt_lab_run_for_user,
 )
 from ..formats.base import FormatError
 from ..formats.registry import export_options
@@ -931,3 +934,78 @@ class ImportDetail(ApiView):
     def get(self, request: Request, import_id: int) -> Response:
         """An import's status, progress and report (members of its project)."""
         return Response(s.ImportJobSerializer(import_for_user(request.user, import_id)).data)
+
+
+# Prompt lab ------------------------------------------------------------------------------------
+
+
+@doc("prompt-lab", get="List a project's prompt lab runs", post="Start a prompt lab run")
+@collection_schema(s.PromptLabRunSerializer, s.PromptLabStartSerializer)
+class ProjectPromptLabRuns(ProjectCollection):
+    """A project's prompt lab runs, newest first, each with its candidates and their figures;
+    POST starts one (201, then poll the run). Managers only, reading included (the page is a
+    manager's tab)."""
+
+    serializer_class = s.PromptLabRunSerializer
+    input_serializer = s.PromptLabStartSerializer
+    pagination_class = NewestFirstCursorPagination
+    query_params = KEYSET
+
+    def rows(self, project: Project) -> QuerySet:
+        return run_list(project=project)
+
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id, manage=True)
+        page = self.paginate_queryset(self.rows(project))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def create(self, *, project: Project, user, data: dict) -> Any:
+        run = prompt_lab.prompt_lab_start(
+            project=project,
+            user=user,
+            label_class_id=data["class_id"],
+            prompts=data["prompts"],
+            detector=data.get("detector"),
+            sample_size=data["sample_size"],
+            seed=data["seed"],
+        )
+        return run_list(project=project).get(pk=run.pk)
+
+
+@doc("prompt-lab", get="Get a prompt lab run with its candidates")
+class PromptLabRunDetail(ApiView):
+    serializer_class = s.PromptLabRunSerializer
+
+    def get(self, request: Request, run_id: int) -> Response:
+        run = prompt_lab_run_for_user(request.user, run_id, manage=True)
+        return Response(s.PromptLabRunSerializer(run_list(project=run.project).get(pk=run.pk)).data)
+
+
+@doc("prompt-lab", post="Cancel a prompt lab run")
+class PromptLabRunCancel(ApiView):
+    serializer_class = s.PromptLabRunSerializer
+
+    @extend_schema(request=None, responses=s.PromptLabRunSerializer)
+    def post(self, request: Request, run_id: int) -> Response:
+        run = prompt_lab_run_for_user(request.user, run_id, manage=True)
+        if request.data:
+            raise DRFValidationError("This endpoint takes no fields.")
+        if not prompt_lab.prompt_lab_run_cancel(run=run):
+            return Response({"error": "The run has already ended."}, status=409)
+        return Response(s.PromptLabRunSerializer(run_list(project=run.project).get(pk=run.pk)).data)
+
+
+@doc("prompt-lab", post="Use a candidate's prompt (and threshold) for its class")
+class PromptLabCandidateUse(ApiView):
+    serializer_class = s.PromptLabUseSerializer
+
+    @extend_schema(request=s.PromptLabUseSerializer, responses=s.LabelClassSerializer)
+    def post(self, request: Request, candidate_id: int) -> Response:
+        """The candidate's prompt becomes its class's prompt; with `set_threshold`, its F1-best
+        threshold the class's box threshold. The project's detector stays as it is."""
+        candidate = prompt_lab_candidate_for_user(request.user, candidate_id, manage=True)
+        data = _input(s.PromptLabUseSerializer, request)
+        label_class = prompt_lab.prompt_lab_candidate_use(
+            candidate=candidate, set_threshold=data["set_threshold"]
+        )
+        return Response(s.LabelClassSerializer(label_class).data)

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("labeling", "0013_invitations"),
+        ("labeling", "0014_prompt_lab"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

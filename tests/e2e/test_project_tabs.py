@@ -11,8 +11,8 @@ from labeling.models import Image, Project
 from labeling.services.projects import project_create
 from tests.e2e.test_pages import add_image
 
-TABS = ["Images", "Pre-label", "Review", "Export & import", "Settings", "Members"]
-PATHS = ["", "prelabel/", "review/", "export-import/", "settings/", "members/"]
+TABS = ["Images", "Pre-label", "Review", "Export & import", "Prompt lab", "Settings", "Members"]
+PATHS = ["", "prelabel/", "review/", "export-import/", "prompt-lab/", "settings/", "members/"]
 
 
 def current_tab(page):

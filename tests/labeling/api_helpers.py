@@ -22,6 +22,8 @@ from labeling.models import (
     Membership,
     PrelabelJob,
     Project,
+    PromptLabCandidate,
+    PromptLabRun,
 )
 from labeling.services.invitations import invitation_create
 from tests.conftest import plain_images
@@ -43,6 +45,8 @@ class World:
     import_job: ImportJob
     invitation: Invitation
     find_more: FindMoreRequest
+    prompt_run: PromptLabRun
+    prompt_candidate: PromptLabCandidate
 
 
 def build_world(project: Project, *, user, annotator=None) -> World:
@@ -69,6 +73,15 @@ def build_world(project: Project, *, user, annotator=None) -> World:
     import_job = ImportJob.objects.create(
         project=project, format="coco", file_name="d.json", status=ImportJob.Status.SUCCEEDED, created_by=user
     )
+    # A prompt lab run still running, whose first candidate is measured already.
+    prompt_run = PromptLabRun.objects.create(
+        project=project, label_class=label_class, created_by=user, sample_size=1,
+        image_ids=[image.pk], status=PromptLabRun.Status.RUNNING,
+    )  # fmt: skip
+    prompt_candidate = PromptLabCandidate.objects.create(
+        run=prompt_run, position=0, prompt="a small cat", detector=project.detector,
+        status=PromptLabCandidate.Status.SUCCEEDED, scores={"best_threshold": 0.5, "f1": 1.0},
+    )  # fmt: skip
     return World(
         project,
         image,
@@ -84,6 +97,8 @@ def build_world(project: Project, *, user, annotator=None) -> World:
         FindMoreRequest.objects.create(
             image=image, annotation=proposal, label_class=label_class, detector="sam3", user=user
         ),
+        prompt_run,
+        prompt_candidate,
     )
 
 
@@ -99,7 +114,7 @@ def snapshot() -> tuple:
     """Everything a call could change, in a few queries."""
     return (
         list(Project.objects.order_by("pk").values_list("pk", "name", "box_threshold", "updated_at")),
-        list(LabelClass.objects.order_by("pk").values_list("pk", "name")),
+        list(LabelClass.objects.order_by("pk").values_list("pk", "name", "prompt", "box_threshold")),
         list(Image.objects.order_by("pk").values_list("pk", "status", "version", "reviewed_by")),
         list(Annotation.objects.order_by("pk").values_list("pk", "state", "version", "x")),
         list(PrelabelJob.objects.order_by("pk").values_list("pk", "status")),
@@ -109,6 +124,7 @@ def snapshot() -> tuple:
         list(Invitation.objects.order_by("pk").values_list("pk", "revoked_at", "accepted_at")),
         list(Token.objects.order_by("user_id").values_list("user_id", "key")),
         list(FindMoreRequest.objects.order_by("pk").values_list("pk", "status")),
+        list(PromptLabRun.objects.order_by("pk").values_list("pk", "status")),
     )
 
 

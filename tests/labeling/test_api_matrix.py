@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
-from labeling.models import PrelabelJob
+from labeling.models import Image, PrelabelJob
 from tests.conftest import PASSWORD, image_bytes
 from tests.labeling.api_helpers import ROLES, World, coco_bytes, snapshot
 
@@ -31,6 +31,10 @@ def _import(w: World) -> dict:
     data = io.BytesIO(coco_bytes(w.image.original_name, w.label_class.name))
     data.name = "dataset.json"
     return {"file": data, "format": "coco"}
+
+
+def _done_image(w: World) -> None:
+    Image.objects.filter(pk=w.image.pk).update(status=Image.Status.DONE)
 
 
 def _no_active_job(w: World) -> None:
@@ -58,6 +62,8 @@ DEFAULT_IDS = {
     "import_id": "import_job",
     "invitation_id": "invitation",
     "request_id": "find_more",
+    "run_id": "prompt_run",
+    "candidate_id": "prompt_candidate",
 }
 
 V = "/api/v1"
@@ -135,6 +141,19 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{V}/jobs/{{job_id}}/cancel/"): Route(MANAGERS),
     ("GET", f"{V}/exports/{{export_id}}/"): Route(MEMBERS),
     ("GET", f"{V}/exports/{{export_id}}/download/"): Route(MANAGERS),  # annotators: 403
+    # The prompt lab is a manager's tool, reading included.
+    ("GET", f"{V}/projects/{{project_id}}/prompt-lab/"): Route(MANAGERS),
+    ("POST", f"{V}/projects/{{project_id}}/prompt-lab/"): Route(
+        MANAGERS,
+        ok=201,
+        body=lambda w: {"class_id": w.label_class.pk, "prompts": ["a small cat"]},
+        prepare=_done_image,
+    ),
+    ("GET", f"{V}/prompt-lab/runs/{{run_id}}/"): Route(MANAGERS),
+    ("POST", f"{V}/prompt-lab/runs/{{run_id}}/cancel/"): Route(MANAGERS),
+    ("POST", f"{V}/prompt-lab/candidates/{{candidate_id}}/use/"): Route(
+        MANAGERS, body=lambda w: {"set_threshold": True}
+    ),
 }
 
 

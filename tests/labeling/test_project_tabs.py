@@ -1,4 +1,4 @@
-"""The project's tabs (Images, Pre-label, Review, Export & import, Settings, Members): who sees
+"""The project's tabs (Images, Pre-label, Review, Export & import, Prompt lab, Settings, Members): who sees
 which, the tab bar, the empty states, the old URLs; the job panel (failure reasons, stages, the
 cancel's confirm step, the history's keyset pages); deleting a project."""
 
@@ -47,6 +47,7 @@ TABS = {
     "prelabel": "project-prelabel",
     "review": "review-next",
     "export-import": "project-export-import",
+    "prompt-lab": "project-prompt-lab",
     "settings": "project-settings",
     "members": "project-members",
 }
