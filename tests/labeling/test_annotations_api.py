@@ -113,6 +113,7 @@ def test_the_review_page_urls_lead_to_the_api(api, project, image, task_calls):
         "annotation": "/api/v1/annotations/0/",
         "bulk": f"/api/v1/images/{image.pk}/annotations/states/",
         "segment": f"/api/v1/images/{image.pk}/segment/",
+        "find_more": f"/api/v1/images/{image.pk}/find-more/",
         "submit": f"/api/v1/images/{image.pk}/submit/",
         "skip": f"/api/v1/images/{image.pk}/skip/",
         "previous": f"/images/{image.pk}/previous/",
