@@ -215,7 +215,8 @@ LABELGPT_SAM_CHECKPOINTS = {
 #   LABELGPT_DETECTORS: a JSON object, name → Hugging Face hub id or local folder (on the gpu
 #     workers), e.g. '{"grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
 #     "gdino-ours": "/models/gdino-finetuned"}'. Default: the two IDEA-Research Grounding DINO
-#     checkpoints, each named by its hub id (the names projects already hold).
+#     checkpoints and SAM 3 (facebook/sam3), each named by its hub id (the names projects
+#     already hold).
 #   LABELGPT_SEGMENTERS: a JSON object, name → checkpoint (local file or http(s) URL; "" for
 #     LABELGPT_SAM_CHECKPOINT_<NAME> or else the official download), or a JSON list of names;
 #     every name must be one a segmenter family offers (vit_b, vit_l, vit_h). Unset (None):
@@ -252,6 +253,7 @@ def _model_list(variable: str) -> dict[str, str] | None:
 LABELGPT_DETECTORS = _model_list("LABELGPT_DETECTORS") or {
     "IDEA-Research/grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
     "IDEA-Research/grounding-dino-base": "IDEA-Research/grounding-dino-base",
+    "facebook/sam3": "facebook/sam3",  # gated on the hub: its weights need an accepted licence
 }
 if not all(LABELGPT_DETECTORS.values()):
     raise ImproperlyConfigured("LABELGPT_DETECTORS: every detector name needs a hub id or a local folder")

@@ -118,3 +118,21 @@ def test_it_does_nothing_when_asked_to_seed_only_an_empty_database(manager):
     assert seed("--if-empty") == ""
     assert not User.objects.filter(username="admin").exists()
     assert not Project.objects.filter(name=DEMO_PROJECT).exists()
+
+
+def test_the_demo_project_finds_more_with_the_first_listed_sam3_model(settings):
+    settings.LABELGPT_DETECTORS = {
+        "IDEA-Research/grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny",
+        "sam3-local": "/models/sam3",
+        "facebook/sam3": "facebook/sam3",
+    }
+    seed()
+    project = Project.objects.get(name=DEMO_PROJECT)
+    assert project.detector == "IDEA-Research/grounding-dino-tiny"
+    assert project.exemplar_detector == "sam3-local"
+
+
+def test_without_a_listed_sam3_model_the_demo_has_no_find_more(settings):
+    settings.LABELGPT_DETECTORS = {"IDEA-Research/grounding-dino-tiny": "IDEA-Research/grounding-dino-tiny"}
+    seed()
+    assert Project.objects.get(name=DEMO_PROJECT).exemplar_detector == ""

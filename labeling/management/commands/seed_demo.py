@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from labeling import model_choices
 from labeling.models import Membership, Project
 from labeling.services.images import images_ingest
 from labeling.services.projects import membership_set, project_create
@@ -71,6 +72,11 @@ class Command(BaseCommand):
                     description="Sample photos from scikit-image: an astronaut, a cat, coffee, a rocket.",
                     classes=DEMO_CLASSES,
                 )
+                # "Find more like this" works in the demo when the server lists a SAM 3 model.
+                sam3 = [name for name, _ in model_choices.exemplar_detector_choices() if name]
+                if sam3:
+                    project.exemplar_detector = sam3[0]
+                    project.save(update_fields=["exemplar_detector"])
             membership_set(project=project, user=annotator, role=Membership.Role.ANNOTATOR)
         report = images_ingest(project=project, files=sample_photo_files(), user=admin)
         path = credentials_path()
