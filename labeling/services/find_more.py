@@ -37,7 +37,7 @@ from .. import model_choices, queues
 from ..access import User
 from ..models import Annotation, FindMoreRequest, Image, JobStatus
 from ..selectors.review import images_free_for, lease_duration
-from .prelabel import image_open, model_config
+from .prelabel import image_open, model_config, proposal_annotation
 from .review import Conflict, Invalid, ReviewError
 from .segmentation import refine_target
 
@@ -200,23 +200,7 @@ def _run(request: FindMoreRequest) -> None:
         existing += [Existing(box=tuple(box), mask=None) for box in request.positive_boxes]
         kept = dedup_proposals(proposals, existing, height=image.height, width=image.width)
         rows = Annotation.objects.bulk_create(
-            [
-                Annotation(
-                    image=image,
-                    label_class=label_class,
-                    x=p.box[0],
-                    y=p.box[1],
-                    w=p.box[2],
-                    h=p.box[3],
-                    mask=p.mask,
-                    polygons=p.polygons,
-                    score=min(max(p.score, 0.0), 1.0),
-                    phrase=p.phrase[:300],
-                    source=Annotation.Source.MODEL,
-                    state=Annotation.State.PROPOSED,
-                )
-                for p in kept
-            ]
+            [proposal_annotation(image=image, label_class_id=label_class.pk, proposal=p) for p in kept]
         )
         FindMoreRequest.objects.filter(pk=request.pk, status=JobStatus.RUNNING).update(
             status=JobStatus.SUCCEEDED,

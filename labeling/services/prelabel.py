@@ -36,7 +36,7 @@ from PIL import Image as PILImage
 from inference import registry
 from inference.embeddings import EmbeddingCache
 from inference.errors import InferenceError
-from inference.pipeline import BatchImage, DetectParams, ImageResult, box_iou, prelabel_batch
+from inference.pipeline import BatchImage, DetectParams, ImageResult, Proposal, box_iou, prelabel_batch
 from inference.prompts import ClassPrompt
 
 from .. import model_choices, queues
@@ -667,21 +667,7 @@ def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, cla
             if isinstance(original_box, list | tuple) and len(original_box) == 4:
                 decided.append((class_id, *(float(v) for v in original_box)))
         rows = [
-            Annotation(
-                image=image,
-                label_class_id=class_ids[p.class_index],
-                x=p.box[0],
-                y=p.box[1],
-                w=p.box[2],
-                h=p.box[3],
-                mask=p.mask,
-                polygons=p.polygons,
-                score=min(max(p.score, 0.0), 1.0),
-                phrase=p.phrase[:300],
-                source=Annotation.Source.MODEL,
-                state=Annotation.State.PROPOSED,
-                job=job,
-            )
+            proposal_annotation(image=image, label_class_id=class_ids[p.class_index], proposal=p, job=job)
             for p in result.proposals
             if _valid_box(p.box, image) and not _already_decided(class_ids[p.class_index], p.box, decided)
         ]
@@ -711,6 +697,29 @@ def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, cla
         PrelabelJob.objects.filter(pk=job.pk).update(
             done=F("done") + 1, annotation_count=F("annotation_count") + len(rows)
         )
+
+
+def proposal_annotation(
+    *, image: Image, label_class_id: int, proposal: Proposal, job: PrelabelJob | None = None
+) -> Annotation:
+    """A model proposal (source model, state proposed), unsaved, from the pipeline's `proposal`:
+    its box, mask and polygons, the score clamped to [0, 1], the phrase cut to the field's size.
+    Pre-label batches and "find more like this" (services.find_more) both store them so."""
+    return Annotation(
+        image=image,
+        label_class_id=label_class_id,
+        x=proposal.box[0],
+        y=proposal.box[1],
+        w=proposal.box[2],
+        h=proposal.box[3],
+        mask=proposal.mask,
+        polygons=proposal.polygons,
+        score=min(max(proposal.score, 0.0), 1.0),
+        phrase=proposal.phrase[: Annotation._meta.get_field("phrase").max_length],
+        source=Annotation.Source.MODEL,
+        state=Annotation.State.PROPOSED,
+        job=job,
+    )
 
 
 def _valid_box(box, image: Image) -> bool:
