@@ -290,7 +290,9 @@ def print_table(r: dict) -> None:
     print(f"{'':{width}}  {'seconds':>10}")
     for label, seconds, note in rows:
         print(f"{label:{width}}  {seconds:10.2f}  {note}")
-    if "projected_real_job_s" in r:
+    if "real_job_s" in r and r["real_images"] >= n:
+        print(f"\nMeasured: {r['real_job_s'] / 60:.1f} min for {n} images on this machine.")
+    elif "projected_real_job_s" in r:
         minutes = r["projected_real_job_s"] / 60
         print(f"\nProjected, not measured: {minutes:.1f} min for {n} images on this machine.")
 
