@@ -316,7 +316,6 @@ def _measure_all(run: PromptLabRun) -> None:
         .values_list("image_id", "x", "y", "w", "h", "mask")
     ]
     eval_images = [EvalImage(id=i.pk, width=i.width, height=i.height) for i in images]
-    opened: dict[int, BatchImage] = {}
     # A run taken over from a dead worker measures again what that worker left running.
     for candidate in run.candidates.filter(status__in=ACTIVE).order_by("position"):
         if not _running(run.pk):
@@ -325,7 +324,7 @@ def _measure_all(run: PromptLabRun) -> None:
             status=JobStatus.RUNNING
         )
         try:
-            measured = _detections(run, candidate, images, opened)
+            measured = _detections(run, candidate, images)
         except (InferenceError, PromptLabError) as exc:
             PromptLabCandidate.objects.filter(pk=candidate.pk, status=JobStatus.RUNNING).update(
                 status=JobStatus.FAILED, error=str(exc)[:2000]
@@ -359,9 +358,7 @@ def _masks_setting(config: registry.ModelConfig, params: dict, detector: str) ->
     return "none"
 
 
-def _detections(
-    run: PromptLabRun, candidate: PromptLabCandidate, images: list[Image], opened: dict[int, BatchImage]
-) -> _Measured | None:
+def _detections(run: PromptLabRun, candidate: PromptLabCandidate, images: list[Image]) -> _Measured | None:
     """The candidate's detections on every image: from the cache, the rest from the models
     (stored in the cache batch by batch). None when the run stopped meanwhile."""
     params = run.params
@@ -383,7 +380,7 @@ def _detections(
     cached = len(proposals)
     missing = [i for i in images if i.pk not in proposals]
     if missing:
-        computed = _compute(run, candidate, missing, opened, keys, config=config, masks=masks)
+        computed = _compute(run, candidate, missing, keys, config=config, masks=masks)
         if computed is None:
             return None
         for image_id, (found, spent) in computed.items():
@@ -392,24 +389,21 @@ def _detections(
     return _Measured(proposals={i.pk: proposals[i.pk] for i in images}, seconds=seconds, cached=cached)
 
 
-def _open(image: Image, opened: dict[int, BatchImage]) -> BatchImage:
-    if image.pk not in opened:
-        try:
-            opened[image.pk] = BatchImage(image=image_open(image=image), sha256=image.sha256)
-        except FileNotFoundError as exc:
-            raise PromptLabError(
-                f"The file of image {image.original_name!r} is missing from storage."
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise PromptLabError(f"The file of image {image.original_name!r} cannot be read: {exc}") from exc
-    return opened[image.pk]
+def _open(image: Image) -> BatchImage:
+    """One image, decoded for one batch (not kept: a sample of 500 large photos would not fit in
+    memory, and decoding costs little beside the models)."""
+    try:
+        return BatchImage(image=image_open(image=image), sha256=image.sha256)
+    except FileNotFoundError as exc:
+        raise PromptLabError(f"The file of image {image.original_name!r} is missing from storage.") from exc
+    except (OSError, ValueError) as exc:
+        raise PromptLabError(f"The file of image {image.original_name!r} cannot be read: {exc}") from exc
 
 
 def _compute(
     run: PromptLabRun,
     candidate: PromptLabCandidate,
     images: list[Image],
-    opened: dict[int, BatchImage],
     keys: dict[int, str],
     *,
     config: registry.ModelConfig,
@@ -439,7 +433,7 @@ def _compute(
         if not _running(run.pk):
             return None
         batch = images[start : start + size]
-        items = [_open(i, opened) for i in batch]
+        items = [_open(i) for i in batch]
         results: list[ImageResult] = prelabel_batch(
             items,
             [prompt],
