@@ -37,7 +37,7 @@ from .. import model_choices, queues
 from ..access import User
 from ..models import Annotation, FindMoreRequest, Image, JobStatus
 from ..selectors.review import images_free_for, lease_duration
-from .prelabel import image_open, model_config, proposal_annotation
+from .prelabel import box_fits_image, image_open, model_config, proposal_annotation
 from .review import Conflict, Invalid, ReviewError
 from .segmentation import refine_target
 
@@ -186,7 +186,7 @@ def _run(request: FindMoreRequest) -> None:
         text_threshold=project.text_threshold,
         keep_threshold=project.keep_threshold,
     )
-    proposals = [p for p in proposals_from_detections(found, params) if _fits(p.box, image)]
+    proposals = [p for p in proposals_from_detections(found, params) if box_fits_image(p.box, image)]
     with transaction.atomic():
         # The image's row first (the writers' lock order: an image before its project's counts
         # row); its version moves, so a page or a peek holding the old annotations knows.
@@ -209,13 +209,6 @@ def _run(request: FindMoreRequest) -> None:
             annotation_ids=[row.pk for row in rows],
             finished_at=timezone.now(),
         )
-
-
-def _fits(box, image: Image) -> bool:
-    x, y, w, h = box
-    return (
-        w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= image.width + 1e-6 and y + h <= image.height + 1e-6
-    )
 
 
 def _decoded(rle, polygons, *, height: int, width: int) -> np.ndarray | None:

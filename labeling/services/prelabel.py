@@ -669,7 +669,7 @@ def _item_done(job: PrelabelJob, item: PrelabelJobItem, result: ImageResult, cla
         rows = [
             proposal_annotation(image=image, label_class_id=class_ids[p.class_index], proposal=p, job=job)
             for p in result.proposals
-            if _valid_box(p.box, image) and not _already_decided(class_ids[p.class_index], p.box, decided)
+            if box_fits_image(p.box, image) and not _already_decided(class_ids[p.class_index], p.box, decided)
         ]
         claimed = PrelabelJobItem.objects.filter(pk=item.pk, status=PrelabelJobItem.Status.PENDING).update(
             status=PrelabelJobItem.Status.DONE,
@@ -722,7 +722,9 @@ def proposal_annotation(
     )
 
 
-def _valid_box(box, image: Image) -> bool:
+def box_fits_image(box, image: Image) -> bool:
+    """Whether a model's box (x, y, w, h) has an area and lies inside the image: what pre-label
+    batches and find-more store."""
     x, y, w, h = box
     return (
         w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= image.width + 1e-6 and y + h <= image.height + 1e-6
