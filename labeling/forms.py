@@ -357,7 +357,7 @@ class ReviewPageForm(forms.Form):
 class PromptLabForm(forms.Form):
     """The prompt lab's form: a class, candidate prompts one per line, their detector (the
     admin's list; the project's by default), the sample's size and seed. The service checks the
-    rest (the class's project, the prompts' words, done images to sample)."""
+    rest (the class's project, each prompt's length and words, done images to sample)."""
 
     label_class = forms.ModelChoiceField(queryset=LabelClass.objects.none(), label="Class", empty_label=None)
     prompts = forms.CharField(
@@ -378,13 +378,9 @@ class PromptLabForm(forms.Form):
         self.fields["detector"].initial = project.detector
 
     def clean_prompts(self) -> list[str]:
+        # Required and stripped: at least one line has text.
         lines = [line.strip() for line in self.cleaned_data["prompts"].splitlines()]
         lines = [line for line in lines if line]
-        if not lines:
-            raise forms.ValidationError("Write at least one candidate prompt (one per line).")
         if len(lines) > MAX_CANDIDATES:
             raise forms.ValidationError(f"Try {MAX_CANDIDATES} prompts at most per run (got {len(lines)}).")
-        long = [line for line in lines if len(line) > PROMPT_MAX]
-        if long:
-            raise forms.ValidationError(f"A prompt may have {PROMPT_MAX} characters at most: {long[0][:40]}…")
         return lines

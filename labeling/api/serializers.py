@@ -925,19 +925,13 @@ class PromptLabStartSerializer(Strict):
         required=False,
         allow_null=True,
         max_length=200,
-        help_text="The candidates' detector; the project's by default.",
+        help_text="The candidates' detector, one of the server's list (the service checks it); the "
+        "project's by default.",
     )
     sample_size = JSONInteger(min_value=1, max_value=MAX_SAMPLE, required=False, default=DEFAULT_SAMPLE)
     seed = JSONInteger(
         min_value=0, required=False, default=0, help_text="The same seed samples the same images."
     )
-
-    def validate_detector(self, value: str | None) -> str | None:
-        if value is not None and value not in model_choices.detectors():
-            raise serializers.ValidationError(
-                f"Choose one of the detectors this server offers: {', '.join(model_choices.detectors())}."
-            )
-        return value
 
 
 class PromptLabCandidateSerializer(serializers.ModelSerializer):
