@@ -20,9 +20,8 @@ from ..selectors.exports import export_list
 from ..selectors.prelabel import workers_by_queue
 from ..selectors.projects import class_list
 from ..services.exports import export_start
-from .shared import project_panel_view
+from .shared import project_panel_view, ticked
 
-TRUE = ("1", "true", "on", "yes")
 RECENT = 10  # exports listed on the panel
 
 
@@ -34,12 +33,12 @@ def options_from_post(post) -> tuple[str, ExportOptions]:
     data: dict = {
         "states": post.get("states", "accepted"),
         "images": post.get("images", "done"),
-        "include_empty": post.get("include_empty", "1").lower() in TRUE,
+        "include_empty": ticked(post.get("include_empty", "1")),
     }
     for spec in fmt.option_specs():
         value = post.get(f"{fmt.name}-{spec.name}")
         if spec.kind == "bool":
-            data[spec.name] = (value or "").lower() in TRUE
+            data[spec.name] = ticked(value)
         elif value not in (None, ""):
             data[spec.name] = value
     class_ids = post.getlist("classes")

@@ -17,10 +17,9 @@ from ..forms import PromptLabForm
 from ..models import JobStatus, Project, PromptLabCandidate, PromptLabRun
 from ..selectors.prompt_lab import run_active, run_list
 from ..services import prompt_lab
-from .shared import project_panel_view, project_tab_context
+from .shared import project_panel_view, project_tab_context, ticked
 
 RECENT = 10  # runs on the panel (the API pages through all of them)
-TRUE = ("1", "true", "on", "yes")
 
 
 def _figure(value, digits: int = 3) -> str:
@@ -135,7 +134,7 @@ def prompt_lab_use(request: HttpRequest, candidate_id: int) -> HttpResponse:
     candidate = prompt_lab_candidate_for_user(request.user, candidate_id, manage=True)
     run: PromptLabRun = candidate.run
     project, role = project_for_user(request.user, run.project_id, manage=True)
-    set_threshold = request.POST.get("set_threshold", "").lower() in TRUE
+    set_threshold = ticked(request.POST.get("set_threshold"))
     try:
         label_class = prompt_lab.prompt_lab_candidate_use(candidate=candidate, set_threshold=set_threshold)
     except ValidationError as exc:

@@ -14,6 +14,13 @@ from ..access import can_manage, project_for_user
 from ..models import Project
 from ..selectors.projects import project_counts
 
+TRUE = ("1", "true", "on", "yes")
+
+
+def ticked(value: str | None) -> bool:
+    """Whether a posted checkbox or flag says yes ("1", "true", "on", "yes", any case)."""
+    return (value or "").lower() in TRUE
+
 
 def project_upload_view(view: Callable[[HttpRequest, Project], HttpResponse]):
     """A file posted to a project (managers): POST only. The view gets the project. Its size
