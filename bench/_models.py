@@ -100,15 +100,20 @@ def detector_config():
     against the published config (so a transformers change of defaults cannot go unnoticed)."""
     from transformers import GroundingDinoConfig
 
-    config = GroundingDinoConfig()
+    return _published(GroundingDinoConfig(), PUBLISHED_DETECTOR, "grounding-dino-tiny")
+
+
+def _published(config, published: dict, name: str):
+    """`config` when every field of `published` (dotted path → value) has that value in it;
+    RuntimeError naming the fields that differ otherwise."""
     wrong = {}
-    for path, want in PUBLISHED_DETECTOR.items():
+    for path, want in published.items():
         got = functools.reduce(getattr, path.split("."), config)
         got = list(got) if isinstance(got, tuple | list) else got
         if got != want:
             wrong[path] = got
     if wrong:
-        raise RuntimeError(f"GroundingDinoConfig() no longer matches grounding-dino-tiny: {wrong}")
+        raise RuntimeError(f"{type(config).__name__}() no longer matches {name}: {wrong}")
     return config
 
 
@@ -193,16 +198,7 @@ def sam3_config():
     """facebook/sam3's architecture: transformers' defaults, checked against `PUBLISHED_SAM3`."""
     from transformers import Sam3Config
 
-    config = Sam3Config()
-    wrong = {}
-    for path, want in PUBLISHED_SAM3.items():
-        got = functools.reduce(getattr, path.split("."), config)
-        got = list(got) if isinstance(got, tuple | list) else got
-        if got != want:
-            wrong[path] = got
-    if wrong:
-        raise RuntimeError(f"Sam3Config() no longer matches facebook/sam3: {wrong}")
-    return config
+    return _published(Sam3Config(), PUBLISHED_SAM3, "facebook/sam3")
 
 
 def clip_layout_tokenizer(size: int = CLIP_VOCAB_SIZE):
@@ -342,6 +338,19 @@ def image_sha256(image) -> str:
 
 
 # ------------------------------------------------------------------------------------- timing
+
+
+def prelabel_checked(items, prompts, params, *, detector, segmenter) -> list:
+    """`inference.pipeline.prelabel_batch` on `items`, synchronised (`sync`); RuntimeError naming
+    the first failures when any image failed (a bench must not time an error path)."""
+    from inference.pipeline import prelabel_batch
+
+    out = prelabel_batch(items, prompts, params, detector=detector, segmenter=segmenter)
+    sync()
+    failed = [r.error for r in out if r.error]
+    if failed:
+        raise RuntimeError(f"pipeline failed: {failed[:2]}")
+    return out
 
 
 def sync() -> None:

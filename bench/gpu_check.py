@@ -227,7 +227,7 @@ def check_detector(model, processor, device: str, repeats: int) -> dict:
 def check_pipeline(detector, segmenter, batches: list[int], repeats: int, size: tuple[int, int]) -> dict:
     from PIL import ImageOps
 
-    from inference.pipeline import BatchImage, DetectParams, prelabel_batch
+    from inference.pipeline import BatchImage, DetectParams
 
     base = photos(size)
     pool = base + [ImageOps.mirror(image) for image in base]  # 8 distinct same-size images
@@ -240,12 +240,7 @@ def check_pipeline(detector, segmenter, batches: list[int], repeats: int, size: 
         items = [BatchImage(image=image, sha256=f"{batch}-{i}") for i, image in enumerate(pool[:batch])]
 
         def run(items=items) -> list:
-            out = prelabel_batch(items, caption_prompts, params, detector=detector, segmenter=segmenter)
-            bm.sync()
-            failed = [r.error for r in out if r.error]
-            if failed:
-                raise RuntimeError(f"pipeline failed: {failed[:2]}")
-            return out
+            return bm.prelabel_checked(items, caption_prompts, params, detector=detector, segmenter=segmenter)
 
         run(items[:1])  # warm-up
         times = []
@@ -296,18 +291,9 @@ def check_encoder(segmenter, repeats: int, size: tuple[int, int], batch: int) ->
 
 
 def check_clicks(segmenter, clicks: int, size: tuple[int, int]) -> dict:
-    import numpy as np
-
     image = photos(size)[0]
     embedding = segmenter.embed(image)
-    rng = np.random.default_rng(0)
-    width, height = size
-    prompts_list = []
-    for _ in range(clicks + 5):
-        count = int(rng.integers(1, 5))
-        points = [(float(rng.uniform(0, width)), float(rng.uniform(0, height))) for _ in range(count)]
-        labels = [1] + [int(v) for v in rng.integers(0, 2, count - 1)]
-        prompts_list.append((points, labels))
+    prompts_list = sam3_bench.make_clicks(clicks + 5, size, seed=0)
     for points, labels in prompts_list[:5]:  # warm-up
         segmenter.mask_from_prompts(embedding, points=points, labels=labels)
     times = []

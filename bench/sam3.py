@@ -154,7 +154,7 @@ class Stages:
 def prelabel_rows(models: dict, images: list, repeats: int) -> dict:
     """Seconds per image of `prelabel_batch` for each family, the same images and classes, timed
     in turn after a warm-up; the SAM 3 + SAM embedding row adds SAM's encoder, timed alike."""
-    from inference.pipeline import BatchImage, DetectParams, prelabel_batch
+    from inference.pipeline import BatchImage, DetectParams
 
     params = DetectParams(**THRESHOLDS)
     classes = prompts()
@@ -164,12 +164,7 @@ def prelabel_rows(models: dict, images: list, repeats: int) -> dict:
         return [BatchImage(image=image, sha256=f"{tag}-{i}") for i, image in enumerate(images)]
 
     def run(detector, segmenter, items) -> list:
-        out = prelabel_batch(items, classes, params, detector=detector, segmenter=segmenter)
-        bm.sync()
-        failed = [r.error for r in out if r.error]
-        if failed:
-            raise RuntimeError(f"pipeline failed: {failed[:2]}")
-        return out
+        return bm.prelabel_checked(items, classes, params, detector=detector, segmenter=segmenter)
 
     calls = {
         GDINO: lambda items: run(models["gdino"], sam, items),
