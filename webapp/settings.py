@@ -340,7 +340,11 @@ SPECTACULAR_SETTINGS = {
             "description": "An image's annotations: draw, edit, delete, accept or reject, one or many "
             "at once.",
         },
-        {"name": "segmentation", "description": "Click-to-segment: a mask from points or a box (SAM)."},
+        {
+            "name": "segmentation",
+            "description": "Click-to-segment: a mask from points or a box (SAM); find more objects "
+            "like an annotation (SAM 3).",
+        },
         {"name": "jobs", "description": "Pre-label jobs: start, follow and cancel the model's proposals."},
         {"name": "exports", "description": "Dataset exports (COCO, YOLO, VOC): start, follow, download."},
         {"name": "imports", "description": "Annotation imports from a dataset file: start one, follow it."},
